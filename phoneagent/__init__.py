@@ -1,0 +1,1 @@
+"""phoneagent: self-hosted AI phone agent on LiveKit."""

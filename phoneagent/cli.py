@@ -1,0 +1,107 @@
+"""`phoneagent` commands: dev, stack, worker, provision, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from phoneagent import log as pa_log
+from phoneagent.config import get_settings
+from phoneagent.errors import PhoneagentError
+
+
+def _stack_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.stack.services import Stack
+
+    stack = Stack(get_settings())
+    if args.action == "up":
+        stack.up()
+        print(f"stack ready: LiveKit {stack.settings.livekit_url}, SIP udp://{stack.settings.bind_host}:"
+              f"{stack.settings.sip_port}")
+    elif args.action == "down":
+        stack.down()
+    elif args.action == "status":
+        rows = stack.status()
+        for st in rows:
+            state = "healthy" if st.healthy else ("running, unhealthy" if st.running else "stopped")
+            print(f"{st.name:<16} {state:<20} pid={st.pid or '-':<8} log={st.log}")
+        return 0 if all(st.healthy for st in rows) else 3
+    elif args.action == "logs":
+        from phoneagent.stack.logs import show_logs
+
+        show_logs(stack, args.service, lines=args.lines, follow=args.follow)
+    return 0
+
+
+def _worker_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.worker.main import run_worker
+
+    run_worker(get_settings(), dev=args.dev)
+    return 0
+
+
+def _provision_cmd(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from phoneagent.telephony.dev_routing import ensure_dev_routing
+
+    routing = asyncio.run(ensure_dev_routing(get_settings()))
+    print(f"inbound trunk {routing.trunk_id}, dispatch rule {routing.rule_id}")
+    return 0
+
+
+def _dev_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.dev import run_dev
+
+    return run_dev(get_settings())
+
+
+def _doctor_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.doctor import run_doctor
+
+    return run_doctor(get_settings())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="phoneagent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("dev", help="the main job: stack up, SIP routing, worker; prints the number to dial")
+    p.set_defaults(func=_dev_cmd)
+
+    p = sub.add_parser("stack", help="the local LiveKit stack: Redis, livekit-server, livekit-sip")
+    p.add_argument("action", choices=["up", "down", "status", "logs"])
+    p.add_argument("service", nargs="?", help="for logs: redis, livekit-server or livekit-sip")
+    p.add_argument("-n", "--lines", type=int, default=40, help="for logs: how many lines")
+    p.add_argument("-f", "--follow", action="store_true", help="for logs: keep printing new lines")
+    p.set_defaults(func=_stack_cmd)
+
+    p = sub.add_parser("worker", help="run the agent worker (answers SIP calls)")
+    p.add_argument("--dev", action="store_true", help="development mode (colored logs, no load limit)")
+    p.set_defaults(func=_worker_cmd)
+
+    p = sub.add_parser("provision", help="create the dev inbound trunk and dispatch rule on LiveKit")
+    p.set_defaults(func=_provision_cmd)
+
+    p = sub.add_parser("doctor", help="print the state of every part: versions, ports, health")
+    p.set_defaults(func=_doctor_cmd)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        pa_log.setup(get_settings().log_level)
+        return int(args.func(args) or 0)
+    except PhoneagentError as exc:
+        print(f"phoneagent: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"phoneagent: hint: {exc.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Every knob of phoneagent, read once from the environment (``PHONEAGENT_*``) or ``.env``.
+
+Call :func:`get_settings`; nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from phoneagent.errors import ConfigError
+
+
+def _home_dir(kind: str) -> Path:
+    base = {"state": Path.home() / ".local" / "state", "cache": Path.home() / ".cache"}[kind]
+    return base / "phoneagent"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PHONEAGENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # where the running stack keeps its generated config, keys, pid files and logs
+    state_dir: Path = Field(default_factory=lambda: _home_dir("state"))
+    # where built binaries are cached, keyed by pinned version (outside any clone)
+    cache_dir: Path = Field(default_factory=lambda: _home_dir("cache"))
+
+    bind_host: str = "127.0.0.1"
+    redis_port: int = 6389
+    livekit_port: int = 7880
+    livekit_rtc_tcp_port: int = 7881
+    livekit_rtc_udp_start: int = 50000
+    livekit_rtc_udp_end: int = 50099
+    sip_port: int = 5060
+    sip_rtp_start: int = 10000
+    sip_rtp_end: int = 10099
+    sip_health_port: int = 8089
+    worker_http_port: int = 8081
+
+    health_timeout_s: float = 60.0
+
+    agent_name: str = "phoneagent"
+    greeting: str = "Hello, thank you for calling. This is your phone agent speaking. How can I help you today?"
+    # the number the dev stack's inbound trunk and dispatch rule answer
+    dev_number: str = "+15550100"
+
+    agent_mode: Literal["local", "api", "hybrid"] = Field(default="local", validation_alias="AGENT_MODE")
+    log_level: str = "INFO"
+
+    @field_validator("bind_host")
+    @classmethod
+    def _loopback_only(cls, v: str) -> str:
+        # the stack is a local, loopback-only service; a public bind needs TLS and a firewall plan
+        if not v.startswith("127.") and v != "localhost":
+            raise ValueError("the local stack binds to loopback only (127.0.0.0/8)")
+        return v
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Settings:
+        for name, lo, hi in (
+            ("livekit_rtc_udp", self.livekit_rtc_udp_start, self.livekit_rtc_udp_end),
+            ("sip_rtp", self.sip_rtp_start, self.sip_rtp_end),
+        ):
+            if not 1024 <= lo <= hi <= 65535:
+                raise ValueError(f"{name}: port range {lo}-{hi} is not within 1024-65535 or is reversed")
+        return self
+
+    @property
+    def livekit_url(self) -> str:
+        return f"ws://{self.bind_host}:{self.livekit_port}"
+
+    @property
+    def livekit_http_url(self) -> str:
+        return f"http://{self.bind_host}:{self.livekit_port}"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise ConfigError(f"invalid settings: {exc}", hint="check PHONEAGENT_* variables and .env") from None

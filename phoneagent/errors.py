@@ -1,0 +1,61 @@
+"""The one tree of phoneagent errors.
+
+::
+
+    PhoneagentError                (retryable: bool, hint: str)
+    ├── ConfigError                settings that cannot work; fix the environment or .env
+    ├── StackError                 the local LiveKit stack (install, start, health)
+    │   ├── MissingToolError       a program or system library is not installed
+    │   ├── BuildError             a Go build failed (its last log lines are in the message)
+    │   ├── PortInUseError         a port the stack needs is taken (names the port and the process)
+    │   └── ServiceStartError      a service died or missed its health deadline during start
+    └── TelephonyError             a LiveKit server API call failed (retryable when transient)
+
+Every error carries a one-line message and a ``hint`` that tells the user what to do.
+"""
+
+from __future__ import annotations
+
+
+class PhoneagentError(Exception):
+    """Base of every error phoneagent raises on purpose."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, hint: str = "", retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class ConfigError(PhoneagentError):
+    pass
+
+
+class StackError(PhoneagentError):
+    pass
+
+
+class MissingToolError(StackError):
+    pass
+
+
+class BuildError(StackError):
+    pass
+
+
+class PortInUseError(StackError):
+    pass
+
+
+class ServiceStartError(StackError):
+    retryable = True
+
+
+class TelephonyError(PhoneagentError):
+    pass

@@ -1,0 +1,59 @@
+"""Structured logs that mask personal data.
+
+Log messages are fixed text; personal data (phone numbers, transcripts, digits, names) goes only
+into ``extra`` fields whose names are listed in ``PERSONAL_FIELDS``. The formatter masks those
+fields unless ``PHONEAGENT_LOG_PERSONAL_DATA=1`` is set (for local debugging only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+PERSONAL_FIELDS = frozenset({"number", "caller", "callee", "transcript", "text", "digits", "name"})
+_STD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def mask(value: Any) -> str:
+    text = str(value)
+    if len(text) <= 4:
+        return "***"
+    return f"{text[:2]}***{text[-2:]}"
+
+
+class MaskingFormatter(logging.Formatter):
+    """One line per record: time, level, logger, message, then key=value fields (masked)."""
+
+    def __init__(self, *, show_personal: bool = False) -> None:
+        super().__init__()
+        self._show_personal = show_personal
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {k: v for k, v in record.__dict__.items() if k not in _STD_ATTRS and not k.startswith("_")}
+        parts = [
+            time.strftime("%H:%M:%S", time.localtime(record.created)),
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+        ]
+        for key, value in fields.items():
+            shown = value if self._show_personal or key not in PERSONAL_FIELDS else mask(value)
+            parts.append(f"{key}={json.dumps(shown, default=str)}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        MaskingFormatter(show_personal=os.environ.get("PHONEAGENT_LOG_PERSONAL_DATA") == "1")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,1 @@
+"""Install and run the real local LiveKit stack: Redis, livekit-server, livekit-sip."""

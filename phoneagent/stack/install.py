@@ -1,0 +1,141 @@
+"""Install what the stack needs: Debian packages, and the LiveKit binaries built from their Go modules.
+
+The binaries are built once per pinned version into the cache (``~/.cache/phoneagent/bin/<name>-<version>/``),
+so a second clone or a re-run reuses them. Builds go through ``go mod download`` and ``go build`` in the
+downloaded module rather than ``go install MODULE@VERSION``: ``go install`` also asks the proxy for the
+module's version list (to print deprecations), which the reachable proxy refuses for livekit/sip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from phoneagent.errors import BuildError, MissingToolError
+from phoneagent.stack.paths import StackPaths
+from phoneagent.stack.versions import MIN_GO, GoBinary
+
+log = logging.getLogger("phoneagent.stack")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def missing_apt(packages: Iterable[str]) -> list[str]:
+    names = list(packages)
+    if not names or shutil.which("dpkg-query") is None:
+        return names if shutil.which("dpkg-query") is None else []
+    out = subprocess.run(
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *names],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+    return [n for n in names if n not in installed]
+
+
+def ensure_apt(packages: Mapping[str, str], *, install: bool = True) -> None:
+    """Install missing Debian packages (as root), or say exactly which are missing and why."""
+    missing = missing_apt(packages)
+    if not missing:
+        return
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]
+    why = "; ".join(f"{n}: {packages[n]}" for n in missing)
+    if not install or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise MissingToolError(f"missing Debian packages: {why}", hint="run: sudo " + " ".join(cmd))
+    log.info("installing Debian packages", extra={"packages": missing})
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        last = "\n".join(done.stderr.splitlines()[-10:])
+        raise MissingToolError(f"apt-get could not install {' '.join(missing)}:\n{last}", hint=" ".join(cmd))
+
+
+def go_version() -> tuple[int, int] | None:
+    go = shutil.which("go")
+    if go is None:
+        return None
+    out = subprocess.run([go, "version"], capture_output=True, text=True, check=False).stdout
+    m = re.search(r"go(\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _require_go() -> None:
+    found = go_version()
+    need = ".".join(map(str, MIN_GO))
+    if found is None:
+        raise MissingToolError(
+            "Go is not installed; the LiveKit binaries are built from their Go modules",
+            hint=f"install Go >= {need} (https://go.dev/doc/install) and put `go` on PATH",
+        )
+    if found < MIN_GO:
+        raise MissingToolError(
+            f"Go {found[0]}.{found[1]} is too old for the pinned LiveKit modules",
+            hint=f"install Go >= {need}",
+        )
+
+
+def _require_pkg_config(libs: Iterable[str]) -> None:
+    libs = list(libs)
+    if not libs:
+        return
+    if shutil.which("pkg-config") is None:
+        raise MissingToolError("pkg-config is missing (needed by livekit-sip's cgo build)",
+                               hint="apt-get install pkg-config")
+    missing = [
+        lib for lib in libs
+        if subprocess.run(["pkg-config", "--exists", lib], check=False).returncode != 0
+    ]
+    if missing:
+        raise MissingToolError(
+            f"pkg-config cannot find: {', '.join(missing)}",
+            hint="apt-get install libopus-dev libopusfile-dev libsoxr-dev",
+        )
+
+
+def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
+    """Return the cached binary for ``spec``, building it first if it is not there."""
+    target = paths.binary(spec)
+    if target.is_file() and os.access(target, os.X_OK):
+        return target
+    _require_go()
+    _require_pkg_config(spec.pkg_config)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    build_log = paths.build_log(spec)
+    log.info("building from Go module (first run only; a few minutes)",
+             extra={"go_module": spec.module, "version": spec.version})
+    env = {**os.environ, "CGO_ENABLED": "1" if spec.pkg_config else "0"}
+    with build_log.open("w") as fh:
+        dl = subprocess.run(
+            ["go", "mod", "download", "-json", f"{spec.module}@{spec.version}"],
+            capture_output=True, text=True, env=env, check=False,
+        )
+        fh.write(dl.stdout + dl.stderr)
+        info = json.loads(dl.stdout) if dl.stdout.strip().startswith("{") else {}
+        if dl.returncode != 0 or "Dir" not in info:
+            reason = info.get("Error") or dl.stderr.strip() or "no module directory"
+            raise BuildError(f"cannot download {spec.module}@{spec.version}: {reason}",
+                             hint="check that the Go module proxy is reachable (GOPROXY)")
+        tmp = target.with_name(target.name + ".tmp")
+        fh.flush()
+        built = subprocess.run(
+            ["go", "build", "-trimpath", "-o", str(tmp), spec.package],
+            cwd=info["Dir"], stdout=fh, stderr=subprocess.STDOUT, env=env, check=False,
+        )
+    if built.returncode != 0:
+        raise BuildError(f"go build of {spec.key} failed:\n{_tail(build_log)}",
+                         hint=f"full log: {build_log}")
+    tmp.replace(target)
+    return target
