@@ -1,0 +1,1 @@
+"""Speech for the phone line: local models (Piper, faster-whisper) and audio helpers."""

@@ -1,0 +1,55 @@
+"""Credentials for the LiveKit server API and the one place its errors become phoneagent errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+from livekit import api
+
+from phoneagent.config import Settings
+from phoneagent.errors import TelephonyError
+from phoneagent.stack.secrets import load_or_create
+
+
+@dataclass(frozen=True)
+class LiveKitCredentials:
+    url: str
+    api_key: str
+    api_secret: str = ""
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"LiveKitCredentials(url={self.url!r}, api_key={self.api_key!r})"
+
+
+def livekit_credentials(settings: Settings) -> LiveKitCredentials:
+    """LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET when set, else the local stack's own keys."""
+    key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
+    if not (key and secret):
+        stored = load_or_create(settings.state_dir.expanduser() / "secrets.json")
+        key, secret = stored.livekit_api_key, stored.livekit_api_secret
+    return LiveKitCredentials(url=os.environ.get("LIVEKIT_URL", settings.livekit_url), api_key=key,
+                              api_secret=secret)
+
+
+@asynccontextmanager
+async def livekit_api(settings: Settings) -> AsyncIterator[api.LiveKitAPI]:
+    creds = livekit_credentials(settings)
+    client = api.LiveKitAPI(url=creds.url.replace("ws", "http", 1), api_key=creds.api_key,
+                            api_secret=creds.api_secret)
+    try:
+        yield client
+    except api.TwirpError as exc:
+        retryable = exc.code in ("unavailable", "deadline_exceeded", "resource_exhausted", "internal")
+        raise TelephonyError(f"LiveKit API: {exc.code}: {exc.message}", retryable=retryable) from None
+    except aiohttp.ClientError as exc:
+        raise TelephonyError(
+            f"cannot reach LiveKit at {creds.url}: {type(exc).__name__}",
+            hint="is the stack up? run `phoneagent stack status`",
+            retryable=True,
+        ) from None
+    finally:
+        await client.aclose()

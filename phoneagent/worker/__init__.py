@@ -1,0 +1,1 @@
+"""The livekit-agents worker that answers SIP participants."""
