@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        pa_log.setup(get_settings().log_level)
+        if args.command != "worker":  # the worker's logging is set up by livekit-agents
+            pa_log.setup(get_settings().log_level)
         return int(args.func(args) or 0)
     except PhoneagentError as exc:
         print(f"phoneagent: error: {exc.message}", file=sys.stderr)

@@ -1,0 +1,93 @@
+"""Run phoneagent commands as real child processes, wait on their log lines with deadlines, and
+check afterwards that the whole process tree is gone."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+
+class ProcessError(AssertionError):
+    pass
+
+
+class LoggedProcess:
+    """A child process whose combined output goes to a log file that can be waited on."""
+
+    def __init__(self, argv: list[str], *, log_path: Path, env: dict[str, str]) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
+        )
+        self.seen_pids: set[int] = {self.proc.pid}
+
+    @classmethod
+    def phoneagent(cls, *args: str, log_path: Path, env: dict[str, str]) -> LoggedProcess:
+        return cls([sys.executable, "-m", "phoneagent.cli", *args], log_path=log_path, env=env)
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def note_descendants(self) -> None:
+        try:
+            self.seen_pids.update(p.pid for p in psutil.Process(self.proc.pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+
+    def wait_for(self, pattern: str, *, timeout: float) -> None:
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while not rx.search(self.text()):
+            if self.proc.poll() is not None:
+                raise ProcessError(f"process exited ({self.proc.returncode}) before /{pattern}/:\n{self.tail()}")
+            if time.monotonic() > deadline:
+                raise ProcessError(f"no /{pattern}/ within {timeout} s:\n{self.tail()}")
+            self.note_descendants()
+            time.sleep(0.2)
+        self.note_descendants()
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.text().splitlines()[-lines:])
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, wait, then SIGKILL the process group; reap the child."""
+        self.note_descendants()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._log.close()
+
+
+def alive(pids: set[int]) -> list[str]:
+    """The processes among ``pids`` that still run (zombies count as gone), described."""
+    left = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            if p.status() != psutil.STATUS_ZOMBIE:
+                left.append(f"{pid} {p.name()}")
+        except psutil.NoSuchProcess:
+            continue
+    return left
+
+
+def assert_all_gone(pids: set[int], *, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (left := alive(pids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left:
+        raise ProcessError(f"processes still running after stop: {', '.join(left)}")

@@ -1,0 +1,101 @@
+"""A real phone call: baresip dials livekit-sip over UDP on loopback with PCMU 8 kHz; the agent
+answers and greets with local Piper TTS; the caller records what it hears, then hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from livekit import api
+
+from phoneagent.config import Settings
+from phoneagent.stack.services import Stack
+from phoneagent.telephony.client import livekit_api
+from phoneagent.testing.processes import LoggedProcess, assert_all_gone
+from phoneagent.testing.sip_phone import BaresipPhone, wait_until
+from phoneagent.testing.wav import speech_seconds
+
+AGENT_STATE = "lk.agent.state"
+
+
+async def _call_rooms(settings: Settings) -> dict[str, list[api.ParticipantInfo]]:
+    async with livekit_api(settings) as lk:
+        rooms = (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
+        out = {}
+        for room in rooms:
+            if room.name.startswith("call-"):
+                res = await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))
+                out[room.name] = list(res.participants)
+        return out
+
+
+def _agent_states(settings: Settings) -> set[str]:
+    states = set()
+    for participants in asyncio.run(_call_rooms(settings)).values():
+        for p in participants:
+            if p.kind == api.ParticipantInfo.Kind.AGENT:
+                states.add(p.attributes.get(AGENT_STATE, ""))
+    return states
+
+
+def _sip_participants(settings: Settings) -> int:
+    return sum(
+        1
+        for participants in asyncio.run(_call_rooms(settings)).values()
+        for p in participants
+        if p.kind == api.ParticipantInfo.Kind.SIP
+    )
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
+    stack: Stack, worker: LoggedProcess, whisper_tiny: object, tmp_path: Path
+) -> None:
+    settings = stack.settings
+    phone = BaresipPhone(tmp_path / "phone", rtp_ports=(41000, 41049)).start()
+    try:
+        phone.dial(f"sip:{settings.dev_number}@{settings.bind_host}:{settings.sip_port}", timeout=30)
+
+        # the greeting arrives: speech at the caller, then the agent goes back to listening
+        wait_until(lambda: speech_seconds(phone.received_audio()) > 1.0, timeout=60,
+                   what="the agent's speech at the caller")
+        wait_until(lambda: "listening" in _agent_states(settings), timeout=60,
+                   what="the agent to finish its greeting")
+        # one more second of line audio after that, so the greeting's tail has crossed the bridge
+        heard = phone.received_audio().size
+        wait_until(lambda: phone.received_audio().size >= heard + 8000, timeout=20,
+                   what="one more second of audio at the caller")
+        assert _sip_participants(settings) == 1
+
+        mark = phone.hangup()
+        assert phone.bye_confirmed(since=mark, timeout=15)
+        # livekit-sip took the BYE: the caller's participant leaves the room
+        wait_until(lambda: _sip_participants(settings) == 0, timeout=30,
+                   what="the SIP participant to leave after BYE")
+    finally:
+        code = phone.close()
+    assert code == 0
+    assert_all_gone({phone.pid} if phone.pid else set())
+
+    received = phone.received_wav()
+    assert received is not None
+    segments, _ = whisper_tiny.transcribe(str(received), beam_size=1, language="en")  # type: ignore[attr-defined]
+    heard_words = set(_words(" ".join(s.text for s in segments)))
+    greeting_words = _words(settings.greeting)
+    found = [w for w in greeting_words if w in heard_words]
+    assert len(found) >= 0.8 * len(greeting_words), (found, sorted(heard_words))
+    assert {"thank", "calling", "help"} <= heard_words
+
+
+@pytest.fixture(scope="session")
+def whisper_tiny() -> object:
+    from faster_whisper import WhisperModel
+
+    from phoneagent.speech.models import whisper_model_dir
+
+    return WhisperModel(str(whisper_model_dir().path), device="cpu", compute_type="int8", cpu_threads=2)
