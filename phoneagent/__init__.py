@@ -1,1 +1,3 @@
-"""phoneagent: self-hosted AI phone agent on LiveKit."""
+"""phoneagent: self-hosted, telephony-first AI phone agent on LiveKit."""
+
+__version__ = "0.1.0"

@@ -41,6 +41,16 @@ def _worker_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_cmd(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from phoneagent.api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.api_port, log_level="info")
+    return 0
+
+
 def _provision_cmd(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -80,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="run the agent worker (answers SIP calls)")
     p.add_argument("--dev", action="store_true", help="development mode (colored logs, no load limit)")
     p.set_defaults(func=_worker_cmd)
+
+    p = sub.add_parser("api", help="run the control plane (FastAPI)")
+    p.set_defaults(func=_api_cmd)
 
     p = sub.add_parser("provision", help="create the dev inbound trunk and dispatch rule on LiveKit")
     p.set_defaults(func=_provision_cmd)

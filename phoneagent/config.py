@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     sip_rtp_end: int = 10099
     sip_health_port: int = 8089
     worker_http_port: int = 8081
+    api_port: int = 8000
 
     health_timeout_s: float = 60.0
 

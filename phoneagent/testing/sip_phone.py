@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from phoneagent.testing.wav import read_growing_wav, silence, write_wav
+from phoneagent.testing.wav import (
+    read_growing_wav,
+    silence,
+    speech_seconds,
+    trailing_silence_seconds,
+    write_wav,
+)
 
 _CONFIG = """\
 poll_method		epoll
@@ -178,6 +184,17 @@ class BaresipPhone:
     def received_audio(self) -> np.ndarray:
         path = self.received_wav()
         return read_growing_wav(path) if path else np.zeros(0, dtype=np.int16)
+
+    def wait_for_utterance(self, *, min_speech_s: float, then_silence_s: float, timeout: float) -> None:
+        """Wait until the phone has heard at least ``min_speech_s`` of speech followed by silence."""
+
+        def heard() -> bool:
+            audio = self.received_audio()
+            return (speech_seconds(audio) >= min_speech_s
+                    and trailing_silence_seconds(audio) >= then_silence_s)
+
+        wait_until(heard, timeout=timeout,
+                   what=f"{min_speech_s} s of speech then {then_silence_s} s of silence at the caller")
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:

@@ -51,3 +51,15 @@ def speech_seconds(samples: np.ndarray, rate: int = 8000, threshold_dbfs: float 
     frames = samples[: n * frame].reshape(n, frame)
     loud = sum(1 for f in frames if rms_dbfs(f) > threshold_dbfs)
     return loud * 0.02
+
+
+def trailing_silence_seconds(samples: np.ndarray, rate: int = 8000, threshold_dbfs: float = -45.0) -> float:
+    """Seconds of quiet 20 ms frames at the end of ``samples``."""
+    frame = rate // 50
+    n = samples.size // frame
+    quiet = 0
+    for i in range(n - 1, -1, -1):
+        if rms_dbfs(samples[i * frame : (i + 1) * frame]) > threshold_dbfs:
+            break
+        quiet += 1
+    return quiet * 0.02

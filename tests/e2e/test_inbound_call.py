@@ -7,7 +7,6 @@ import asyncio
 import re
 from pathlib import Path
 
-import pytest
 from livekit import api
 
 from phoneagent.config import Settings
@@ -16,6 +15,7 @@ from phoneagent.telephony.client import livekit_api
 from phoneagent.testing.processes import LoggedProcess, assert_all_gone
 from phoneagent.testing.sip_phone import BaresipPhone, wait_until
 from phoneagent.testing.wav import speech_seconds
+from tests.e2e.conftest import transcribe
 
 AGENT_STATE = "lk.agent.state"
 
@@ -84,18 +84,9 @@ def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
 
     received = phone.received_wav()
     assert received is not None
-    segments, _ = whisper_tiny.transcribe(str(received), beam_size=1, language="en")  # type: ignore[attr-defined]
-    heard_words = set(_words(" ".join(s.text for s in segments)))
+    heard_words = set(_words(transcribe(whisper_tiny, str(received))))
     greeting_words = _words(settings.greeting)
     found = [w for w in greeting_words if w in heard_words]
     assert len(found) >= 0.8 * len(greeting_words), (found, sorted(heard_words))
     assert {"thank", "calling", "help"} <= heard_words
 
-
-@pytest.fixture(scope="session")
-def whisper_tiny() -> object:
-    from faster_whisper import WhisperModel
-
-    from phoneagent.speech.models import whisper_model_dir
-
-    return WhisperModel(str(whisper_model_dir().path), device="cpu", compute_type="int8", cpu_threads=2)

@@ -1,0 +1,155 @@
+"""`phoneagent stack` against the real processes: up, idempotent up, status, faults, down.
+
+Runs on its own ports so that it does not disturb the session stack of the e2e tier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from phoneagent.config import Settings
+from phoneagent.errors import PortInUseError, ServiceStartError
+from phoneagent.stack.services import Service, Stack
+from phoneagent.testing.processes import alive, assert_all_gone
+
+PORTS = {
+    "redis_port": 26389,
+    "livekit_port": 27880,
+    "livekit_rtc_tcp_port": 27881,
+    "livekit_rtc_udp_start": 52000,
+    "livekit_rtc_udp_end": 52019,
+    "sip_port": 25060,
+    "sip_rtp_start": 12000,
+    "sip_rtp_end": 12019,
+    "sip_health_port": 28089,
+}
+
+
+def _settings(tmp_path: Path, **extra: object) -> Settings:
+    return Settings(state_dir=tmp_path / "state", **{**PORTS, **extra})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    st = Stack(_settings(tmp_path))
+    yield st
+    st.down(progress=lambda _m: None)
+
+
+def test_up_status_down(stack: Stack) -> None:
+    messages: list[str] = []
+    stack.up(progress=messages.append)
+    states = stack.status()
+    assert [s.name for s in states] == ["redis", "livekit-server", "livekit-sip"]
+    assert all(s.healthy for s in states), states
+    pids = {s.pid for s in states if s.pid}
+    assert len(pids) == 3
+    assert stat.S_IMODE(stack.paths.secrets.stat().st_mode) == 0o600
+
+    again: list[str] = []
+    stack.up(progress=again.append)
+    assert all("already running" in m for m in again), again
+    assert {s.pid for s in stack.status()} == pids
+
+    stack.down(progress=messages.append)
+    assert_all_gone(pids)
+    assert not any(stack.paths.run.glob("*.pid"))
+    assert not any(s.running for s in stack.status())
+
+
+def test_port_in_use_names_the_port_and_the_process_and_starts_nothing(stack: Stack) -> None:
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT of earlier tests
+        blocker.bind(("127.0.0.1", PORTS["livekit_port"]))
+        blocker.listen()
+        with pytest.raises(PortInUseError) as err:
+            stack.up(progress=lambda _m: None)
+    assert f"TCP port {PORTS['livekit_port']}" in err.value.message
+    assert f"pid {os.getpid()} (" in err.value.message
+    # redis had started before the conflict: it was stopped again
+    assert not any(s.running for s in stack.status())
+
+
+def test_cli_reports_port_in_use_in_one_line_without_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEAGENT_")}
+    env.update({f"PHONEAGENT_{k.upper()}": str(v) for k, v in PORTS.items()})
+    env["PHONEAGENT_STATE_DIR"] = str(tmp_path / "state")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
+        blocker.bind(("127.0.0.1", PORTS["sip_port"]))
+        try:
+            done = subprocess.run([sys.executable, "-m", "phoneagent.cli", "stack", "up"], env=env,
+                                  capture_output=True, text=True, timeout=120)
+        finally:
+            subprocess.run([sys.executable, "-m", "phoneagent.cli", "stack", "down"], env=env,
+                           capture_output=True, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert f"livekit-sip needs UDP port {PORTS['sip_port']}, held by pid {os.getpid()}" in done.stderr
+    assert "hint:" in done.stderr
+
+
+def test_stale_pid_file_is_removed_and_the_service_started(stack: Stack) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stack.paths.run.mkdir(parents=True, exist_ok=True)
+    stack.paths.pidfile("redis").write_text(json.dumps({"pid": dead.pid, "exe": "/usr/bin/redis-server"}))
+    messages: list[str] = []
+    stack.up(progress=messages.append)
+    assert any("redis: removed a stale pid file" in m for m in messages)
+    assert all(s.healthy for s in stack.status())
+
+
+def test_down_never_kills_a_process_that_is_not_ours(stack: Stack) -> None:
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        stack.paths.run.mkdir(parents=True, exist_ok=True)
+        # a pid file that points at a live process of another program (pid reuse)
+        stack.paths.pidfile("livekit-server").write_text(
+            json.dumps({"pid": stranger.pid, "exe": str(stack.paths.cache / "bin" / "livekit-server")})
+        )
+        stack.down(progress=lambda _m: None)
+        assert alive({stranger.pid})
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+class _OneServiceStack(Stack):
+    """The real start/stop machinery with a single given service: the seam for start faults."""
+
+    def __init__(self, settings: Settings, service: Service) -> None:
+        super().__init__(settings)
+        self._service = service
+
+    def services(self, *, install_missing: bool = False) -> list[Service]:
+        return [self._service]
+
+
+def test_service_that_dies_during_start_reports_its_own_last_log_lines(tmp_path: Path) -> None:
+    svc = Service(name="flaky", argv=["/bin/sh", "-c", "echo 'fatal: cannot open database'; exit 3"],
+                  health=lambda: False)
+    st = _OneServiceStack(_settings(tmp_path), svc)
+    with pytest.raises(ServiceStartError) as err:
+        st.up(progress=lambda _m: None)
+    assert "flaky exited with code 3" in err.value.message
+    assert "fatal: cannot open database" in err.value.message
+    assert not st.paths.pidfile("flaky").exists()
+
+
+def test_service_that_never_gets_healthy_is_stopped_after_the_deadline(tmp_path: Path) -> None:
+    svc = Service(name="stuck", argv=["/bin/sleep", "300"], health=lambda: False)
+    st = _OneServiceStack(_settings(tmp_path, health_timeout_s=1.5), svc)
+    with pytest.raises(ServiceStartError, match="did not become healthy within 2 s"):
+        st.up(progress=lambda _m: None)
+    assert not st.paths.pidfile("stuck").exists()
+    out = subprocess.run(["pgrep", "-f", "^/bin/sleep 300$"], capture_output=True, text=True)
+    assert out.stdout.strip() == ""

@@ -1,0 +1,31 @@
+"""Piper from its PyPI package, through the livekit-agents TTS interface, at the phone's 8 kHz."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
+from phoneagent.testing.wav import speech_seconds
+
+
+@pytest.fixture(scope="module")
+def tts() -> PiperTTS:
+    return PiperTTS(voice=load_piper_voice())
+
+
+async def test_synthesizes_speech_at_8khz_in_frames_of_at_most_20ms(tts: PiperTTS) -> None:
+    frames = [ev.frame async for ev in tts.synthesize("Your appointment is on Tuesday at three.")]
+    assert frames and all(f.sample_rate == 8000 and f.num_channels == 1 for f in frames)
+    sizes = [f.samples_per_channel for f in frames]
+    # livekit-agents may cut a shorter frame at the start and end of a segment; none is over 20 ms
+    assert max(sizes) == 160 and sizes.count(160) >= 0.9 * len(sizes)
+    audio = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames])
+    assert 1.0 < audio.size / 8000 < 6.0
+    assert speech_seconds(audio) > 0.8
+
+
+async def test_each_sentence_is_streamed(tts: PiperTTS) -> None:
+    one = [ev async for ev in tts.synthesize("Hello there.")]
+    two = [ev async for ev in tts.synthesize("Hello there. Goodbye now.")]
+    assert len(two) > len(one)

@@ -1,0 +1,49 @@
+"""The generated configs: loopback only, no STUN/public-IP lookup, secrets in place, 0600."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import yaml
+
+from phoneagent.config import Settings
+from phoneagent.stack.services import Stack
+
+
+def _stack(tmp_path: Path) -> Stack:
+    return Stack(Settings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache", sip_port=5070))
+
+
+def test_configs_render_for_every_service(tmp_path: Path) -> None:
+    stack = _stack(tmp_path)
+    services = stack.services()
+    assert [s.name for s in services] == ["redis", "livekit-server", "livekit-sip"]
+    sec = stack.secrets()
+    conf = stack.paths.conf
+
+    sip = yaml.safe_load((conf / "livekit-sip.yaml").read_text())
+    assert sip["nat_1_to_1_ip"] == "127.0.0.1" and sip["listen_ip"] == "127.0.0.1"
+    assert "use_external_ip" not in sip  # it would ask a public STUN server
+    assert sip["sip_port"] == 5070 and sip["rtp_port"] == "10000-10099"
+    assert sip["redis"]["password"] == sec.redis_password
+    assert (sip["api_key"], sip["api_secret"]) == (sec.livekit_api_key, sec.livekit_api_secret)
+
+    lk = yaml.safe_load((conf / "livekit.yaml").read_text())
+    assert lk["rtc"]["use_external_ip"] is False and lk["rtc"]["node_ip"] == "127.0.0.1"
+    assert lk["bind_addresses"] == ["127.0.0.1"]
+    assert lk["keys"] == {sec.livekit_api_key: sec.livekit_api_secret}
+
+    redis = (conf / "redis.conf").read_text()
+    assert f"requirepass {sec.redis_password}" in redis and "bind 127.0.0.1" in redis
+
+    for f in conf.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_services_check_every_port_they_use(tmp_path: Path) -> None:
+    s = _stack(tmp_path)
+    by_name = {svc.name: svc for svc in s.services()}
+    assert 5070 in by_name["livekit-sip"].udp_ports and 5070 in by_name["livekit-sip"].tcp_ports
+    assert len(by_name["livekit-sip"].udp_ports) == 1 + 100  # signalling + RTP range
+    assert by_name["livekit-server"].tcp_ports == [7880, 7881]
