@@ -15,10 +15,15 @@ def _stack_cmd(args: argparse.Namespace) -> int:
     from phoneagent.stack.services import Stack
 
     stack = Stack(get_settings())
-    if args.action == "up":
+    if args.action == "install":
+        stack.services(install_missing=True)
+        print(f"stack installed: Debian packages present, LiveKit binaries in {stack.paths.cache / 'bin'}")
+    elif args.action == "up":
         stack.up()
-        print(f"stack ready: LiveKit {stack.settings.livekit_url}, SIP udp://{stack.settings.bind_host}:"
-              f"{stack.settings.sip_port}")
+        print(
+            f"stack ready: LiveKit {stack.settings.livekit_url}, SIP udp://{stack.settings.bind_host}:"
+            f"{stack.settings.sip_port}"
+        )
     elif args.action == "down":
         stack.down()
     elif args.action == "status":
@@ -81,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_dev_cmd)
 
     p = sub.add_parser("stack", help="the local LiveKit stack: Redis, livekit-server, livekit-sip")
-    p.add_argument("action", choices=["up", "down", "status", "logs"])
+    p.add_argument("action", choices=["install", "up", "down", "status", "logs"])
     p.add_argument("service", nargs="?", help="for logs: redis, livekit-server or livekit-sip")
     p.add_argument("-n", "--lines", type=int, default=40, help="for logs: how many lines")
     p.add_argument("-f", "--follow", action="store_true", help="for logs: keep printing new lines")

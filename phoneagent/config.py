@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     health_timeout_s: float = 60.0
 
     agent_name: str = "phoneagent"
-    greeting: str = "Hello, thank you for calling. This is your phone agent speaking. How can I help you today?"
+    greeting: str = (
+        "Hello, thank you for calling. This is your phone agent speaking. How can I help you today?"
+    )
     # the number the dev stack's inbound trunk and dispatch rule answer
     dev_number: str = "+15550100"
 

@@ -32,7 +32,9 @@ def _child_env(settings: Settings) -> dict[str, str]:
 def run_dev(settings: Settings) -> int:
     stack = Stack(settings)
     was_running = {s.name for s in stack.status() if s.running}
-    print("phoneagent dev: starting the local stack (the first run builds LiveKit: a few minutes)", flush=True)
+    print(
+        "phoneagent dev: starting the local stack (the first run builds LiveKit: a few minutes)", flush=True
+    )
     stack.up()
     children: list[LoggedProcess] = []
 

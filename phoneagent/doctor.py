@@ -41,21 +41,29 @@ def run_doctor(settings: Settings) -> int:
 
     gv = install.go_version()
     if gv is None:
-        row(BAD, "go", "not found: install Go >= %d.%d to build LiveKit" % MIN_GO)
+        row(BAD, "go", f"not found: install Go >= {MIN_GO[0]}.{MIN_GO[1]} to build LiveKit")
     else:
-        row(OK if gv >= MIN_GO else BAD, "go", "%d.%d" % gv)
+        row(OK if gv >= MIN_GO else BAD, "go", f"{gv[0]}.{gv[1]}")
 
     for group, pkgs in (("runtime", APT_RUNTIME), ("build", APT_BUILD), ("tests", APT_TEST)):
         missing = install.missing_apt(pkgs)
         level = OK if not missing else (WARN if group == "tests" else BAD)
-        row(level, f"debian packages ({group})", "all installed" if not missing
-            else "missing: " + " ".join(missing) + "  (apt-get install " + " ".join(missing) + ")")
+        row(
+            level,
+            f"debian packages ({group})",
+            "all installed"
+            if not missing
+            else "missing: " + " ".join(missing) + "  (apt-get install " + " ".join(missing) + ")",
+        )
 
     stack = Stack(settings)
     for spec in GO_BINARIES:
         path = stack.paths.binary(spec)
-        row(OK if path.is_file() else WARN, spec.key, str(path) if path.is_file()
-            else "not built yet (`phoneagent stack up` builds it)")
+        row(
+            OK if path.is_file() else WARN,
+            spec.key,
+            str(path) if path.is_file() else "not built yet (`phoneagent stack up` builds it)",
+        )
 
     for what, loader in (("piper voice", "piper_voice_files"), ("whisper model", "whisper_model_dir")):
         from phoneagent.speech import models
@@ -87,8 +95,11 @@ def run_doctor(settings: Settings) -> int:
                     continue
                 holder = ports.owner(port, proto)
                 ours = pids[svc.name] is not None and holder.startswith(f"pid {pids[svc.name]} ")
-                row(OK if ours else BAD, f"{proto}/{port}",
-                    f"in use by {holder}" + ("" if ours else f": {svc.name} cannot start"))
+                row(
+                    OK if ours else BAD,
+                    f"{proto}/{port}",
+                    f"in use by {holder}" + ("" if ours else f": {svc.name} cannot start"),
+                )
 
     baresip = shutil.which("baresip")
     if baresip:

@@ -17,4 +17,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
 
+
 pytest_plugins = ["tests.stack_fixtures"]

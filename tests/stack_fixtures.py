@@ -61,7 +61,9 @@ def dev_routing(stack: Stack) -> DevRouting:
 
 
 @pytest.fixture(scope="session")
-def worker(stack: Stack, dev_routing: DevRouting, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoggedProcess]:
+def worker(
+    stack: Stack, dev_routing: DevRouting, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LoggedProcess]:
     log_path: Path = tmp_path_factory.mktemp("worker") / "worker.log"
     proc = LoggedProcess.phoneagent("worker", log_path=log_path, env=settings_env(stack.settings))
     try:

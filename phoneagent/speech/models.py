@@ -31,7 +31,9 @@ def _import(package: str, what: str) -> object:
     try:
         return importlib.import_module(package)
     except ImportError:
-        raise ConfigError(f"{what} is not installed (Python package {package!r})", hint=_LOCAL_EXTRA) from None
+        raise ConfigError(
+            f"{what} is not installed (Python package {package!r})", hint=_LOCAL_EXTRA
+        ) from None
 
 
 def piper_voice_files(voice: str = "en_US-joe-medium") -> PiperVoiceFiles:

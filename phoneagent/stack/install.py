@@ -92,11 +92,11 @@ def _require_pkg_config(libs: Iterable[str]) -> None:
     if not libs:
         return
     if shutil.which("pkg-config") is None:
-        raise MissingToolError("pkg-config is missing (needed by livekit-sip's cgo build)",
-                               hint="apt-get install pkg-config")
+        raise MissingToolError(
+            "pkg-config is missing (needed by livekit-sip's cgo build)", hint="apt-get install pkg-config"
+        )
     missing = [
-        lib for lib in libs
-        if subprocess.run(["pkg-config", "--exists", lib], check=False).returncode != 0
+        lib for lib in libs if subprocess.run(["pkg-config", "--exists", lib], check=False).returncode != 0
     ]
     if missing:
         raise MissingToolError(
@@ -114,28 +114,38 @@ def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
     _require_pkg_config(spec.pkg_config)
     target.parent.mkdir(parents=True, exist_ok=True)
     build_log = paths.build_log(spec)
-    log.info("building from Go module (first run only; a few minutes)",
-             extra={"go_module": spec.module, "version": spec.version})
+    log.info(
+        "building from Go module (first run only; a few minutes)",
+        extra={"go_module": spec.module, "version": spec.version},
+    )
     env = {**os.environ, "CGO_ENABLED": "1" if spec.pkg_config else "0"}
     with build_log.open("w") as fh:
         dl = subprocess.run(
             ["go", "mod", "download", "-json", f"{spec.module}@{spec.version}"],
-            capture_output=True, text=True, env=env, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
         fh.write(dl.stdout + dl.stderr)
         info = json.loads(dl.stdout) if dl.stdout.strip().startswith("{") else {}
         if dl.returncode != 0 or "Dir" not in info:
             reason = info.get("Error") or dl.stderr.strip() or "no module directory"
-            raise BuildError(f"cannot download {spec.module}@{spec.version}: {reason}",
-                             hint="check that the Go module proxy is reachable (GOPROXY)")
+            raise BuildError(
+                f"cannot download {spec.module}@{spec.version}: {reason}",
+                hint="check that the Go module proxy is reachable (GOPROXY)",
+            )
         tmp = target.with_name(target.name + ".tmp")
         fh.flush()
         built = subprocess.run(
             ["go", "build", "-trimpath", "-o", str(tmp), spec.package],
-            cwd=info["Dir"], stdout=fh, stderr=subprocess.STDOUT, env=env, check=False,
+            cwd=info["Dir"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env=env,
+            check=False,
         )
     if built.returncode != 0:
-        raise BuildError(f"go build of {spec.key} failed:\n{_tail(build_log)}",
-                         hint=f"full log: {build_log}")
+        raise BuildError(f"go build of {spec.key} failed:\n{_tail(build_log)}", hint=f"full log: {build_log}")
     tmp.replace(target)
     return target

@@ -8,6 +8,7 @@ dies during start raises with its own last log lines. ``down`` stops only proces
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -175,7 +176,7 @@ class Stack:
                 if not ports.is_free(host, port, proto):
                     raise PortInUseError(
                         f"{svc.name} needs {proto.upper()} port {port}, held by {ports.owner(port, proto)}",
-                        hint=f"stop that process, or move {svc.name} to another port with PHONEAGENT_* settings",
+                        hint=f"stop that process, or give {svc.name} another port (PHONEAGENT_* settings)",
                     )
 
     def _start(self, svc: Service, progress: Progress) -> None:
@@ -254,10 +255,8 @@ class Stack:
             except ChildProcessError:
                 pass
             time.sleep(0.1)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     def _stop(self, svc: Service, progress: Progress) -> None:
         pid = self._read_pid(svc)

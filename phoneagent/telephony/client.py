@@ -31,15 +31,17 @@ def livekit_credentials(settings: Settings) -> LiveKitCredentials:
     if not (key and secret):
         stored = load_or_create(settings.state_dir.expanduser() / "secrets.json")
         key, secret = stored.livekit_api_key, stored.livekit_api_secret
-    return LiveKitCredentials(url=os.environ.get("LIVEKIT_URL", settings.livekit_url), api_key=key,
-                              api_secret=secret)
+    return LiveKitCredentials(
+        url=os.environ.get("LIVEKIT_URL", settings.livekit_url), api_key=key, api_secret=secret
+    )
 
 
 @asynccontextmanager
 async def livekit_api(settings: Settings) -> AsyncIterator[api.LiveKitAPI]:
     creds = livekit_credentials(settings)
-    client = api.LiveKitAPI(url=creds.url.replace("ws", "http", 1), api_key=creds.api_key,
-                            api_secret=creds.api_secret)
+    client = api.LiveKitAPI(
+        url=creds.url.replace("ws", "http", 1), api_key=creds.api_key, api_secret=creds.api_secret
+    )
     try:
         yield client
     except api.TwirpError as exc:

@@ -3,6 +3,7 @@ check afterwards that the whole process tree is gone."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -26,7 +27,11 @@ class LoggedProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
             start_new_session=True,
         )
         self.seen_pids: set[int] = {self.proc.pid}
@@ -39,17 +44,17 @@ class LoggedProcess:
         return self.log_path.read_text(errors="replace")
 
     def note_descendants(self) -> None:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             self.seen_pids.update(p.pid for p in psutil.Process(self.proc.pid).children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
 
     def wait_for(self, pattern: str, *, timeout: float) -> None:
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while not rx.search(self.text()):
             if self.proc.poll() is not None:
-                raise ProcessError(f"process exited ({self.proc.returncode}) before /{pattern}/:\n{self.tail()}")
+                raise ProcessError(
+                    f"process exited ({self.proc.returncode}) before /{pattern}/:\n{self.tail()}"
+                )
             if time.monotonic() > deadline:
                 raise ProcessError(f"no /{pattern}/ within {timeout} s:\n{self.tail()}")
             self.note_descendants()

@@ -152,7 +152,9 @@ class BaresipPhone:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     tail = "\n".join(self._lines[-25:])
-                    raise PhoneError(f"baresip did not print /{pattern}/ within {timeout} s; last lines:\n{tail}")
+                    raise PhoneError(
+                        f"baresip did not print /{pattern}/ within {timeout} s; last lines:\n{tail}"
+                    )
                 self._cond.wait(min(left, 0.5))
 
     # ---- calls ---------------------------------------------------------------------------------
@@ -190,11 +192,13 @@ class BaresipPhone:
 
         def heard() -> bool:
             audio = self.received_audio()
-            return (speech_seconds(audio) >= min_speech_s
-                    and trailing_silence_seconds(audio) >= then_silence_s)
+            return speech_seconds(audio) >= min_speech_s and trailing_silence_seconds(audio) >= then_silence_s
 
-        wait_until(heard, timeout=timeout,
-                   what=f"{min_speech_s} s of speech then {then_silence_s} s of silence at the caller")
+        wait_until(
+            heard,
+            timeout=timeout,
+            what=f"{min_speech_s} s of speech then {then_silence_s} s of silence at the caller",
+        )
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:

@@ -28,12 +28,16 @@ PORTS = {
 }
 
 
-def test_dev_prints_a_number_that_answers_and_ctrl_c_stops_everything(tmp_path: Path, whisper_tiny: object) -> None:
+def test_dev_prints_a_number_that_answers_and_ctrl_c_stops_everything(
+    tmp_path: Path, whisper_tiny: object
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONEAGENT_", "LIVEKIT_"))}
     env.update({f"PHONEAGENT_{k.upper()}": str(v) for k, v in PORTS.items()})
     env["PHONEAGENT_STATE_DIR"] = str(tmp_path / "state")
     env["PHONEAGENT_AGENT_NAME"] = "phoneagent-dev-test"
-    dev = LoggedProcess([sys.executable, "-m", "phoneagent.cli", "dev"], log_path=tmp_path / "dev.log", env=env)
+    dev = LoggedProcess(
+        [sys.executable, "-m", "phoneagent.cli", "dev"], log_path=tmp_path / "dev.log", env=env
+    )
     phone = BaresipPhone(tmp_path / "phone", rtp_ports=(42000, 42019))
     try:
         dev.wait_for(r"Ctrl-C stops everything", timeout=240)

@@ -62,21 +62,33 @@ def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
         phone.dial(f"sip:{settings.dev_number}@{settings.bind_host}:{settings.sip_port}", timeout=30)
 
         # the greeting arrives: speech at the caller, then the agent goes back to listening
-        wait_until(lambda: speech_seconds(phone.received_audio()) > 1.0, timeout=60,
-                   what="the agent's speech at the caller")
-        wait_until(lambda: "listening" in _agent_states(settings), timeout=60,
-                   what="the agent to finish its greeting")
+        wait_until(
+            lambda: speech_seconds(phone.received_audio()) > 1.0,
+            timeout=60,
+            what="the agent's speech at the caller",
+        )
+        wait_until(
+            lambda: "listening" in _agent_states(settings),
+            timeout=60,
+            what="the agent to finish its greeting",
+        )
         # one more second of line audio after that, so the greeting's tail has crossed the bridge
         heard = phone.received_audio().size
-        wait_until(lambda: phone.received_audio().size >= heard + 8000, timeout=20,
-                   what="one more second of audio at the caller")
+        wait_until(
+            lambda: phone.received_audio().size >= heard + 8000,
+            timeout=20,
+            what="one more second of audio at the caller",
+        )
         assert _sip_participants(settings) == 1
 
         mark = phone.hangup()
         assert phone.bye_confirmed(since=mark, timeout=15)
         # livekit-sip took the BYE: the caller's participant leaves the room
-        wait_until(lambda: _sip_participants(settings) == 0, timeout=30,
-                   what="the SIP participant to leave after BYE")
+        wait_until(
+            lambda: _sip_participants(settings) == 0,
+            timeout=30,
+            what="the SIP participant to leave after BYE",
+        )
     finally:
         code = phone.close()
     assert code == 0
@@ -89,4 +101,3 @@ def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
     found = [w for w in greeting_words if w in heard_words]
     assert len(found) >= 0.8 * len(greeting_words), (found, sorted(heard_words))
     assert {"thank", "calling", "help"} <= heard_words
-

@@ -86,11 +86,20 @@ def test_cli_reports_port_in_use_in_one_line_without_traceback(tmp_path: Path) -
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as blocker:
         blocker.bind(("127.0.0.1", PORTS["sip_port"]))
         try:
-            done = subprocess.run([sys.executable, "-m", "phoneagent.cli", "stack", "up"], env=env,
-                                  capture_output=True, text=True, timeout=120)
+            done = subprocess.run(
+                [sys.executable, "-m", "phoneagent.cli", "stack", "up"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
         finally:
-            subprocess.run([sys.executable, "-m", "phoneagent.cli", "stack", "down"], env=env,
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [sys.executable, "-m", "phoneagent.cli", "stack", "down"],
+                env=env,
+                capture_output=True,
+                timeout=60,
+            )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert f"livekit-sip needs UDP port {PORTS['sip_port']}, held by pid {os.getpid()}" in done.stderr
@@ -135,8 +144,11 @@ class _OneServiceStack(Stack):
 
 
 def test_service_that_dies_during_start_reports_its_own_last_log_lines(tmp_path: Path) -> None:
-    svc = Service(name="flaky", argv=["/bin/sh", "-c", "echo 'fatal: cannot open database'; exit 3"],
-                  health=lambda: False)
+    svc = Service(
+        name="flaky",
+        argv=["/bin/sh", "-c", "echo 'fatal: cannot open database'; exit 3"],
+        health=lambda: False,
+    )
     st = _OneServiceStack(_settings(tmp_path), svc)
     with pytest.raises(ServiceStartError) as err:
         st.up(progress=lambda _m: None)

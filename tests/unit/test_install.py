@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from phoneagent.errors import BuildError, MissingToolError
+from phoneagent.errors import MissingToolError
 from phoneagent.stack import install
 from phoneagent.stack.paths import StackPaths
 from phoneagent.stack.versions import GoBinary
