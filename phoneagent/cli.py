@@ -56,6 +56,43 @@ def _api_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.db.engine import database_url
+    from phoneagent.db.migrate import upgrade
+
+    upgrade(database_url(get_settings()))
+    print("database is at the latest schema")
+    return 0
+
+
+def _keys_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.db.engine import database_url, make_engine, session_factory
+    from phoneagent.provisioning.keys import create_key
+
+    engine = make_engine(database_url(get_settings()))
+    with session_factory(engine)() as session:
+        token, key = create_key(session, tenant_name=args.tenant, name=args.name)
+    print(token)
+    print(f"(tenant {args.tenant!r}, key {key.prefix}: shown once, store it now)", file=sys.stderr)
+    return 0
+
+
+def _reconcile_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.db.engine import database_url, make_engine, session_factory
+    from phoneagent.provisioning.reconcile import reconcile
+    from phoneagent.telephony.sip import LiveKitSip
+
+    settings = get_settings()
+    with session_factory(make_engine(database_url(settings)))() as session:
+        r = reconcile(session, LiveKitSip(settings), agent_name=settings.agent_name, repair=args.repair)
+    for row_id in r.missing:
+        print(f"missing in LiveKit: {row_id}" + (" (re-created)" if args.repair else ""))
+    for lk_id in r.orphans:
+        print(f"orphan in LiveKit: {lk_id}" + (" (deleted)" if args.repair else ""))
+    print("in sync" if r.in_sync else ("repaired" if args.repair else "drift found: run with --repair"))
+    return 0 if r.in_sync or args.repair else 1
+
+
 def _provision_cmd(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -98,6 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("api", help="run the control plane (FastAPI)")
     p.set_defaults(func=_api_cmd)
+
+    p = sub.add_parser("db", help="database schema")
+    p.add_argument("action", choices=["upgrade"])
+    p.set_defaults(func=_db_cmd)
+
+    p = sub.add_parser("keys", help="API keys")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    p.add_argument("--name", default="", help="a label for the key")
+    p.set_defaults(func=_keys_cmd)
+
+    p = sub.add_parser(
+        "reconcile", help="report (and with --repair fix) drift between the database and LiveKit"
+    )
+    p.add_argument("--repair", action="store_true")
+    p.set_defaults(func=_reconcile_cmd)
 
     p = sub.add_parser("provision", help="create the dev inbound trunk and dispatch rule on LiveKit")
     p.set_defaults(func=_provision_cmd)

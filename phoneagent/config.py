@@ -45,6 +45,9 @@ class Settings(BaseSettings):
 
     health_timeout_s: float = 60.0
 
+    # empty: SQLite at <state_dir>/phoneagent.db; PostgreSQL: postgresql://user:pass@host/db
+    database_url: str = ""
+
     agent_name: str = "phoneagent"
     greeting: str = (
         "Hello, thank you for calling. This is your phone agent speaking. How can I help you today?"

@@ -15,6 +15,8 @@ import time
 from types import FrameType
 
 from phoneagent.config import Settings
+from phoneagent.db.engine import database_url
+from phoneagent.db.migrate import upgrade
 from phoneagent.errors import ServiceStartError
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.dev_routing import ensure_dev_routing
@@ -48,6 +50,7 @@ def run_dev(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     try:
         routing = asyncio.run(ensure_dev_routing(settings))
+        upgrade(database_url(settings))
         env = _child_env(settings)
         logs = stack.paths.logs
         api = LoggedProcess.phoneagent("api", log_path=logs / "api.log", env=env)

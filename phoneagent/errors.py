@@ -9,7 +9,11 @@
     │   ├── BuildError             a Go build failed (its last log lines are in the message)
     │   ├── PortInUseError         a port the stack needs is taken (names the port and the process)
     │   └── ServiceStartError      a service died or missed its health deadline during start
-    └── TelephonyError             a LiveKit server API call failed (retryable when transient)
+    ├── TelephonyError             a LiveKit server API call failed (retryable when transient)
+    └── RequestError               a client's request cannot be carried out (the API maps these to 4xx)
+        ├── NotFound               no such resource for this tenant (404)
+        ├── Conflict               a name is taken, or the resource is still in use (409)
+        └── InvalidField           a field's value is wrong for this use (422; ``field`` names it)
 
 Every error carries a one-line message and a ``hint`` that tells the user what to do.
 """
@@ -59,3 +63,24 @@ class ServiceStartError(StackError):
 
 class TelephonyError(PhoneagentError):
     pass
+
+
+class RequestError(PhoneagentError):
+    status_code = 400
+
+
+class NotFound(RequestError):
+    status_code = 404
+
+
+class Conflict(RequestError):
+    status_code = 409
+
+
+class InvalidField(RequestError):
+    status_code = 422
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

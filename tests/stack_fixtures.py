@@ -26,6 +26,7 @@ TEST_PORTS = {
     "sip_rtp_end": 11049,
     "sip_health_port": 18089,
     "worker_http_port": 18081,
+    "api_port": 18000,
 }
 
 

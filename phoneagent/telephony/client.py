@@ -11,7 +11,7 @@ import aiohttp
 from livekit import api
 
 from phoneagent.config import Settings
-from phoneagent.errors import TelephonyError
+from phoneagent.errors import Conflict, TelephonyError
 from phoneagent.stack.secrets import load_or_create
 
 
@@ -45,6 +45,9 @@ async def livekit_api(settings: Settings) -> AsyncIterator[api.LiveKitAPI]:
     try:
         yield client
     except api.TwirpError as exc:
+        if exc.code in ("invalid_argument", "already_exists", "failed_precondition"):
+            # LiveKit's own consistency rules, e.g. two inbound trunks claiming one number
+            raise Conflict(f"LiveKit refused: {exc.message}") from None
         retryable = exc.code in ("unavailable", "deadline_exceeded", "resource_exhausted", "internal")
         raise TelephonyError(f"LiveKit API: {exc.code}: {exc.message}", retryable=retryable) from None
     except aiohttp.ClientError as exc:

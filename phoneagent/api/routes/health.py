@@ -1,0 +1,23 @@
+"""Health: liveness of the control plane, and drift between the database and LiveKit."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from phoneagent import __version__
+from phoneagent.api.deps import SessionDep, TenantDep
+from phoneagent.provisioning.reconcile import reconcile
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("", summary="Liveness of the control plane")
+def health() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/provisioning", summary="Drift between this tenant's rows and LiveKit (report only)")
+def provisioning(request: Request, session: SessionDep, tenant: TenantDep) -> Any:
+    s = request.app.state
+    r = reconcile(session, s.livekit_sip, agent_name=s.settings.agent_name, repair=False, tenant_id=tenant)
+    return {"in_sync": r.in_sync, "missing_in_livekit": r.missing, "orphans_in_livekit": r.orphans}

@@ -1,0 +1,350 @@
+"""Request and response bodies (pydantic), separate from the tables. Secrets are write-only."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from phoneagent.telephony.numbers import to_e164
+
+T = TypeVar("T")
+
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$", examples=["support-line"]),
+]
+Provider = Literal["generic", "twilio", "telnyx"]
+Transport = Literal["udp", "tcp", "tls"]
+Tool = Literal["end_call", "transfer", "dtmf", "voicemail"]
+Secret = Annotated[str, Field(max_length=200, pattern=r"^[\x21-\x7e]*$")]
+SipUser = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9._~+-]*$")]
+
+
+def _e164(v: str) -> str:
+    return to_e164(v)
+
+
+def _cidr(v: str) -> str:
+    try:
+        return str(ipaddress.ip_network(v.strip(), strict=False))
+    except ValueError:
+        raise ValueError("not an IP address or CIDR, e.g. 203.0.113.0/24") from None
+
+
+_HOST = re.compile(
+    r"^(?=.{1,253}(:\d{1,5})?$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(:\d{1,5})?$"
+)
+
+
+def _host(v: str) -> str:
+    if not _HOST.match(v):
+        raise ValueError("not a SIP host, e.g. mytrunk.pstn.twilio.com or 203.0.113.5:5060")
+    if ":" in v and not 0 < int(v.rsplit(":", 1)[1]) < 65536:
+        raise ValueError("port must be 1-65535")
+    return v.lower()
+
+
+E164 = Annotated[str, Field(max_length=32, examples=["+14155550100"]), AfterValidator(_e164)]
+Cidr = Annotated[str, Field(max_length=64, examples=["203.0.113.0/24"]), AfterValidator(_cidr)]
+Host = Annotated[str, Field(max_length=260), AfterValidator(_host)]
+Numbers = Annotated[list[E164], Field(max_length=100)]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        None, description="pass as `cursor` to get the next page; null at the end"
+    )
+
+
+class Problem(BaseModel):
+    error: str
+    detail: list[dict[str, Any]] = []
+
+
+# ---- agent profiles --------------------------------------------------------------------------------
+
+
+class AgentProfileUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    greeting: str | None = Field(None, max_length=2000)
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$")
+    voice: str | None = Field(None, max_length=100)
+    stt: dict[str, Any] | None = None
+    tts: dict[str, Any] | None = None
+    llm: dict[str, Any] | None = None
+    max_duration_s: int | None = Field(None, ge=10, le=14400)
+    silence_timeout_s: int | None = Field(None, ge=3, le=600)
+    tools: list[Tool] | None = Field(None, max_length=8)
+    recording: bool | None = None
+
+
+class AgentProfileCreate(AgentProfileUpdate):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "support",
+                    "greeting": "Hello, how can I help?",
+                    "tools": ["end_call", "transfer"],
+                    "recording": True,
+                }
+            ]
+        },
+    )
+    name: Name
+
+
+class AgentProfileOut(_Out):
+    id: str
+    name: str
+    greeting: str
+    language: str
+    voice: str
+    stt: dict[str, Any]
+    tts: dict[str, Any]
+    llm: dict[str, Any]
+    max_duration_s: int
+    silence_timeout_s: int
+    tools: list[str]
+    recording: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---- trunks ----------------------------------------------------------------------------------------
+
+
+class InboundTrunkUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    numbers: Numbers | None = None
+    allowed_addresses: list[Cidr] | None = Field(None, max_length=100)
+    auth_username: SipUser | None = None
+    auth_password: Secret | None = None
+
+
+class InboundTrunkCreate(InboundTrunkUpdate):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"name": "twilio-in", "provider": "twilio", "numbers": ["+14155550100"]}]
+        },
+    )
+    name: Name
+    provider: Provider = "generic"
+    numbers: Numbers = Field(min_length=1)
+
+
+class InboundTrunkOut(_Out):
+    id: str
+    name: str
+    provider: str
+    numbers: list[str]
+    allowed_addresses: list[str]
+    auth_username: str
+    has_password: bool
+    livekit_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutboundTrunkUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    address: Host | None = None
+    transport: Transport | None = None
+    numbers: Numbers | None = None
+    auth_username: SipUser | None = None
+    auth_password: Secret | None = None
+
+
+class OutboundTrunkCreate(OutboundTrunkUpdate):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "twilio-out",
+                    "provider": "twilio",
+                    "address": "mytrunk.pstn.twilio.com",
+                    "numbers": ["+14155550100"],
+                    "auth_username": "phoneagent",
+                    "auth_password": "a-long-secret",
+                }
+            ]
+        },
+    )
+    name: Name
+    provider: Provider = "generic"
+    numbers: Numbers = Field(min_length=1)
+
+
+class OutboundTrunkOut(_Out):
+    id: str
+    name: str
+    provider: str
+    address: str
+    transport: str
+    numbers: list[str]
+    auth_username: str
+    has_password: bool
+    livekit_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---- dispatch rules ---------------------------------------------------------------------------------
+
+RoomPrefix = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
+
+
+class DispatchRuleUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    room_prefix: RoomPrefix | None = None
+    room_name: RoomPrefix | None = None
+    agent_profile_id: str | None = Field(None, max_length=40)
+
+
+class DispatchRuleCreate(DispatchRuleUpdate):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "support",
+                    "kind": "individual",
+                    "inbound_trunk_id": "itr_...",
+                    "agent_profile_id": "agt_...",
+                }
+            ]
+        },
+    )
+    name: Name
+    kind: Literal["individual", "direct", "callee"] = "individual"
+    inbound_trunk_id: str = Field(max_length=40)
+    agent_profile_id: str = Field(max_length=40)
+
+    @model_validator(mode="after")
+    def _direct_needs_room(self) -> DispatchRuleCreate:
+        if self.kind == "direct" and not self.room_name:
+            raise ValueError("a direct rule needs room_name")
+        return self
+
+
+class DispatchRuleOut(_Out):
+    id: str
+    name: str
+    kind: str
+    room_prefix: str
+    room_name: str
+    inbound_trunk_id: str | None
+    agent_profile_id: str
+    livekit_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---- phone numbers ----------------------------------------------------------------------------------
+
+
+class PhoneNumberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    label: str | None = Field(None, max_length=100)
+    agent_profile_id: str | None = Field(None, max_length=40)
+
+
+class PhoneNumberCreate(PhoneNumberUpdate):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"number": "+1 415 555 0100", "label": "support"}]}
+    )
+    number: E164
+    inbound_trunk_id: str | None = Field(None, max_length=40)
+
+
+class PhoneNumberOut(_Out):
+    id: str
+    e164: str
+    label: str
+    inbound_trunk_id: str | None
+    agent_profile_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---- calls ------------------------------------------------------------------------------------------
+
+Direction = Literal["inbound", "outbound"]
+CallStatus = Literal["queued", "dialing", "ringing", "in_progress", "ended"]
+EndReason = Literal[
+    "customer_hangup",
+    "agent_hangup",
+    "no_answer",
+    "busy",
+    "rejected",
+    "failed",
+    "voicemail",
+    "transferred",
+    "max_duration",
+    "silence_timeout",
+    "worker_lost",
+]
+
+
+class CallOut(_Out):
+    id: str
+    direction: str
+    status: str
+    end_reason: str | None
+    from_number: str
+    to_number: str
+    agent_profile_id: str | None
+    room_name: str | None
+    sip_status_code: int | None
+    sip_status_reason: str | None
+    disconnect_reason: str | None
+    created_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration_ms: int | None
+    recording_status: str | None
+
+
+class TurnOut(_Out):
+    seq: int
+    speaker: str
+    text: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    stt_ms: int | None
+    brain_ms: int | None
+    tts_ms: int | None
+    total_ms: int | None
+
+
+class EventOut(_Out):
+    source: str
+    event_id: str
+    type: str
+    payload: dict[str, Any]
+    occurred_at: datetime
+
+
+class CallDetail(CallOut):
+    recording_egress_id: str | None
+    recording_location: str | None
+    recording_size_bytes: int | None
+    cost_telephony_microusd: int
+    cost_speech_microusd: int
+    cost_llm_microusd: int
+    call_metadata: dict[str, Any]
+    transcript: list[TurnOut]
+    events: list[EventOut]

@@ -1,0 +1,1 @@
+"""Call records: queries over the call log, event ingest, lifecycle."""

@@ -1,0 +1,193 @@
+"""ORM models. Every resource row belongs to a tenant; LiveKit-backed rows keep the LiveKit object id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from phoneagent.db.base import Base, new_id, utcnow
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ten"))
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("key"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(24), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class _Resource:
+    """Columns every tenant-owned, updatable resource has."""
+
+    id: Mapped[str]
+    tenant_id: Mapped[str]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AgentProfile(_Resource, Base):
+    __tablename__ = "agent_profiles"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("agt"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    greeting: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    voice: Mapped[str] = mapped_column(String(100), default="en_US-joe-medium")
+    stt: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    llm: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    max_duration_s: Mapped[int] = mapped_column(Integer, default=1800)
+    silence_timeout_s: Mapped[int] = mapped_column(Integer, default=20)
+    tools: Mapped[list[str]] = mapped_column(default=list)
+    recording: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class InboundTrunk(_Resource, Base):
+    __tablename__ = "inbound_trunks"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("itr"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    provider: Mapped[str] = mapped_column(String(20), default="generic")
+    numbers: Mapped[list[str]] = mapped_column(default=list)
+    allowed_addresses: Mapped[list[str]] = mapped_column(default=list)
+    auth_username: Mapped[str] = mapped_column(String(200), default="")
+    auth_password: Mapped[str] = mapped_column(String(200), default="")  # never returned, never logged
+    livekit_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.auth_password)
+
+
+class OutboundTrunk(_Resource, Base):
+    __tablename__ = "outbound_trunks"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("otr"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    provider: Mapped[str] = mapped_column(String(20), default="generic")
+    address: Mapped[str] = mapped_column(String(255))
+    transport: Mapped[str] = mapped_column(String(8), default="udp")
+    numbers: Mapped[list[str]] = mapped_column(default=list)
+    auth_username: Mapped[str] = mapped_column(String(200), default="")
+    auth_password: Mapped[str] = mapped_column(String(200), default="")
+    livekit_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.auth_password)
+
+
+class DispatchRule(_Resource, Base):
+    __tablename__ = "dispatch_rules"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dsp"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(12), default="individual")  # individual | direct | callee
+    room_prefix: Mapped[str] = mapped_column(String(64), default="call-")
+    room_name: Mapped[str] = mapped_column(String(128), default="")
+    inbound_trunk_id: Mapped[str | None] = mapped_column(ForeignKey("inbound_trunks.id"), default=None)
+    agent_profile_id: Mapped[str] = mapped_column(ForeignKey("agent_profiles.id"))
+    livekit_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+
+
+class PhoneNumber(_Resource, Base):
+    __tablename__ = "phone_numbers"
+    __table_args__ = (UniqueConstraint("tenant_id", "e164"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("num"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    e164: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    inbound_trunk_id: Mapped[str | None] = mapped_column(ForeignKey("inbound_trunks.id"), default=None)
+    agent_profile_id: Mapped[str | None] = mapped_column(ForeignKey("agent_profiles.id"), default=None)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        # keyset pagination: newest first within a tenant, and the same under each filter
+        Index("ix_calls_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_calls_tenant_status", "tenant_id", "status", "created_at", "id"),
+        Index("ix_calls_tenant_end_reason", "tenant_id", "end_reason", "created_at", "id"),
+        Index("ix_calls_tenant_direction", "tenant_id", "direction", "created_at", "id"),
+        Index("ix_calls_tenant_agent", "tenant_id", "agent_profile_id", "created_at", "id"),
+        Index("ix_calls_tenant_from", "tenant_id", "from_number", "created_at", "id"),
+        Index("ix_calls_tenant_to", "tenant_id", "to_number", "created_at", "id"),
+        Index("ix_calls_room", "room_name"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("call"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))  # inbound | outbound
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    end_reason: Mapped[str | None] = mapped_column(String(20), default=None)
+    from_number: Mapped[str] = mapped_column(String(64), default="")
+    to_number: Mapped[str] = mapped_column(String(64), default="")
+    agent_profile_id: Mapped[str | None] = mapped_column(ForeignKey("agent_profiles.id"), default=None)
+    room_name: Mapped[str | None] = mapped_column(String(128), default=None)
+    sip_call_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    # evidence the end reason was reconciled from
+    sip_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    sip_status_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    disconnect_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ringing_at: Mapped[datetime | None] = mapped_column(default=None)
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    recording_egress_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    recording_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    recording_location: Mapped[str | None] = mapped_column(String(500), default=None)
+    recording_size_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    cost_telephony_microusd: Mapped[int] = mapped_column(Integer, default=0)
+    cost_speech_microusd: Mapped[int] = mapped_column(Integer, default=0)
+    cost_llm_microusd: Mapped[int] = mapped_column(Integer, default=0)
+    call_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+
+
+class CallTurn(Base):
+    __tablename__ = "call_turns"
+    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(8))  # caller | agent
+    text: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    # per-turn latency split (agent turns): end of speech -> final transcript -> brain -> first audio
+    stt_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    brain_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    tts_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    total_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class CallEvent(Base):
+    __tablename__ = "call_events"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id"),
+        Index("ix_call_events_call", "call_id", "occurred_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), default=None)
+    source: Mapped[str] = mapped_column(String(16))  # livekit | worker | sip | api
+    event_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,63 @@
+"""Drift between the database and LiveKit, reported and repaired both ways.
+
+- missing: a row whose LiveKit object is gone -> re-created on LiveKit, the row gets the new id.
+- orphan: a LiveKit object tagged as phoneagent's whose row is gone -> deleted from LiveKit.
+Objects without phoneagent's tag (made by hand or by other tools) are never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from phoneagent.db.models import DispatchRule, InboundTrunk, OutboundTrunk
+from phoneagent.provisioning.resources import BINDINGS
+from phoneagent.telephony.sip import LiveKitSip, owner_tag
+
+_KINDS = {"inbound": InboundTrunk, "outbound": OutboundTrunk, "rule": DispatchRule}
+
+
+@dataclass
+class DriftReport:
+    missing: list[str] = field(default_factory=list)  # row ids with no LiveKit object
+    orphans: list[str] = field(default_factory=list)  # LiveKit ids with no row
+    repaired: bool = False
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.missing and not self.orphans
+
+
+def reconcile(
+    session: Session, lk: LiveKitSip, *, agent_name: str, repair: bool, tenant_id: str | None = None
+) -> DriftReport:
+    report = DriftReport()
+    objects = lk.list_all()
+    live = {o.id for o in objects}
+    # trunks before rules: a re-created rule needs its trunk's (possibly new) LiveKit id
+    for kind in ("inbound", "outbound", "rule"):
+        model = _KINDS[kind]
+        q = select(model)
+        if tenant_id:
+            q = q.where(model.tenant_id == tenant_id)
+        for row in session.scalars(q.order_by(model.id)):
+            if row.livekit_id in live:
+                continue
+            report.missing.append(row.id)
+            if repair:
+                b = BINDINGS[model]
+                row.livekit_id = b.create(
+                    lk, b.to_spec(session, row, agent_name), owner_tag(row.tenant_id, row.id)
+                )
+                session.commit()
+    known = {row_id for m in _KINDS.values() for row_id in session.scalars(select(m.id))}
+    for obj in objects:
+        if obj.owner is None or (tenant_id and obj.owner[0] != tenant_id) or obj.owner[1] in known:
+            continue
+        report.orphans.append(obj.id)
+        if repair:
+            (lk.delete_rule if obj.kind == "rule" else lk.delete_trunk)(obj.id)
+    report.repaired = repair
+    return report

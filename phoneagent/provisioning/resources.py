@@ -1,0 +1,285 @@
+"""Create, read, update and delete tenant resources; LiveKit-backed ones are kept in step with LiveKit.
+
+Order of operations, so that the database and LiveKit never drift apart on failure:
+- create: insert (flush: names and references checked) -> create on LiveKit -> commit; LiveKit fails:
+  rollback, nothing written; commit fails: the LiveKit object is deleted again.
+- update: change (flush) -> replace on LiveKit -> commit; commit fails: the old version goes back to LiveKit.
+- delete: refuse while referenced -> delete on LiveKit (already gone is fine) -> delete the row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from phoneagent.db.base import Base
+from phoneagent.db.models import AgentProfile, DispatchRule, InboundTrunk, OutboundTrunk, PhoneNumber
+from phoneagent.errors import Conflict, InvalidField, NotFound
+from phoneagent.telephony.presets import PresetError, TrunkFields, apply_preset
+from phoneagent.telephony.sip import InboundSpec, LiveKitSip, OutboundSpec, RuleSpec, owner_tag
+
+M = TypeVar("M", bound=Base)
+
+_KIND_NAMES = {
+    AgentProfile: "agent profile",
+    InboundTrunk: "inbound trunk",
+    OutboundTrunk: "outbound trunk",
+    DispatchRule: "dispatch rule",
+    PhoneNumber: "phone number",
+}
+
+
+def get_owned(session: Session, model: type[M], tenant_id: str, row_id: str) -> M:
+    row = session.get(model, row_id)
+    if row is None or getattr(row, "tenant_id", None) != tenant_id:
+        raise NotFound(f"no {_KIND_NAMES.get(model, model.__name__)} with id {row_id!r}")
+    return row
+
+
+def list_owned(session: Session, model: type[M], tenant_id: str, *, limit: int, after: str | None) -> list[M]:
+    """Ids are time-ordered, so keyset pagination on id lists oldest first, stably."""
+    q = select(model).where(model.tenant_id == tenant_id)  # type: ignore[attr-defined]
+    if after:
+        q = q.where(model.id > after)  # type: ignore[attr-defined]
+    return list(session.scalars(q.order_by(model.id).limit(limit)))  # type: ignore[attr-defined]
+
+
+def _commit(session: Session, what: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"{what} conflicts with an existing one (names are unique per tenant)") from None
+
+
+def _flush(session: Session, what: str) -> None:
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"{what} conflicts with an existing one (names are unique per tenant)") from None
+
+
+# ---- LiveKit bindings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Binding:
+    to_spec: Callable[[Session, Any, str], Any]  # (session, row, agent_name) -> spec
+    create: Callable[[LiveKitSip, Any, str], str]
+    update: Callable[[LiveKitSip, str, Any, str], None]
+    delete: Callable[[LiveKitSip, str], None]
+
+
+def _inbound_spec(session: Session, row: InboundTrunk, agent_name: str) -> InboundSpec:
+    return InboundSpec(
+        name=f"{row.name}",
+        numbers=list(row.numbers),
+        allowed_addresses=list(row.allowed_addresses),
+        auth_username=row.auth_username,
+        auth_password=row.auth_password,
+    )
+
+
+def _outbound_spec(session: Session, row: OutboundTrunk, agent_name: str) -> OutboundSpec:
+    return OutboundSpec(
+        name=row.name,
+        address=row.address,
+        transport=row.transport,
+        numbers=list(row.numbers),
+        auth_username=row.auth_username,
+        auth_password=row.auth_password,
+    )
+
+
+def _rule_spec(session: Session, row: DispatchRule, agent_name: str) -> RuleSpec:
+    trunk = session.get(InboundTrunk, row.inbound_trunk_id) if row.inbound_trunk_id else None
+    if trunk is None or trunk.livekit_id is None:
+        raise InvalidField("inbound_trunk_id", "the inbound trunk is not provisioned")
+    return RuleSpec(
+        name=row.name,
+        kind=row.kind,
+        room_prefix=row.room_prefix,
+        room_name=row.room_name,
+        trunk_ids=[trunk.livekit_id],
+        agent_name=agent_name,
+        agent_metadata=json.dumps({"agent_profile_id": row.agent_profile_id, "tenant_id": row.tenant_id}),
+    )
+
+
+BINDINGS: dict[type[Base], Binding] = {
+    InboundTrunk: Binding(
+        _inbound_spec, LiveKitSip.create_inbound, LiveKitSip.update_inbound, LiveKitSip.delete_trunk
+    ),
+    OutboundTrunk: Binding(
+        _outbound_spec, LiveKitSip.create_outbound, LiveKitSip.update_outbound, LiveKitSip.delete_trunk
+    ),
+    DispatchRule: Binding(_rule_spec, LiveKitSip.create_rule, LiveKitSip.update_rule, LiveKitSip.delete_rule),
+}
+
+
+class Provisioner:
+    """The service object behind the resource routes: one per request, owning its transaction."""
+
+    def __init__(self, session: Session, lk: LiveKitSip, tenant_id: str, agent_name: str) -> None:
+        self.session = session
+        self.lk = lk
+        self.tenant_id = tenant_id
+        self.agent_name = agent_name
+
+    def _tag(self, row: Any) -> str:
+        return owner_tag(self.tenant_id, row.id)
+
+    def create(self, row: M) -> M:
+        what = _KIND_NAMES[type(row)]
+        row.tenant_id = self.tenant_id  # type: ignore[attr-defined]
+        self._check_refs(row)
+        self.session.add(row)
+        _flush(self.session, what)
+        binding = BINDINGS.get(type(row))
+        if binding is None:
+            _commit(self.session, what)
+            return row
+        try:
+            spec = binding.to_spec(self.session, row, self.agent_name)
+            row.livekit_id = binding.create(self.lk, spec, self._tag(row))  # type: ignore[attr-defined]
+        except BaseException:
+            self.session.rollback()
+            raise
+        try:
+            _commit(self.session, what)
+        except BaseException:
+            binding.delete(self.lk, row.livekit_id)  # type: ignore[attr-defined]
+            raise
+        return row
+
+    def update(self, row: M, changes: dict[str, Any]) -> M:
+        what = _KIND_NAMES[type(row)]
+        binding = BINDINGS.get(type(row))
+        old_spec = binding.to_spec(self.session, row, self.agent_name) if binding else None
+        for key, value in changes.items():
+            setattr(row, key, value)
+        self._check_refs(row)
+        _flush(self.session, what)
+        if binding is None:
+            _commit(self.session, what)
+            return row
+        try:
+            binding.update(
+                self.lk,
+                row.livekit_id,
+                binding.to_spec(self.session, row, self.agent_name),  # type: ignore[attr-defined]
+                self._tag(row),
+            )
+        except BaseException:
+            self.session.rollback()
+            raise
+        try:
+            _commit(self.session, what)
+        except BaseException:
+            binding.update(self.lk, row.livekit_id, old_spec, self._tag(row))  # type: ignore[attr-defined]
+            raise
+        return row
+
+    def delete(self, row: Any) -> None:
+        self._check_unreferenced(row)
+        binding = BINDINGS.get(type(row))
+        if binding is not None and row.livekit_id:
+            binding.delete(self.lk, row.livekit_id)
+        self.session.delete(row)
+        self.session.commit()
+
+    # ---- references ----------------------------------------------------------------------------------
+
+    def _check_refs(self, row: Any) -> None:
+        for attr, model in (("agent_profile_id", AgentProfile), ("inbound_trunk_id", InboundTrunk)):
+            ref = getattr(row, attr, None)
+            if ref is not None:
+                target = self.session.get(model, ref)
+                if target is None or target.tenant_id != self.tenant_id:
+                    raise InvalidField(attr, f"no {_KIND_NAMES[model]} with id {ref!r}")
+
+    def _check_unreferenced(self, row: Any) -> None:
+        users: list[tuple[type[Base], str]] = []
+        if isinstance(row, AgentProfile):
+            users = [(DispatchRule, "agent_profile_id"), (PhoneNumber, "agent_profile_id")]
+        elif isinstance(row, InboundTrunk):
+            users = [(DispatchRule, "inbound_trunk_id"), (PhoneNumber, "inbound_trunk_id")]
+        for model, attr in users:
+            user = self.session.scalar(select(model).where(getattr(model, attr) == row.id).limit(1))
+            if user is not None:
+                raise Conflict(
+                    f"{_KIND_NAMES[type(row)]} {row.id} is used by {_KIND_NAMES[model]} "
+                    f"{user.id}: delete or re-point that first"
+                )  # type: ignore[attr-defined]
+
+    # ---- phone numbers join their trunk's number list --------------------------------------------------
+
+    def attach_number(self, number: PhoneNumber) -> PhoneNumber:
+        self._check_refs(number)
+        if number.inbound_trunk_id is None:
+            return self.create(number)
+        trunk = get_owned(self.session, InboundTrunk, self.tenant_id, number.inbound_trunk_id)
+        number.tenant_id = self.tenant_id
+        self.session.add(number)
+        _flush(self.session, "phone number")
+        if number.e164 in trunk.numbers:
+            _commit(self.session, "phone number")
+        else:
+            self.update(trunk, {"numbers": [*trunk.numbers, number.e164]})  # commits the number too
+        return number
+
+    def detach_number(self, number: PhoneNumber) -> None:
+        trunk = self.session.get(InboundTrunk, number.inbound_trunk_id) if number.inbound_trunk_id else None
+        self.session.delete(number)
+        if trunk is not None and number.e164 in trunk.numbers:
+            remaining = [n for n in trunk.numbers if n != number.e164]
+            if not remaining:
+                self.session.rollback()
+                raise Conflict(
+                    f"{number.e164} is the last number of inbound trunk {trunk.id}: delete the trunk"
+                )
+            self.update(trunk, {"numbers": remaining})
+        else:
+            self.session.commit()
+
+
+def trunk_fields_with_preset(provider: str, direction: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Fill in and check what the provider needs; a missing field becomes InvalidField naming it."""
+    fields = TrunkFields(
+        direction=direction,
+        address=data.get("address") or "",
+        transport=data.get("transport") or "udp",
+        allowed_addresses=data.get("allowed_addresses"),
+        auth_username=data.get("auth_username") or "",
+        auth_password=data.get("auth_password") or "",
+    )
+    try:
+        filled = apply_preset(provider, fields)
+    except PresetError as exc:
+        raise InvalidField(exc.field, exc.reason) from None
+    if (
+        direction == "inbound"
+        and not filled.allowed_addresses
+        and not (filled.auth_username and filled.auth_password)
+    ):
+        raise InvalidField(
+            "allowed_addresses",
+            "an inbound trunk needs allowed_addresses or auth credentials; "
+            "without either, anyone on the internet could call in",
+        )
+    out = dict(data)
+    if direction == "inbound":
+        out["allowed_addresses"] = filled.allowed_addresses or []
+    out["auth_username"], out["auth_password"] = filled.auth_username, filled.auth_password
+    if direction == "outbound":
+        if not filled.address:
+            raise InvalidField("address", "an outbound trunk needs the carrier's SIP address")
+        out["address"], out["transport"] = filled.address, filled.transport
+    return out

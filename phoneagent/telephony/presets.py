@@ -1,0 +1,93 @@
+"""Provider presets: what Twilio and Telnyx need on a LiveKit trunk, filled in and checked.
+
+Sources: Twilio Elastic SIP Trunking (termination URI `<name>.pstn.twilio.com`, origination from
+Twilio's signalling ranges) and Telnyx SIP connections (credentials or IP authentication, outbound
+proxy `sip.telnyx.com`). See sip/twilio.md and sip/telnyx.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Twilio's published SIP signalling ranges (origination: Twilio -> your SIP endpoint).
+TWILIO_SIGNALING_CIDRS = (
+    "54.172.60.0/30",
+    "54.244.51.0/30",
+    "54.171.127.192/30",
+    "35.156.191.128/30",
+    "54.65.63.192/30",
+    "54.169.127.128/30",
+    "54.252.254.64/30",
+    "177.71.206.192/30",
+)
+# Telnyx's published SIP signalling ranges (IP authentication).
+TELNYX_SIGNALING_CIDRS = (
+    "192.76.120.10/32",
+    "64.16.250.10/32",
+    "185.246.41.140/32",
+    "185.246.41.141/32",
+    "103.115.244.145/32",
+    "103.115.244.146/32",
+)
+
+_TWILIO_TERMINATION = re.compile(r"^[a-z0-9][a-z0-9-]*\.pstn(\.[a-z0-9-]+)?\.twilio\.com$")
+
+
+class PresetError(ValueError):
+    """A field the provider needs is missing or wrong; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass
+class TrunkFields:
+    direction: str  # inbound | outbound
+    address: str = ""
+    transport: str = "udp"
+    allowed_addresses: list[str] | None = None
+    auth_username: str = ""
+    auth_password: str = ""
+
+
+def apply_preset(provider: str, f: TrunkFields) -> TrunkFields:
+    if provider == "twilio":
+        return _twilio(f)
+    if provider == "telnyx":
+        return _telnyx(f)
+    return f
+
+
+def _twilio(f: TrunkFields) -> TrunkFields:
+    if f.direction == "outbound":
+        if not f.address:
+            raise PresetError(
+                "address", "Twilio needs your trunk's termination URI, e.g. mytrunk.pstn.twilio.com"
+            )
+        if not _TWILIO_TERMINATION.match(f.address):
+            raise PresetError("address", "a Twilio termination URI looks like <name>.pstn.twilio.com")
+        if not (f.auth_username and f.auth_password):
+            raise PresetError(
+                "auth_username", "Twilio termination needs the credential list's username and password"
+            )
+        f.transport = f.transport or "udp"
+    else:
+        # origination: accept INVITEs only from Twilio's signalling ranges unless the user narrowed them
+        f.allowed_addresses = f.allowed_addresses or list(TWILIO_SIGNALING_CIDRS)
+    return f
+
+
+def _telnyx(f: TrunkFields) -> TrunkFields:
+    if f.direction == "outbound":
+        f.address = f.address or "sip.telnyx.com"
+        if not (f.auth_username and f.auth_password):
+            raise PresetError(
+                "auth_username", "Telnyx outbound calls need the SIP connection's username and password"
+            )
+    elif not (f.auth_username and f.auth_password):
+        # IP authentication: only Telnyx's signalling addresses
+        f.allowed_addresses = f.allowed_addresses or list(TELNYX_SIGNALING_CIDRS)
+    return f

@@ -1,0 +1,89 @@
+"""Databases for the tests: every DB test runs on SQLite and on PostgreSQL (a throwaway cluster).
+
+Migrations run once per engine into a template; each test gets a fresh copy (a file copy on SQLite,
+CREATE DATABASE ... TEMPLATE on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from phoneagent.api.app import create_app
+from phoneagent.config import Settings
+from phoneagent.db.engine import make_engine, session_factory
+from phoneagent.db.migrate import upgrade
+from phoneagent.provisioning.keys import create_key
+from phoneagent.stack.services import Stack
+from phoneagent.telephony.sip import LiveKitSip
+from phoneagent.testing.postgres import TempPostgres
+
+PG_PORT = 25433
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TempPostgres]:
+    pg = TempPostgres(PG_PORT).start()
+    upgrade(pg.create_database("phoneagent_template"))
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "phoneagent.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    pg: TempPostgres = request.getfixturevalue("postgres")
+    return pg.create_database(f"t{next(_counter)}", template="phoneagent_template")
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Session]:
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        yield session
+    engine.dispose()
+
+
+def api_settings(stack: Stack, db_url: str) -> Settings:
+    return stack.settings.model_copy(update={"database_url": db_url})
+
+
+@pytest.fixture
+def client(stack: Stack, db_url: str) -> Iterator[TestClient]:
+    app = create_app(api_settings(stack, db_url))
+    with TestClient(app) as c:
+        yield c
+    app.state.engine.dispose()
+    remove_phoneagent_objects(stack)
+
+
+def remove_phoneagent_objects(stack: Stack) -> None:
+    """LiveKit outlives each test's database: remove what the test's API made (tagged as ours)."""
+    lk = LiveKitSip(stack.settings)
+    objs = lk.list_all()
+    for obj in sorted(objs, key=lambda o: o.kind != "rule"):  # rules before the trunks they name
+        if obj.owner is not None:
+            (lk.delete_rule if obj.kind == "rule" else lk.delete_trunk)(obj.id)
+
+
+def new_key(client: TestClient, tenant: str) -> dict[str, str]:
+    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+        token, _ = create_key(session, tenant_name=tenant)
+    return {"Authorization": f"Bearer {token}"}
