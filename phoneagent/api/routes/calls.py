@@ -57,8 +57,9 @@ def list_(
 def get(call_id: str, session: SessionDep, tenant: TenantDep) -> Any:
     call = get_owned(session, Call, tenant, call_id)
     turns, events = call_detail(session, call)
-    out = s.CallDetail.model_validate(call, from_attributes=True).model_dump() | {
-        "transcript": [s.TurnOut.model_validate(t) for t in turns],
-        "events": [s.EventOut.model_validate(e) for e in events],
-    }
-    return out
+    fields = {name: getattr(call, name) for name in s.CallDetail.model_fields if name not in ("transcript", "events")}
+    return s.CallDetail(
+        **fields,
+        transcript=[s.TurnOut.model_validate(t) for t in turns],
+        events=[s.EventOut.model_validate(e) for e in events],
+    )
