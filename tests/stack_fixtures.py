@@ -3,16 +3,19 @@ phoneagent worker, started on loopback on test ports (so a running dev stack is 
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
-from phoneagent.telephony.dev_routing import DevRouting, ensure_dev_routing
 from phoneagent.testing.processes import LoggedProcess, assert_all_gone
 
 TEST_PORTS = {
@@ -56,14 +59,59 @@ def stack(stack_settings: Settings) -> Iterator[Stack]:
     assert_all_gone(pids)
 
 
+@dataclass(frozen=True)
+class ControlPlane:
+    url: str
+    headers: dict[str, str]
+    agent_id: str
+    trunk_id: str
+    rule_id: str
+
+
 @pytest.fixture(scope="session")
-def dev_routing(stack: Stack) -> DevRouting:
-    return asyncio.run(ensure_dev_routing(stack.settings))
+def control_plane(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """`phoneagent api` as a real process on its own SQLite file, receiving the stack's signed webhooks,
+    with the test number provisioned through its API (trunk -> dispatch rule -> agent profile)."""
+    settings = stack.settings
+    env = settings_env(settings)
+    env["PHONEAGENT_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('cp')}/phoneagent.db"
+    run = functools.partial(subprocess.run, env=env, capture_output=True, text=True, timeout=120, check=True)
+    run([sys.executable, "-m", "phoneagent.cli", "db", "upgrade"])
+    token = run([sys.executable, "-m", "phoneagent.cli", "keys", "create", "--tenant", "e2e"]).stdout.strip()
+    proc = LoggedProcess.phoneagent("api", log_path=tmp_path_factory.mktemp("api") / "api.log", env=env)
+    try:
+        proc.wait_for(r"Uvicorn running", timeout=60)
+        url = f"http://{settings.bind_host}:{settings.api_port}"
+        h = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=h, timeout=30) as c:
+            agent = c.post("/agents", json={"name": "e2e", "greeting": settings.greeting})
+            trunk = c.post(
+                "/trunks/inbound",
+                json={
+                    "name": "e2e-in",
+                    "numbers": [settings.dev_number],
+                    "allowed_addresses": [settings.bind_host],
+                },
+            )
+            rule = c.post(
+                "/dispatch-rules",
+                json={
+                    "name": "e2e",
+                    "inbound_trunk_id": trunk.json()["id"],
+                    "agent_profile_id": agent.json()["id"],
+                },
+            )
+            for r in (agent, trunk, rule):
+                assert r.status_code == 201, r.text
+        yield ControlPlane(url, h, agent.json()["id"], trunk.json()["id"], rule.json()["id"])
+    finally:
+        proc.stop()
+        assert_all_gone(proc.seen_pids)
 
 
 @pytest.fixture(scope="session")
 def worker(
-    stack: Stack, dev_routing: DevRouting, tmp_path_factory: pytest.TempPathFactory
+    stack: Stack, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LoggedProcess]:
     log_path: Path = tmp_path_factory.mktemp("worker") / "worker.log"
     proc = LoggedProcess.phoneagent("worker", log_path=log_path, env=settings_env(stack.settings))

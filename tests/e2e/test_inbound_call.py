@@ -7,6 +7,7 @@ import asyncio
 import re
 from pathlib import Path
 
+import httpx
 from livekit import api
 
 from phoneagent.config import Settings
@@ -16,6 +17,7 @@ from phoneagent.testing.processes import LoggedProcess, assert_all_gone
 from phoneagent.testing.sip_phone import BaresipPhone, wait_until
 from phoneagent.testing.wav import speech_seconds
 from tests.e2e.conftest import transcribe
+from tests.stack_fixtures import ControlPlane
 
 AGENT_STATE = "lk.agent.state"
 
@@ -54,7 +56,7 @@ def _words(text: str) -> list[str]:
 
 
 def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
-    stack: Stack, worker: LoggedProcess, whisper_tiny: object, tmp_path: Path
+    stack: Stack, control_plane: ControlPlane, worker: LoggedProcess, whisper_tiny: object, tmp_path: Path
 ) -> None:
     settings = stack.settings
     phone = BaresipPhone(tmp_path / "phone", rtp_ports=(41000, 41049)).start()
@@ -101,3 +103,20 @@ def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
     found = [w for w in greeting_words if w in heard_words]
     assert len(found) >= 0.8 * len(greeting_words), (found, sorted(heard_words))
     assert {"thank", "calling", "help"} <= heard_words
+
+    # the control plane kept the record, from LiveKit's signed webhooks alone
+    def ended_call() -> dict | None:
+        items = httpx.get(f"{control_plane.url}/calls", headers=control_plane.headers, timeout=10).json()[
+            "items"
+        ]
+        return items[0] if items and items[0]["status"] == "ended" else None
+
+    wait_until(lambda: ended_call() is not None, timeout=30, what="the call record to end")
+    call = ended_call()
+    assert call is not None
+    assert (call["direction"], call["end_reason"], call["agent_profile_id"]) == (
+        "inbound",
+        "customer_hangup",
+        control_plane.agent_id,
+    )
+    assert call["to_number"] == settings.dev_number and call["duration_ms"] > 3000

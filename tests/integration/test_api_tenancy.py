@@ -13,28 +13,51 @@ from tests.db_fixtures import new_key
 
 def _seed(client: TestClient, h: dict[str, str]) -> dict[str, str]:
     agent = client.post("/agents", headers=h, json={"name": "a"}).json()
-    trunk = client.post("/trunks/inbound", headers=h, json={"name": "in", "numbers": ["+14155550100"],
-                                                              "allowed_addresses": ["127.0.0.1"]}).json()
-    out = client.post("/trunks/outbound", headers=h, json={"name": "out", "address": "sip.example.com",
-                                                             "numbers": ["+14155550100"]}).json()
-    rule = client.post("/dispatch-rules", headers=h, json={"name": "r", "inbound_trunk_id": trunk["id"],
-                                                            "agent_profile_id": agent["id"]}).json()
+    trunk = client.post(
+        "/trunks/inbound",
+        headers=h,
+        json={"name": "in", "numbers": ["+14155550100"], "allowed_addresses": ["127.0.0.1"]},
+    ).json()
+    out = client.post(
+        "/trunks/outbound",
+        headers=h,
+        json={"name": "out", "address": "sip.example.com", "numbers": ["+14155550100"]},
+    ).json()
+    rule = client.post(
+        "/dispatch-rules",
+        headers=h,
+        json={"name": "r", "inbound_trunk_id": trunk["id"], "agent_profile_id": agent["id"]},
+    ).json()
     num = client.post("/numbers", headers=h, json={"number": "+14155550177", "label": "x"}).json()
     with client.app.state.sessions() as session:  # type: ignore[attr-defined]
         from phoneagent.provisioning.keys import tenant_for_key
 
-        call = Call(tenant_id=tenant_for_key(session, h["Authorization"][7:]) or "", direction="inbound",
-                    status="ended", created_at=datetime.now(UTC))
+        call = Call(
+            tenant_id=tenant_for_key(session, h["Authorization"][7:]) or "",
+            direction="inbound",
+            status="ended",
+            created_at=datetime.now(UTC),
+        )
         session.add(call)
         session.commit()
         call_id = call.id
-    return {"/agents": agent["id"], "/trunks/inbound": trunk["id"], "/trunks/outbound": out["id"],
-            "/dispatch-rules": rule["id"], "/numbers": num["id"], "/calls": call_id}
+    return {
+        "/agents": agent["id"],
+        "/trunks/inbound": trunk["id"],
+        "/trunks/outbound": out["id"],
+        "/dispatch-rules": rule["id"],
+        "/numbers": num["id"],
+        "/calls": call_id,
+    }
 
 
-PATCHES = {"/agents": {"greeting": "hijacked"}, "/trunks/inbound": {"numbers": ["+14155550199"]},
-           "/trunks/outbound": {"transport": "tcp"}, "/dispatch-rules": {"room_prefix": "x-"},
-           "/numbers": {"label": "hijacked"}}
+PATCHES = {
+    "/agents": {"greeting": "hijacked"},
+    "/trunks/inbound": {"numbers": ["+14155550199"]},
+    "/trunks/outbound": {"transport": "tcp"},
+    "/dispatch-rules": {"room_prefix": "x-"},
+    "/numbers": {"label": "hijacked"},
+}
 
 
 def test_other_tenant_sees_nothing_and_changes_nothing(client: TestClient) -> None:
@@ -49,16 +72,32 @@ def test_other_tenant_sees_nothing_and_changes_nothing(client: TestClient) -> No
         assert client.get(f"{path}/{item_id}", headers=a).status_code == 200, path  # still there for A
     assert client.get("/health/provisioning", headers=b).json()["missing_in_livekit"] == []
     # B cannot point its rule at A's agent or trunk either
-    r = client.post("/dispatch-rules", headers=b, json={"name": "steal", "inbound_trunk_id": ids["/trunks/inbound"],
-                                                         "agent_profile_id": ids["/agents"]})
+    r = client.post(
+        "/dispatch-rules",
+        headers=b,
+        json={
+            "name": "steal",
+            "inbound_trunk_id": ids["/trunks/inbound"],
+            "agent_profile_id": ids["/agents"],
+        },
+    )
     assert r.status_code == 422 and r.json()["detail"][0]["field"] in ("agent_profile_id", "inbound_trunk_id")
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer pa_nope_nope"}, {"Authorization": "Basic x"},
-                                     {"X-API-Key": "garbage"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer pa_nope_nope"}, {"Authorization": "Basic x"}, {"X-API-Key": "garbage"}],
+)
 def test_missing_or_wrong_key_is_401_on_every_endpoint(client: TestClient, headers: dict[str, str]) -> None:
-    for path in ("/agents", "/trunks/inbound", "/trunks/outbound", "/dispatch-rules", "/numbers", "/calls",
-                 "/health/provisioning"):
+    for path in (
+        "/agents",
+        "/trunks/inbound",
+        "/trunks/outbound",
+        "/dispatch-rules",
+        "/numbers",
+        "/calls",
+        "/health/provisioning",
+    ):
         r = client.get(path, headers=headers)
         assert r.status_code == 401, path
         assert r.json()["error"] == "missing or invalid API key"
@@ -67,18 +106,32 @@ def test_missing_or_wrong_key_is_401_on_every_endpoint(client: TestClient, heade
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [
-        ("/trunks/inbound", {"name": "x", "numbers": ["12"], "allowed_addresses": ["127.0.0.1"]}, "numbers.0"),
-        ("/trunks/inbound", {"name": "x", "numbers": ["+14155550100"], "allowed_addresses": ["300.1.1.1"]},
-         "allowed_addresses.0"),
+        (
+            "/trunks/inbound",
+            {"name": "x", "numbers": ["12"], "allowed_addresses": ["127.0.0.1"]},
+            "numbers.0",
+        ),
+        (
+            "/trunks/inbound",
+            {"name": "x", "numbers": ["+14155550100"], "allowed_addresses": ["300.1.1.1"]},
+            "allowed_addresses.0",
+        ),
         ("/trunks/inbound", {"name": "x", "numbers": []}, "numbers"),
         ("/trunks/outbound", {"name": "x", "address": "not a host!", "numbers": ["+14155550100"]}, "address"),
-        ("/trunks/outbound", {"name": "x", "address": "h.example", "transport": "sctp",
-                              "numbers": ["+14155550100"]}, "transport"),
+        (
+            "/trunks/outbound",
+            {"name": "x", "address": "h.example", "transport": "sctp", "numbers": ["+14155550100"]},
+            "transport",
+        ),
         ("/agents", {"name": ""}, "name"),
         ("/agents", {"name": "a", "max_duration_s": 0}, "max_duration_s"),
         ("/agents", {"name": "a", "tools": ["rm -rf"]}, "tools.0"),
         ("/agents", {"name": "a", "surprise": 1}, "surprise"),
-        ("/dispatch-rules", {"name": "r", "kind": "direct", "inbound_trunk_id": "i", "agent_profile_id": "a"}, "body"),
+        (
+            "/dispatch-rules",
+            {"name": "r", "kind": "direct", "inbound_trunk_id": "i", "agent_profile_id": "a"},
+            "body",
+        ),
         ("/numbers", {"number": "+1 999"}, "number"),
     ],
 )

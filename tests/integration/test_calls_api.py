@@ -26,11 +26,16 @@ def _seed(client: TestClient, h: dict[str, str], n: int) -> list[Call]:
         session.flush()
         calls = []
         for i in range(n):
-            c = Call(tenant_id=tenant, direction=rnd.choice(["inbound", "outbound"]),
-                     status=rnd.choice(["ended", "in_progress"]), from_number=f"+1415555{i % 7:04d}",
-                     to_number="+14155550100", agent_profile_id=agent.id if i % 3 == 0 else None,
-                     end_reason=rnd.choice(["customer_hangup", "busy", None]),
-                     created_at=base + timedelta(minutes=i // 2))  # pairs share a timestamp: ties
+            c = Call(
+                tenant_id=tenant,
+                direction=rnd.choice(["inbound", "outbound"]),
+                status=rnd.choice(["ended", "in_progress"]),
+                from_number=f"+1415555{i % 7:04d}",
+                to_number="+14155550100",
+                agent_profile_id=agent.id if i % 3 == 0 else None,
+                end_reason=rnd.choice(["customer_hangup", "busy", None]),
+                created_at=base + timedelta(minutes=i // 2),
+            )  # pairs share a timestamp: ties
             session.add(c)
             session.flush()
             text = PHRASES[i % 3]
@@ -89,8 +94,15 @@ def test_search_is_a_phrase_and_bad_queries_are_4xx(client: TestClient) -> None:
     h = new_key(client, "acme")
     _seed(client, h, 6)
     assert client.get("/calls", headers=h, params={"q": "hours opening"}).json()["items"] == []
-    for bad in ({"q": '"'}, {"cursor": "not-a-cursor"}, {"number": "12"}, {"status": "exploded"},
-                {"since": "yesterday"}, {"limit": 0}, {"limit": 10_000}):
+    for bad in (
+        {"q": '"'},
+        {"cursor": "not-a-cursor"},
+        {"number": "12"},
+        {"status": "exploded"},
+        {"since": "yesterday"},
+        {"limit": 0},
+        {"limit": 10_000},
+    ):
         r = client.get("/calls", headers=h, params=bad)
         assert r.status_code == 422, (bad, r.text)
 

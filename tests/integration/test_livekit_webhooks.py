@@ -23,12 +23,19 @@ def _signed(body: str, key: str, secret: str) -> dict[str, str]:
 
 def _sip_event(event_id: str, kind: str, room: str, rule_id: str, *, at: float | None = None) -> str:
     ev = api.WebhookEvent(
-        id=event_id, event=kind, created_at=int(at or time.time()),
+        id=event_id,
+        event=kind,
+        created_at=int(at or time.time()),
         room=api.Room(name=room),
         participant=api.ParticipantInfo(
-            identity="sip_caller", kind=api.ParticipantInfo.Kind.SIP,
-            attributes={"sip.ruleID": rule_id, "sip.phoneNumber": "+14155550123",
-                        "sip.trunkPhoneNumber": "+14155550100", "sip.callID": "SCL_x"},
+            identity="sip_caller",
+            kind=api.ParticipantInfo.Kind.SIP,
+            attributes={
+                "sip.ruleID": rule_id,
+                "sip.phoneNumber": "+14155550123",
+                "sip.trunkPhoneNumber": "+14155550100",
+                "sip.callID": "SCL_x",
+            },
             disconnect_reason=api.DisconnectReason.CLIENT_INITIATED if kind == "participant_left" else 0,
         ),
     )
@@ -37,10 +44,16 @@ def _sip_event(event_id: str, kind: str, room: str, rule_id: str, *, at: float |
 
 def _rule(client: TestClient, h: dict[str, str]) -> str:
     agent = client.post("/agents", headers=h, json={"name": "a"}).json()
-    trunk = client.post("/trunks/inbound", headers=h, json={"name": "in", "numbers": ["+14155550100"],
-                                                              "allowed_addresses": ["127.0.0.1"]}).json()
-    rule = client.post("/dispatch-rules", headers=h, json={"name": "r", "inbound_trunk_id": trunk["id"],
-                                                            "agent_profile_id": agent["id"]}).json()
+    trunk = client.post(
+        "/trunks/inbound",
+        headers=h,
+        json={"name": "in", "numbers": ["+14155550100"], "allowed_addresses": ["127.0.0.1"]},
+    ).json()
+    rule = client.post(
+        "/dispatch-rules",
+        headers=h,
+        json={"name": "r", "inbound_trunk_id": trunk["id"], "agent_profile_id": agent["id"]},
+    ).json()
     return str(rule["livekit_id"])
 
 
@@ -51,7 +64,9 @@ def test_signed_events_open_and_end_the_call_once(client: TestClient, stack: Sta
     joined = _sip_event("EV_join", "participant_joined", "call-abc", rule_id)
     left = _sip_event("EV_left", "participant_left", "call-abc", rule_id)
     for body in (joined, joined, left, left):  # each delivered twice
-        r = client.post("/webhooks/livekit", content=body, headers=_signed(body, creds.api_key, creds.api_secret))
+        r = client.post(
+            "/webhooks/livekit", content=body, headers=_signed(body, creds.api_key, creds.api_secret)
+        )
         assert r.status_code == 200, r.text
     calls = client.get("/calls", headers=h).json()["items"]
     assert len(calls) == 1

@@ -57,7 +57,11 @@ def list_(
 def get(call_id: str, session: SessionDep, tenant: TenantDep) -> Any:
     call = get_owned(session, Call, tenant, call_id)
     turns, events = call_detail(session, call)
-    fields = {name: getattr(call, name) for name in s.CallDetail.model_fields if name not in ("transcript", "events")}
+    fields = {
+        name: getattr(call, name)
+        for name in s.CallDetail.model_fields
+        if name not in ("transcript", "events")
+    }
     return s.CallDetail(
         **fields,
         transcript=[s.TurnOut.model_validate(t) for t in turns],
