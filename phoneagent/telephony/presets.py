@@ -21,14 +21,18 @@ TWILIO_SIGNALING_CIDRS = (
     "54.252.254.64/30",
     "177.71.206.192/30",
 )
-# Telnyx's published SIP signalling ranges (IP authentication).
+# Telnyx's published SIP signalling addresses (IP authentication): US, Canada, Europe, Australia, Asia.
 TELNYX_SIGNALING_CIDRS = (
     "192.76.120.10/32",
     "64.16.250.10/32",
+    "192.76.120.31/32",
+    "64.16.250.13/32",
     "185.246.41.140/32",
     "185.246.41.141/32",
     "103.115.244.145/32",
     "103.115.244.146/32",
+    "103.115.244.158/32",
+    "103.115.244.159/32",
 )
 
 _TWILIO_TERMINATION = re.compile(r"^[a-z0-9][a-z0-9-]*\.pstn(\.[a-z0-9-]+)?\.twilio\.com$")
@@ -75,6 +79,12 @@ def _twilio(f: TrunkFields) -> TrunkFields:
             )
         f.transport = f.transport or "udp"
     else:
+        if f.auth_username or f.auth_password:
+            raise PresetError(
+                "auth_username",
+                "Twilio Elastic SIP Trunking sends no credentials on inbound "
+                "calls: leave them empty, the trunk admits Twilio's signalling addresses",
+            )
         # origination: accept INVITEs only from Twilio's signalling ranges unless the user narrowed them
         f.allowed_addresses = f.allowed_addresses or list(TWILIO_SIGNALING_CIDRS)
     return f
