@@ -90,6 +90,5 @@ def _apply(session: Session, event: api.WebhookEvent, at: datetime) -> Call | No
         call.end_reason = call.end_reason or "customer_hangup"
         call.disconnect_reason = api.DisconnectReason.Name(event.participant.disconnect_reason)
         if call.answered_at is not None:
-            answered = call.answered_at if call.answered_at.tzinfo else call.answered_at.replace(tzinfo=UTC)
-            call.duration_ms = int((at - answered).total_seconds() * 1000)
+            call.duration_ms = int((at - call.answered_at).total_seconds() * 1000)
     return call

@@ -16,6 +16,7 @@ from phoneagent.db.models import AgentProfile, DispatchRule, InboundTrunk, Outbo
 from phoneagent.provisioning.resources import get_owned, list_owned, trunk_fields_with_preset
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": s.Problem, "description": "the body is not parseable JSON"},
     401: {"model": s.Problem, "description": "missing or invalid API key"},
     404: {"model": s.Problem, "description": "no such resource for this tenant"},
     409: {"model": s.Problem, "description": "name taken, or still in use"},

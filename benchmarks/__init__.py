@@ -1,0 +1,1 @@
+"""Benchmarks: each subpackage runs with `python -m benchmarks.<name>` (see BENCHMARKS.md)."""
