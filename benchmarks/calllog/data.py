@@ -19,9 +19,9 @@ import bisect
 import itertools
 import random
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 END = datetime(2026, 11, 25, tzinfo=UTC)
 DAYS = 90
@@ -289,137 +289,158 @@ class Batch:
     search: list[tuple]
 
 
-class _Filler:
-    """Fills phrase templates; one instance per batch (own RNG)."""
+class _Filler(dict):
+    """Phrase template values for one call, drawn lazily (only the ones a template uses)."""
 
     def __init__(self, rnd: random.Random, tenant: Tenant, agent_name: str, hour: int) -> None:
-        self.rnd = rnd
-        r = rnd
-        self.values = {
-            "biz": tenant.name.replace("-", " ").title(),
-            "agent": agent_name.replace("agent-", "Agent "),
-            "daypart": "morning" if hour < 12 else ("afternoon" if hour < 18 else "evening"),
-            "first": r.choice(FIRST),
-            "last": r.choice(LAST),
-            "weekday": r.choice(WEEKDAYS),
-            "ordinal": r.choice(ORDINALS),
-            "month": r.choice(MONTHS),
-            "day": str(r.randrange(1, 29)),
-            "year": str(r.randrange(1940, 2008)),
-            "time": r.choice(TIMES),
-            "house": str(r.randrange(1, 9999)),
-            "street": r.choice(STREETS),
-            "stype": r.choice(STREET_TYPES),
-            "city": r.choice(CITIES),
-            "order": f"{r.randrange(10**6, 10**7)}",
-            "ref": f"{r.choice('ABCDEFGHJKLMNPQRSTUVWXYZ')}{r.randrange(10**5, 10**6)}",
-            "service": r.choice(SERVICES),
-            "zip": f"{r.randrange(10**4, 10**5)}",
-            "spoken_number": " ".join(DIGIT_WORDS[int(d)] for d in f"{r.randrange(10**9, 10**10)}"),
-        }
+        super().__init__(
+            biz=tenant.name.replace("-", " ").title(),
+            agent=agent_name.replace("agent-", "Agent "),
+            daypart="morning" if hour < 12 else ("afternoon" if hour < 18 else "evening"),
+        )
+        self.r = rnd.random
 
-    def fill(self, template: str) -> str:
-        return template.format_map(self.values)
+    def __missing__(self, key: str) -> str:
+        r = self.r
+        kind, arg = _SLOTS[key]
+        if kind == "pick":
+            v = arg[int(r() * len(arg))]
+        elif kind == "num":
+            v = str(arg[0] + int(r() * (arg[1] - arg[0])))
+        elif kind == "ref":
+            v = f"{arg[int(r() * len(arg))]}{100000 + int(r() * 900000)}"
+        else:  # spoken digits
+            v = " ".join(DIGIT_WORDS[int(r() * 10)] for _ in range(10))
+        self[key] = v
+        return v
 
 
-def batches(world: World, batch_size: int, events_per_call: int) -> Iterator[Batch]:
-    """Yield the whole data set in created_at order, `batch_size` calls at a time, deterministically."""
+_SLOTS: dict[str, tuple[str, Any]] = {
+    "first": ("pick", FIRST),
+    "last": ("pick", LAST),
+    "weekday": ("pick", WEEKDAYS),
+    "ordinal": ("pick", ORDINALS),
+    "month": ("pick", MONTHS),
+    "day": ("num", (1, 29)),
+    "year": ("num", (1940, 2008)),
+    "time": ("pick", TIMES),
+    "house": ("num", (1, 9999)),
+    "street": ("pick", STREETS),
+    "stype": ("pick", STREET_TYPES),
+    "city": ("pick", CITIES),
+    "order": ("num", (10**6, 10**7)),
+    "ref": ("ref", "ABCDEFGHJKLMNPQRSTUVWXYZ"),
+    "service": ("pick", SERVICES),
+    "zip": ("num", (10**4, 10**5)),
+    "spoken_number": ("digits", None),
+}
+
+
+def _cum_pick(rand, seq: list, cum: list[float]):  # type: ignore[no-untyped-def]
+    return seq[bisect.bisect_right(cum, rand() * cum[-1])]
+
+
+STATUS_CUM = _cum(STATUS_WEIGHTS)
+END_REASON_CUM = {d: _cum(w) for d, w in END_REASON_WEIGHTS.items()}
+EVENT_TYPES = ("room_started", "participant_joined", "participant_left", "room_finished")
+
+
+def make_batch(world: World, b: int, batch_size: int, events_per_call: int) -> Batch:
+    """Batch number `b` (calls [b*batch_size, (b+1)*batch_size) in created_at order), deterministically."""
     n = world.n
     rare_p = RARE_PER_MILLION * len(RARE) / 1_000_000
-    for b, lo in enumerate(range(0, n, batch_size)):
-        rnd = random.Random(world.seed * 1_000_003 + b)
-        hi = min(n, lo + batch_size)
-        k = hi - lo
-        tenant_idx = [bisect.bisect_left(world.tenant_cum, x) for x in
-                      (rnd.random() * world.tenant_cum[-1] for _ in range(k))]  # fmt: skip
-        cust_rank = rnd.choices(range(N_CUSTOMERS), cum_weights=world.customer_cum, k=k)
-        calls: list[tuple] = []
-        turns: list[tuple] = []
-        events: list[tuple] = []
-        search: list[tuple] = []
-        for j in range(k):
-            t = world.tenants[tenant_idx[j]]
-            us = world.created_us[lo + j]
-            created = to_dt(us)
-            cid = _hex_id(rnd, "call", us // 1000)
-            direction = "inbound" if rnd.random() < 0.65 else "outbound"
-            status = rnd.choices(STATUSES, weights=STATUS_WEIGHTS)[0]
-            end_reason = (
-                rnd.choices(END_REASONS, weights=END_REASON_WEIGHTS[direction])[0]
-                if status == "ended"
-                else None
+    rnd = random.Random(world.seed * 1_000_003 + b)
+    rand = rnd.random
+    lo = b * batch_size
+    hi = min(n, lo + batch_size)
+    calls: list[tuple] = []
+    turns: list[tuple] = []
+    events: list[tuple] = []
+    search: list[tuple] = []
+    ms = timedelta(milliseconds=1)
+    tenants = world.tenants
+    for j in range(lo, hi):
+        t = _cum_pick(rand, tenants, world.tenant_cum)
+        us = world.created_us[j]
+        created = to_dt(us)
+        cid = _hex_id(rnd, "call", us // 1000)
+        direction = "inbound" if rand() < 0.65 else "outbound"
+        status = _cum_pick(rand, STATUSES, STATUS_CUM)
+        end_reason = (
+            _cum_pick(rand, END_REASONS, END_REASON_CUM[direction]) if status == "ended" else None
+        )
+        rank = bisect.bisect_right(world.customer_cum, rand() * world.customer_cum[-1])
+        customer = world.customers[(rank + t.offset) % N_CUSTOMERS]
+        line = _cum_pick(rand, t.lines, t.line_cum)
+        from_n, to_n = (customer, line) if direction == "inbound" else (line, customer)
+        if rand() < NO_AGENT_SHARE:
+            agent_id, agent_name = None, "agent-none"
+        else:
+            agent_id, agent_name = _cum_pick(rand, t.agents, t.agent_cum)
+        answered = status in ("in_progress", "ended") and end_reason not in NOT_ANSWERED
+        ringing = created + (300 + int(rand() * 2200)) * ms
+        answered_at = ringing + (1500 + int(rand() * 13500)) * ms if answered else None
+        duration = int(rnd.lognormvariate(11.5, 0.8)) if answered and status == "ended" else None
+        if duration is not None and answered_at is not None:
+            ended_at: datetime | None = answered_at + duration * ms
+        else:
+            ended_at = ringing + 30_000 * ms if status == "ended" else None
+        recorded = answered and rand() < 0.1
+        calls.append(
+            (
+                cid,
+                t.id,
+                direction,
+                status,
+                end_reason,
+                from_n,
+                to_n,
+                agent_id,
+                f"call-{cid[5:]}",
+                f"SCL_{rnd.getrandbits(48):012x}",
+                (200 if answered else SIP_CODES.get(end_reason or "")),
+                ("OK" if answered else None),
+                DISCONNECT.get(end_reason or ""),
+                created,
+                ringing if status != "queued" else None,
+                answered_at,
+                ended_at,
+                duration,
+                f"EG_{rnd.getrandbits(48):012x}" if recorded else None,
+                "complete" if recorded else None,
+                f"s3://recordings/{t.name}/{cid}.ogg" if recorded else None,
+                (duration or 0) * 2 if recorded else None,
+                (duration or 0) * 7 // 1000,
+                (duration or 0) * 4 // 1000,
+                200 + int(rand() * 8800) if answered else 0,
+                {"campaign": f"c{int(rand() * 20)}"} if direction == "outbound" else {},
             )
-            customer = world.customers[(cust_rank[j] + t.offset) % N_CUSTOMERS]
-            line = t.lines[bisect.bisect_left(t.line_cum, rnd.random() * t.line_cum[-1])]
-            from_n, to_n = (customer, line) if direction == "inbound" else (line, customer)
-            if rnd.random() < NO_AGENT_SHARE:
-                agent_id, agent_name = None, "agent-none"
+        )
+        # transcript: greeting, then caller/agent alternating; 2-6 turns
+        f = _Filler(rnd, t, agent_name, created.hour)
+        nturns = 2 + int(rand() * 5)
+        texts = [GREETINGS[int(rand() * len(GREETINGS))].format_map(f)]
+        for s in range(1, nturns):
+            pool = CALLER if s % 2 else AGENT
+            texts.append(pool[int(rand() * len(pool))].format_map(f))
+        if rand() < rare_p:
+            f["rare"] = RARE[int(rand() * len(RARE))]
+            texts[1] = RARE_CALLER[int(rand() * len(RARE_CALLER))].format_map(f)
+        clock = answered_at or ringing
+        for s, txt in enumerate(texts):
+            st = clock + (s * 4000) * ms
+            en = st + (250 * txt.count(" ") + 250) * ms
+            if s % 2 == 0:
+                stt, brain, tts = 80 + int(rand() * 320), 200 + int(rand() * 1000), 90 + int(rand() * 410)
+                turns.append((cid, s, "agent", txt, st, en, stt, brain, tts, stt + brain + tts))
             else:
-                agent_id, agent_name = t.agents[
-                    bisect.bisect_left(t.agent_cum, rnd.random() * t.agent_cum[-1])
-                ]
-            answered = status in ("in_progress", "ended") and end_reason not in NOT_ANSWERED
-            ringing = created + timedelta(milliseconds=rnd.randrange(300, 2500))
-            answered_at = ringing + timedelta(milliseconds=rnd.randrange(1500, 15000)) if answered else None
-            duration = int(rnd.lognormvariate(11.5, 0.8)) if answered and status == "ended" else None
-            ended_at = (
-                (answered_at + timedelta(milliseconds=duration))
-                if duration is not None and answered_at is not None
-                else (ringing + timedelta(seconds=30) if status == "ended" else None)
-            )
-            recorded = answered and rnd.random() < 0.1
-            calls.append(
-                (
-                    cid,
-                    t.id,
-                    direction,
-                    status,
-                    end_reason,
-                    from_n,
-                    to_n,
-                    agent_id,
-                    f"call-{cid[5:]}",
-                    f"SCL_{rnd.getrandbits(48):012x}",
-                    (200 if answered else SIP_CODES.get(end_reason or "", None)),
-                    ("OK" if answered else None),
-                    DISCONNECT.get(end_reason or ""),
-                    created,
-                    ringing if status != "queued" else None,
-                    answered_at,
-                    ended_at,
-                    duration,
-                    f"EG_{rnd.getrandbits(48):012x}" if recorded else None,
-                    "complete" if recorded else None,
-                    f"s3://recordings/{t.name}/{cid}.ogg" if recorded else None,
-                    (duration or 0) * 2 if recorded else None,
-                    (duration or 0) * 7 // 1000,
-                    (duration or 0) * 4 // 1000,
-                    rnd.randrange(200, 9000) if answered else 0,
-                    {"campaign": f"c{rnd.randrange(20)}"} if direction == "outbound" else {},
-                )
-            )
-            # transcript: greeting, then caller/agent alternating; 2-6 turns
-            f = _Filler(rnd, t, agent_name, created.hour)
-            nturns = rnd.randrange(2, 7)
-            texts = [f.fill(rnd.choice(GREETINGS))]
-            for s in range(1, nturns):
-                texts.append(f.fill(rnd.choice(CALLER if s % 2 else AGENT)))
-            if rnd.random() < rare_p:
-                f.values["rare"] = rnd.choice(RARE)
-                texts[1] = f.fill(rnd.choice(RARE_CALLER))
-            clock = answered_at or ringing
-            for s, txt in enumerate(texts):
-                speaker = "agent" if s % 2 == 0 else "caller"
-                st = clock + timedelta(milliseconds=s * 4000)
-                en = st + timedelta(milliseconds=250 * len(txt.split()))
-                if speaker == "agent":
-                    stt, brain, tts = rnd.randrange(80, 400), rnd.randrange(200, 1200), rnd.randrange(90, 500)
-                    turns.append((cid, s, speaker, txt, st, en, stt, brain, tts, stt + brain + tts))
-                else:
-                    turns.append((cid, s, speaker, txt, st, en, None, None, None, None))
-            search.append((cid, t.id, "\n".join(texts)))
-            for e in range(events_per_call):
-                ev_type = ("room_started", "participant_joined", "participant_left", "room_finished")[e % 4]
-                at = created + timedelta(milliseconds=e * 5000)
-                events.append((cid, "livekit", f"EV_{cid[5:]}_{e}", ev_type, {}, at, at))
-        yield Batch(calls=calls, turns=turns, events=events, search=search)
+                turns.append((cid, s, "caller", txt, st, en, None, None, None, None))
+        search.append((cid, t.id, "\n".join(texts)))
+        for e in range(events_per_call):
+            at = created + (e * 5000) * ms
+            events.append((cid, "livekit", f"EV_{cid[5:]}_{e}", EVENT_TYPES[e % 4], {}, at, at))
+    return Batch(calls=calls, turns=turns, events=events, search=search)
+
+
+def n_batches(world: World, batch_size: int) -> int:
+    return (world.n + batch_size - 1) // batch_size
