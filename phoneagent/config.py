@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     # the number the dev stack's inbound trunk and dispatch rule answer
     dev_number: str = "+15550100"
 
+    # calls one worker takes at once; its load (active calls / this) is what LiveKit dispatch sees, so
+    # unrelated CPU use on the machine does not make the worker refuse calls. Not yet measured: see
+    # the concurrency benchmark of the agent-worker issue.
+    max_concurrent_calls: int = Field(default=4, ge=1, le=64)
+    # silence after speech before the caller's turn is taken as complete (VAD endpointing)
+    endpointing_min_delay_s: float = Field(default=0.5, ge=0.1, le=3.0)
     agent_mode: Literal["local", "api", "hybrid"] = Field(default="local", validation_alias="AGENT_MODE")
     log_level: str = "INFO"
 

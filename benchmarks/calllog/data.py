@@ -67,43 +67,243 @@ DISCONNECT = {
 }
 HOUR_WEIGHTS = [1, 1, 1, 1, 1, 2, 4, 8, 14, 18, 18, 17, 14, 16, 17, 16, 14, 10, 7, 5, 4, 3, 2, 1]
 
-FIRST = (
-    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard Susan "
-    "Joseph Jessica Thomas Sarah Charles Karen Daniel Nancy Matthew Lisa Anthony Betty Mark Sandra Paul "
-    "Ashley Steven Emily Andrew Donna Kevin Michelle Brian Carol George Amanda Priya Mohammed Wei Sofia "
-    "Lucas Aisha Mateo Yuki Olga Kwame Fatima Diego Ingrid Rahul Chloe Omar Hannah Leon Mia Noah"
-).split()
-LAST = (
-    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez "
-    "Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark "
-    "Ramirez Lewis Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams "
-    "Nelson Baker Hall Rivera Campbell Mitchell Carter Roberts Patel Kim Schmidt Rossi Dubois Kowalski"
-).split()
-STREETS = (
-    "Main Oak Pine Maple Cedar Elm Washington Lake Hill Park Sunset Lincoln Jackson River Church Spring "
-    "Highland Franklin Madison Ridge Valley Meadow Forest Chestnut Walnut Willow Harbor Bay Mill Union"
-).split()
+FIRST = [
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Lisa",
+    "Anthony",
+    "Betty",
+    "Mark",
+    "Sandra",
+    "Paul",
+    "Ashley",
+    "Steven",
+    "Emily",
+    "Andrew",
+    "Donna",
+    "Kevin",
+    "Michelle",
+    "Brian",
+    "Carol",
+    "George",
+    "Amanda",
+    "Priya",
+    "Mohammed",
+    "Wei",
+    "Sofia",
+    "Lucas",
+    "Aisha",
+    "Mateo",
+    "Yuki",
+    "Olga",
+    "Kwame",
+    "Fatima",
+    "Diego",
+    "Ingrid",
+    "Rahul",
+    "Chloe",
+    "Omar",
+    "Hannah",
+    "Leon",
+    "Mia",
+    "Noah",
+]
+LAST = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Patel",
+    "Kim",
+    "Schmidt",
+    "Rossi",
+    "Dubois",
+    "Kowalski",
+]
+STREETS = [
+    "Main",
+    "Oak",
+    "Pine",
+    "Maple",
+    "Cedar",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Park",
+    "Sunset",
+    "Lincoln",
+    "Jackson",
+    "River",
+    "Church",
+    "Spring",
+    "Highland",
+    "Franklin",
+    "Madison",
+    "Ridge",
+    "Valley",
+    "Meadow",
+    "Forest",
+    "Chestnut",
+    "Walnut",
+    "Willow",
+    "Harbor",
+    "Bay",
+    "Mill",
+    "Union",
+]
 STREET_TYPES = ["Street", "Avenue", "Road", "Boulevard", "Lane", "Drive", "Court", "Place"]
-CITIES = (
-    "Springfield Riverside Fairview Franklin Greenville Bristol Clinton Salem Madison Georgetown Arlington "
-    "Ashland Dover Oxford Burlington Manchester Milton Newport Auburn Dayton"
-).split()
+CITIES = [
+    "Springfield",
+    "Riverside",
+    "Fairview",
+    "Franklin",
+    "Greenville",
+    "Bristol",
+    "Clinton",
+    "Salem",
+    "Madison",
+    "Georgetown",
+    "Arlington",
+    "Ashland",
+    "Dover",
+    "Oxford",
+    "Burlington",
+    "Manchester",
+    "Milton",
+    "Newport",
+    "Auburn",
+    "Dayton",
+]
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 ORDINALS = [
-    "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
-    "eleventh", "twelfth", "fifteenth", "twentieth", "twenty-first", "twenty-second", "thirtieth",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "fifteenth",
+    "twentieth",
+    "twenty-first",
+    "twenty-second",
+    "thirtieth",
 ]
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 TIMES = [
-    "nine am", "nine thirty", "ten o'clock", "ten fifteen", "eleven am", "noon", "one pm", "two thirty",
-    "three pm", "three forty-five", "four o'clock", "five pm",
+    "nine am",
+    "nine thirty",
+    "ten o'clock",
+    "ten fifteen",
+    "eleven am",
+    "noon",
+    "one pm",
+    "two thirty",
+    "three pm",
+    "three forty-five",
+    "four o'clock",
+    "five pm",
 ]
 SERVICES = [
-    "cleaning", "check-up", "consultation", "repair", "inspection", "estimate", "follow-up visit",
-    "installation", "oil change", "filling", "x-ray", "second opinion",
+    "cleaning",
+    "check-up",
+    "consultation",
+    "repair",
+    "inspection",
+    "estimate",
+    "follow-up visit",
+    "installation",
+    "oil change",
+    "filling",
+    "x-ray",
+    "second opinion",
 ]
 
 GREETINGS = [
@@ -147,10 +347,26 @@ AGENT = [
 ]
 # Two-word phrases whose words appear nowhere else in the vocabulary: the "rare phrase" searches.
 RARE = [
-    "burst pipe", "chimney sweep", "piano tuning", "passport renewal", "wedding cake", "wasp nest",
-    "frozen gutter", "cracked windshield", "wisdom tooth", "flooded basement", "tow truck",
-    "root canal", "parking ticket", "gas leak", "roof shingles", "septic tank", "hearing aid",
-    "solar panels", "termite inspection", "jury duty",
+    "burst pipe",
+    "chimney sweep",
+    "piano tuning",
+    "passport renewal",
+    "wedding cake",
+    "wasp nest",
+    "frozen gutter",
+    "cracked windshield",
+    "wisdom tooth",
+    "flooded basement",
+    "tow truck",
+    "root canal",
+    "parking ticket",
+    "gas leak",
+    "roof shingles",
+    "septic tank",
+    "hearing aid",
+    "solar panels",
+    "termite inspection",
+    "jury duty",
 ]
 RARE_PER_MILLION = 40  # calls carrying each rare phrase, per million calls
 RARE_CALLER = [
@@ -158,7 +374,7 @@ RARE_CALLER = [
     "Hi, it's about the {rare} from last week.",
 ]
 # Words that appear in a large share of transcripts: the "common word" searches (stemmed by both engines).
-COMMON_Q = ["appointment", "address", "order", "reference", "booking", "calendar", "weekday", "number"]
+COMMON_Q = ["appointment", "address", "order", "reference", "booking", "calendar", "help", "number"]
 
 
 @dataclass
@@ -224,9 +440,7 @@ def build_world(n: int, seed: int = 20261125) -> World:
         lines = [own.pop() for _ in range(line_counts[t])]
         line_w = [70, 20, 10][: len(lines)]
         weights = AGENT_WEIGHTS_LARGE if t == 0 else AGENT_WEIGHTS_SMALL
-        agents = [
-            (_hex_id(rnd, "agt", created_ms), f"agent-{next(agent_no):02d}") for _ in weights
-        ]
+        agents = [(_hex_id(rnd, "agt", created_ms), f"agent-{next(agent_no):02d}") for _ in weights]
         tenants.append(
             Tenant(
                 id=_hex_id(rnd, "ten", created_ms),
@@ -366,9 +580,7 @@ def make_batch(world: World, b: int, batch_size: int, events_per_call: int) -> B
         cid = _hex_id(rnd, "call", us // 1000)
         direction = "inbound" if rand() < 0.65 else "outbound"
         status = _cum_pick(rand, STATUSES, STATUS_CUM)
-        end_reason = (
-            _cum_pick(rand, END_REASONS, END_REASON_CUM[direction]) if status == "ended" else None
-        )
+        end_reason = _cum_pick(rand, END_REASONS, END_REASON_CUM[direction]) if status == "ended" else None
         rank = bisect.bisect_right(world.customer_cum, rand() * world.customer_cum[-1])
         customer = world.customers[(rank + t.offset) % N_CUSTOMERS]
         line = _cum_pick(rand, t.lines, t.line_cum)

@@ -102,7 +102,9 @@ def build_cases(world: World, sessions: sessionmaker[Session], batch_size: int) 
     tid = big.id
     cases: list[Case] = []
 
-    cases.append(Case("list_first_page", "no filter, first page", "list", [Param("first page", CallFilter())]))
+    cases.append(
+        Case("list_first_page", "no filter, first page", "list", [Param("first page", CallFilter())])
+    )
 
     # deep page: follow cursors from page 1; pages 16..25 (10 different deep pages)
     deep: list[Param] = []
@@ -158,6 +160,18 @@ def build_cases(world: World, sessions: sessionmaker[Session], batch_size: int) 
     cases.append(Case("list_search_rare", f"q = a rare two-word phrase ({len(RARE)} different)", "list",
                       [Param(p, CallFilter(q=p)) for p in RARE]))  # fmt: skip
 
+    # words frequent in the data set but absent from this tenant's calls: the other tenants' names
+    others = [t.name.split("-")[0] for t in world.tenants[1:]]
+    cases.append(
+        Case(
+            "list_search_other_tenant_word",
+            "q = a word common in other tenants' calls, absent from this tenant's (4 different)",
+            "list",
+            [Param(w, CallFilter(q=w)) for w in others],
+            extra=True,
+        )
+    )
+
     # mid-history cursors: what an export paging through everything reaches (the cursor is a filter or
     # an index bound depending on the plan: this shows which)
     mid_ids = sample_call_ids(world, batch_size, 50, rnd, tid, 0.4, 0.6)
@@ -166,7 +180,9 @@ def build_cases(world: World, sessions: sessionmaker[Session], batch_size: int) 
         for cid in mid_ids:
             c = s.get(Call, cid)
             if c is not None:
-                mids.append(Param(f"cursor at {c.created_at.isoformat()}", CallFilter(), cursor=encode_cursor(c)))
+                mids.append(
+                    Param(f"cursor at {c.created_at.isoformat()}", CallFilter(), cursor=encode_cursor(c))
+                )
     if mids:
         cases.append(Case("list_cursor_mid_history", "no filter, a page whose cursor is ~half-way back "
                           "(~400k rows deep)", "list", mids, extra=True))  # fmt: skip

@@ -223,7 +223,9 @@ def svg_chart(results: dict[str, Any]) -> str:
                        f'height="{bar_h - 1}" fill="{col}"/>')  # fmt: skip
             out.append(f'<text x="{bx + 3:.1f}" y="{by + bar_h - 1.5:.1f}" font-size="9" '
                        f'fill="#333">{_fmt(q[s])}</text>')  # fmt: skip
-    out.append(f'<text x="{label_w}" y="{height - 8}" fill="#555" font-size="11">* extra case (not a '
-               f"goal case in the brief, added to show a behaviour); bars: p50 then p99 per engine</text>")
+    out.append(
+        f'<text x="{label_w}" y="{height - 8}" fill="#555" font-size="11">* extra case (not a '
+        f"goal case in the brief, added to show a behaviour); bars: p50 then p99 per engine</text>"
+    )
     out.append("</svg>")
     return "\n".join(out) + "\n"

@@ -87,8 +87,12 @@ def _apply(session: Session, event: api.WebhookEvent, at: datetime) -> Call | No
     elif event.event == "participant_left" and call is not None and call.status != "ended":
         call.status = "ended"
         call.ended_at = at
-        call.end_reason = call.end_reason or "customer_hangup"
-        call.disconnect_reason = api.DisconnectReason.Name(event.participant.disconnect_reason)
+        reason = api.DisconnectReason.Name(event.participant.disconnect_reason)
+        # the agent ends a call by deleting its room; any other departure of the caller is a hang-up
+        call.end_reason = call.end_reason or (
+            "agent_hangup" if reason == "ROOM_DELETED" else "customer_hangup"
+        )
+        call.disconnect_reason = reason
         if call.answered_at is not None:
             call.duration_ms = int((at - call.answered_at).total_seconds() * 1000)
     return call

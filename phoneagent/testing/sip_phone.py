@@ -164,6 +164,17 @@ class BaresipPhone:
         self._send(f"/dial {uri}")
         self.wait_for(r"Call established", timeout=timeout, start=mark)
 
+    def play(self, wav: Path) -> int:
+        """Switch the microphone to ``wav`` (8 kHz mono, padded with silence: its end hangs up)."""
+        mark = len(self.output)
+        self._send(f"/ausrc aufile,{wav}")
+        return mark
+
+    def wait_for_remote_bye(self, *, since: int, timeout: float) -> None:
+        """The far end hung up: a BYE request arrived and the call ended."""
+        self.wait_for(r"^BYE sip:", timeout=timeout, start=since)
+        self.wait_for(r"terminated", timeout=timeout, start=since)
+
     def hangup(self) -> int:
         """Hang up the call; returns the output index where the hangup began."""
         mark = len(self.output)
