@@ -15,7 +15,13 @@ url = config.attributes.get("url") or database_url(get_settings())
 engine = make_engine(url)
 try:
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=True,
+            # the full-text tables are made by hand (FTS5 / tsvector): autogenerate must not drop them
+            include_name=lambda name, kind, _parent: not (kind == "table" and str(name).startswith("call_search")),
+        )
         with context.begin_transaction():
             context.run_migrations()
 finally:

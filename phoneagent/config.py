@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # the number the dev stack's inbound trunk and dispatch rule answer
     dev_number: str = "+15550100"
 
+    # where workers send call events; empty: this machine's control plane
+    control_plane_url: str = ""
     # calls one worker takes at once; its load (active calls / this) is what LiveKit dispatch sees, so
     # unrelated CPU use on the machine does not make the worker refuse calls. Not yet measured: see
     # the concurrency benchmark of the agent-worker issue.
@@ -85,6 +87,10 @@ class Settings(BaseSettings):
     @property
     def livekit_url(self) -> str:
         return f"ws://{self.bind_host}:{self.livekit_port}"
+
+    @property
+    def events_url(self) -> str:
+        return self.control_plane_url or f"http://{self.bind_host}:{self.api_port}"
 
     @property
     def livekit_http_url(self) -> str:

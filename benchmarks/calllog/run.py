@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -78,6 +79,16 @@ def measure(url: str, world: Any, args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _revision(url: str) -> str:
+    """The Alembic revision upgrade() reached (the tree can gain migrations while a run is going)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def _q(words: str) -> Any:
     from phoneagent.calls.query import CallFilter
 
@@ -91,16 +102,20 @@ def run_sqlite(world: Any, args: argparse.Namespace) -> dict[str, Any]:
     try:
         log(f"[sqlite] schema: phoneagent.db.migrate.upgrade({url})")
         upgrade(url)
-        log(f"[sqlite] seeding {world.n:,} calls")
+        revision = _revision(url)
+        log(f"[sqlite] schema at alembic revision {revision}; seeding {world.n:,} calls")
         stats = seed_sqlite(url, world, args.batch, args.events_per_call)
         log(f"[sqlite] seeded in {stats.insert_seconds:.1f}s; ANALYZE + PRAGMA optimize "
             f"{stats.analyze_seconds:.1f}s")  # fmt: skip
         size = sum(p.stat().st_size for p in tmp.iterdir())
         log("[sqlite] measuring")
+        load_before = os.getloadavg()
         queries = measure(url, world, args)
         return {
             "url": "sqlite:///<tmp>/calllog.db",
             "server_version": None,
+            "alembic_revision": revision,
+            "loadavg_before_after_measuring": [load_before, os.getloadavg()],
             "database_bytes": size,
             "seed": stats.as_dict(),
             "queries": queries,
@@ -122,6 +137,7 @@ def run_postgres(world: Any, args: argparse.Namespace) -> dict[str, Any]:
         url = pg.create_database("calllog")
         log("[postgresql] schema: phoneagent.db.migrate.upgrade(...)")
         upgrade(url)
+        revision = _revision(url)
         engine = make_engine(url)
         with engine.connect() as conn:
             server_version = conn.execute(text("SHOW server_version")).scalar_one()
@@ -130,7 +146,7 @@ def run_postgres(world: Any, args: argparse.Namespace) -> dict[str, Any]:
                 for k in ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost", "fsync")
             }
         engine.dispose()
-        log(f"[postgresql] server {server_version}; seeding {world.n:,} calls")
+        log(f"[postgresql] server {server_version}, schema at revision {revision}; seeding {world.n:,} calls")
         stats = seed_postgres(url, world, args.batch, args.events_per_call)
         log(f"[postgresql] seeded in {stats.insert_seconds:.1f}s; VACUUM (ANALYZE) + CHECKPOINT "
             f"{stats.analyze_seconds:.1f}s")  # fmt: skip
@@ -139,10 +155,13 @@ def run_postgres(world: Any, args: argparse.Namespace) -> dict[str, Any]:
             size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
         engine.dispose()
         log("[postgresql] measuring")
+        load_before = os.getloadavg()
         queries = measure(url, world, args)
         return {
             "url": f"postgresql://postgres@127.0.0.1:{args.port}/calllog (throwaway cluster)",
             "server_version": server_version,
+            "alembic_revision": revision,
+            "loadavg_before_after_measuring": [load_before, os.getloadavg()],
             "server_settings": settings,
             "database_bytes": int(size),
             "seed": stats.as_dict(),

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from phoneagent.calls.worker_events import attach_waiting
 from phoneagent.db.models import Call, CallEvent, DispatchRule, InboundTrunk
 
 SIP_KIND = api.ParticipantInfo.Kind.SIP
@@ -84,6 +85,7 @@ def _apply(session: Session, event: api.WebhookEvent, at: datetime) -> Call | No
         )
         session.add(call)
         session.flush()
+        attach_waiting(session, call)
     elif event.event == "participant_left" and call is not None and call.status != "ended":
         call.status = "ended"
         call.ended_at = at

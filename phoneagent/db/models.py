@@ -182,9 +182,12 @@ class CallEvent(Base):
     __table_args__ = (
         UniqueConstraint("source", "event_id"),
         Index("ix_call_events_call", "call_id", "occurred_at"),
+        Index("ix_call_events_room", "room_name"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), default=None)
+    # worker events may arrive before the call record exists: they wait here, keyed by room
+    room_name: Mapped[str | None] = mapped_column(String(128), default=None)
     source: Mapped[str] = mapped_column(String(16))  # livekit | worker | sip | api
     event_id: Mapped[str] = mapped_column(String(128))
     type: Mapped[str] = mapped_column(String(64))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,3 +60,10 @@ async def livekit_api(settings: Settings) -> AsyncIterator[api.LiveKitAPI]:
         ) from None
     finally:
         await client.aclose()
+
+
+def worker_token(settings: Settings) -> str:
+    """The bearer token workers send with call events: derived from the LiveKit secret both sides hold,
+    so a worker needs no extra secret and a leaked token says nothing about the LiveKit secret."""
+    creds = livekit_credentials(settings)
+    return hmac.new(creds.api_secret.encode(), b"phoneagent-worker-events", hashlib.sha256).hexdigest()

@@ -5,18 +5,21 @@ Models load once per job process in prewarm, never per call.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
-from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, WorkerOptions
+from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, WorkerOptions, llm
 from livekit.agents.cli import proto
 from livekit.agents.cli.cli import _run_worker
+from livekit.agents.voice.events import ConversationItemAddedEvent
 from livekit.plugins import silero
 
 from phoneagent.config import Settings, get_settings
 from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
 from phoneagent.speech.whisper_stt import WhisperSTT, load_whisper
-from phoneagent.telephony.client import livekit_credentials
+from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker.agent import PhoneAgent
+from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
 
 log = logging.getLogger("phoneagent.worker")
@@ -28,10 +31,57 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["vad"] = silero.VAD.load()  # the ONNX model ships inside livekit-plugins-silero
 
 
+def report_turns(session: AgentSession, reporter: EventReporter, room: str) -> None:
+    """Every caller and agent turn, with its timings and the latency split, to the control plane."""
+    seq = itertools.count()
+    last_stt: dict[str, float | None] = {"s": None}
+
+    @session.on("conversation_item_added")
+    def _on_item(ev: ConversationItemAddedEvent) -> None:
+        item = ev.item
+        if not isinstance(item, llm.ChatMessage) or item.role not in ("user", "assistant"):
+            return
+        m = item.metrics
+        data: dict[str, object] = {
+            "seq": next(seq),
+            "speaker": "caller" if item.role == "user" else "agent",
+            "text": item.text_content or "",
+            "started_at": m.get("started_speaking_at"),
+            "ended_at": m.get("stopped_speaking_at"),
+        }
+        if item.role == "user":
+            last_stt["s"] = m.get("transcription_delay")
+            data["stt_s"] = last_stt["s"]
+        else:
+            # end of caller speech -> final transcript -> first brain output -> first audio out
+            data.update(
+                stt_s=last_stt["s"],
+                brain_s=m.get("llm_node_ttft"),
+                tts_s=m.get("tts_node_ttfb"),
+                total_s=m.get("e2e_latency"),
+            )
+            last_stt["s"] = None
+        reporter.report(room, "turn", data)
+
+
 async def entrypoint(ctx: JobContext) -> None:
     settings = get_settings()
     await ctx.connect()
-    log.info("call answered", extra={"room": ctx.room.name})
+    room = ctx.room.name
+    log.info("call answered", extra={"room": room})
+    reporter = EventReporter(
+        url=settings.events_url,
+        token=worker_token(settings),
+        spool_dir=settings.state_dir.expanduser() / "spool",
+    )
+    reporter.start()
+    ctx.add_shutdown_callback(reporter.aclose)
+    reporter.report(room, "answered")
+
+    async def hang_up() -> None:
+        reporter.report(room, "hangup", {"reason": "agent_hangup"})
+        await ctx.delete_room()
+
     flow = ScriptedFlow(Script.from_dict(DEFAULT_SCRIPT_DATA, greeting=settings.greeting))
     session: AgentSession = AgentSession(
         vad=ctx.proc.userdata["vad"],
@@ -43,7 +93,8 @@ async def entrypoint(ctx: JobContext) -> None:
             "endpointing": {"min_delay": settings.endpointing_min_delay_s},
         },
     )
-    await session.start(agent=PhoneAgent(flow=flow, hang_up=ctx.delete_room), room=ctx.room, record=False)
+    report_turns(session, reporter, room)
+    await session.start(agent=PhoneAgent(flow=flow, hang_up=hang_up), room=ctx.room, record=False)
 
 
 def build_server(settings: Settings) -> AgentServer:

@@ -85,3 +85,19 @@ def test_caller_asks_agent_answers_by_script_then_hangs_up_after_goodbye(
     wait_until(lambda: ended() is not None, timeout=30, what="the call record to end as agent_hangup")
     call = ended()
     assert call is not None and call["disconnect_reason"] == "ROOM_DELETED"
+
+    # every turn reached the control plane through the worker's event spool, with the latency split
+    def transcript() -> list[dict]:
+        url = f"{control_plane.url}/calls/{call['id']}"
+        return list(httpx.get(url, headers=control_plane.headers, timeout=10).json()["transcript"])
+
+    try:
+        wait_until(lambda: len(transcript()) >= 5, timeout=30, what="five turns in the call record")
+    finally:
+        turns = transcript()
+        print("turns:", [(t["seq"], t["speaker"], t["text"]) for t in turns])
+    assert [t["speaker"] for t in turns[:5]] == ["agent", "caller", "agent", "caller", "agent"]
+    assert "hours" in turns[1]["text"].lower() and turns[2]["text"].startswith("We are open")
+    answer = turns[2]
+    assert answer["total_ms"] is not None and answer["total_ms"] > 0
+    assert answer["stt_ms"] is not None and answer["tts_ms"] is not None

@@ -1,17 +1,29 @@
 """LiveKit webhooks: signature and freshness checked by livekit-api's WebhookReceiver; stored once."""
 
+import hmac
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from livekit import api
+from pydantic import BaseModel, Field
 
 from phoneagent.api.deps import SessionDep, Unauthorized
+from phoneagent.api.schemas import Problem
 from phoneagent.calls.ingest import ingest_livekit_event
-from phoneagent.telephony.client import livekit_credentials
+from phoneagent.calls.worker_events import ingest_worker_events
+from phoneagent.telephony.client import livekit_credentials, worker_token
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(
+    prefix="/webhooks",
+    tags=["webhooks"],
+    responses={
+        400: {"model": Problem, "description": "the body is not parseable"},
+        401: {"model": Problem, "description": "not signed by who it claims: nothing written"},
+        422: {"model": Problem, "description": "invalid field (named in detail)"},
+    },
+)
 
 MAX_AGE_S = 300  # older events are refused as replays
 
@@ -34,3 +46,29 @@ async def livekit_webhook(request: Request, session: SessionDep) -> Any:
         raise Unauthorized("webhook is too old (replay?)")
     new = await run_in_threadpool(ingest_livekit_event, session, event)
     return {"received": event.id, "duplicate": not new}
+
+
+class WorkerEvent(BaseModel):
+    event_id: str = Field(min_length=1, max_length=128)
+    room: str = Field(min_length=1, max_length=128)
+    type: str = Field(min_length=1, max_length=64)
+    at: float | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class WorkerBatch(BaseModel):
+    events: list[WorkerEvent] = Field(max_length=500)
+
+
+@router.post(
+    "/worker",
+    summary="Call events from phoneagent workers (idempotent by event_id)",
+    responses={401: {"description": "wrong worker token"}},
+)
+def worker_events(batch: WorkerBatch, request: Request, session: SessionDep) -> Any:
+    expected = worker_token(request.app.state.settings)
+    given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized("wrong worker token")
+    new = ingest_worker_events(session, [e.model_dump() for e in batch.events])
+    return {"accepted": len(batch.events), "new": new}

@@ -1,0 +1,90 @@
+"""Call events from workers: answered, each turn (text, timings, latency split), hangup, fallbacks, tools.
+
+Stored once per event id (workers resend from their spool until acknowledged). An event for a room
+whose call record does not exist yet (the LiveKit webhook is late) waits, keyed by room, and is applied
+when the record appears (see ``attach_waiting``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from phoneagent.calls.query import index_transcript
+from phoneagent.db.models import Call, CallEvent, CallTurn
+
+
+def _ms(value: Any) -> int | None:
+    return int(round(float(value) * 1000)) if isinstance(value, int | float) else None
+
+
+def _ts(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(float(value), UTC) if isinstance(value, int | float) else None
+
+
+def _apply(session: Session, call: Call, ev: CallEvent) -> None:
+    data = ev.payload.get("data", {})
+    if ev.type == "turn":
+        seq = int(data["seq"])
+        turn = session.scalar(select(CallTurn).where(CallTurn.call_id == call.id, CallTurn.seq == seq))
+        if turn is None:
+            turn = CallTurn(call_id=call.id, seq=seq, speaker=str(data.get("speaker", "agent")), text="")
+            session.add(turn)
+        turn.text = str(data.get("text", ""))
+        turn.started_at, turn.ended_at = _ts(data.get("started_at")), _ts(data.get("ended_at"))
+        turn.stt_ms, turn.brain_ms = _ms(data.get("stt_s")), _ms(data.get("brain_s"))
+        turn.tts_ms, turn.total_ms = _ms(data.get("tts_s")), _ms(data.get("total_s"))
+        session.flush()
+        turns = session.scalars(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+        index_transcript(session, call, "\n".join(t.text for t in turns))
+    elif ev.type == "hangup" and call.end_reason is None:
+        reason = data.get("reason")
+        if reason in ("agent_hangup", "silence_timeout", "max_duration", "transferred", "voicemail"):
+            call.end_reason = reason  # the worker knows why it hung up; the webhook will confirm the end
+
+
+def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> int:
+    """Store and apply a batch; returns how many were new. Commits once per event (a duplicate in a
+    batch does not undo the others)."""
+    new = 0
+    for raw in events:
+        room = str(raw["room"])
+        ev = CallEvent(
+            source="worker",
+            event_id=str(raw["event_id"]),
+            type=str(raw["type"]),
+            room_name=room,
+            payload={"data": raw.get("data", {})},
+            occurred_at=_ts(raw.get("at")) or datetime.now(UTC),
+        )
+        session.add(ev)
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            continue
+        call = session.scalar(select(Call).where(Call.room_name == room))
+        if call is not None:
+            ev.call_id = call.id
+            _apply(session, call, ev)
+        session.commit()
+        new += 1
+    return new
+
+
+def attach_waiting(session: Session, call: Call) -> None:
+    """Apply the worker events that arrived before this call record existed (caller commits)."""
+    waiting = session.scalars(
+        select(CallEvent)
+        .where(
+            CallEvent.room_name == call.room_name, CallEvent.call_id.is_(None), CallEvent.source == "worker"
+        )
+        .order_by(CallEvent.occurred_at, CallEvent.id)
+    )
+    for ev in waiting:
+        ev.call_id = call.id
+        _apply(session, call, ev)

@@ -1,0 +1,145 @@
+"""Worker call events: authenticated, stored once, applied even when they beat the call record, and
+never lost while the control plane is down (the worker's spool)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from phoneagent.db.models import CallEvent
+from phoneagent.stack.services import Stack
+from phoneagent.telephony.client import worker_token
+from phoneagent.testing.processes import LoggedProcess
+from phoneagent.worker.reporter import EventReporter
+from tests.db_fixtures import new_key
+from tests.integration.test_livekit_webhooks import _rule, _signed, _sip_event
+from tests.stack_fixtures import settings_env
+
+
+def _turn(event_id: str, room: str, seq: int, speaker: str, text: str, **lat: float) -> dict:
+    return {
+        "event_id": event_id,
+        "room": room,
+        "type": "turn",
+        "at": time.time(),
+        "data": {"seq": seq, "speaker": speaker, "text": text, **lat},
+    }
+
+
+def test_turns_before_the_call_record_are_applied_when_it_appears(client: TestClient, stack: Stack) -> None:
+    from phoneagent.telephony.client import livekit_credentials
+
+    h = new_key(client, "acme")
+    rule_id = _rule(client, h)
+    w = {"Authorization": f"Bearer {worker_token(stack.settings)}"}
+    batch = [
+        _turn("t0", "call-r1", 0, "agent", "Hello, how can I help?"),
+        _turn("t1", "call-r1", 1, "caller", "what are your opening hours", stt_s=0.21),
+        _turn(
+            "t2",
+            "call-r1",
+            2,
+            "agent",
+            "We are open Monday to Friday.",
+            stt_s=0.21,
+            brain_s=0.001,
+            tts_s=0.08,
+            total_s=0.71,
+        ),
+    ]
+    r = client.post("/webhooks/worker", json={"events": batch}, headers=w)
+    assert r.json() == {"accepted": 3, "new": 3}
+    assert client.post("/webhooks/worker", json={"events": batch}, headers=w).json()["new"] == 0  # resent
+
+    creds = livekit_credentials(stack.settings)
+    body = _sip_event("EV_j", "participant_joined", "call-r1", rule_id)
+    assert (
+        client.post(
+            "/webhooks/livekit", content=body, headers=_signed(body, creds.api_key, creds.api_secret)
+        ).status_code
+        == 200
+    )
+    call = client.get("/calls", headers=h).json()["items"][0]
+    detail = client.get(f"/calls/{call['id']}", headers=h).json()
+    assert [t["speaker"] for t in detail["transcript"]] == ["agent", "caller", "agent"]
+    last = detail["transcript"][2]
+    assert (last["stt_ms"], last["brain_ms"], last["tts_ms"], last["total_ms"]) == (210, 1, 80, 710)
+    found = client.get("/calls", headers=h, params={"q": "opening hours"}).json()["items"]
+    assert [c["id"] for c in found] == [call["id"]]
+
+
+def test_wrong_worker_token_is_401(client: TestClient) -> None:
+    r = client.post(
+        "/webhooks/worker",
+        json={"events": [_turn("x", "call-x", 0, "agent", "hi")]},
+        headers={"Authorization": "Bearer nope"},
+    )
+    assert r.status_code == 401
+
+
+def test_events_wait_in_the_spool_while_the_control_plane_is_down(stack: Stack, tmp_path: Path) -> None:
+    """Events reported with no control plane stay on disk, survive a worker restart, and are delivered
+    exactly once when `phoneagent api` comes up."""
+    settings = stack.settings.model_copy(update={"api_port": 18100})
+    env = settings_env(settings)
+    env["PHONEAGENT_API_PORT"] = "18100"
+    db = tmp_path / "cp.db"
+    env["PHONEAGENT_DATABASE_URL"] = f"sqlite:///{db}"
+    spool = tmp_path / "spool"
+    url = f"http://127.0.0.1:{settings.api_port}"
+
+    async def first_worker() -> list[str]:
+        rep = EventReporter(url=url, token=worker_token(settings), spool_dir=spool)
+        rep.start()
+        ids = [
+            rep.report("call-spool", "turn", {"seq": i, "speaker": "caller", "text": f"t{i}"})
+            for i in range(5)
+        ]
+        await asyncio.sleep(0.5)  # the sender tries, and fails: nothing listens on that port
+        await rep.aclose(flush_timeout=1.0)  # the worker stops with the control plane still down
+        assert len(rep.pending()) == 5
+        return ids
+
+    ids = asyncio.run(first_worker())
+    assert len(list(spool.glob("*.json"))) == 5
+
+    subprocess.run(
+        [sys.executable, "-m", "phoneagent.cli", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    api = LoggedProcess.phoneagent("api", log_path=tmp_path / "api.log", env=env)
+    try:
+        api.wait_for(r"Uvicorn running", timeout=60)
+
+        async def second_worker() -> None:
+            rep = EventReporter(url=url, token=worker_token(settings), spool_dir=spool)
+            rep.start()
+            deadline = time.monotonic() + 30
+            while rep.pending() and time.monotonic() < deadline:  # noqa: ASYNC110 - polls the disk
+                await asyncio.sleep(0.1)
+            await rep.aclose()
+            assert rep.pending() == []
+
+        asyncio.run(second_worker())
+    finally:
+        api.stop()
+
+    from sqlalchemy import select
+
+    from phoneagent.db.engine import make_engine, session_factory
+
+    engine = make_engine(f"sqlite:///{db}")
+    with session_factory(engine)() as session:
+        stored = list(session.scalars(select(CallEvent.event_id).where(CallEvent.source == "worker")))
+    engine.dispose()
+    assert sorted(stored) == sorted(ids)
+    assert os.listdir(spool) == []
