@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     # the concurrency benchmark of the agent-worker issue.
     max_concurrent_calls: int = Field(default=4, ge=1, le=64)
     # silence after speech before the caller's turn is taken as complete (VAD endpointing)
-    endpointing_min_delay_s: float = Field(default=0.5, ge=0.1, le=3.0)
+    endpointing_min_delay_s: float = Field(default=0.5, ge=0.0, le=3.0)
+    # silence Silero VAD waits for before it calls the end of an utterance (its own default: 0.55)
+    vad_min_silence_s: float = Field(default=0.55, ge=0.1, le=3.0)
     agent_mode: Literal["local", "api", "hybrid"] = Field(default="local", validation_alias="AGENT_MODE")
     log_level: str = "INFO"
 

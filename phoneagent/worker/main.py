@@ -28,7 +28,8 @@ log = logging.getLogger("phoneagent.worker")
 def prewarm(proc: JobProcess) -> None:
     proc.userdata["piper_voice"] = load_piper_voice()
     proc.userdata["whisper"] = load_whisper("tiny.en")
-    proc.userdata["vad"] = silero.VAD.load()  # the ONNX model ships inside livekit-plugins-silero
+    # the ONNX model ships inside livekit-plugins-silero
+    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=get_settings().vad_min_silence_s)
 
 
 def report_turns(session: AgentSession, reporter: EventReporter, room: str) -> None:
