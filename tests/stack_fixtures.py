@@ -59,6 +59,10 @@ def stack(stack_settings: Settings) -> Iterator[Stack]:
     assert_all_gone(pids)
 
 
+# differs from the worker's built-in greeting: hearing it proves the profile came from the control plane
+PROFILE_GREETING = "Hello, thank you for calling Acme Dental. How can I help you today?"
+
+
 @dataclass(frozen=True)
 class ControlPlane:
     url: str
@@ -84,7 +88,7 @@ def control_plane(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         url = f"http://{settings.bind_host}:{settings.api_port}"
         h = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, headers=h, timeout=30) as c:
-            agent = c.post("/agents", json={"name": "e2e", "greeting": settings.greeting})
+            agent = c.post("/agents", json={"name": "e2e", "greeting": PROFILE_GREETING})
             trunk = c.post(
                 "/trunks/inbound",
                 json={

@@ -19,6 +19,7 @@ from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
 from phoneagent.speech.whisper_stt import WhisperSTT, load_whisper
 from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker.agent import PhoneAgent
+from phoneagent.worker.profiles import ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
 
@@ -30,6 +31,10 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["whisper"] = load_whisper("tiny.en")
     # the ONNX model ships inside livekit-plugins-silero
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=get_settings().vad_min_silence_s)
+    settings = get_settings()
+    proc.userdata["profiles"] = ProfileCache(
+        url=settings.events_url, token=worker_token(settings), default_greeting=settings.greeting
+    )
 
 
 def report_turns(session: AgentSession, reporter: EventReporter, room: str) -> None:
@@ -83,7 +88,10 @@ async def entrypoint(ctx: JobContext) -> None:
         reporter.report(room, "hangup", {"reason": "agent_hangup"})
         await ctx.delete_room()
 
-    flow = ScriptedFlow(Script.from_dict(DEFAULT_SCRIPT_DATA, greeting=settings.greeting))
+    profiles: ProfileCache = ctx.proc.userdata["profiles"]
+    profile = await profiles.get(ProfileCache.profile_id(ctx.job.metadata))
+    log.info("agent profile", extra={"agent_profile_id": profile.id, "source": profile.source})
+    flow = ScriptedFlow(Script.from_dict(profile.script or DEFAULT_SCRIPT_DATA, greeting=profile.greeting))
     session: AgentSession = AgentSession(
         vad=ctx.proc.userdata["vad"],
         stt=WhisperSTT(model=ctx.proc.userdata["whisper"]),

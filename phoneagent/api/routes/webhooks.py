@@ -10,9 +10,11 @@ from livekit import api
 from pydantic import BaseModel, Field
 
 from phoneagent.api.deps import SessionDep, Unauthorized
-from phoneagent.api.schemas import Problem
+from phoneagent.api.schemas import AgentProfileOut, Problem
 from phoneagent.calls.ingest import ingest_livekit_event
 from phoneagent.calls.worker_events import ingest_worker_events
+from phoneagent.db.models import AgentProfile
+from phoneagent.errors import NotFound
 from phoneagent.telephony.client import livekit_credentials, worker_token
 
 router = APIRouter(
@@ -66,9 +68,22 @@ class WorkerBatch(BaseModel):
     responses={401: {"description": "wrong worker token"}},
 )
 def worker_events(batch: WorkerBatch, request: Request, session: SessionDep) -> Any:
+    _check_worker(request)
+    new = ingest_worker_events(session, [e.model_dump() for e in batch.events])
+    return {"accepted": len(batch.events), "new": new}
+
+
+@router.get("/worker/agents/{agent_id}", summary="An agent profile, for the worker answering its call")
+def worker_agent_profile(agent_id: str, request: Request, session: SessionDep) -> Any:
+    _check_worker(request)
+    profile = session.get(AgentProfile, agent_id)
+    if profile is None:
+        raise NotFound(f"no agent profile with id {agent_id!r}")
+    return AgentProfileOut.model_validate(profile)
+
+
+def _check_worker(request: Request) -> None:
     expected = worker_token(request.app.state.settings)
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("wrong worker token")
-    new = ingest_worker_events(session, [e.model_dump() for e in batch.events])
-    return {"accepted": len(batch.events), "new": new}
