@@ -23,8 +23,9 @@ from phoneagent.provisioning.keys import create_key
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.sip import LiveKitSip
 from phoneagent.testing.postgres import TempPostgres
+from tests.stack_fixtures import PORT_OFFSET
 
-PG_PORT = 25433
+PG_PORT = 25433 + PORT_OFFSET
 _counter = itertools.count()
 
 

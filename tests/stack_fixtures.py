@@ -18,18 +18,23 @@ from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
 from phoneagent.testing.processes import LoggedProcess, assert_all_gone
 
+# PHONEAGENT_TEST_PORT_OFFSET moves every test port, so that two checkouts can run their suites at once
+PORT_OFFSET = int(os.environ.get("PHONEAGENT_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = {
-    "redis_port": 16389,
-    "livekit_port": 17880,
-    "livekit_rtc_tcp_port": 17881,
-    "livekit_rtc_udp_start": 51000,
-    "livekit_rtc_udp_end": 51049,
-    "sip_port": 15060,
-    "sip_rtp_start": 11000,
-    "sip_rtp_end": 11049,
-    "sip_health_port": 18089,
-    "worker_http_port": 18081,
-    "api_port": 18000,
+    name: port + PORT_OFFSET
+    for name, port in {
+        "redis_port": 16389,
+        "livekit_port": 17880,
+        "livekit_rtc_tcp_port": 17881,
+        "livekit_rtc_udp_start": 51000,
+        "livekit_rtc_udp_end": 51049,
+        "sip_port": 15060,
+        "sip_rtp_start": 11000,
+        "sip_rtp_end": 11049,
+        "sip_health_port": 18089,
+        "worker_http_port": 18081,
+        "api_port": 18000,
+    }.items()
 }
 
 
