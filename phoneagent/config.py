@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     sip_rtp_start: int = 10000
     sip_rtp_end: int = 10099
     sip_health_port: int = 8089
+    # livekit-sip's load shedding: above this CPU share it refuses new outbound calls (see the template)
+    sip_max_cpu_utilization: float = Field(default=1.0, gt=0.0, le=1.0)
     worker_http_port: int = 8081
     api_port: int = 8000
 

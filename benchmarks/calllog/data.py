@@ -492,7 +492,7 @@ TURN_COLS = (
     "total_ms",
 )  # fmt: skip
 EVENT_COLS = ("call_id", "source", "event_id", "type", "payload", "occurred_at", "received_at")
-SEARCH_COLS = ("call_id", "tenant_id", "body")  # exactly what index_transcript writes
+SEARCH_COLS = ("call_id", "tenant_id", "body")  # what index_transcript writes on PostgreSQL
 
 
 @dataclass
@@ -647,7 +647,7 @@ def make_batch(world: World, b: int, batch_size: int, events_per_call: int) -> B
                 turns.append((cid, s, "agent", txt, st, en, stt, brain, tts, stt + brain + tts))
             else:
                 turns.append((cid, s, "caller", txt, st, en, None, None, None, None))
-        search.append((cid, t.id, "\n".join(texts)))
+        search.append((cid, t.id, "\n".join(texts), us))  # us: created_at in µs
         for e in range(events_per_call):
             at = created + (e * 5000) * ms
             events.append((cid, "livekit", f"EV_{cid[5:]}_{e}", EVENT_TYPES[e % 4], {}, at, at))

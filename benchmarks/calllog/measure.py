@@ -32,7 +32,7 @@ from benchmarks.calllog.data import (
     make_batch,
     n_batches,
 )
-from phoneagent.calls.query import CallFilter, call_detail, encode_cursor, list_calls
+from phoneagent.calls.query import CallFilter, call_detail, encode_cursor, list_calls, tenant_token
 from phoneagent.db.models import Call
 
 LIMIT = 50
@@ -216,7 +216,7 @@ class _Capture:
 def plan_for(engine: Engine, sessions: sessionmaker[Session], tenant_id: str, p: Param) -> dict[str, Any]:
     with sessions() as s, _Capture(engine) as cap:
         list_calls(s, tenant_id, p.filter, limit=LIMIT, cursor=p.cursor)
-    stmt, params = next((st, pa) for st, pa in reversed(cap.seen) if "FROM calls" in st)
+    stmt, params = next((st, pa) for st, pa in reversed(cap.seen) if "calls.id" in st)
     out: dict[str, Any] = {"param": p.label, "sql": " ".join(stmt.split())}
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
@@ -254,8 +254,9 @@ def count_matches(sessions: sessionmaker[Session], tenant_id: str, f: CallFilter
         if f.q:
             words = " ".join(f.q.split())
             if s.get_bind().dialect.name == "sqlite":
-                sql = "SELECT count(*) FROM call_search WHERE call_search MATCH :p AND tenant_id = :t"
-                return int(s.execute(text(sql), {"p": f'"{words}"', "t": tenant_id}).scalar_one())
+                sql = "SELECT count(*) FROM call_search WHERE call_search MATCH :p"
+                match = f'tenant : "{tenant_token(tenant_id)}" AND body : "{words}"'
+                return int(s.execute(text(sql), {"p": match}).scalar_one())
             sql = ("SELECT count(*) FROM call_search WHERE tsv @@ phraseto_tsquery('english', :p) "
                    "AND tenant_id = :t")  # fmt: skip
             return int(s.execute(text(sql), {"p": words, "t": tenant_id}).scalar_one())

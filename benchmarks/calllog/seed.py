@@ -32,12 +32,29 @@ from benchmarks.calllog.data import (
     make_batch,
     n_batches,
 )
+from phoneagent.calls.query import SEARCH_SLOTS, SQLITE_SEARCH_INSERT, tenant_token
 from phoneagent.db.engine import make_engine
 from phoneagent.db.models import AgentProfile, Call, CallEvent, CallTurn, Tenant
 
-# the statement phoneagent.calls.query.index_transcript runs for each call (its DELETE is a no-op on a
-# fresh table)
-INDEX_TRANSCRIPT_SQL = "INSERT INTO call_search (call_id, tenant_id, body) VALUES (:id, :tenant, :body)"
+
+class _SearchRows:
+    """The rows phoneagent.calls.query.index_transcript writes on SQLite, for calls fed in created_at
+    order: the rowid is created_at in µs times SEARCH_SLOTS, plus a slot for calls of the same µs."""
+
+    def __init__(self) -> None:
+        self._last_us = -1
+        self._slot = 0
+
+    def __call__(self, search: list[tuple]) -> list[dict[str, object]]:
+        out = []
+        for call_id, tenant_id, body, us in search:
+            self._slot = self._slot + 1 if us == self._last_us else 0
+            self._last_us = us
+            out.append(
+                {"rowid": us * SEARCH_SLOTS + self._slot, "id": call_id, "tenant": tenant_token(tenant_id),
+                 "body": body}
+            )  # fmt: skip
+        return out
 
 
 @dataclass
@@ -226,7 +243,8 @@ def seed_sqlite(
     calls_sql = _insert_sql(engine, Call.__table__, CALL_COLS)
     turns_sql = _insert_sql(engine, CallTurn.__table__, TURN_COLS)
     events_sql = _insert_sql(engine, CallEvent.__table__, EVENT_COLS)
-    search_sql = text(INDEX_TRANSCRIPT_SQL)
+    search_sql = text(SQLITE_SEARCH_INSERT)
+    search_rows = _SearchRows()
     t_start = time.perf_counter()
     last = [t_start, 0.0]
     for batch in _feed(world, batch_size, events_per_call, stats, _sqlite_transform()):
@@ -235,7 +253,7 @@ def seed_sqlite(
             conn.exec_driver_sql(turns_sql, batch.turns)
             if batch.events:
                 conn.exec_driver_sql(events_sql, batch.events)
-            conn.execute(search_sql, [{"id": c, "tenant": t, "body": b} for c, t, b in batch.search])
+            conn.execute(search_sql, search_rows(batch.search))
         stats.calls += len(batch.calls)
         stats.turns += len(batch.turns)
         stats.events += len(batch.events)
@@ -265,6 +283,10 @@ def _copy(cur: psycopg.Cursor, table: str, cols: tuple[str, ...], rows: list[tup
                 cp.write_row(fix(r))
 
 
+def _without_created(r: tuple) -> tuple:  # call_search: (call_id, tenant_id, body), no created µs
+    return r[:3]
+
+
 def _json_last(r: tuple) -> tuple:
     return (*r[:-1], json.dumps(r[-1]))
 
@@ -289,7 +311,7 @@ def seed_postgres(
                 _copy(cur, "call_turns", TURN_COLS, batch.turns)
                 if batch.events:
                     _copy(cur, "call_events", EVENT_COLS, batch.events, _json_payload)
-                _copy(cur, "call_search", SEARCH_COLS, batch.search)
+                _copy(cur, "call_search", SEARCH_COLS, batch.search, _without_created)
             stats.calls += len(batch.calls)
             stats.turns += len(batch.turns)
             stats.events += len(batch.events)

@@ -53,10 +53,12 @@ class ServiceState:
     log: Path
 
 
-def _http_ok(url: str) -> bool:
+def _http_ok(url: str, *, also: tuple[int, ...] = ()) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return bool(resp.status == 200)
+    except urllib.error.HTTPError as exc:
+        return exc.code in also
     except (urllib.error.URLError, OSError):
         return False
 
@@ -138,7 +140,8 @@ class Stack:
             Service(
                 name="livekit-sip",
                 argv=[str(sip_bin), "--config", str(sip_conf)],
-                health=lambda: _http_ok(f"http://{host}:{s.sip_health_port}/"),
+                # 429 is "up, but the machine's CPU is busy" (livekit-sip's own load report)
+                health=lambda: _http_ok(f"http://{host}:{s.sip_health_port}/", also=(429,)),
                 tcp_ports=[s.sip_port, s.sip_health_port],
                 udp_ports=[s.sip_port, *range(s.sip_rtp_start, s.sip_rtp_end + 1)],
             ),

@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from phoneagent.calls.query import index_transcript
 from phoneagent.db.models import AgentProfile, Call, CallEvent, CallTurn, Tenant
@@ -83,9 +84,12 @@ def test_each_filter_matches_exactly(client: TestClient) -> None:
         "q": ("opening hours", lambda c: PHRASES.index("what are your opening hours") == calls.index(c) % 3),
     }
     for param, (value, pred) in cases.items():
-        got = {i["id"] for i in _all_pages(client, h, **{param: value})}
+        items = _all_pages(client, h, **{param: value})
+        got = [i["id"] for i in items]
         want = {c.id for c in calls if pred(c)}
-        assert got == want and want, param
+        assert len(got) == len(set(got)) and set(got) == want and want, param
+        stamps = [i["created_at"] for i in items]
+        assert stamps == sorted(stamps, reverse=True), param
     both = {i["id"] for i in _all_pages(client, h, status="ended", q="appointment")}
     assert both == {c.id for i, c in enumerate(calls) if c.status == "ended" and i % 3 == 0}
 
@@ -120,3 +124,35 @@ def test_tenants_never_share_search_results(client: TestClient) -> None:
     assert client.get("/calls", headers=b, params={"q": "appointment"}).json()["items"] == []
     with client.app.state.sessions() as session:  # type: ignore[attr-defined]
         assert session.query(Tenant).count() == 2
+
+
+def test_a_transcript_indexed_again_replaces_its_search_row(client: TestClient) -> None:
+    h = new_key(client, "acme")
+    call = _seed(client, h, 1)[0]
+    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+        c = session.get(Call, call.id)
+        assert c is not None
+        index_transcript(session, c, "my parcel never arrived")
+        session.commit()
+        rows = session.execute(text("SELECT count(*) FROM call_search")).scalar_one()
+    assert rows == 1
+    found = client.get("/calls", headers=h, params={"q": "parcel"}).json()["items"]
+    assert [i["id"] for i in found] == [call.id]
+    assert client.get("/calls", headers=h, params={"q": PHRASES[0]}).json()["items"] == []
+
+
+def test_calls_created_in_the_same_microsecond_are_all_searchable(client: TestClient) -> None:
+    h = new_key(client, "acme")
+    at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+        tenant = tenant_for_key(session, h["Authorization"][7:])
+        assert tenant
+        ids = []
+        for _ in range(5):
+            c = Call(tenant_id=tenant, direction="inbound", created_at=at)
+            session.add(c)
+            session.flush()
+            index_transcript(session, c, "same moment")
+            ids.append(c.id)
+        session.commit()
+    assert sorted(i["id"] for i in _all_pages(client, h, q="same moment")) == sorted(ids)
