@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phoneagent.calls.query import index_transcript
+from phoneagent.calls.records import refresh
 from phoneagent.db.models import Call, CallEvent, CallTurn
 
 
@@ -41,10 +42,7 @@ def _apply(session: Session, call: Call, ev: CallEvent) -> None:
         session.flush()
         turns = session.scalars(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
         index_transcript(session, call, "\n".join(t.text for t in turns))
-    elif ev.type == "hangup" and call.end_reason is None:
-        reason = data.get("reason")
-        if reason in ("agent_hangup", "silence_timeout", "max_duration", "transferred", "voicemail"):
-            call.end_reason = reason  # the worker knows why it hung up; the webhook will confirm the end
+    # what the event means for the call's state (answered, hung up and why) is read by refresh()
 
 
 def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> int:
@@ -71,6 +69,7 @@ def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> int:
         if call is not None:
             ev.call_id = call.id
             _apply(session, call, ev)
+            refresh(session, call)
         session.commit()
         new += 1
     return new
@@ -85,6 +84,11 @@ def attach_waiting(session: Session, call: Call) -> None:
         )
         .order_by(CallEvent.occurred_at, CallEvent.id)
     )
+    found = False
     for ev in waiting:
         ev.call_id = call.id
         _apply(session, call, ev)
+        found = True
+    if found:
+        session.flush()
+        refresh(session, call)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phoneagent.db.base import Base, new_id, utcnow
@@ -87,6 +87,8 @@ class OutboundTrunk(_Resource, Base):
     auth_username: Mapped[str] = mapped_column(String(200), default="")
     auth_password: Mapped[str] = mapped_column(String(200), default="")
     livekit_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    # calls this trunk carries at once; more wait in the queue
+    max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=10)
 
     @property
     def has_password(self) -> bool:
@@ -130,6 +132,8 @@ class Call(Base):
         Index("ix_calls_tenant_from", "tenant_id", "from_number", "created_at", "id"),
         Index("ix_calls_tenant_to", "tenant_id", "to_number", "created_at", "id"),
         Index("ix_calls_room", "room_name"),
+        Index("ix_calls_status_created", "status", "created_at"),  # the dialer's queue and the sweeper
+        UniqueConstraint("tenant_id", "idempotency_key"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("call"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -158,6 +162,12 @@ class Call(Base):
     cost_speech_microusd: Mapped[int] = mapped_column(Integer, default=0)
     cost_llm_microusd: Mapped[int] = mapped_column(Integer, default=0)
     call_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    # outbound calls
+    outbound_trunk_id: Mapped[str | None] = mapped_column(ForeignKey("outbound_trunks.id"), default=None)
+    ring_timeout_s: Mapped[int] = mapped_column(Integer, default=30)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    idempotency_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"), default=None, index=True)
 
 
 class CallTurn(Base):
@@ -194,3 +204,81 @@ class CallEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookEndpoint(_Resource, Base):
+    """A tenant's receiver of call webhooks; ``secret`` signs every delivery (shown once)."""
+
+    __tablename__ = "webhook_endpoints"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("whe"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(100))
+    events: Mapped[list[str]] = mapped_column(default=list)  # empty: every event type
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class WebhookDelivery(Base):
+    """The outbox: one row per (endpoint, event), written in the transaction that made the event."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_tenant", "tenant_id", "status", "id"),
+    )
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("whd"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(100))
+    event_type: Mapped[str] = mapped_column(String(40))
+    call_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    # None until the first attempt renders it (call.ended waits for the last transcript turns)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | delivered | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Campaign(_Resource, Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"), Index("ix_campaigns_status", "status"))
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("cmp"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    agent_profile_id: Mapped[str] = mapped_column(ForeignKey("agent_profiles.id"))
+    outbound_trunk_id: Mapped[str] = mapped_column(ForeignKey("outbound_trunks.id"))
+    from_number: Mapped[str] = mapped_column(String(20), default="")
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    # calling window in the callee's local time, "HH:MM"
+    window_start: Mapped[str] = mapped_column(String(5), default="09:00")
+    window_end: Mapped[str] = mapped_column(String(5), default="20:00")
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    retry_delay_s: Mapped[int] = mapped_column(Integer, default=3600)
+    retry_on: Mapped[list[str]] = mapped_column(default=lambda: ["busy", "no_answer"])
+    ring_timeout_s: Mapped[int] = mapped_column(Integer, default=30)
+    status: Mapped[str] = mapped_column(String(12), default="running")  # running|paused|cancelled|completed
+
+
+class CampaignContact(Base):
+    __tablename__ = "campaign_contacts"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "number"),
+        Index("ix_campaign_contacts_due", "campaign_id", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(20))
+    variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # pending | calling | done (answered) | failed (attempts used up) | cancelled
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_call_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    last_end_reason: Mapped[str | None] = mapped_column(String(20), default=None)

@@ -46,7 +46,7 @@ async def livekit_webhook(request: Request, session: SessionDep) -> Any:
         raise Unauthorized("webhook signature is missing or invalid") from None
     if event.created_at and abs(time.time() - event.created_at) > MAX_AGE_S:
         raise Unauthorized("webhook is too old (replay?)")
-    new = await run_in_threadpool(ingest_livekit_event, session, event)
+    new, _call = await run_in_threadpool(ingest_livekit_event, session, event)
     return {"received": event.id, "duplicate": not new}
 
 

@@ -1,0 +1,259 @@
+"""Outgoing webhooks: a durable outbox, signed deliveries, retries with backoff, dead letters.
+
+``enqueue`` writes one delivery row per subscribed endpoint in the caller's transaction, so a call's
+step and its webhooks are committed together (nothing is sent for a step that was rolled back, and
+nothing is lost when the process dies after the commit). ``Deliverer`` sends due rows: it first
+*leases* a row (moves its ``next_attempt_at`` forward with a conditional update, so two control-plane
+processes never send the same row at once), POSTs it, then records the outcome. A 2xx marks it
+delivered; anything else schedules the next attempt after ``backoff(n)`` (exponential, with jitter);
+after ``max_attempts`` the row is dead and waits for a replay through the API.
+
+Delivery is at least once, with a stable event id in ``Phoneagent-Event-Id``: a receiver sees a
+second copy only if this process dies between the receiver's 2xx and the commit of "delivered".
+The signature scheme and the receiver's check are in ``phoneagent.webhooks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from phoneagent.db.models import Call, CallTurn, WebhookDelivery, WebhookEndpoint
+from phoneagent.webhooks import sign
+
+log = logging.getLogger("phoneagent.webhooks")
+
+EVENT_TYPES = ("call.queued", "call.ringing", "call.answered", "call.ended", "recording.ready",
+               "recording.failed")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_s: float = 10.0  # first retry after about this long; each next one 3x later
+    factor: float = 3.0
+    cap_s: float = 6 * 3600.0
+    jitter: float = 0.2  # +- this share of each delay
+    ended_grace_s: float = 3.0  # call.ended waits this long for the last transcript turns
+
+    def backoff(self, attempt: int, rnd: Callable[[], float] = random.random) -> timedelta:
+        """Delay after failed attempt number ``attempt`` (1-based)."""
+        delay = min(self.cap_s, self.base_s * self.factor ** (attempt - 1))
+        return timedelta(seconds=delay * (1 + self.jitter * (2 * rnd() - 1)))
+
+
+def call_payload(session: Session, call: Call, *, with_transcript: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": call.id,
+        "direction": call.direction,
+        "status": call.status,
+        "end_reason": call.end_reason,
+        "from_number": call.from_number,
+        "to_number": call.to_number,
+        "agent_profile_id": call.agent_profile_id,
+        "campaign_id": call.campaign_id,
+        "created_at": call.created_at.isoformat(),
+        "ringing_at": call.ringing_at.isoformat() if call.ringing_at else None,
+        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
+        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "duration_ms": call.duration_ms,
+        "sip_status_code": call.sip_status_code,
+        "sip_status_reason": call.sip_status_reason,
+        "disconnect_reason": call.disconnect_reason,
+        "metadata": call.call_metadata,
+    }
+    if call.recording_status:
+        body["recording"] = {
+            "status": call.recording_status,
+            "location": call.recording_location,
+            "size_bytes": call.recording_size_bytes,
+        }
+    if with_transcript:
+        turns = session.scalars(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
+        body["transcript"] = [
+            {"seq": t.seq, "speaker": t.speaker, "text": t.text,
+             "started_at": t.started_at.isoformat() if t.started_at else None}
+            for t in turns
+        ]  # fmt: skip
+    return body
+
+
+def enqueue(session: Session, call: Call, event_type: str, *, policy: RetryPolicy | None = None) -> int:
+    """Queue ``event_type`` about ``call`` for each subscribed endpoint; repeated calls add nothing."""
+    endpoints = session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == call.tenant_id, WebhookEndpoint.enabled.is_(True)
+        )
+    ).all()
+    endpoints = [e for e in endpoints if not e.events or event_type in e.events]
+    if not endpoints:
+        return 0
+    now = datetime.now(UTC)
+    lazy = event_type == "call.ended"
+    due = now + timedelta(seconds=(policy or RetryPolicy()).ended_grace_s) if lazy else now
+    payload = None if lazy else call_payload(session, call)
+    added = 0
+    for ep in endpoints:
+        row = WebhookDelivery(
+            tenant_id=call.tenant_id,
+            endpoint_id=ep.id,
+            event_id=f"evt_{call.id}_{event_type.replace('.', '_')}",
+            event_type=event_type,
+            call_id=call.id,
+            payload=payload,
+            next_attempt_at=due,
+        )
+        try:
+            with session.begin_nested():
+                session.add(row)
+            added += 1
+        except IntegrityError:
+            continue  # this event was queued for this endpoint already
+    return added
+
+
+def envelope(row: WebhookDelivery) -> dict[str, Any]:
+    return {
+        "id": row.event_id,
+        "type": row.event_type,
+        "created_at": row.created_at.isoformat(),
+        "data": row.payload,
+    }
+
+
+class Deliverer:
+    """Sends due outbox rows; ``run`` loops until cancelled, ``deliver_due`` is one pass."""
+
+    LEASE = timedelta(seconds=60)
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        policy: RetryPolicy | None = None,
+        client: httpx.AsyncClient | None = None,
+        batch: int = 50,
+        concurrency: int = 8,
+    ) -> None:
+        self._sessions = sessions
+        self.policy = policy or RetryPolicy()
+        self._client = client or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        self._batch = batch
+        self._sem = asyncio.Semaphore(concurrency)
+        self.wake = asyncio.Event()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def run(self, *, idle_s: float = 1.0) -> None:
+        while True:
+            try:
+                sent = await self.deliver_due()
+            except Exception:  # a database hiccup must not stop deliveries for good
+                log.exception("webhook delivery pass failed; retrying")
+                sent = 0
+            if sent == 0:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), timeout=idle_s)
+
+    async def deliver_due(self) -> int:
+        leased = await asyncio.to_thread(self._lease_due)
+        await asyncio.gather(*(self._send(row_id) for row_id in leased))
+        return len(leased)
+
+    def _lease_due(self) -> list[str]:
+        now = datetime.now(UTC)
+        with self._sessions() as s:
+            due = s.execute(
+                select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
+                .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(self._batch)
+            ).all()
+            leased = []
+            for row_id, at in due:
+                got = s.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id == row_id, WebhookDelivery.next_attempt_at == at)
+                    .values(next_attempt_at=now + self.LEASE)
+                )
+                if got.rowcount == 1:  # type: ignore[attr-defined]
+                    leased.append(row_id)
+            s.commit()
+        return leased
+
+    def _prepare(self, row_id: str) -> tuple[str, dict[str, str], bytes] | None:
+        with self._sessions() as s:
+            row = s.get(WebhookDelivery, row_id)
+            endpoint = s.get(WebhookEndpoint, row.endpoint_id) if row else None
+            if row is None or endpoint is None or row.status != "pending":
+                return None
+            if row.payload is None:  # rendered at its first attempt, then fixed for every retry
+                call = s.get(Call, row.call_id) if row.call_id else None
+                row.payload = call_payload(s, call, with_transcript=True) if call else {}
+                s.commit()
+            body = json.dumps(envelope(row), separators=(",", ":")).encode()
+            headers = {
+                "content-type": "application/json",
+                "phoneagent-event-id": row.event_id,
+                "phoneagent-event-type": row.event_type,
+                "phoneagent-signature": sign(endpoint.secret, body),
+                "user-agent": "phoneagent-webhooks",
+            }
+            return endpoint.url, headers, body
+
+    async def _send(self, row_id: str) -> None:
+        async with self._sem:
+            prepared = await asyncio.to_thread(self._prepare, row_id)
+            if prepared is None:
+                return
+            url, headers, body = prepared
+            code: int | None = None
+            error: str | None = None
+            try:
+                resp = await self._client.post(url, content=body, headers=headers)
+                code = resp.status_code
+                if not 200 <= code < 300:
+                    error = f"HTTP {code}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+            await asyncio.to_thread(self._record, row_id, code, error)
+
+    def _record(self, row_id: str, code: int | None, error: str | None) -> None:
+        now = datetime.now(UTC)
+        with self._sessions() as s:
+            row = s.get(WebhookDelivery, row_id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.last_attempt_at, row.last_status_code, row.last_error = now, code, error
+            if error is None:
+                row.status, row.delivered_at = "delivered", now
+            elif row.attempts >= self.policy.max_attempts:
+                row.status = "dead"
+                log.warning(
+                    "webhook delivery is dead after %d attempts", row.attempts,
+                    extra={"delivery": row.id, "event_type": row.event_type, "error": error},
+                )  # fmt: skip
+            else:
+                row.next_attempt_at = now + self.policy.backoff(row.attempts)
+            s.commit()
+
+
+def replay(session: Session, row: WebhookDelivery) -> None:
+    """A dead (or delivered) delivery goes out again with its original event id and payload."""
+    row.status, row.attempts, row.next_attempt_at = "pending", 0, datetime.now(UTC)
+    row.last_error = None

@@ -1,0 +1,158 @@
+"""A call record kept true to its events: every stored event is read as facts, folded, written back.
+
+``record_event`` stores one event (once per ``(source, event_id)``) and refreshes the record;
+``refresh`` re-derives status, timings, end reason and evidence from *all* the call's events (see
+``phoneagent.calls.lifecycle``) and queues the outgoing webhooks of each step the record took. Nothing
+here commits: the caller owns the transaction, so the event, the record and its webhooks are written
+together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from phoneagent.calls import lifecycle as lc
+from phoneagent.calls.outbox import enqueue
+from phoneagent.db.models import Call, CallEvent
+
+log = logging.getLogger("phoneagent.calls")
+
+SIP_KIND = "SIP"
+AGENT_KIND = "AGENT"
+
+
+def _livekit_facts(call: Call, ev: CallEvent) -> list[lc.Fact]:
+    participant = ev.payload.get("participant") or {}
+    if participant.get("kind") != SIP_KIND:
+        if ev.type == "room_finished":
+            return [lc.Fact(ev.occurred_at, "ended", None, lc.NO_EVIDENCE)]
+        return []
+    if ev.type == "participant_joined":
+        status = (participant.get("attributes") or {}).get("sip.callStatus", "")
+        # livekit-sip answers an inbound call before its participant joins; an outbound participant
+        # joins while it is still dialing
+        if call.direction == "inbound" or status == "active":
+            return [lc.Fact(ev.occurred_at, "in_progress")]
+        return [lc.Fact(ev.occurred_at, "ringing" if status == "ringing" else "dialing")]
+    if ev.type == "participant_left":
+        reason = participant.get("disconnectReason", "UNKNOWN_REASON")
+        return [lc.sip_participant_left(ev.occurred_at, reason)]
+    return []
+
+
+def _worker_facts(call: Call, ev: CallEvent) -> list[lc.Fact]:
+    data = ev.payload.get("data") or {}
+    if ev.type == "hangup":
+        fact = lc.worker_hangup(ev.occurred_at, str(data.get("reason", "")))
+        return [fact] if fact else []
+    if ev.type == "answered" and call.direction == "inbound":
+        return [lc.Fact(ev.occurred_at, "in_progress")]
+    if ev.type == "turn" and data.get("speaker") == "caller":
+        return [lc.Fact(ev.occurred_at, "in_progress")]  # someone spoke on the line: it was answered
+    return []
+
+
+def _own_facts(ev: CallEvent) -> list[lc.Fact]:
+    """Events the control plane wrote itself (source api or sweeper) carry their fact as it is."""
+    f = ev.payload.get("fact")
+    if not isinstance(f, dict):
+        return []
+    return [
+        lc.Fact(
+            ev.occurred_at,
+            str(f["status"]),
+            f.get("end_reason"),
+            int(f.get("strength", 0)),
+            sip_status_code=f.get("sip_status_code"),
+            sip_status_reason=f.get("sip_status_reason"),
+        )
+    ]
+
+
+def facts_of(call: Call, ev: CallEvent) -> list[lc.Fact]:
+    if ev.source == "livekit":
+        return _livekit_facts(call, ev)
+    if ev.source == "worker":
+        return _worker_facts(call, ev)
+    return _own_facts(ev)
+
+
+def fact_payload(fact: lc.Fact, **extra: Any) -> dict[str, Any]:
+    body = {
+        "status": fact.status,
+        "end_reason": fact.end_reason,
+        "strength": fact.strength,
+        "sip_status_code": fact.sip_status_code,
+        "sip_status_reason": fact.sip_status_reason,
+    }
+    return {"fact": body, **extra}
+
+
+def refresh(session: Session, call: Call) -> None:
+    """Re-derive the record from all its events; queue a webhook for each step it newly took."""
+    events = session.scalars(select(CallEvent).where(CallEvent.call_id == call.id)).all()
+    facts = [f for ev in events for f in facts_of(call, ev)]
+    state = lc.fold(facts)
+    before = (call.status, call.ringing_at, call.answered_at)
+    # a record never goes back (a state set directly, e.g. by an older version, has no event)
+    call.status = max(call.status, state.status, key=lc.STATUSES.index)
+    call.ringing_at, call.answered_at, call.ended_at = state.ringing_at, state.answered_at, state.ended_at
+    call.end_reason = state.end_reason
+    call.duration_ms = state.duration_ms
+    call.sip_status_code, call.sip_status_reason = state.sip_status_code, state.sip_status_reason
+    call.disconnect_reason = state.disconnect_reason
+    session.flush()
+    if before[1] is None and call.ringing_at is not None:
+        enqueue(session, call, "call.ringing")
+    if before[2] is None and call.answered_at is not None:
+        enqueue(session, call, "call.answered")
+    if before[0] != "ended" and call.status == "ended":
+        enqueue(session, call, "call.ended")
+
+
+def record_event(
+    session: Session,
+    call: Call,
+    *,
+    source: str,
+    event_id: str,
+    type_: str,
+    payload: dict[str, Any],
+    at: datetime | None = None,
+) -> bool:
+    """Store one event for ``call`` and refresh it; False (no effect) when the event id was seen."""
+    ev = CallEvent(
+        call_id=call.id,
+        room_name=call.room_name,
+        source=source,
+        event_id=event_id,
+        type=type_,
+        payload=payload,
+        occurred_at=at or datetime.now(UTC),
+    )
+    try:
+        with session.begin_nested():
+            session.add(ev)
+    except IntegrityError:
+        return False
+    refresh(session, call)
+    return True
+
+
+def own_event(session: Session, call: Call, type_: str, fact: lc.Fact, event_id: str, **extra: Any) -> bool:
+    """An event the control plane itself witnessed (it dialed, it was told to hang up, ...)."""
+    return record_event(
+        session,
+        call,
+        source="api",
+        event_id=event_id,
+        type_=type_,
+        payload=fact_payload(fact, **extra),
+        at=fact.at,
+    )
