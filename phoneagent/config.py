@@ -67,6 +67,19 @@ class Settings(BaseSettings):
     endpointing_min_delay_s: float = Field(default=0.5, ge=0.0, le=3.0)
     # silence Silero VAD waits for before it calls the end of an utterance (its own default: 0.55)
     vad_min_silence_s: float = Field(default=0.55, ge=0.1, le=3.0)
+    # the control plane's background work: dialing queued calls, sending webhooks, the sweeper,
+    # campaigns. Run it in exactly one control-plane process per database.
+    background: bool = True
+    # outbound calls one tenant has dialing, ringing or in progress at once; more wait in the queue
+    max_calls_per_tenant: int = Field(default=20, ge=1, le=10_000)
+    # an in-progress call with no agent in its room for this long ends as worker_lost
+    worker_lost_after_s: float = Field(default=15.0, ge=1.0, le=600.0)
+    sweep_interval_s: float = Field(default=2.0, ge=0.2, le=60.0)
+    # outgoing webhooks: attempts before a delivery is dead, first retry delay (each next one 3x)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=30)
+    webhook_retry_base_s: float = Field(default=10.0, ge=0.05, le=3600.0)
+    # call.ended waits this long for the last transcript turns before it is rendered and sent
+    webhook_ended_grace_s: float = Field(default=3.0, ge=0.0, le=120.0)
     agent_mode: Literal["local", "api", "hybrid"] = Field(default="local", validation_alias="AGENT_MODE")
     log_level: str = "INFO"
 

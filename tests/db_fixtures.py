@@ -63,7 +63,8 @@ def db(db_url: str) -> Iterator[Session]:
 
 
 def api_settings(stack: Stack, db_url: str) -> Settings:
-    return stack.settings.model_copy(update={"database_url": db_url})
+    # no background work (dialer, sweeper, webhooks) unless a test asks for it: seeded rows stay put
+    return stack.settings.model_copy(update={"database_url": db_url, "background": False})
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneagent import __version__
-from phoneagent.api.routes import calls, health, resources, webhooks
+from phoneagent.api.routes import calls, campaigns, health, resources, webhook_endpoints, webhooks
 from phoneagent.config import Settings, get_settings
 from phoneagent.db.engine import database_url, make_engine, session_factory
 from phoneagent.errors import InvalidField, PhoneagentError, RequestError, TelephonyError
@@ -26,7 +28,24 @@ def _field(loc: tuple[object, ...]) -> str:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        background = None
+        if settings.background:
+            from phoneagent.calls.background import Background
+
+            background = Background(settings, app.state.sessions)
+            background.start()
+        app.state.background = background
+        try:
+            yield
+        finally:
+            if background is not None:
+                await background.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="phoneagent",
         version=__version__,
         description="Control plane of phoneagent: SIP trunks, dispatch rules, numbers, agent profiles and "
@@ -76,5 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for r in resources.routers:
         app.include_router(r)
     app.include_router(calls.router)
+    app.include_router(campaigns.router)
+    app.include_router(webhook_endpoints.endpoints)
+    app.include_router(webhook_endpoints.deliveries)
     app.include_router(webhooks.router)
     return app

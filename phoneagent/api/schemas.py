@@ -165,6 +165,7 @@ class OutboundTrunkUpdate(BaseModel):
     numbers: Numbers | None = None
     auth_username: SipUser | None = None
     auth_password: Secret | None = None
+    max_concurrent_calls: int | None = Field(None, ge=1, le=1000, description="more wait in the queue")
 
 
 class OutboundTrunkCreate(OutboundTrunkUpdate):
@@ -197,6 +198,7 @@ class OutboundTrunkOut(_Out):
     numbers: list[str]
     auth_username: str
     has_password: bool
+    max_concurrent_calls: int
     livekit_id: str | None
     created_at: datetime
     updated_at: datetime
@@ -296,6 +298,7 @@ EndReason = Literal[
     "max_duration",
     "silence_timeout",
     "worker_lost",
+    "api_hangup",
 ]
 
 
@@ -312,10 +315,13 @@ class CallOut(_Out):
     sip_status_reason: str | None
     disconnect_reason: str | None
     created_at: datetime
+    ringing_at: datetime | None
     answered_at: datetime | None
     ended_at: datetime | None
     duration_ms: int | None
     recording_status: str | None
+    outbound_trunk_id: str | None
+    campaign_id: str | None
 
 
 class TurnOut(_Out):

@@ -1,13 +1,19 @@
-"""Call log routes: list with filters, search and keyset pagination; detail with transcript and events."""
+"""Call routes: place an outbound call (idempotent), hang up in any state; the call log with filters,
+search and keyset pagination; detail with transcript and events."""
 
+import asyncio
+import time
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from phoneagent.api import schemas as s
 from phoneagent.api.deps import SessionDep, TenantDep
 from phoneagent.api.routes.resources import ERRORS
+from phoneagent.api.schemas_outbound import CallCreate
+from phoneagent.calls.outbound import CallRequest, place_call, request_hangup
 from phoneagent.calls.query import CallFilter, call_detail, list_calls
 from phoneagent.db.models import Call
 from phoneagent.errors import InvalidField
@@ -67,3 +73,83 @@ def get(call_id: str, session: SessionDep, tenant: TenantDep) -> Any:
         transcript=[s.TurnOut.model_validate(t) for t in turns],
         events=[s.EventOut.model_validate(e) for e in events],
     )
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="the same key returns the same call (also for concurrent retries); "
+        "reusing it for a different request is 409",
+    ),
+]
+
+
+def _poke(request: Request) -> None:
+    bg = getattr(request.app.state, "background", None)
+    if bg is not None:
+        bg.poke()
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=s.CallOut,
+    summary="Place an outbound call",
+    description="Queues the call (status `queued`) and returns it; the dialer calls as soon as the "
+    "tenant and the trunk are under their concurrency caps. Follow it with `GET /calls/{id}` or "
+    "webhooks. 200 instead of 201: the Idempotency-Key matched an earlier call.",
+    responses={200: {"model": s.CallOut, "description": "the call made earlier with this Idempotency-Key"}},
+)
+async def place(
+    body: CallCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    tenant: TenantDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Any:
+    req = CallRequest(
+        to=body.to,
+        agent_profile_id=body.agent_profile_id,
+        outbound_trunk_id=body.outbound_trunk_id,
+        from_number=body.from_number,
+        ring_timeout_s=body.ring_timeout_s,
+        metadata=body.metadata,
+    )
+    call, created = await run_in_threadpool(place_call, session, tenant, req, idempotency_key=idempotency_key)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    _poke(request)
+    if body.wait_until_answered:
+        deadline = time.monotonic() + body.ring_timeout_s + 20
+        while call.status not in ("in_progress", "ended") and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            await run_in_threadpool(session.refresh, call)
+    return call
+
+
+@router.post(
+    "/{call_id}/hangup",
+    response_model=s.CallOut,
+    summary="Hang up a call, whatever its state",
+    description="A queued call ends at once; a dialing or ringing one is cancelled; an answered one "
+    "gets a BYE. The end reason is `api_hangup`. Hanging up an ended call changes nothing.",
+)
+async def hangup(call_id: str, request: Request, session: SessionDep, tenant: TenantDep) -> Any:
+    call = await run_in_threadpool(get_owned, session, Call, tenant, call_id)
+    live = await run_in_threadpool(request_hangup, session, call)
+    bg = getattr(request.app.state, "background", None)
+    if live and bg is not None:
+        await bg.dialer.hang_up(call.id, call.room_name)
+    elif live:
+        from phoneagent.telephony.calls import LiveKitCalls
+
+        lk = LiveKitCalls(request.app.state.settings)
+        try:
+            await lk.end_room(call.room_name or "")
+        finally:
+            await lk.aclose()
+    await run_in_threadpool(session.refresh, call)
+    return call

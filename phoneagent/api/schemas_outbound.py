@@ -1,0 +1,159 @@
+"""Request and response bodies of outbound calls, webhook endpoints and campaigns."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from phoneagent.api.schemas import E164, Name, _Out
+from phoneagent.calls.outbox import EVENT_TYPES
+
+EventType = Literal["call.queued", "call.ringing", "call.answered", "call.ended", "recording.ready",
+                    "recording.failed"]  # fmt: skip
+assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
+
+
+class CallCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"to": "+14155550123", "agent_profile_id": "agt_...", "outbound_trunk_id": "otr_...",
+                 "metadata": {"order": "A-1001"}, "wait_until_answered": False}
+            ]
+        },
+    )  # fmt: skip
+    to: E164
+    agent_profile_id: str = Field(max_length=40)
+    outbound_trunk_id: str | None = Field(None, max_length=40)
+    from_number: E164 | None = Field(None, description="caller id; one of the trunk's numbers")
+    ring_timeout_s: int = Field(30, ge=5, le=75, description="give up (no_answer) after ringing this long")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="kept on the call, sent to the agent")
+    wait_until_answered: bool = Field(
+        False, description="respond once the call is answered or has ended (at most the ring timeout)"
+    )
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if len(repr(v)) > 8000:
+            raise ValueError("metadata is limited to 8 kB")
+        return v
+
+
+def _url(v: str) -> str:
+    if not re.match(r"^https?://[^\s/$.?#][^\s]*$", v):
+        raise ValueError("not an http(s) URL")
+    return v
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[
+        str, Field(max_length=2000, examples=["https://example.com/phoneagent"]), AfterValidator(_url)
+    ]
+    events: list[EventType] = Field(default_factory=list, description="empty: every event type")
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: Annotated[str, Field(max_length=2000), AfterValidator(_url)] | None = None
+    events: list[EventType] | None = None
+    enabled: bool | None = None
+
+
+class WebhookEndpointOut(_Out):
+    id: str
+    url: str
+    events: list[str]
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookEndpointCreated(WebhookEndpointOut):
+    secret: str = Field(description="signs every delivery (see the webhooks guide); shown only once")
+
+
+class DeliveryOut(_Out):
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    call_id: str | None
+    status: Literal["pending", "delivered", "dead"]
+    attempts: int
+    next_attempt_at: datetime
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: datetime | None
+    created_at: datetime
+
+
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    number: E164
+    variables: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=50)
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "reminders", "agent_profile_id": "agt_...", "outbound_trunk_id": "otr_...",
+                 "concurrency": 5, "window_start": "09:00", "window_end": "19:30",
+                 "contacts": [{"number": "+14155550123", "variables": {"name": "Ada"}}]}
+            ]
+        },
+    )  # fmt: skip
+    name: Name
+    agent_profile_id: str = Field(max_length=40)
+    outbound_trunk_id: str = Field(max_length=40)
+    from_number: E164 | None = None
+    concurrency: int = Field(1, ge=1, le=500)
+    window_start: str = Field("09:00", pattern=_HHMM, description="callee's local time, HH:MM")
+    window_end: str = Field("20:00", pattern=_HHMM, description="callee's local time, HH:MM (exclusive)")
+    max_attempts: int = Field(3, ge=1, le=10)
+    retry_delay_s: int = Field(3600, ge=1, le=7 * 86400)
+    retry_on: list[Literal["busy", "no_answer", "failed", "rejected"]] = Field(
+        default_factory=lambda: ["busy", "no_answer"]
+    )
+    ring_timeout_s: int = Field(30, ge=5, le=75)
+    contacts: list[ContactIn] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CampaignCreate:
+        numbers = [c.number for c in self.contacts]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("contacts: each number may appear once")
+        return self
+
+
+class CampaignOut(_Out):
+    id: str
+    name: str
+    agent_profile_id: str
+    outbound_trunk_id: str
+    from_number: str
+    concurrency: int
+    window_start: str
+    window_end: str
+    max_attempts: int
+    retry_delay_s: int
+    retry_on: list[str]
+    ring_timeout_s: int
+    status: Literal["running", "paused", "cancelled", "completed"]
+    created_at: datetime
+    updated_at: datetime
+    progress: dict[str, int] = Field(
+        default_factory=dict, description="contacts per state, and calls queued or live right now"
+    )

@@ -1,0 +1,65 @@
+"""The control plane's background work, started and stopped with the app: the dialer, the webhook
+deliverer, the sweeper and the campaign runner. Run it in one control-plane process per database
+(``PHONEAGENT_BACKGROUND=false`` on the others)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from phoneagent.calls.campaigns import CampaignRunner
+from phoneagent.calls.outbound import Dialer
+from phoneagent.calls.outbox import Deliverer, RetryPolicy
+from phoneagent.calls.sweeper import Sweeper
+from phoneagent.config import Settings
+from phoneagent.telephony.calls import LiveKitCalls
+
+log = logging.getLogger("phoneagent.calls")
+
+
+class Background:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.calls = LiveKitCalls(settings)
+        self.dialer = Dialer(
+            sessions, self.calls, agent_name=settings.agent_name,
+            max_calls_per_tenant=settings.max_calls_per_tenant,
+        )  # fmt: skip
+        self.deliverer = Deliverer(
+            sessions,
+            policy=RetryPolicy(
+                max_attempts=settings.webhook_max_attempts,
+                base_s=settings.webhook_retry_base_s,
+                ended_grace_s=settings.webhook_ended_grace_s,
+            ),
+        )
+        self.sweeper = Sweeper(
+            sessions, self.calls, worker_lost_after_s=settings.worker_lost_after_s,
+            interval_s=settings.sweep_interval_s, dialing=lambda: self.dialer.dialing,
+        )  # fmt: skip
+        self.campaigns = CampaignRunner(sessions, wake_dialer=self.dialer.wake.set)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for name, coro in (
+            ("dialer", self.dialer.run()),
+            ("webhooks", self.deliverer.run()),
+            ("sweeper", self.sweeper.run()),
+            ("campaigns", self.campaigns.run()),
+        ):
+            self._tasks.append(asyncio.create_task(coro, name=f"phoneagent-{name}"))
+        log.info("background work started: dialer, webhooks, sweeper, campaigns")
+
+    def poke(self) -> None:
+        """Something changed (a call queued, an event arrived): look now rather than at the next tick."""
+        for ev in (self.dialer.wake, self.deliverer.wake, self.campaigns.wake):
+            ev.set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dialer.aclose()
+        await self.deliverer.aclose()
+        await self.calls.aclose()

@@ -1,0 +1,309 @@
+"""Outbound calls: placed through the API (queued, idempotent), dialed by the ``Dialer``, hung up in
+any state.
+
+``place_call`` only writes the record (``queued``) and its ``call.queued`` webhook; the dialer picks
+queued calls in order, as long as the tenant and the outbound trunk are under their caps (excess
+calls wait, they are never dropped), claims each with a conditional update, sends the agent into the
+call's room, and dials through livekit-sip. Every outcome is written as a lifecycle fact, so the
+record's status and end reason come from the same fold as every other source's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from phoneagent.calls import lifecycle as lc
+from phoneagent.calls.outbox import enqueue
+from phoneagent.calls.records import own_event
+from phoneagent.db.base import new_id
+from phoneagent.db.models import AgentProfile, Call, OutboundTrunk
+from phoneagent.errors import Conflict, InvalidField
+from phoneagent.provisioning.resources import get_owned
+from phoneagent.telephony.calls import DialOutcome, LiveKitCalls
+
+log = logging.getLogger("phoneagent.calls")
+
+LIVE = ("dialing", "ringing", "in_progress")
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    to: str  # E.164
+    agent_profile_id: str
+    outbound_trunk_id: str | None = None
+    from_number: str | None = None
+    ring_timeout_s: int = 30
+    metadata: dict[str, Any] = field(default_factory=dict)
+    campaign_id: str | None = None
+
+    def fingerprint(self) -> str:
+        body = json.dumps(self.__dict__, sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _trunk_for(session: Session, tenant_id: str, req: CallRequest) -> tuple[OutboundTrunk, str]:
+    if req.outbound_trunk_id:
+        trunk = get_owned(session, OutboundTrunk, tenant_id, req.outbound_trunk_id)
+        from_number = req.from_number or (trunk.numbers[0] if trunk.numbers else "")
+        if req.from_number and trunk.numbers and req.from_number not in trunk.numbers:
+            raise InvalidField("from_number", "is not one of the outbound trunk's numbers")
+        return trunk, from_number
+    if not req.from_number:
+        raise InvalidField("outbound_trunk_id", "give an outbound trunk, or a from_number one of them holds")
+    trunks = session.scalars(select(OutboundTrunk).where(OutboundTrunk.tenant_id == tenant_id)).all()
+    for trunk in trunks:
+        if req.from_number in trunk.numbers:
+            return trunk, req.from_number
+    raise InvalidField("from_number", "no outbound trunk of yours holds this number")
+
+
+def place_call(
+    session: Session, tenant_id: str, req: CallRequest, *, idempotency_key: str | None = None
+) -> tuple[Call, bool]:
+    """Queue an outbound call; (call, created). The same idempotency key gives the same call back,
+    also when requests race; reusing a key for a different request is a conflict. Commits."""
+    fingerprint = req.fingerprint()
+    if idempotency_key:
+        existing = _by_key(session, tenant_id, idempotency_key)
+        if existing is not None:
+            return _same_request(existing, fingerprint), False
+    get_owned(session, AgentProfile, tenant_id, req.agent_profile_id)
+    trunk, from_number = _trunk_for(session, tenant_id, req)
+    call_id = new_id("call")
+    call = Call(
+        id=call_id,
+        tenant_id=tenant_id,
+        direction="outbound",
+        status="queued",
+        from_number=from_number,
+        to_number=req.to,
+        agent_profile_id=req.agent_profile_id,
+        outbound_trunk_id=trunk.id,
+        room_name=f"call-{call_id}",
+        ring_timeout_s=req.ring_timeout_s,
+        call_metadata=req.metadata,
+        idempotency_key=idempotency_key,
+        idempotency_hash=fingerprint if idempotency_key else None,
+        campaign_id=req.campaign_id,
+    )
+    session.add(call)
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent request with the same key won the insert
+        session.rollback()
+        existing = _by_key(session, tenant_id, idempotency_key or "")
+        if existing is None:
+            raise
+        return _same_request(existing, fingerprint), False
+    own_event(session, call, "queued", lc.Fact(call.created_at, "queued"), f"{call.id}:queued")
+    enqueue(session, call, "call.queued")
+    session.commit()
+    return call, True
+
+
+def _by_key(session: Session, tenant_id: str, key: str) -> Call | None:
+    return session.scalar(select(Call).where(Call.tenant_id == tenant_id, Call.idempotency_key == key))
+
+
+def _same_request(call: Call, fingerprint: str) -> Call:
+    if call.idempotency_hash != fingerprint:
+        raise Conflict("this Idempotency-Key was used for a different request")
+    return call
+
+
+def request_hangup(session: Session, call: Call) -> bool:
+    """Record that the API was asked to end the call; True when the call was still live. Commits.
+
+    A queued call ends here; a live one also needs its room ended (``Dialer.hang_up``)."""
+    if call.status == "ended":
+        return False
+    live = call.status != "queued"
+    now = datetime.now(UTC)
+    own_event(session, call, "hangup_requested", lc.Fact(now, "ended", "api_hangup", lc.DECLARED),
+              f"{call.id}:hangup")  # fmt: skip
+    session.commit()
+    return live
+
+
+@dataclass
+class _Job:
+    call_id: str
+    room: str
+    trunk_livekit_id: str
+    to: str
+    from_number: str
+    ring_timeout_s: int
+    max_call_s: int
+    agent_profile_id: str | None
+    metadata: dict[str, Any]
+
+
+class Dialer:
+    """Dials queued outbound calls under the tenant and trunk caps; ``run`` loops until cancelled."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        calls: LiveKitCalls,
+        *,
+        agent_name: str,
+        max_calls_per_tenant: int,
+    ) -> None:
+        self._sessions = sessions
+        self._calls = calls
+        self._agent_name = agent_name
+        self._tenant_cap = max_calls_per_tenant
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.wake = asyncio.Event()
+
+    @property
+    def dialing(self) -> set[str]:
+        return set(self._tasks)
+
+    async def run(self, *, idle_s: float = 0.5) -> None:
+        while True:
+            try:
+                for job in await asyncio.to_thread(self._claim):
+                    task = asyncio.create_task(self._dial(job), name=f"dial-{job.call_id}")
+                    self._tasks[job.call_id] = task
+                    task.add_done_callback(lambda _t, cid=job.call_id: self._tasks.pop(cid, None))
+            except Exception:  # the database or LiveKit hiccuped: the queue stays, try again
+                log.exception("dialer pass failed; retrying")
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=idle_s)
+
+    async def aclose(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    def _claim(self) -> list[_Job]:
+        jobs: list[_Job] = []
+        with self._sessions() as s:
+            queued = s.scalars(
+                select(Call)
+                .where(Call.status == "queued", Call.direction == "outbound")
+                .order_by(Call.created_at, Call.id)
+                .limit(200)
+            ).all()
+            if not queued:
+                return jobs
+            live_tenant = dict(
+                s.execute(select(Call.tenant_id, func.count()).where(Call.status.in_(LIVE))
+                          .group_by(Call.tenant_id)).tuples().all()
+            )  # fmt: skip
+            live_trunk = dict(
+                s.execute(select(Call.outbound_trunk_id, func.count()).where(Call.status.in_(LIVE))
+                          .group_by(Call.outbound_trunk_id)).tuples().all()
+            )  # fmt: skip
+            for call in queued:
+                trunk = s.get(OutboundTrunk, call.outbound_trunk_id) if call.outbound_trunk_id else None
+                if trunk is None or not trunk.livekit_id:
+                    self._fail_now(s, call, "the outbound trunk is gone")
+                    continue
+                if live_tenant.get(call.tenant_id, 0) >= self._tenant_cap:
+                    continue
+                if live_trunk.get(trunk.id, 0) >= trunk.max_concurrent_calls:
+                    continue
+                claimed = s.execute(
+                    update(Call).where(Call.id == call.id, Call.status == "queued").values(status="dialing")
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    continue  # another process took it, or it was hung up meanwhile
+                s.refresh(call)
+                own_event(s, call, "dialing", lc.Fact(datetime.now(UTC), "dialing"), f"{call.id}:dialing")
+                live_tenant[call.tenant_id] = live_tenant.get(call.tenant_id, 0) + 1
+                live_trunk[trunk.id] = live_trunk.get(trunk.id, 0) + 1
+                profile = s.get(AgentProfile, call.agent_profile_id) if call.agent_profile_id else None
+                jobs.append(
+                    _Job(call.id, call.room_name or f"call-{call.id}", trunk.livekit_id, call.to_number,
+                         call.from_number, call.ring_timeout_s, profile.max_duration_s if profile else 1800,
+                         call.agent_profile_id, call.call_metadata)
+                )  # fmt: skip
+            s.commit()
+        return jobs
+
+    def _fail_now(self, s: Session, call: Call, why: str) -> None:
+        own_event(s, call, "dial_failed", lc.Fact(datetime.now(UTC), "ended", "failed", lc.SIP_FINAL),
+                  f"{call.id}:dial", detail=why)  # fmt: skip
+
+    async def _dial(self, job: _Job) -> None:
+        ringing = asyncio.create_task(self._watch_ringing(job))
+        try:
+            meta = {"agent_profile_id": job.agent_profile_id, "call_id": job.call_id, "direction": "outbound",
+                    "metadata": job.metadata}  # fmt: skip
+            await self._calls.dispatch_agent(job.room, self._agent_name, meta)
+            outcome = await self._calls.dial(
+                room=job.room,
+                trunk_id=job.trunk_livekit_id,
+                to=job.to,
+                from_number=job.from_number,
+                identity=f"phone-{job.call_id}",
+                ring_timeout_s=job.ring_timeout_s,
+                max_call_s=job.max_call_s,
+                attributes={"phoneagent.call_id": job.call_id},
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # LiveKit refused the dispatch or the room: the call failed
+            outcome = DialOutcome("failed", detail=f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            ringing.cancel()
+        await asyncio.to_thread(self._record_outcome, job, outcome)
+        if outcome.kind != "answered":
+            await self._calls.end_room(job.room)  # the agent leaves the empty room at once
+
+    def _record_outcome(self, job: _Job, o: DialOutcome) -> None:
+        now = datetime.now(UTC)
+        if o.kind == "answered":
+            fact = lc.Fact(now, "in_progress")
+        elif o.kind == "sip_final" and o.sip_status_code is not None:
+            fact = lc.sip_final(now, o.sip_status_code, o.sip_status_reason)
+        elif o.kind == "no_answer":
+            fact = lc.Fact(now, "ended", "no_answer", lc.SIP_FINAL)
+        else:
+            fact = lc.Fact(now, "ended", "failed", lc.SIP_FINAL)
+        with self._sessions() as s:
+            call = s.get(Call, job.call_id)
+            if call is not None:
+                own_event(s, call, f"dial_{o.kind}", fact, f"{job.call_id}:dial", detail=o.detail)
+                s.commit()
+        log.info("call dialed", extra={"call_id": job.call_id, "outcome": o.kind, "sip": o.sip_status_code})
+
+    async def _watch_ringing(self, job: _Job) -> None:
+        """livekit-sip marks its participant ``sip.callStatus=ringing`` on 180/183: record it once."""
+        while True:
+            await asyncio.sleep(0.3)
+            try:
+                people = await self._calls.people(job.room)
+            except Exception:  # noqa: BLE001 - a missed poll only delays ringing_at
+                continue
+            if people and any(p.get("sip.callStatus") in ("ringing", "active") for p in people.sip):
+                break
+        await asyncio.to_thread(self._ringing, job.call_id)
+
+    def _ringing(self, call_id: str) -> None:
+        with self._sessions() as s:
+            call = s.get(Call, call_id)
+            if call is not None:
+                own_event(s, call, "ringing", lc.Fact(datetime.now(UTC), "ringing"), f"{call_id}:ringing")
+                s.commit()
+
+    async def hang_up(self, call_id: str, room: str | None) -> None:
+        task = self._tasks.get(call_id)
+        if room:
+            await self._calls.end_room(room)  # a ringing phone gets a CANCEL, an answered one a BYE
+        if task is not None:
+            task.cancel()

@@ -1,0 +1,125 @@
+"""The sweeper: calls whose worker vanished, and records whose room is gone, end in bounded time.
+
+Every ``interval`` it looks at live calls (dialing, ringing, in progress) against what LiveKit holds:
+
+- in progress, the phone still in the room, but no agent there for ``worker_lost_after`` seconds
+  (its job process or its whole worker died): the call ends as ``worker_lost`` and its room is
+  deleted, so the caller is not left listening to silence. A worker is lost at most
+  ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
+- the room does not exist any more and no event said why (a webhook was lost): the call ends as
+  ``failed`` with no evidence; any later event that knows better still wins (see lifecycle).
+- dialing for longer than its ring timeout plus a minute without a dial task in this process (the
+  control plane restarted mid-dial): it is read from the room: answered if the phone is active there,
+  else ended as ``failed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from phoneagent.calls import lifecycle as lc
+from phoneagent.calls.records import own_event
+from phoneagent.db.models import Call
+from phoneagent.telephony.calls import LiveKitCalls
+
+log = logging.getLogger("phoneagent.calls")
+
+
+class Sweeper:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        calls: LiveKitCalls,
+        *,
+        worker_lost_after_s: float,
+        interval_s: float,
+        dialing: Callable[[], set[str]] = set,
+    ) -> None:
+        self._sessions = sessions
+        self._calls = calls
+        self._lost_after = worker_lost_after_s
+        self._interval = interval_s
+        self._dialing = dialing  # calls this process is dialing right now
+        self._no_agent_since: dict[str, float] = {}
+        self.wake = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # LiveKit or the database hiccuped: look again next round
+                log.exception("sweep failed; retrying")
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=self._interval)
+
+    def _live(self) -> list[tuple[str, str, str | None, datetime, int]]:
+        with self._sessions() as s:
+            rows = s.execute(
+                select(Call.id, Call.status, Call.room_name, Call.created_at, Call.ring_timeout_s).where(
+                    Call.status.in_(("dialing", "ringing", "in_progress"))
+                )
+            ).tuples()
+            return list(rows)
+
+    async def sweep(self) -> None:
+        live = await asyncio.to_thread(self._live)
+        seen = set()
+        now = time.monotonic()
+        for call_id, status, room, created_at, ring_timeout_s in live:
+            seen.add(call_id)
+            if not room:
+                continue
+            if status != "in_progress":
+                stale = datetime.now(UTC) - created_at > timedelta(seconds=ring_timeout_s + 60)
+                if stale and call_id not in self._dialing():
+                    await self._settle_stale_dial(call_id, room)
+                continue
+            people = await self._calls.people(room)
+            if people is None:
+                await asyncio.to_thread(self._end, call_id, "failed", lc.NO_EVIDENCE, "room_gone")
+                continue
+            if people.agents > 0 or not people.sip:
+                self._no_agent_since.pop(call_id, None)
+                continue
+            since = self._no_agent_since.setdefault(call_id, now)
+            if now - since >= self._lost_after:
+                log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
+                await asyncio.to_thread(self._end, call_id, "worker_lost", lc.OBSERVED, "worker_lost")
+                await self._calls.end_room(room)
+                self._no_agent_since.pop(call_id, None)
+        for gone in set(self._no_agent_since) - seen:
+            del self._no_agent_since[gone]
+
+    async def _settle_stale_dial(self, call_id: str, room: str) -> None:
+        people = await self._calls.people(room)
+        active = people is not None and any(p.get("sip.callStatus") == "active" for p in people.sip)
+        if active:
+            await asyncio.to_thread(self._answered, call_id)
+        else:
+            await asyncio.to_thread(self._end, call_id, "failed", lc.NO_EVIDENCE, "dial_lost")
+            await self._calls.end_room(room)
+
+    def _answered(self, call_id: str) -> None:
+        with self._sessions() as s:
+            call = s.get(Call, call_id)
+            if call is not None:
+                own_event(s, call, "answered_seen", lc.Fact(datetime.now(UTC), "in_progress"),
+                          f"{call_id}:answered-seen")  # fmt: skip
+                s.commit()
+
+    def _end(self, call_id: str, reason: str, strength: int, kind: str) -> None:
+        with self._sessions() as s:
+            call = s.get(Call, call_id)
+            if call is not None and call.status != "ended":
+                fact = lc.Fact(datetime.now(UTC), "ended", reason, strength)
+                own_event(s, call, kind, fact, f"{call_id}:{kind}", source_note="sweeper")
+                s.commit()

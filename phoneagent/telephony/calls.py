@@ -1,0 +1,140 @@
+"""Placing and ending calls on LiveKit: agent dispatch, the SIP participant, the room.
+
+The one place where livekit-sip's answers to an outbound INVITE are read (see ``DialOutcome``):
+
+- answered: ``create_sip_participant(wait_until_answered=True)`` returns;
+- a final SIP response (486 busy, 603 decline, 5xx, ...): ``SipCallError`` with ``sip_status_code``;
+- nobody answered within the ring timeout: livekit-sip v1.8 cancels the INVITE and answers a plain
+  ``canceled`` error with no SIP code ("sip request timed out");
+- anything else (LiveKit unreachable, a refused request) is a failure with its message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from google.protobuf.duration_pb2 import Duration
+from livekit import api
+
+from phoneagent.config import Settings
+from phoneagent.telephony.client import livekit_credentials
+
+log = logging.getLogger("phoneagent.telephony")
+
+SIP_KIND = api.ParticipantInfo.Kind.SIP
+AGENT_KIND = api.ParticipantInfo.Kind.AGENT
+
+
+@dataclass(frozen=True)
+class DialOutcome:
+    kind: str  # answered | sip_final (a final SIP response) | no_answer | failed
+    sip_status_code: int | None = None
+    sip_status_reason: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RoomPeople:
+    sip: list[dict[str, str]]  # attributes of each SIP participant
+    agents: int
+
+
+class LiveKitCalls:
+    """Async LiveKit calls for the control plane's background tasks (one client per process)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lk: api.LiveKitAPI | None = None
+
+    def _api(self) -> api.LiveKitAPI:
+        if self._lk is None:
+            creds = livekit_credentials(self._settings)
+            self._lk = api.LiveKitAPI(
+                url=creds.url.replace("ws", "http", 1), api_key=creds.api_key, api_secret=creds.api_secret
+            )
+        return self._lk
+
+    async def aclose(self) -> None:
+        if self._lk is not None:
+            await self._lk.aclose()
+            self._lk = None
+
+    async def dispatch_agent(self, room: str, agent_name: str, metadata: dict[str, Any]) -> None:
+        """Create the room and send the agent into it before the phone rings (it greets on answer)."""
+        lk = self._api()
+        await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=120, departure_timeout=5))
+        await lk.agent_dispatch.create_dispatch(
+            api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=json.dumps(metadata))
+        )
+
+    async def dial(
+        self,
+        *,
+        room: str,
+        trunk_id: str,
+        to: str,
+        from_number: str,
+        identity: str,
+        ring_timeout_s: int,
+        max_call_s: int,
+        attributes: dict[str, str] | None = None,
+    ) -> DialOutcome:
+        req = api.CreateSIPParticipantRequest(
+            sip_trunk_id=trunk_id,
+            sip_call_to=to,
+            sip_number=from_number,
+            room_name=room,
+            participant_identity=identity,
+            participant_name="phone",
+            participant_attributes=attributes or {},
+            wait_until_answered=True,
+            ringing_timeout=Duration(seconds=ring_timeout_s),
+            max_call_duration=Duration(seconds=max_call_s),
+        )
+        try:
+            await self._api().sip.create_sip_participant(req, timeout=ring_timeout_s + 15)
+        except api.SipCallError as exc:
+            if exc.sip_status_code is None:
+                return DialOutcome("failed", detail=f"{exc.code}: {exc.message}")
+            return DialOutcome("sip_final", exc.sip_status_code, exc.sip_status or None, exc.message)
+        except api.TwirpError as exc:
+            if exc.code in ("canceled", "deadline_exceeded"):
+                return DialOutcome("no_answer", detail=f"no answer within {ring_timeout_s} s")
+            return DialOutcome("failed", detail=f"{exc.code}: {exc.message}")
+        except TimeoutError:
+            return DialOutcome("no_answer", detail=f"no answer within {ring_timeout_s} s")
+        except aiohttp.ClientError as exc:
+            return DialOutcome("failed", detail=f"LiveKit unreachable: {type(exc).__name__}")
+        return DialOutcome("answered")
+
+    async def people(self, room: str) -> RoomPeople | None:
+        """Who is in the room; None when the room does not exist."""
+        try:
+            res = await self._api().room.list_participants(api.ListParticipantsRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.code == "not_found":
+                return None
+            raise
+        sip = [dict(p.attributes) for p in res.participants if p.kind == SIP_KIND]
+        agents = sum(1 for p in res.participants if p.kind == AGENT_KIND)
+        if not res.participants and not await self._room_exists(room):
+            return None
+        return RoomPeople(sip=sip, agents=agents)
+
+    async def _room_exists(self, room: str) -> bool:
+        rooms = await self._api().room.list_rooms(api.ListRoomsRequest(names=[room]))
+        return bool(rooms.rooms)
+
+    async def end_room(self, room: str) -> None:
+        """Hang up everyone in the room (the phone gets a BYE, or a CANCEL while it rings)."""
+        try:
+            await self._api().room.delete_room(api.DeleteRoomRequest(room=room))
+        except api.TwirpError as exc:
+            if exc.code != "not_found":
+                raise
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("could not delete the room", extra={"room": room, "error": type(exc).__name__})
