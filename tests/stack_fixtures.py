@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -131,3 +132,52 @@ def worker(
         proc.stop()
         print(f"[worker] log: {log_path}")
         assert_all_gone(proc.seen_pids)
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ApiProcess:
+    """`phoneagent api` as a real process on its own port and database, restartable (crash tests)."""
+
+    env: dict[str, str]
+    log_dir: Path
+    url: str
+    headers: dict[str, str]
+    proc: LoggedProcess | None = None
+    starts: int = 0
+
+    @classmethod
+    def create(cls, settings: Settings, db_url: str, log_dir: Path, **extra_env: str) -> ApiProcess:
+        port = free_tcp_port(settings.bind_host)
+        env = {**settings_env(settings), "PHONEAGENT_DATABASE_URL": db_url, "PHONEAGENT_API_PORT": str(port),
+               **extra_env}  # fmt: skip
+        run = functools.partial(
+            subprocess.run, env=env, capture_output=True, text=True, timeout=120, check=True
+        )
+        run([sys.executable, "-m", "phoneagent.cli", "db", "upgrade"])
+        token = run(
+            [sys.executable, "-m", "phoneagent.cli", "keys", "create", "--tenant", "t"]
+        ).stdout.strip()
+        return cls(env, log_dir, f"http://{settings.bind_host}:{port}", {"Authorization": f"Bearer {token}"})
+
+    def start(self) -> ApiProcess:
+        self.starts += 1
+        self.proc = LoggedProcess.phoneagent(
+            "api", log_path=self.log_dir / f"api-{self.starts}.log", env=self.env
+        )
+        self.proc.wait_for(r"Uvicorn running", timeout=60)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            assert_all_gone(self.proc.seen_pids)

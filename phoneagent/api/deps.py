@@ -40,6 +40,9 @@ def get_tenant(request: Request, session: SessionDep) -> str:
         header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
     )
     tenant = tenant_for_key(session, token) if token else None
+    # give the connection back now: an async route must not hold one while it awaits (with a full
+    # pool, requests waiting for a connection would starve those waiting for a thread)
+    session.close()
     if tenant is None:
         raise Unauthorized("missing or invalid API key", hint="send `Authorization: Bearer pa_...`")
     return tenant

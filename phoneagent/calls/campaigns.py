@@ -67,7 +67,9 @@ def counts(session: Session, campaign_id: str) -> dict[str, int]:
             select(CampaignContact.status, func.count())
             .where(CampaignContact.campaign_id == campaign_id)
             .group_by(CampaignContact.status)
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     out = {state: int(by_state.get(state, 0)) for state in CONTACT_STATES}
     out["live_calls"] = live_calls(session, campaign_id)

@@ -46,9 +46,7 @@ OBSERVED = 30  # the control plane saw it happen (the worker vanished, the calle
 INFERRED = 20  # read from LiveKit's disconnect reason
 NO_EVIDENCE = 10  # the call is gone and nothing says why
 
-WORKER_DECLARED = frozenset(
-    {"agent_hangup", "transferred", "voicemail", "max_duration", "silence_timeout"}
-)
+WORKER_DECLARED = frozenset({"agent_hangup", "transferred", "voicemail", "max_duration", "silence_timeout"})
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,9 @@ def envelope(row: WebhookDelivery) -> dict[str, Any]:
 class Deliverer:
     """Sends due outbox rows; ``run`` loops until cancelled, ``deliver_due`` is one pass."""
 
-    LEASE = timedelta(seconds=60)
+    TIMEOUT_S = 10.0  # per request
+    # a leased row is not picked again before this, even if the process that leased it died mid-send
+    LEASE = timedelta(seconds=TIMEOUT_S + 5)
 
     def __init__(
         self,
@@ -149,7 +151,7 @@ class Deliverer:
     ) -> None:
         self._sessions = sessions
         self.policy = policy or RetryPolicy()
-        self._client = client or httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+        self._client = client or httpx.AsyncClient(timeout=self.TIMEOUT_S, follow_redirects=False)
         self._batch = batch
         self._sem = asyncio.Semaphore(concurrency)
         self.wake = asyncio.Event()

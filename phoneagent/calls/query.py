@@ -68,9 +68,7 @@ def decode_cursor(cursor: str) -> _Cursor:
         parts = raw.split("|")
         if len(parts) not in (2, 3) or not parts[1]:
             raise ValueError(raw)
-        return _Cursor(
-            datetime.fromisoformat(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else None
-        )
+        return _Cursor(datetime.fromisoformat(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else None)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidField("cursor", "not a cursor returned by this API") from None
 
@@ -116,9 +114,7 @@ def _filters(tenant_id: str, f: CallFilter) -> list[ColumnElement[bool]]:
 
 def _before(c: _Cursor) -> ColumnElement[bool]:
     # the first term bounds the index range; the second breaks ties at the cursor's timestamp
-    return and_(
-        Call.created_at <= c.created_at, or_(Call.created_at < c.created_at, Call.id < c.call_id)
-    )
+    return and_(Call.created_at <= c.created_at, or_(Call.created_at < c.created_at, Call.id < c.call_id))
 
 
 _NEWEST = (Call.created_at.desc(), Call.id.desc())

@@ -64,6 +64,13 @@ class LoggedProcess:
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.text().splitlines()[-lines:])
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once: a crash, nothing gets to clean up."""
+        self.note_descendants()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM, wait, then SIGKILL the process group; reap the child."""
         self.note_descendants()

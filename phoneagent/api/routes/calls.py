@@ -106,7 +106,6 @@ async def place(
     body: CallCreate,
     request: Request,
     response: Response,
-    session: SessionDep,
     tenant: TenantDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
@@ -118,16 +117,29 @@ async def place(
         ring_timeout_s=body.ring_timeout_s,
         metadata=body.metadata,
     )
-    call, created = await run_in_threadpool(place_call, session, tenant, req, idempotency_key=idempotency_key)
+    sessions = request.app.state.sessions
+
+    def _place() -> tuple[s.CallOut, bool]:
+        with sessions() as session:
+            call, created = place_call(session, tenant, req, idempotency_key=idempotency_key)
+            return s.CallOut.model_validate(call), created
+
+    call, created = await run_in_threadpool(_place)
     if not created:
         response.status_code = status.HTTP_200_OK
     _poke(request)
     if body.wait_until_answered:
+        # no session is held while waiting: each look is a short read of its own
         deadline = time.monotonic() + body.ring_timeout_s + 20
         while call.status not in ("in_progress", "ended") and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-            await run_in_threadpool(session.refresh, call)
+            call = await run_in_threadpool(_read, sessions, tenant, call.id)
     return call
+
+
+def _read(sessions: Any, tenant: str, call_id: str) -> s.CallOut:
+    with sessions() as session:
+        return s.CallOut.model_validate(get_owned(session, Call, tenant, call_id))
 
 
 @router.post(
@@ -137,19 +149,24 @@ async def place(
     description="A queued call ends at once; a dialing or ringing one is cancelled; an answered one "
     "gets a BYE. The end reason is `api_hangup`. Hanging up an ended call changes nothing.",
 )
-async def hangup(call_id: str, request: Request, session: SessionDep, tenant: TenantDep) -> Any:
-    call = await run_in_threadpool(get_owned, session, Call, tenant, call_id)
-    live = await run_in_threadpool(request_hangup, session, call)
+async def hangup(call_id: str, request: Request, tenant: TenantDep) -> Any:
+    sessions = request.app.state.sessions
+
+    def _request() -> tuple[bool, str | None]:
+        with sessions() as session:
+            call = get_owned(session, Call, tenant, call_id)
+            return request_hangup(session, call), call.room_name
+
+    live, room = await run_in_threadpool(_request)
     bg = getattr(request.app.state, "background", None)
     if live and bg is not None:
-        await bg.dialer.hang_up(call.id, call.room_name)
-    elif live:
+        await bg.dialer.hang_up(call_id, room)
+    elif live and room:
         from phoneagent.telephony.calls import LiveKitCalls
 
         lk = LiveKitCalls(request.app.state.settings)
         try:
-            await lk.end_room(call.room_name or "")
+            await lk.end_room(room)
         finally:
             await lk.aclose()
-    await run_in_threadpool(session.refresh, call)
-    return call
+    return await run_in_threadpool(_read, sessions, tenant, call_id)

@@ -31,7 +31,7 @@ deliveries = APIRouter(prefix="/webhook-deliveries", tags=["webhooks"], response
     response_model=WebhookEndpointCreated,
     summary="Add a webhook endpoint",
     description="Returns the endpoint's signing `secret` once: every delivery is signed with it "
-    "(`Phoneagent-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">`; refuse a `t` more "
+    '(`Phoneagent-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`; refuse a `t` more '
     "than 300 s away from your clock).",
 )
 def create_endpoint(body: WebhookEndpointCreate, session: SessionDep, tenant: TenantDep) -> Any:

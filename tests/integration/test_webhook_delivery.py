@@ -1,0 +1,143 @@
+"""Outgoing webhooks end to end against a real HTTP receiver on loopback: signed, retried with
+backoff until accepted, dead after the last attempt and replayable; nothing lost or doubled when the
+control plane is killed while deliveries are pending."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+
+from phoneagent.calls.outbound import CallRequest, place_call
+from phoneagent.calls.outbox import Deliverer, RetryPolicy
+from phoneagent.db.engine import make_engine, session_factory
+from phoneagent.db.models import AgentProfile, OutboundTrunk, Tenant, WebhookDelivery, WebhookEndpoint
+from phoneagent.stack.services import Stack
+from phoneagent.testing.receiver import WebhookReceiver
+from phoneagent.testing.sip_phone import wait_until
+from tests.stack_fixtures import ApiProcess
+
+FAST = RetryPolicy(max_attempts=4, base_s=0.05, factor=2.0, ended_grace_s=0.0)
+
+
+def _world(db: Session, url: str, secret: str) -> tuple[str, str, str]:
+    tenant = Tenant(name="acme")
+    db.add(tenant)
+    db.flush()
+    agent = AgentProfile(tenant_id=tenant.id, name="a")
+    trunk = OutboundTrunk(tenant_id=tenant.id, name="o", address="127.0.0.1:5999", numbers=["+15550001111"])
+    db.add_all([agent, trunk, WebhookEndpoint(tenant_id=tenant.id, url=url, secret=secret)])
+    db.commit()
+    return tenant.id, agent.id, trunk.id
+
+
+async def _deliver_until(deliverer: Deliverer, done: object) -> None:
+    deadline = time.monotonic() + 20.0
+    while not done():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "deliveries did not settle in time"
+        await deliverer.deliver_due()
+        await asyncio.sleep(0.02)
+
+
+async def test_a_failing_receiver_gets_retries_until_it_accepts(db: Session, db_url: str) -> None:
+    with WebhookReceiver(secret="whsec_t") as rx:
+        tenant, agent, trunk = _world(db, rx.url, "whsec_t")
+        call, _ = place_call(db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent,
+                                                     outbound_trunk_id=trunk))  # fmt: skip
+        rx.status = 503
+        deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST)
+        try:
+            await _deliver_until(deliverer, lambda: len(rx.received) >= 2)
+            rx.status = 200
+            await _deliver_until(deliverer, lambda: len(rx.accepted()) == 1)
+        finally:
+            await deliverer.aclose()
+    got = rx.accepted()[0]
+    assert got.signature_ok and got.event_type == "call.queued" and got.body["data"]["id"] == call.id
+    assert {r.event_id for r in rx.received} == {got.event_id}  # the retries carried the same event id
+    db.expire_all()
+    row = db.query(WebhookDelivery).one()
+    assert (row.status, row.attempts, row.last_status_code) == ("delivered", len(rx.received), 200)
+
+
+async def test_after_the_last_attempt_a_delivery_is_dead_until_replayed(db: Session, db_url: str) -> None:
+    with WebhookReceiver(secret="whsec_t") as rx:
+        tenant, agent, trunk = _world(db, rx.url, "whsec_t")
+        place_call(
+            db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent, outbound_trunk_id=trunk)
+        )
+        rx.status = 500
+        deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST)
+        try:
+            await _deliver_until(deliverer, lambda: len(rx.received) == FAST.max_attempts)
+            await asyncio.sleep(0.3)  # no attempt after the last one
+            await deliverer.deliver_due()
+            assert len(rx.received) == FAST.max_attempts
+            db.expire_all()
+            row = db.query(WebhookDelivery).one()
+            assert (row.status, row.last_error) == ("dead", "HTTP 500")
+            from phoneagent.calls.outbox import replay
+
+            replay(db, row)
+            db.commit()
+            rx.status = 204
+            await _deliver_until(deliverer, lambda: len(rx.accepted()) == 1)
+        finally:
+            await deliverer.aclose()
+    assert rx.accepted()[0].signature_ok
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+def test_killing_the_control_plane_loses_and_doubles_nothing(
+    stack: Stack, db_url: str, tmp_path: Path
+) -> None:
+    api = ApiProcess.create(
+        stack.settings, db_url, tmp_path, PHONEAGENT_WEBHOOK_RETRY_BASE_S="0.2",
+        PHONEAGENT_WEBHOOK_ENDED_GRACE_S="0",
+    )  # fmt: skip
+    with WebhookReceiver() as rx:
+        api.start()
+        try:
+            with httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as c:
+                rx.secret = c.post("/webhook-endpoints", json={"url": rx.url}).json()["secret"]
+                agent = c.post("/agents", json={"name": "a"}).json()["id"]
+                # the trunk leads nowhere: each call fails fast, which makes more events
+                nowhere = {"name": "o", "address": "127.0.0.1:9", "numbers": ["+15550001111"]}
+                trunk = c.post("/trunks/outbound", json=nowhere).json()["id"]
+                rx.status = 503
+                for i in range(5):
+                    body = {"to": f"+1415555012{i}", "agent_profile_id": agent, "outbound_trunk_id": trunk,
+                            "ring_timeout_s": 5}  # fmt: skip
+                    r = c.post("/calls", json=body)
+                    assert r.status_code == 201, r.text
+            with httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as c:
+
+                def all_ended() -> bool:
+                    return len(c.get("/calls", params={"status": "ended"}).json()["items"]) == 5
+
+                wait_until(all_ended, timeout=60, what="the five calls to end (their trunk leads nowhere)")
+            wait_until(lambda: len(rx.received) >= 10, timeout=30, what="first (refused) deliveries")
+            api.kill()
+            rx.status = 200
+            api.start()
+            with httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as c:
+
+                def settled() -> bool:
+                    rows = c.get("/webhook-deliveries", params={"status": "pending"}).json()["items"]
+                    return not rows and len(rx.accepted()) >= 10
+
+                wait_until(settled, timeout=90, what="every pending delivery to be delivered", interval=0.5)
+                delivered = c.get("/webhook-deliveries", params={"status": "delivered", "limit": 200}).json()
+        finally:
+            api.stop()
+    counts = Counter(r.event_id for r in rx.accepted())
+    assert counts and max(counts.values()) == 1, counts  # each event id accepted exactly once
+    assert set(counts) == {d["event_id"] for d in delivered["items"]}
+    assert all(r.signature_ok for r in rx.received)
+    types = Counter(r.event_type for r in rx.accepted())
+    assert (types["call.queued"], types["call.ended"]) == (5, 5), types
