@@ -65,6 +65,14 @@ def stack(stack_settings: Settings) -> Iterator[Stack]:
     assert_all_gone(pids)
 
 
+# the e2e control plane: a lost worker is noticed within seconds, and webhooks retry quickly
+E2E_CONTROL_PLANE_ENV = {
+    "PHONEAGENT_WORKER_LOST_AFTER_S": "6",
+    "PHONEAGENT_SWEEP_INTERVAL_S": "1",
+    "PHONEAGENT_WEBHOOK_RETRY_BASE_S": "0.5",
+    "PHONEAGENT_WEBHOOK_ENDED_GRACE_S": "1",
+}
+
 # differs from the worker's built-in greeting: hearing it proves the profile came from the control plane
 PROFILE_GREETING = "Hello, thank you for calling Acme Dental. How can I help you today?"
 
@@ -85,6 +93,7 @@ def control_plane(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     settings = stack.settings
     env = settings_env(settings)
     env["PHONEAGENT_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('cp')}/phoneagent.db"
+    env.update(E2E_CONTROL_PLANE_ENV)
     run = functools.partial(subprocess.run, env=env, capture_output=True, text=True, timeout=120, check=True)
     run([sys.executable, "-m", "phoneagent.cli", "db", "upgrade"])
     token = run([sys.executable, "-m", "phoneagent.cli", "keys", "create", "--tenant", "e2e"]).stdout.strip()
@@ -119,18 +128,48 @@ def control_plane(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert_all_gone(proc.seen_pids)
 
 
+class WorkerProcess:
+    """`phoneagent worker` for the e2e session; a test may kill it (a crash) and start it again."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env, self.log_dir = env, log_dir
+        self.proc: LoggedProcess | None = None
+        self.starts = 0
+        self.seen_pids: set[int] = set()
+
+    def start(self) -> WorkerProcess:
+        self.starts += 1
+        log_path = self.log_dir / f"worker-{self.starts}.log"
+        self.proc = LoggedProcess.phoneagent("worker", log_path=log_path, env=self.env)
+        self.proc.wait_for(r"registered worker", timeout=120)
+        self.seen_pids |= self.proc.seen_pids
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.seen_pids |= self.proc.seen_pids
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.seen_pids |= self.proc.seen_pids
+
+    def text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log")))
+
+
 @pytest.fixture(scope="session")
 def worker(
     stack: Stack, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LoggedProcess]:
-    log_path: Path = tmp_path_factory.mktemp("worker") / "worker.log"
-    proc = LoggedProcess.phoneagent("worker", log_path=log_path, env=settings_env(stack.settings))
+) -> Iterator[WorkerProcess]:
+    log_dir = tmp_path_factory.mktemp("worker")
+    proc = WorkerProcess(settings_env(stack.settings), log_dir).start()
     try:
-        proc.wait_for(r"registered worker", timeout=120)
         yield proc
     finally:
         proc.stop()
-        print(f"[worker] log: {log_path}")
+        print(f"[worker] logs: {log_dir}")
         assert_all_gone(proc.seen_pids)
 
 

@@ -121,7 +121,12 @@ class CampaignCreate(BaseModel):
     from_number: E164 | None = None
     concurrency: int = Field(1, ge=1, le=500)
     window_start: str = Field("09:00", pattern=_HHMM, description="callee's local time, HH:MM")
-    window_end: str = Field("20:00", pattern=_HHMM, description="callee's local time, HH:MM (exclusive)")
+    window_end: str = Field(
+        "20:00",
+        pattern=_HHMM,
+        description="callee's local time, HH:MM, exclusive; before window_start: the window runs over "
+        "midnight; equal to window_start: around the clock",
+    )
     max_attempts: int = Field(3, ge=1, le=10)
     retry_delay_s: int = Field(3600, ge=1, le=7 * 86400)
     retry_on: list[Literal["busy", "no_answer", "failed", "rejected"]] = Field(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -206,6 +206,10 @@ class Provisioner:
         binding = BINDINGS.get(type(row))
         if binding is not None and row.livekit_id:
             binding.delete(self.lk, row.livekit_id)
+        # call records outlive what they were made with: they keep their history, not the link
+        for attr, model in (("agent_profile_id", AgentProfile), ("outbound_trunk_id", OutboundTrunk)):
+            if isinstance(row, model):
+                self.session.execute(update(Call).where(getattr(Call, attr) == row.id).values({attr: None}))
         self.session.delete(row)
         self.session.commit()
 
@@ -222,9 +226,12 @@ class Provisioner:
     def _check_unreferenced(self, row: Any) -> None:
         users: list[tuple[type[Base], str]] = []
         if isinstance(row, AgentProfile):
-            users = [(DispatchRule, "agent_profile_id"), (PhoneNumber, "agent_profile_id")]
+            users = [(DispatchRule, "agent_profile_id"), (PhoneNumber, "agent_profile_id"),
+                     (Campaign, "agent_profile_id")]  # fmt: skip
         elif isinstance(row, InboundTrunk):
             users = [(DispatchRule, "inbound_trunk_id"), (PhoneNumber, "inbound_trunk_id")]
+        elif isinstance(row, OutboundTrunk):
+            users = [(Campaign, "outbound_trunk_id")]
         for model, attr in users:
             user = self.session.scalar(select(model).where(getattr(model, attr) == row.id).limit(1))
             if user is not None:

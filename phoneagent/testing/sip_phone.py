@@ -31,7 +31,7 @@ from phoneagent.testing.wav import (
 
 _CONFIG = """\
 poll_method		epoll
-sip_listen		{host}:0
+sip_listen		{host}:{listen_port}
 net_interface		{host}
 audio_player		aufile,/dev/null
 audio_source		aufile,{source}
@@ -62,17 +62,25 @@ def write_phone_config(
     rtp_ports: tuple[int, int] = (40000, 40099),
     user: str = "tester",
     max_call_s: float = 600.0,
+    listen_port: int = 0,
+    auto_answer: bool = False,
 ) -> Path:
-    """Write a baresip config dir. Without ``source``, the phone sends silence for ``max_call_s``."""
+    """Write a baresip config dir. Without ``source``, the phone sends silence for ``max_call_s``.
+
+    As a callee (``auto_answer``), it listens on ``listen_port`` and picks up every call at once."""
     workdir.mkdir(parents=True, exist_ok=True)
     rec = workdir / "rec"
     rec.mkdir(exist_ok=True)
     if source is None:
         source = write_wav(workdir / "silence.wav", silence(max_call_s), 8000)
     (workdir / "config").write_text(
-        _CONFIG.format(host=host, source=source, rec=rec, rtp_start=rtp_ports[0], rtp_end=rtp_ports[1])
-    )
-    (workdir / "accounts").write_text(f"<sip:{user}@{host}>;regint=0;audio_codecs=PCMU\n")
+        _CONFIG.format(
+            host=host, source=source, rec=rec, rtp_start=rtp_ports[0], rtp_end=rtp_ports[1],
+            listen_port=listen_port,
+        )
+    )  # fmt: skip
+    answer = ";answermode=auto" if auto_answer else ""
+    (workdir / "accounts").write_text(f"<sip:{user}@{host}>;regint=0;audio_codecs=PCMU{answer}\n")
     (workdir / "contacts").touch()
     return workdir
 

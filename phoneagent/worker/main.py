@@ -19,11 +19,15 @@ from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
 from phoneagent.speech.whisper_stt import WhisperSTT, load_whisper
 from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker.agent import PhoneAgent
+from phoneagent.worker.phone import job_metadata, wait_for_answer
 from phoneagent.worker.profiles import ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
 
 log = logging.getLogger("phoneagent.worker")
+
+# livekit-server gives up on an unanswered outbound call after 80 s at most
+OUTBOUND_ANSWER_TIMEOUT_S = 90.0
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -82,6 +86,13 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     reporter.start()
     ctx.add_shutdown_callback(reporter.aclose)
+    meta = job_metadata(ctx.job.metadata)
+    # an outbound agent is in the room before the phone rings: it greets only once it is answered
+    outbound = meta.get("direction") == "outbound"
+    if outbound and not await wait_for_answer(ctx.room, within_s=OUTBOUND_ANSWER_TIMEOUT_S):
+        log.info("outbound call not answered; the agent leaves", extra={"room": room})
+        ctx.shutdown(reason="not answered")
+        return
     reporter.report(room, "answered")
 
     async def hang_up() -> None:

@@ -12,12 +12,11 @@ import pytest
 
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
-from phoneagent.testing.processes import LoggedProcess
 from phoneagent.testing.sip_phone import BaresipPhone, wait_until
 from phoneagent.testing.voices import caller_wav
 from phoneagent.testing.wav import speech_seconds, trailing_silence_seconds, write_wav
 from tests.e2e.conftest import transcribe
-from tests.stack_fixtures import ControlPlane
+from tests.stack_fixtures import ControlPlane, WorkerProcess
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,7 @@ def _heard(whisper: object, audio: np.ndarray, path: Path) -> set[str]:
 def test_caller_asks_agent_answers_by_script_then_hangs_up_after_goodbye(
     stack: Stack,
     control_plane: ControlPlane,
-    worker: LoggedProcess,
+    worker: WorkerProcess,
     whisper_tiny: object,
     voice: object,
     tmp_path: Path,
@@ -82,7 +81,12 @@ def test_caller_asks_agent_answers_by_script_then_hangs_up_after_goodbye(
         done = [c for c in items if c["status"] == "ended" and c["end_reason"] == "agent_hangup"]
         return done[0] if done else None
 
-    wait_until(lambda: ended() is not None, timeout=30, what="the call record to end as agent_hangup")
+    def ended_with_evidence() -> bool:
+        call = ended()
+        return call is not None and call["disconnect_reason"] is not None
+
+    # the worker's report ends the record; LiveKit's webhook adds its evidence (may come second)
+    wait_until(ended_with_evidence, timeout=30, what="the call record to end as agent_hangup, with evidence")
     call = ended()
     assert call is not None and call["disconnect_reason"] == "ROOM_DELETED"
 

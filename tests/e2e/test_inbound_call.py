@@ -13,11 +13,11 @@ from livekit import api
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_api
-from phoneagent.testing.processes import LoggedProcess, assert_all_gone
+from phoneagent.testing.processes import assert_all_gone
 from phoneagent.testing.sip_phone import BaresipPhone, wait_until
 from phoneagent.testing.wav import speech_seconds
 from tests.e2e.conftest import transcribe
-from tests.stack_fixtures import PROFILE_GREETING, ControlPlane
+from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess
 
 AGENT_STATE = "lk.agent.state"
 
@@ -56,7 +56,7 @@ def _words(text: str) -> list[str]:
 
 
 def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
-    stack: Stack, control_plane: ControlPlane, worker: LoggedProcess, whisper_tiny: object, tmp_path: Path
+    stack: Stack, control_plane: ControlPlane, worker: WorkerProcess, whisper_tiny: object, tmp_path: Path
 ) -> None:
     settings = stack.settings
     phone = BaresipPhone(tmp_path / "phone", rtp_ports=(41000, 41049)).start()

@@ -130,3 +130,29 @@ def test_a_campaign_is_validated_and_can_be_paused_resumed_and_cancelled(client:
     assert cancelled["status"] == "cancelled" and cancelled["progress"]["cancelled"] == 2
     assert client.post(f"/campaigns/{c['id']}/resume", headers=h).status_code == 409
     assert client.get(f"/campaigns/{c['id']}", headers=new_key(client, "globex")).status_code == 404
+
+
+def test_deleting_what_calls_were_made_with_keeps_the_calls(client: TestClient) -> None:
+    h = new_key(client, "acme")
+    agent, trunk = _setup(client, h)
+    body = {"to": "+14155550123", "agent_profile_id": agent, "outbound_trunk_id": trunk}
+    call = client.post("/calls", headers=h, json=body).json()
+    assert client.delete(f"/trunks/outbound/{trunk}", headers=h).status_code == 204
+    assert client.delete(f"/agents/{agent}", headers=h).status_code == 204
+    kept = client.get(f"/calls/{call['id']}", headers=h).json()
+    assert (kept["agent_profile_id"], kept["outbound_trunk_id"], kept["to_number"]) == (
+        None,
+        None,
+        body["to"],
+    )
+
+
+def test_an_agent_or_trunk_a_campaign_uses_cannot_be_deleted(client: TestClient) -> None:
+    h = new_key(client, "acme")
+    agent, trunk = _setup(client, h)
+    body = {"name": "c", "agent_profile_id": agent, "outbound_trunk_id": trunk,
+            "contacts": [{"number": "+14155550123"}]}  # fmt: skip
+    campaign = client.post("/campaigns", headers=h, json=body).json()["id"]
+    for path in (f"/agents/{agent}", f"/trunks/outbound/{trunk}"):
+        r = client.delete(path, headers=h)
+        assert r.status_code == 409 and campaign in r.json()["error"], r.text

@@ -1,0 +1,87 @@
+"""sipp as the far end of an outbound call, for tests: a callee that is busy, never answers, or
+answers and hangs up, from the scenarios in ``sip/scenarios/``. It runs on loopback, in the
+foreground, and logs every SIP message it sends and receives to a file the test can read."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from phoneagent.stack import ports
+from phoneagent.stack.paths import template
+
+SCENARIOS = ("uas_busy", "uas_no_answer", "uas_answer_then_hangup")
+
+
+class SippError(AssertionError):
+    pass
+
+
+class SippCallee:
+    def __init__(
+        self,
+        scenario: str,
+        *,
+        workdir: Path,
+        port: int,
+        host: str = "127.0.0.1",
+        hold_ms: int = 2000,
+        media_port: int = 0,
+    ) -> None:
+        if scenario not in SCENARIOS:
+            raise SippError(f"no scenario {scenario!r}; there are {', '.join(SCENARIOS)}")
+        if shutil.which("sipp") is None:
+            raise SippError("sipp is not installed (Debian package sip-tester)")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.host, self.port = host, port
+        self.messages = workdir / f"sipp-{scenario}-messages.log"
+        self._argv = [
+            "sipp", "-sf", str(template(f"sip/scenarios/{scenario}.xml")), "-i", host, "-p", str(port),
+            "-mi", host, "-d", str(hold_ms), "-trace_msg", "-message_file", str(self.messages),
+            "-trace_err", "-error_file", str(workdir / f"sipp-{scenario}-errors.log"), "-nostdin",
+        ]  # fmt: skip
+        if media_port:
+            self._argv += ["-mp", str(media_port)]
+        self._log = (workdir / f"sipp-{scenario}.out").open("wb")
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, *, timeout: float = 10.0) -> SippCallee:
+        self._proc = subprocess.Popen(
+            self._argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while ports.is_free(self.host, self.port, "udp"):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise SippError(f"sipp did not start listening on udp {self.address}: {self._argv}")
+            time.sleep(0.05)
+        return self
+
+    def trace(self) -> str:
+        return self.messages.read_text(errors="replace") if self.messages.exists() else ""
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        self._log.close()
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def __enter__(self) -> SippCallee:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,68 @@
+"""The phone line as the agent sees it: the SIP participant in the room and its call status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from livekit import rtc
+
+log = logging.getLogger("phoneagent.worker")
+
+CALL_STATUS = "sip.callStatus"
+
+
+def job_metadata(raw: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def sip_participant(room: rtc.Room) -> rtc.RemoteParticipant | None:
+    for p in room.remote_participants.values():
+        if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP:
+            return p
+    return None
+
+
+async def wait_for_answer(room: rtc.Room, *, within_s: float) -> bool:
+    """True once the phone's SIP participant is ``active`` (answered); False when the call is given up
+    (the room ends, the phone leaves, or ``within_s`` passes). An outbound agent joins before the phone rings
+    and must not greet a ringing line."""
+    changed = asyncio.Event()
+
+    def poke(*_args: object) -> None:
+        changed.set()
+
+    events = ("participant_connected", "participant_disconnected", "participant_attributes_changed",
+              "disconnected")  # fmt: skip
+    for name in events:
+        room.on(name, poke)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    try:
+        seen_phone = False
+        while True:
+            phone = sip_participant(room)
+            if phone is not None:
+                seen_phone = True
+                if phone.attributes.get(CALL_STATUS) == "active":
+                    return True
+                if phone.attributes.get(CALL_STATUS) == "hangup":
+                    return False
+            elif seen_phone or not room.isconnected():
+                return False
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=min(left, 0.5))
+    finally:
+        for name in events:
+            room.off(name, poke)
