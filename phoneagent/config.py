@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from phoneagent.errors import ConfigError
 
@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     livekit_rtc_udp_end: int = 50099
     sip_port: int = 5060
     sip_rtp_start: int = 10000
-    sip_rtp_end: int = 10099
+    # each call holds one RTP port for its length plus livekit-sip's 30 s of draining afterwards (late
+    # packets); a range that runs out makes livekit-sip v1.8 crash on the next call (nil media port)
+    sip_rtp_end: int = 10499
     sip_health_port: int = 8089
     # livekit-sip's load shedding: above this CPU share it refuses new outbound calls (see the template)
     sip_max_cpu_utilization: float = Field(default=1.0, gt=0.0, le=1.0)
@@ -56,6 +58,9 @@ class Settings(BaseSettings):
     )
     # the number the dev stack's inbound trunk and dispatch rule answer
     dev_number: str = "+15550100"
+
+    # more receivers of LiveKit's webhooks besides this machine's control plane (comma-separated)
+    extra_webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # where workers send call events; empty: this machine's control plane
     control_plane_url: str = ""
@@ -82,6 +87,11 @@ class Settings(BaseSettings):
     webhook_ended_grace_s: float = Field(default=3.0, ge=0.0, le=120.0)
     agent_mode: Literal["local", "api", "hybrid"] = Field(default="local", validation_alias="AGENT_MODE")
     log_level: str = "INFO"
+
+    @field_validator("extra_webhook_urls", mode="before")
+    @classmethod
+    def _comma_list(cls, v: object) -> object:
+        return [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v
 
     @field_validator("bind_host")
     @classmethod

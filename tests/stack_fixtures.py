@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ TEST_PORTS = {
         "livekit_rtc_udp_end": 51049,
         "sip_port": 15060,
         "sip_rtp_start": 11000,
-        "sip_rtp_end": 11049,
+        "sip_rtp_end": 11299,
         "sip_health_port": 18089,
         "worker_http_port": 18081,
         "api_port": 18000,
@@ -46,11 +45,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+# a second control plane (ApiProcess, one at a time) listens here and gets LiveKit's webhooks too
+SPARE_API_PORT = 18100 + PORT_OFFSET
+
+
 @pytest.fixture(scope="session")
 def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         state_dir=tmp_path_factory.mktemp("stack-state"),
         agent_name="phoneagent-test",
+        extra_webhook_urls=[f"http://127.0.0.1:{SPARE_API_PORT}/webhooks/livekit"],
         **TEST_PORTS,  # type: ignore[arg-type]
     )
 
@@ -173,15 +177,10 @@ def worker(
         assert_all_gone(proc.seen_pids)
 
 
-def free_tcp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class ApiProcess:
-    """`phoneagent api` as a real process on its own port and database, restartable (crash tests)."""
+    """`phoneagent api` as a real process on its own database and the spare port (where LiveKit's
+    webhooks reach it too), restartable (crash tests). One at a time."""
 
     env: dict[str, str]
     log_dir: Path
@@ -192,7 +191,7 @@ class ApiProcess:
 
     @classmethod
     def create(cls, settings: Settings, db_url: str, log_dir: Path, **extra_env: str) -> ApiProcess:
-        port = free_tcp_port(settings.bind_host)
+        port = SPARE_API_PORT
         env = {**settings_env(settings), "PHONEAGENT_DATABASE_URL": db_url, "PHONEAGENT_API_PORT": str(port),
                **extra_env}  # fmt: skip
         run = functools.partial(

@@ -97,10 +97,13 @@ class Stack:
         return load_or_create(self.paths.secrets)
 
     def _render(self, relative: str, out_name: str, secrets: StackSecrets) -> Path:
+        urls = [f"http://{self.settings.bind_host}:{self.settings.api_port}/webhooks/livekit",
+                *self.settings.extra_webhook_urls]  # fmt: skip
         values = {
             **{k: str(v) for k, v in self.settings.model_dump().items()},
             **secrets.__dict__,
             "state_dir": str(self.paths.state),
+            "webhook_urls": "\n".join(f"    - {u}" for u in urls),
         }
         text = string.Template(template(relative).read_text()).substitute(values)
         out = self.paths.conf / out_name

@@ -25,7 +25,7 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
     sip = yaml.safe_load((conf / "livekit-sip.yaml").read_text())
     assert sip["nat_1_to_1_ip"] == "127.0.0.1" and sip["listen_ip"] == "127.0.0.1"
     assert "use_external_ip" not in sip  # it would ask a public STUN server
-    assert sip["sip_port"] == 5070 and sip["rtp_port"] == "10000-10099"
+    assert sip["sip_port"] == 5070 and sip["rtp_port"] == "10000-10499"
     assert sip["redis"]["password"] == sec.redis_password
     assert (sip["api_key"], sip["api_secret"]) == (sec.livekit_api_key, sec.livekit_api_secret)
 
@@ -45,5 +45,5 @@ def test_services_check_every_port_they_use(tmp_path: Path) -> None:
     s = _stack(tmp_path)
     by_name = {svc.name: svc for svc in s.services()}
     assert 5070 in by_name["livekit-sip"].udp_ports and 5070 in by_name["livekit-sip"].tcp_ports
-    assert len(by_name["livekit-sip"].udp_ports) == 1 + 100  # signalling + RTP range
+    assert len(by_name["livekit-sip"].udp_ports) == 1 + 500  # signalling + RTP range
     assert by_name["livekit-server"].tcp_ports == [7880, 7881]
