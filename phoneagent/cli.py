@@ -109,6 +109,12 @@ def _dev_cmd(args: argparse.Namespace) -> int:
     return run_dev(get_settings())
 
 
+def _call_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.cli_call import main_call
+
+    return main_call(args, get_settings())
+
+
 def _doctor_cmd(args: argparse.Namespace) -> int:
     from phoneagent.doctor import run_doctor
 
@@ -154,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("provision", help="create the dev inbound trunk and dispatch rule on LiveKit")
     p.set_defaults(func=_provision_cmd)
+
+    from phoneagent.cli_call import add_parser as add_call
+
+    add_call(sub)
+    sub.choices["call"].set_defaults(func=_call_cmd)
 
     p = sub.add_parser("doctor", help="print the state of every part: versions, ports, health")
     p.set_defaults(func=_doctor_cmd)

@@ -207,3 +207,35 @@ def test_a_worker_killed_mid_call_ends_the_call_as_worker_lost(
         worker.start()  # the other tests of this session need a worker
     assert record["end_reason"] == "worker_lost", record
     assert _webhooks(hooks, call["id"])["call.ended"]["end_reason"] == "worker_lost"
+
+
+def test_the_call_command_follows_a_call_live_to_its_end(
+    stack: Stack, control_plane: ControlPlane, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    host = stack.settings.bind_host
+    with SippCallee("uas_busy", workdir=tmp_path, port=_free_udp(host), host=host) as sipp:
+        out = Outbound(control_plane, sipp.address, "cli-busy")
+        try:
+            key = control_plane.headers["Authorization"].removeprefix("Bearer ")
+            run = subprocess.run(
+                [sys.executable, "-m", "phoneagent.cli", "call", "+1 555 0142", "--agent", "e2e",
+                 "--trunk", "cli-busy", "--url", control_plane.url, "--key", key],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+        finally:
+            out.close()
+    assert run.returncode == 3, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("call call_") and "+15550142" in lines[0]
+    assert any(line.strip().endswith("queued") for line in lines) and lines[-1].startswith(
+        "ended: busy, SIP 486"
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "phoneagent.cli", "call", "+15550142", "--agent", "nobody", "--url",
+         control_plane.url, "--key", "pa_wrong"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "401" in bad.stderr and "Traceback" not in bad.stderr
