@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     max_concurrent_calls: int = Field(default=4, ge=1, le=64)
     # silence after speech before the caller's turn is taken as complete (VAD endpointing)
     endpointing_min_delay_s: float = Field(default=0.5, ge=0.0, le=3.0)
+    # vad: a fixed silence ends the caller's turn; turn-detector: LiveKit's local end-of-turn model
+    # (v1-mini) shortens or lengthens that wait by how complete the sentence sounds
+    turn_detection: Literal["vad", "turn-detector"] = "vad"
+    # with the turn detector: the wait when the sentence sounds unfinished
+    endpointing_max_delay_s: float = Field(default=2.0, ge=0.2, le=6.0)
     # silence Silero VAD waits for before it calls the end of an utterance (its own default: 0.55)
     vad_min_silence_s: float = Field(default=0.55, ge=0.1, le=3.0)
     # the control plane's background work: dialing queued calls, sending webhooks, the sweeper,

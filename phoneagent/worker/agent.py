@@ -1,53 +1,225 @@
-"""The phone agent: greets, answers through its brain, and hangs up once its goodbye has been heard."""
+"""The phone agent: greets, answers through its brain, and acts on the call: hangs up (with the
+reason), transfers, sends and receives keys, reprompts a silent caller and ends the call after a
+second silence, ends it at the profile's maximum duration, and on outbound calls tells a person
+from an answering machine (and leaves the profile's message on the machine).
+
+Every action that ends the call reports why (``hangup`` event with the reason) before it deletes
+the room; tools and key presses are reported as ``tool`` and ``dtmf`` events.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Callable
+from typing import Any
 
-from livekit.agents import Agent, llm
-from livekit.agents.voice.events import ConversationItemAddedEvent
+from livekit import rtc
+from livekit.agents import Agent, JobContext, StopResponse, llm
+from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
 
-from phoneagent.worker.scripted import ScriptedFlow
+from phoneagent.worker.phone import sip_participant
+from phoneagent.worker.scripted import Decision, ScriptedFlow
 
 log = logging.getLogger("phoneagent.worker")
 
-# after the goodbye's last frame leaves the agent, the bridge still needs a moment to play it out
+# after the last frame leaves the agent, the bridge still needs a moment to play it out
 GOODBYE_DRAIN_S = 0.6
+# an outbound callee who has said nothing this long after answering is greeted anyway
+SILENT_CALLEE_S = 3.0
+# a first utterance this long, or with these words, is an answering machine's greeting
+MACHINE_SPEECH_S = 3.5
+MACHINE_WORDS = re.compile(
+    r"leave (a|your) message|after the (tone|beep)|not available|voice ?mail|can(no|')t take your call|"
+    r"unable to (take|answer)|you have reached|you've reached|record your message"
+)
+DTMF_CODES = {**{str(d): d for d in range(10)}, "*": 10, "#": 11, "A": 12, "B": 13, "C": 14, "D": 15}
+
+
+def is_machine(text: str, speech_s: float | None) -> bool:
+    return bool(MACHINE_WORDS.search(text.lower())) or (speech_s or 0.0) >= MACHINE_SPEECH_S
+
+
+class CallControl:
+    """What the agent does to the call itself; every ending is reported with its reason."""
+
+    def __init__(self, ctx: JobContext, report: Callable[[str, dict[str, Any]], object]) -> None:
+        self._ctx = ctx
+        self._report = report
+        self.ended = False
+
+    @property
+    def room(self) -> rtc.Room:
+        return self._ctx.room
+
+    def event(self, type_: str, data: dict[str, Any]) -> None:
+        self._report(type_, data)
+
+    async def hang_up(self, reason: str) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        log.info("agent ends the call", extra={"reason": reason})
+        self._report("hangup", {"reason": reason})
+        await self._ctx.delete_room()
+
+    async def transfer(self, to: str) -> bool:
+        phone = sip_participant(self._ctx.room)
+        if phone is None:
+            return False
+        try:
+            await self._ctx.transfer_sip_participant(phone, to)
+        except Exception as exc:  # noqa: BLE001 - LiveKit, livekit-sip or the far end refused: say so
+            self._report("tool", {"name": "transfer", "to": to, "ok": False, "error": type(exc).__name__})
+            log.warning("transfer failed", extra={"error": str(exc)[:200]})
+            return False
+        self._report("tool", {"name": "transfer", "to": to, "ok": True})
+        await self.hang_up("transferred")
+        return True
+
+    async def send_digits(self, digits: str) -> None:
+        for key in digits:
+            if key == "w":
+                await asyncio.sleep(0.5)
+                continue
+            await self._ctx.room.local_participant.publish_dtmf(code=DTMF_CODES[key], digit=key)
+            await asyncio.sleep(0.3)
+        self._report("tool", {"name": "send_dtmf", "digits": digits, "ok": True})
 
 
 class PhoneAgent(Agent):
-    def __init__(self, *, flow: ScriptedFlow, hang_up: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self,
+        *,
+        flow: ScriptedFlow,
+        control: CallControl,
+        outbound: bool = False,
+        detect_machine: bool = False,
+        max_duration_s: float | None = None,
+    ) -> None:
         super().__init__(instructions="You are a phone agent.")
         self._flow = flow
-        self._hang_up = hang_up
-        self._hang_up_after_reply = False
-        self._goodbye: asyncio.Task[None] | None = None
+        self._control = control
+        self._outbound = outbound
+        self._awaiting_callee = outbound and detect_machine
+        self._max_duration_s = max_duration_s
+        self._after_reply: Decision | None = None
+        self._silences = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- lifecycle -------------------------------------------------------------------------------
 
     async def on_enter(self) -> None:
         self.session.on("conversation_item_added", self._on_item)
+        self.session.on("user_state_changed", self._on_user_state)
+        self._control.room.on("sip_dtmf_received", self._on_dtmf)
+        if self._max_duration_s:
+            self._spawn(self._end_at_max_duration(self._max_duration_s))
+        if self._awaiting_callee:
+            self._spawn(self._greet_a_silent_callee())
+        else:
+            self._greet()
+
+    async def on_exit(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _greet(self) -> None:
         # the caller must hear the whole greeting: nothing interrupts it
         self.session.say(self._flow.script.greeting, allow_interruptions=False)
 
+    # ---- the caller's turns ------------------------------------------------------------------------
+
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
-        # the turn goes on normally (the brain speaks the goodbye); only the hang-up is added after it
-        decision = self._flow.respond(new_message.text_content or "")
-        log.info("caller turn", extra={"intent": decision.intent, "text": new_message.text_content or ""})
-        self._hang_up_after_reply = self._hang_up_after_reply or decision.hang_up
+        text = new_message.text_content or ""
+        if self._awaiting_callee:
+            self._awaiting_callee = False
+            m = new_message.metrics
+            start, stop = m.get("started_speaking_at"), m.get("stopped_speaking_at")
+            speech_s = stop - start if isinstance(start, float) and isinstance(stop, float) else None
+            if is_machine(text, speech_s):
+                self._spawn(self._leave_voicemail())
+            else:
+                self._greet()
+            raise StopResponse  # the callee's hello is answered by the greeting, not by the script
+        decision = self._flow.respond(text, new_message.id)
+        log.info("caller turn", extra={"intent": decision.intent, "text": text})
+        if decision.hang_up or decision.transfer_to or decision.send_digits:
+            self._after_reply = decision  # acted on once the reply has been heard
 
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item
         # an assistant message is committed once its speech has played out
-        if (
-            self._hang_up_after_reply
-            and self._goodbye is None
-            and isinstance(item, llm.ChatMessage)
-            and item.role == "assistant"
-        ):
-            self._goodbye = asyncio.create_task(self._finish())
+        if isinstance(item, llm.ChatMessage) and item.role == "assistant" and self._after_reply is not None:
+            decision, self._after_reply = self._after_reply, None
+            self._spawn(self._act(decision))
 
-    async def _finish(self) -> None:
+    async def _act(self, decision: Decision) -> None:
         await asyncio.sleep(GOODBYE_DRAIN_S)
-        log.info("agent hangs up", extra={"reason": "goodbye"})
-        await self._hang_up()
+        if decision.send_digits:
+            await self._control.send_digits(decision.send_digits)
+        if decision.transfer_to and not await self._control.transfer(decision.transfer_to):
+            self.session.say("Sorry, I could not transfer your call. How else can I help?")
+        if decision.hang_up:
+            await self._control.hang_up("agent_hangup")
+
+    # ---- keys, silence, time ---------------------------------------------------------------------
+
+    def _on_dtmf(self, ev: rtc.SipDTMF) -> None:
+        self._control.event("dtmf", {"digit": ev.digit})
+        decision = self._flow.respond_key(ev.digit)
+        log.info("caller key", extra={"intent": decision.intent, "digit": ev.digit})
+        self._spawn(self._say_then_act(decision))
+
+    async def _say_then_act(self, decision: Decision) -> None:
+        self.session.interrupt()
+        handle = self.session.say(decision.reply)
+        await handle
+        if decision.hang_up or decision.transfer_to or decision.send_digits:
+            await self._act(decision)
+
+    def _on_user_state(self, ev: UserStateChangedEvent) -> None:
+        if ev.new_state == "speaking":
+            self._silences = 0
+        elif ev.new_state == "away" and not self._awaiting_callee and not self._control.ended:
+            self._silences += 1
+            self._control.event("silence", {"count": self._silences})
+            if self._silences == 1:
+                self.session.say(self._flow.script.reprompt)
+            else:
+                self._spawn(self._say_and_hang_up(self._flow.script.silence_goodbye, "silence_timeout"))
+
+    async def _say_and_hang_up(self, text: str, reason: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the session may be closing already
+            handle = self.session.say(text, allow_interruptions=False)
+            await handle
+        await asyncio.sleep(GOODBYE_DRAIN_S)
+        await self._control.hang_up(reason)
+
+    async def _end_at_max_duration(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self.session.interrupt()
+        await self._say_and_hang_up(self._flow.script.max_duration_goodbye, "max_duration")
+
+    # ---- outbound: a person or a machine ------------------------------------------------------------
+
+    async def _greet_a_silent_callee(self) -> None:
+        await asyncio.sleep(SILENT_CALLEE_S)
+        if self._awaiting_callee:
+            self._awaiting_callee = False
+            self._greet()
+
+    async def _leave_voicemail(self) -> None:
+        log.info("answering machine detected")
+        self._control.event("tool", {"name": "voicemail", "message_left": bool(self._flow.script.voicemail)})
+        if self._flow.script.voicemail:
+            await self._say_and_hang_up(self._flow.script.voicemail, "voicemail")
+        else:
+            await self._control.hang_up("voicemail")

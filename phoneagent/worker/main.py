@@ -18,11 +18,13 @@ from phoneagent.config import Settings, get_settings
 from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
 from phoneagent.speech.whisper_stt import WhisperSTT, load_whisper
 from phoneagent.telephony.client import livekit_credentials, worker_token
-from phoneagent.worker.agent import PhoneAgent
+from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.phone import job_metadata, wait_for_answer
-from phoneagent.worker.profiles import ProfileCache
+from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
-from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
+from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
+from phoneagent.worker.turns import describe as describe_turns
+from phoneagent.worker.turns import load_turn_detector, turn_handling
 
 log = logging.getLogger("phoneagent.worker")
 
@@ -36,6 +38,7 @@ def prewarm(proc: JobProcess) -> None:
     # the ONNX model ships inside livekit-plugins-silero
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=get_settings().vad_min_silence_s)
     settings = get_settings()
+    proc.userdata["turn_detector"] = load_turn_detector(settings)
     proc.userdata["profiles"] = ProfileCache(
         url=settings.events_url, token=worker_token(settings), default_greeting=settings.greeting
     )
@@ -95,26 +98,40 @@ async def entrypoint(ctx: JobContext) -> None:
         return
     reporter.report(room, "answered")
 
-    async def hang_up() -> None:
-        reporter.report(room, "hangup", {"reason": "agent_hangup"})
-        await ctx.delete_room()
-
     profiles: ProfileCache = ctx.proc.userdata["profiles"]
     profile = await profiles.get(ProfileCache.profile_id(ctx.job.metadata))
     log.info("agent profile", extra={"agent_profile_id": profile.id, "source": profile.source})
-    flow = ScriptedFlow(Script.from_dict(profile.script or DEFAULT_SCRIPT_DATA, greeting=profile.greeting))
+    flow = ScriptedFlow(load_script(profile))
     session: AgentSession = AgentSession(
         vad=ctx.proc.userdata["vad"],
         stt=WhisperSTT(model=ctx.proc.userdata["whisper"]),
         llm=ScriptedLLM(flow),
         tts=PiperTTS(voice=ctx.proc.userdata["piper_voice"]),
-        turn_handling={
-            "turn_detection": "vad",
-            "endpointing": {"min_delay": settings.endpointing_min_delay_s},
-        },
+        turn_handling=turn_handling(settings, ctx.proc.userdata.get("turn_detector")),
+        user_away_timeout=float(profile.silence_timeout_s),
     )
     report_turns(session, reporter, room)
-    await session.start(agent=PhoneAgent(flow=flow, hang_up=hang_up), room=ctx.room, record=False)
+    control = CallControl(ctx, lambda type_, data: reporter.report(room, type_, data))
+    agent = PhoneAgent(
+        flow=flow,
+        control=control,
+        outbound=outbound,
+        detect_machine=outbound and "voicemail" in profile.tools,
+        max_duration_s=float(profile.max_duration_s),
+    )
+    await session.start(agent=agent, room=ctx.room, record=False)
+
+
+def load_script(profile: Profile) -> Script:
+    """The profile's call flow; a flow that cannot work falls back to the built-in one, loudly."""
+    try:
+        return Script.from_dict(profile.script or DEFAULT_SCRIPT_DATA, greeting=profile.greeting)
+    except ScriptError as exc:
+        log.error(
+            "the agent profile's script cannot work; using the built-in flow",
+            extra={"agent_profile_id": profile.id, "error": str(exc)},
+        )
+        return Script.from_dict(DEFAULT_SCRIPT_DATA, greeting=profile.greeting)
 
 
 def build_server(settings: Settings) -> AgentServer:
@@ -146,7 +163,7 @@ def run_worker(settings: Settings, *, dev: bool = False) -> None:
             "agent_mode": settings.agent_mode,
             "stt": "faster-whisper tiny.en (local)",
             "tts": "piper en_US-joe-medium",
-            "turn_detection": f"VAD endpointing, min {settings.endpointing_min_delay_s} s",
+            "turn_detection": describe_turns(settings, load_turn_detector(settings)),
         },
     )
     _run_worker(build_server(settings), proto.CliArgs(log_level=settings.log_level, dev=dev))

@@ -26,6 +26,13 @@ class Profile:
     greeting: str
     script: dict[str, Any] = field(default_factory=dict)
     source: str = "defaults"  # control-plane | cache | defaults
+    max_duration_s: int = 1800
+    silence_timeout_s: int = 20
+    tools: tuple[str, ...] = ("end_call",)
+    llm: dict[str, Any] = field(default_factory=dict)
+    stt: dict[str, Any] = field(default_factory=dict)
+    tts: dict[str, Any] = field(default_factory=dict)
+    language: str = "en"
 
 
 class ProfileCache:
@@ -65,11 +72,19 @@ class ProfileCache:
                 extra={"agent_profile_id": profile_id, "error": type(exc).__name__},
             )
             return fallback
+        llm = data.get("llm") or {}
         profile = Profile(
             id=profile_id,
             greeting=data.get("greeting") or self._default.greeting,
-            script=(data.get("llm") or {}).get("script") or {},
+            script=llm.get("script") or {},
             source="control-plane",
+            max_duration_s=int(data.get("max_duration_s") or Profile.max_duration_s),
+            silence_timeout_s=int(data.get("silence_timeout_s") or Profile.silence_timeout_s),
+            tools=tuple(data.get("tools") or ()),
+            llm=llm,
+            stt=data.get("stt") or {},
+            tts=data.get("tts") or {},
+            language=data.get("language") or "en",
         )
         self._cache[profile_id] = (time.monotonic(), profile)
         return profile
