@@ -178,6 +178,16 @@ class BaresipPhone:
         self._send(f"/ausrc aufile,{wav}")
         return mark
 
+    def send_dtmf(self, digits: str) -> int:
+        """Press keys during the call (baresip sends them as RTP telephone-events)."""
+        mark = len(self.output)
+        for key in digits:
+            assert self._proc is not None and self._proc.stdin is not None
+            self._proc.stdin.write(key.encode())
+            self._proc.stdin.flush()
+            time.sleep(0.3)
+        return mark
+
     def wait_for_remote_bye(self, *, since: int, timeout: float) -> None:
         """The far end hung up: a BYE request arrived and the call ended."""
         self.wait_for(r"^BYE sip:", timeout=timeout, start=since)

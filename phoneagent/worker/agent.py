@@ -98,6 +98,7 @@ class PhoneAgent(Agent):
         outbound: bool = False,
         detect_machine: bool = False,
         max_duration_s: float | None = None,
+        silence_timeout_s: float = 20.0,
     ) -> None:
         super().__init__(instructions="You are a phone agent.")
         self._flow = flow
@@ -105,8 +106,10 @@ class PhoneAgent(Agent):
         self._outbound = outbound
         self._awaiting_callee = outbound and detect_machine
         self._max_duration_s = max_duration_s
+        self._silence_timeout_s = silence_timeout_s
         self._after_reply: Decision | None = None
         self._silences = 0
+        self._callee_spoke = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -188,13 +191,20 @@ class PhoneAgent(Agent):
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":
             self._silences = 0
+            self._callee_spoke = True
         elif ev.new_state == "away" and not self._awaiting_callee and not self._control.ended:
-            self._silences += 1
-            self._control.event("silence", {"count": self._silences})
-            if self._silences == 1:
-                self.session.say(self._flow.script.reprompt)
-            else:
-                self._spawn(self._say_and_hang_up(self._flow.script.silence_goodbye, "silence_timeout"))
+            self._silences = 1
+            self._control.event("silence", {"count": 1})
+            self._spawn(self._reprompt())
+
+    async def _reprompt(self) -> None:
+        # the session reports "away" once; the second silence is timed here, from the reprompt's end
+        await self.session.say(self._flow.script.reprompt)
+        await asyncio.sleep(self._silence_timeout_s)
+        if self._silences == 1 and self.session.user_state != "speaking" and not self._control.ended:
+            self._silences = 2
+            self._control.event("silence", {"count": 2})
+            await self._say_and_hang_up(self._flow.script.silence_goodbye, "silence_timeout")
 
     async def _say_and_hang_up(self, text: str, reason: str) -> None:
         with contextlib.suppress(RuntimeError):  # the session may be closing already
@@ -212,7 +222,9 @@ class PhoneAgent(Agent):
 
     async def _greet_a_silent_callee(self) -> None:
         await asyncio.sleep(SILENT_CALLEE_S)
-        if self._awaiting_callee:
+        # a callee already speaking (a person's hello, or a machine's greeting) is answered when the
+        # turn completes, by what they said
+        if self._awaiting_callee and not self._callee_spoke:
             self._awaiting_callee = False
             self._greet()
 

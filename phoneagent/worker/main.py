@@ -118,6 +118,7 @@ async def entrypoint(ctx: JobContext) -> None:
         outbound=outbound,
         detect_machine=outbound and "voicemail" in profile.tools,
         max_duration_s=float(profile.max_duration_s),
+        silence_timeout_s=float(profile.silence_timeout_s),
     )
     await session.start(agent=agent, room=ctx.room, record=False)
 
