@@ -9,7 +9,7 @@ import functools
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from phoneagent.errors import ConfigError
@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     endpointing_min_delay_s: float = Field(default=0.5, ge=0.0, le=3.0)
     # silence Silero VAD waits for before it calls the end of an utterance (its own default: 0.55)
     vad_min_silence_s: float = Field(default=0.55, ge=0.1, le=3.0)
+    # call recordings are local files: Call.recording_location is a path inside this directory
+    # (relative to it, or absolute within it); empty: <state_dir>/recordings
+    recordings_dir: Path | None = None
+    # signs the review pages' session cookies; empty: generated once into <state_dir>/review-secret.
+    # Control planes behind one address need the same value.
+    session_secret: SecretStr = SecretStr("")
     agent_mode: Literal["local", "api", "hybrid"] = Field(default="local", validation_alias="AGENT_MODE")
     log_level: str = "INFO"
 
@@ -74,6 +80,13 @@ class Settings(BaseSettings):
         # the stack is a local, loopback-only service; a public bind needs TLS and a firewall plan
         if not v.startswith("127.") and v != "localhost":
             raise ValueError("the local stack binds to loopback only (127.0.0.0/8)")
+        return v
+
+    @field_validator("session_secret")
+    @classmethod
+    def _strong_secret(cls, v: SecretStr) -> SecretStr:
+        if v.get_secret_value() and len(v.get_secret_value()) < 32:
+            raise ValueError("session_secret must be at least 32 characters (or empty: generated)")
         return v
 
     @model_validator(mode="after")
@@ -92,7 +105,15 @@ class Settings(BaseSettings):
 
     @property
     def events_url(self) -> str:
-        return self.control_plane_url or f"http://{self.bind_host}:{self.api_port}"
+        return self.control_plane_url or self.api_url
+
+    @property
+    def recordings_path(self) -> Path:
+        return (self.recordings_dir or self.state_dir / "recordings").expanduser()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.bind_host}:{self.api_port}"
 
     @property
     def livekit_http_url(self) -> str:
