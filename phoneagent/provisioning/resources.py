@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phoneagent.db.base import Base
-from phoneagent.db.models import AgentProfile, DispatchRule, InboundTrunk, OutboundTrunk, PhoneNumber
+from phoneagent.db.models import AgentProfile, Call, DispatchRule, InboundTrunk, OutboundTrunk, PhoneNumber
 from phoneagent.errors import Conflict, InvalidField, NotFound
 from phoneagent.telephony.presets import PresetError, TrunkFields, apply_preset
 from phoneagent.telephony.sip import InboundSpec, LiveKitSip, OutboundSpec, RuleSpec, owner_tag
@@ -32,6 +32,7 @@ _KIND_NAMES = {
     OutboundTrunk: "outbound trunk",
     DispatchRule: "dispatch rule",
     PhoneNumber: "phone number",
+    Call: "call",
 }
 
 
