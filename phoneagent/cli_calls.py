@@ -24,7 +24,7 @@ from phoneagent.config import get_settings
 from phoneagent.errors import ControlPlaneError
 from phoneagent.review.formats import clock, duration, offset_s, utc
 
-KEY_HINT = "pass --key or set PHONEAGENT_API_KEY (`phoneagent keys create --tenant NAME` makes one)"
+KEY_HINT = "pass --key or set PHONEAGENT_API_KEY; `phoneagent keys create --tenant NAME` makes one"
 
 
 class ApiClient:
