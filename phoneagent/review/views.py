@@ -48,10 +48,6 @@ class ListQuery:
         return urlencode({k: v for k, v in values.items() if v})
 
 
-def _day(value: str) -> date:
-    return date.fromisoformat(value)
-
-
 def parse_list_query(
     params: Mapping[str, str],
     *,
@@ -61,7 +57,8 @@ def parse_list_query(
     agent_ids: Iterable[str],
 ) -> ListQuery:
     """The list page's query string as a CallFilter. Empty fields (what a submitted form sends for
-    untouched inputs) mean "any"; each bad field gets a message instead of an exception."""
+    untouched inputs) mean "any"; each bad field gets a message instead of an exception (the filter is
+    only for use when there is none)."""
     form = {k: params.get(k, "").strip() for k in FILTER_FIELDS}
     errors: dict[str, str] = {
         k: f"at most {MAX_FIELD} characters" for k, v in form.items() if len(v) > MAX_FIELD
@@ -74,18 +71,15 @@ def parse_list_query(
     for name, allowed in choices.items():
         if form[name] and form[name] not in set(allowed):
             errors[name] = "not one of the choices"
-    since = until = None
-    for name in ("from", "to"):
+    days: dict[str, datetime] = {}  # "to" is included: the filter ends at the next midnight
+    for name, extra in (("from", 0), ("to", 1)):
         if form[name]:
             try:
-                _day(form[name])
+                day = date.fromisoformat(form[name]) + timedelta(days=extra)
+                days[name] = datetime.combine(day, time(), UTC)
             except ValueError:
                 errors[name] = "a date like 2026-11-25"
-    if form["from"] and "from" not in errors:
-        since = datetime.combine(_day(form["from"]), time(), UTC)
-    if form["to"] and "to" not in errors:
-        until = datetime.combine(_day(form["to"]) + timedelta(days=1), time(), UTC)
-    if since and until and since >= until:
+    if "from" in days and "to" in days and days["from"] >= days["to"]:
         errors["to"] = "must be on or after the first day"
     number = None
     if form["number"]:
@@ -93,16 +87,15 @@ def parse_list_query(
             number = to_e164(form["number"])
         except ValueError as exc:
             errors["number"] = str(exc)
-    ok = {k: v for k, v in form.items() if k not in errors}
     f = CallFilter(
-        status=ok.get("status") or None,
-        end_reason=ok.get("end_reason") or None,
-        direction=ok.get("direction") or None,
+        status=form["status"] or None,
+        end_reason=form["end_reason"] or None,
+        direction=form["direction"] or None,
         number=number,
-        agent_profile_id=ok.get("agent") or None,
-        since=since if "from" not in errors else None,
-        until=until if "to" not in errors else None,
-        q=ok.get("q") or None,
+        agent_profile_id=form["agent"] or None,
+        since=days.get("from"),
+        until=days.get("to"),
+        q=form["q"] or None,
     )
     return ListQuery(form=form, filter=f, cursor=cursor, errors=errors)
 
