@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -173,9 +174,15 @@ def _indent(text: str) -> str:
     return "\n".join(f"  {line}" for line in text.splitlines())
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _tail(client: ApiClient, args: argparse.Namespace) -> int:
     print(f"following call events at {client.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     params: dict[str, Any] = {"limit": args.lines}
+    # Ctrl-C and kill stop the tail cleanly, also when started from a shell that had SIGINT ignored
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while True:
             page = client.get("/calls/events", params)
@@ -191,6 +198,9 @@ def _tail(client: ApiClient, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run(args: argparse.Namespace) -> int:
