@@ -19,7 +19,7 @@ from phoneagent.testing.processes import LoggedProcess
 from phoneagent.worker.reporter import EventReporter
 from tests.db_fixtures import new_key
 from tests.integration.test_livekit_webhooks import _rule, _signed, _sip_event
-from tests.stack_fixtures import settings_env
+from tests.stack_fixtures import PORT_OFFSET, settings_env
 
 
 def _turn(event_id: str, room: str, seq: int, speaker: str, text: str, **lat: float) -> dict:
@@ -86,9 +86,9 @@ def test_wrong_worker_token_is_401(client: TestClient) -> None:
 def test_events_wait_in_the_spool_while_the_control_plane_is_down(stack: Stack, tmp_path: Path) -> None:
     """Events reported with no control plane stay on disk, survive a worker restart, and are delivered
     exactly once when `phoneagent api` comes up."""
-    settings = stack.settings.model_copy(update={"api_port": 18100})
+    settings = stack.settings.model_copy(update={"api_port": 18100 + PORT_OFFSET})
     env = settings_env(settings)
-    env["PHONEAGENT_API_PORT"] = "18100"
+    env["PHONEAGENT_API_PORT"] = str(settings.api_port)
     db = tmp_path / "cp.db"
     env["PHONEAGENT_DATABASE_URL"] = f"sqlite:///{db}"
     spool = tmp_path / "spool"
