@@ -1,4 +1,4 @@
-"""`phoneagent` commands: dev, stack, worker, provision, doctor."""
+"""`phoneagent` commands: dev, stack, worker, api, calls, provision, doctor."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from phoneagent import cli_calls
 from phoneagent import log as pa_log
 from phoneagent.config import get_settings
 from phoneagent.errors import PhoneagentError
@@ -52,7 +53,14 @@ def _api_cmd(args: argparse.Namespace) -> int:
     from phoneagent.api.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.bind_host, port=settings.api_port, log_level="info")
+    # access_log off: uvicorn would log query strings (numbers, searched words); AccessLog logs paths only
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=settings.api_port,
+        log_level="info",
+        access_log=False,
+    )
     return 0
 
 
@@ -142,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api", help="run the control plane (FastAPI)")
     p.set_defaults(func=_api_cmd)
 
+    cli_calls.add_parser(sub)
+
     p = sub.add_parser("db", help="database schema")
     p.add_argument("action", choices=["upgrade"])
     p.set_defaults(func=_db_cmd)
@@ -178,9 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pa_log.setup(get_settings().log_level)
         return int(args.func(args) or 0)
     except PhoneagentError as exc:
-        print(f"phoneagent: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"phoneagent: hint: {exc.hint}", file=sys.stderr)
+        print(f"phoneagent: error: {exc}", file=sys.stderr)  # one line: the message, then (hint: ...)
         return 2
     except KeyboardInterrupt:
         return 130

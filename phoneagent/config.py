@@ -9,7 +9,7 @@ import functools
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from phoneagent.errors import ConfigError
@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(default=10.0, ge=0.05, le=3600.0)
     # call.ended waits this long for the last transcript turns before it is rendered and sent
     webhook_ended_grace_s: float = Field(default=3.0, ge=0.0, le=120.0)
+    # call recordings are local files: Call.recording_location is a path inside this directory
+    # (relative to it, or absolute within it); empty: <state_dir>/recordings
+    recordings_dir: Path | None = None
+    # signs the review pages' session cookies; empty: generated once into <state_dir>/review-secret.
+    # Control planes behind one address need the same value.
+    session_secret: SecretStr = SecretStr("")
     agent_mode: Literal["local", "api", "hybrid"] = Field(default="local", validation_alias="AGENT_MODE")
     log_level: str = "INFO"
 
@@ -104,6 +110,13 @@ class Settings(BaseSettings):
         # the stack is a local, loopback-only service; a public bind needs TLS and a firewall plan
         if not v.startswith("127.") and v != "localhost":
             raise ValueError("the local stack binds to loopback only (127.0.0.0/8)")
+        return v
+
+    @field_validator("session_secret")
+    @classmethod
+    def _strong_secret(cls, v: SecretStr) -> SecretStr:
+        if v.get_secret_value() and len(v.get_secret_value()) < 32:
+            raise ValueError("session_secret must be at least 32 characters (or empty: generated)")
         return v
 
     @model_validator(mode="after")
@@ -122,7 +135,15 @@ class Settings(BaseSettings):
 
     @property
     def events_url(self) -> str:
-        return self.control_plane_url or f"http://{self.bind_host}:{self.api_port}"
+        return self.control_plane_url or self.api_url
+
+    @property
+    def recordings_path(self) -> Path:
+        return (self.recordings_dir or self.state_dir / "recordings").expanduser()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.bind_host}:{self.api_port}"
 
     @property
     def livekit_http_url(self) -> str:

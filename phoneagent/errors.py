@@ -10,9 +10,11 @@
     │   ├── PortInUseError         a port the stack needs is taken (names the port and the process)
     │   └── ServiceStartError      a service died or missed its health deadline during start
     ├── TelephonyError             a LiveKit server API call failed (retryable when transient)
+    ├── ControlPlaneError          the CLI could not use the control plane's HTTP API (down, wrong key)
     └── RequestError               a client's request cannot be carried out (the API maps these to 4xx)
         ├── NotFound               no such resource for this tenant (404)
         ├── Conflict               a name is taken, or the resource is still in use (409)
+        ├── Forbidden              a form without its CSRF token, or from another origin (403)
         └── InvalidField           a field's value is wrong for this use (422; ``field`` names it)
 
 Every error carries a one-line message and a ``hint`` that tells the user what to do.
@@ -65,12 +67,20 @@ class TelephonyError(PhoneagentError):
     pass
 
 
+class ControlPlaneError(PhoneagentError):
+    pass
+
+
 class RequestError(PhoneagentError):
     status_code = 400
 
 
 class NotFound(RequestError):
     status_code = 404
+
+
+class Forbidden(RequestError):
+    status_code = 403
 
 
 class Conflict(RequestError):

@@ -18,4 +18,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(getattr(pytest.mark, tier))
 
 
-pytest_plugins = ["tests.stack_fixtures", "tests.db_fixtures"]
+pytest_plugins = ["tests.stack_fixtures", "tests.db_fixtures", "tests.review_fixtures"]

@@ -5,17 +5,24 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneagent import __version__
-from phoneagent.api.routes import calls, campaigns, health, resources, webhook_endpoints, webhooks
+from phoneagent.api.access_log import AccessLog
+from phoneagent.api.deps import SignInRequired
+from phoneagent.api.routes import calls, campaigns, health, resources, review, webhook_endpoints, webhooks
 from phoneagent.config import Settings, get_settings
 from phoneagent.db.engine import database_url, make_engine, session_factory
 from phoneagent.errors import InvalidField, PhoneagentError, RequestError, TelephonyError
+from phoneagent.review.pages import STATIC_DIR, error_page, is_review_page, make_templates
+from phoneagent.review.session import COOKIE_PATH, signer_for
 from phoneagent.telephony.sip import LiveKitSip
 
 log = logging.getLogger("phoneagent.api")
@@ -24,6 +31,24 @@ log = logging.getLogger("phoneagent.api")
 def _field(loc: tuple[object, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+def _problem(
+    request: Request,
+    status_code: int,
+    error: str,
+    detail: list[dict[str, Any]] | None = None,
+    *,
+    hint: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The API's error shape, or an error page for the review pages."""
+    if is_review_page(request):
+        reasons = "; ".join(f"{d['field']}: {d['reason']}" for d in detail or [])
+        page = error_page(request, status_code, f"{error} ({reasons})" if reasons else error, hint)
+        page.headers.update(headers or {})
+        return page
+    return JSONResponse({"error": error, "detail": detail or []}, status_code=status_code, headers=headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -56,28 +81,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.livekit_sip = LiveKitSip(settings)
+    app.state.templates = make_templates()
+    app.state.review_signer = signer_for(settings)
+    app.add_middleware(AccessLog)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         detail = [
             {"field": _field(tuple(e.get("loc", ()))), "reason": e.get("msg", "invalid")}
             for e in exc.errors()
         ]
-        return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
+        return _problem(request, 422, "invalid request", detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         # framework errors (unparseable body, unknown path, wrong method) in the same shape as ours
-        return JSONResponse(
-            {"error": str(exc.detail), "detail": []},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return _problem(request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+        # a page asked for without a session goes to the sign-in form and back; the live rows get a 401
+        if request.method == "GET" and not request.url.path.endswith("/rows"):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"{COOKIE_PATH}/sign-in?{urlencode({'next': target})}", status_code=303)
+        return _problem(request, 401, exc.message, hint=exc.hint)
 
     @app.exception_handler(RequestError)
-    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
+    async def _request_error(request: Request, exc: RequestError) -> Response:
         detail = [{"field": exc.field, "reason": exc.reason}] if isinstance(exc, InvalidField) else []
-        return JSONResponse({"error": exc.message, "detail": detail}, status_code=exc.status_code)
+        return _problem(request, exc.status_code, exc.message, detail, hint=exc.hint)
 
     @app.exception_handler(TelephonyError)
     async def _telephony(_: Request, exc: TelephonyError) -> JSONResponse:
@@ -99,4 +131,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhook_endpoints.endpoints)
     app.include_router(webhook_endpoints.deliveries)
     app.include_router(webhooks.router)
+    app.mount(f"{COOKIE_PATH}/static", StaticFiles(directory=STATIC_DIR), name="review-static")
+    app.include_router(review.router)
     return app

@@ -1,4 +1,5 @@
-"""Dependencies as Annotated aliases: the database session, the caller's tenant, LiveKit, settings."""
+"""Dependencies as Annotated aliases: the database session, the caller's tenant (API key or review
+session cookie), the CSRF check of review forms, LiveKit, settings."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from phoneagent.config import Settings
-from phoneagent.errors import RequestError
-from phoneagent.provisioning.keys import tenant_for_key
+from phoneagent.errors import Forbidden, RequestError
+from phoneagent.provisioning.keys import key_is_active, tenant_for_key
 from phoneagent.provisioning.resources import Provisioner
+from phoneagent.review.session import COOKIE, ReviewSession, decode_session, same_origin, tokens_match
 from phoneagent.telephony.sip import LiveKitSip
 
 
 class Unauthorized(RequestError):
     status_code = 401
+
+
+class SignInRequired(Unauthorized):
+    """No valid review session: pages redirect to the sign-in form, fragments answer 401."""
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -49,6 +55,31 @@ def get_tenant(request: Request, session: SessionDep) -> str:
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]
+
+
+def get_review_session(request: Request, session: SessionDep) -> ReviewSession:
+    raw = request.cookies.get(COOKIE)
+    rs = decode_session(request.app.state.review_signer, raw) if raw else None
+    if rs is None or not key_is_active(session, rs.key_id, rs.tenant_id):
+        raise SignInRequired("sign in to review calls", hint="sign in with an API key at /review/sign-in")
+    return rs
+
+
+ReviewSessionDep = Annotated[ReviewSession, Depends(get_review_session)]
+
+
+async def check_csrf(request: Request, rs: ReviewSessionDep) -> ReviewSession:
+    """Review forms that change something (POST) carry the session's CSRF token and come from our origin."""
+    form = await request.form()
+    token = form.get("csrf_token")
+    if not tokens_match(rs.csrf, token if isinstance(token, str) else None):
+        raise Forbidden("the form's CSRF token is missing or wrong", hint="reload the page and try again")
+    if not same_origin(request.headers.get("origin"), request.headers.get("host")):
+        raise Forbidden("the form was sent from another site")
+    return rs
+
+
+CsrfCheckedDep = Annotated[ReviewSession, Depends(check_csrf)]
 
 
 def get_provisioner(request: Request, session: SessionDep, tenant: TenantDep) -> Provisioner:

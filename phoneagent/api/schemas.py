@@ -344,6 +344,17 @@ class EventOut(_Out):
     occurred_at: datetime
 
 
+class CallEventOut(EventOut):
+    call_id: str
+    cursor: str = Field(description="pass as `after` to get the events after this one")
+    summary: str = Field(description="one line about the event, for people")
+
+
+class EventsPage(BaseModel):
+    items: list[CallEventOut]
+    cursor: str = Field(description="pass as `after` to get the events that arrive after these")
+
+
 class CallDetail(CallOut):
     recording_egress_id: str | None
     recording_location: str | None

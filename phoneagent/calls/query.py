@@ -196,6 +196,18 @@ def call_detail(session: Session, call: Call) -> tuple[list[CallTurn], list[Call
     return turns, events
 
 
+def events_after(session: Session, tenant_id: str, after: int | None, *, limit: int) -> list[CallEvent]:
+    """The tenant's call events in arrival order: the ``limit`` latest when ``after`` is None, else the
+    first ``limit`` after that event id. Events still waiting for their call record have no tenant yet
+    and appear once attached (in the call's detail; a tail that has moved past their id skips them)."""
+    q = select(CallEvent).join(Call, Call.id == CallEvent.call_id).where(Call.tenant_id == tenant_id)
+    if after is None:
+        rows = list(session.scalars(q.order_by(CallEvent.id.desc()).limit(limit)))
+        rows.reverse()
+        return rows
+    return list(session.scalars(q.where(CallEvent.id > after).order_by(CallEvent.id).limit(limit)))
+
+
 def index_transcript(session: Session, call: Call, body: str) -> None:
     """(Re)write the call's searchable transcript; the caller owns the transaction."""
     if not _is_sqlite(session):

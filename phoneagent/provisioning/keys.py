@@ -30,12 +30,24 @@ def create_key(session: Session, *, tenant_name: str, name: str = "") -> tuple[s
     return f"pa_{prefix}_{secret}", key
 
 
-def tenant_for_key(session: Session, token: str) -> str | None:
-    """The tenant id of a valid, unrevoked key, else None (constant-time secret comparison)."""
+def key_for_token(session: Session, token: str) -> ApiKey | None:
+    """The valid, unrevoked key a token names, else None (constant-time secret comparison)."""
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "pa":
         return None
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if key is None or key.revoked_at is not None:
         return None
-    return key.tenant_id if hmac.compare_digest(key.secret_hash, _hash(parts[2])) else None
+    return key if hmac.compare_digest(key.secret_hash, _hash(parts[2])) else None
+
+
+def tenant_for_key(session: Session, token: str) -> str | None:
+    """The tenant id of a valid, unrevoked key, else None."""
+    key = key_for_token(session, token)
+    return key.tenant_id if key is not None else None
+
+
+def key_is_active(session: Session, key_id: str, tenant_id: str) -> bool:
+    """Whether a key (known by id, e.g. from a signed session) still exists, unrevoked, for the tenant."""
+    key = session.get(ApiKey, key_id)
+    return key is not None and key.revoked_at is None and key.tenant_id == tenant_id

@@ -31,3 +31,22 @@ def load_or_create(path: Path) -> StackSecrets:
     with os.fdopen(fd, "w") as fh:
         json.dump(fresh.__dict__, fh)
     return fresh
+
+
+def load_or_create_token(path: Path, nbytes: int = 32) -> str:
+    """A random token generated once into ``path`` (0600). Written to a temporary file and linked into
+    place, so a process starting at the same moment reads either nothing or the whole token."""
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(nbytes))
+    try:
+        os.link(tmp, path)  # fails if another process got there first: theirs wins
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()

@@ -54,6 +54,7 @@ APT_TEST = {
     "baresip-core": "the SIP phone that calls the stack in tests (plays and records 8 kHz G.711)",
     "sip-tester": "sipp, a scriptable SIP peer",
     "postgresql": "PostgreSQL server: the test suite runs every database test on it as well as SQLite",
+    "chromium": "the browser Playwright drives in the call log review page tests",
 }
 
 MIN_GO = (1, 26)

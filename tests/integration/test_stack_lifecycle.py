@@ -20,8 +20,9 @@ from phoneagent.config import Settings
 from phoneagent.errors import PortInUseError, ServiceStartError
 from phoneagent.stack.services import Service, Stack
 from phoneagent.testing.processes import alive, assert_all_gone
+from tests.stack_fixtures import PORT_OFFSET
 
-PORTS = {
+PORTS = {  # moved by PHONEAGENT_TEST_PORT_OFFSET like every test port
     "redis_port": 26389,
     "livekit_port": 27880,
     "livekit_rtc_tcp_port": 27881,
@@ -32,6 +33,7 @@ PORTS = {
     "sip_rtp_end": 12019,
     "sip_health_port": 28089,
 }
+PORTS = {name: port + PORT_OFFSET for name, port in PORTS.items()}
 
 
 def _settings(tmp_path: Path, **extra: object) -> Settings:

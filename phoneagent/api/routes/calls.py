@@ -1,5 +1,6 @@
 """Call routes: place an outbound call (idempotent), hang up in any state; the call log with filters,
-search and keyset pagination; detail with transcript and events."""
+search and keyset pagination; detail with transcript and events; the recording (with byte ranges);
+the tenant's call events after a cursor (for a live tail)."""
 
 import asyncio
 import time
@@ -8,13 +9,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 
 from phoneagent.api import schemas as s
-from phoneagent.api.deps import SessionDep, TenantDep
+from phoneagent.api.deps import SessionDep, SettingsDep, TenantDep
 from phoneagent.api.routes.resources import ERRORS
 from phoneagent.api.schemas_outbound import CallCreate
 from phoneagent.calls.outbound import CallRequest, place_call, request_hangup
-from phoneagent.calls.query import CallFilter, call_detail, list_calls
+from phoneagent.calls.query import CallFilter, call_detail, events_after, list_calls
+from phoneagent.calls.recordings import CONTENT_TYPES, recording_response
+from phoneagent.calls.timeline import summarize_event
 from phoneagent.db.models import Call
 from phoneagent.errors import InvalidField
 from phoneagent.provisioning.resources import get_owned
@@ -57,6 +61,58 @@ def list_(
     )
     rows, next_cursor = list_calls(session, tenant, f, limit=limit, cursor=cursor)
     return {"items": rows, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/events",
+    response_model=s.EventsPage,
+    summary="The tenant's call events in arrival order, after a cursor (poll it to follow calls live)",
+)
+def events(
+    session: SessionDep,
+    tenant: TenantDep,
+    after: Annotated[
+        str | None,
+        Query(max_length=18, description="`cursor` of a previous answer; absent: the latest events"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Any:
+    if after is not None and not (after.isascii() and after.isdigit()):
+        raise InvalidField("after", "not a cursor returned by this API")
+    after_id = int(after) if after is not None else None
+    rows = events_after(session, tenant, after_id, limit=limit)
+    items = [
+        s.CallEventOut(
+            call_id=str(e.call_id),
+            cursor=str(e.id),
+            summary=summarize_event(e.source, e.type, e.payload),
+            **s.EventOut.model_validate(e).model_dump(),
+        )
+        for e in rows
+    ]
+    return s.EventsPage(items=items, cursor=items[-1].cursor if items else str(after_id or 0))
+
+
+@router.get(
+    "/{call_id}/recording",
+    response_class=FileResponse,
+    summary="The call's recording; send `Range: bytes=...` to get part of it (206), as players do to seek",
+    responses={
+        200: {"content": {t: {} for t in sorted(set(CONTENT_TYPES.values()))}, "description": "the file"},
+        206: {"description": "the requested byte range (`Content-Range` says which)"},
+        404: {"model": s.Problem, "description": "no such call for this tenant, no recording, or file gone"},
+        416: {"description": "the range starts beyond the end of the file"},
+    },
+)
+def recording(
+    call_id: str,
+    session: SessionDep,
+    tenant: TenantDep,
+    settings: SettingsDep,
+    download: Annotated[bool, Query(description="as an attachment rather than inline")] = False,
+) -> Any:
+    call = get_owned(session, Call, tenant, call_id)
+    return recording_response(settings.recordings_path, call, download=download)
 
 
 @router.get("/{call_id}", response_model=s.CallDetail, summary="A call with its transcript and events")

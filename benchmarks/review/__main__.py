@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.review.run import main
+
+sys.exit(main())

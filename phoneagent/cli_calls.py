@@ -1,0 +1,238 @@
+"""`phoneagent calls list|show|tail`: the call log in a terminal, read over the control plane's HTTP API
+with an API key (``--key`` or ``PHONEAGENT_API_KEY``).
+
+Every failure of the conversation with the control plane (down, wrong key, refused input) becomes a
+ControlPlaneError here, and only here: one line with a hint, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from phoneagent.calls.timeline import summarize_event
+from phoneagent.config import get_settings
+from phoneagent.errors import ControlPlaneError
+from phoneagent.review.formats import clock, duration, offset_s, utc
+
+KEY_HINT = "pass --key or set PHONEAGENT_API_KEY; `phoneagent keys create --tenant NAME` makes one"
+
+
+class ApiClient:
+    def __init__(self, url: str, key: str, *, transport: httpx.BaseTransport | None = None) -> None:
+        if not key:
+            raise ControlPlaneError("no API key", hint=KEY_HINT)
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=10.0, transport=transport
+        )
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        try:
+            r = self._http.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
+        except httpx.TimeoutException:
+            raise ControlPlaneError(
+                f"the control plane at {self.url} did not answer in time", hint="is it overloaded or stuck?"
+            ) from None
+        except httpx.TransportError as exc:
+            raise ControlPlaneError(
+                f"cannot reach the control plane at {self.url} ({type(exc).__name__})",
+                hint="start it with `phoneagent api` (or `phoneagent dev`), or pass --url",
+            ) from None
+        try:
+            body = r.json()
+        except ValueError:
+            body = {}
+        if r.status_code == 401:
+            raise ControlPlaneError("the control plane refused the API key", hint=KEY_HINT)
+        if r.status_code >= 400:
+            error = body.get("error", r.reason_phrase) if isinstance(body, dict) else r.reason_phrase
+            reasons = "; ".join(f"{d.get('field')}: {d.get('reason')}" for d in body.get("detail", []) or [])
+            raise ControlPlaneError(
+                f"{error}" + (f" ({reasons})" if reasons else "") + f" [HTTP {r.status_code}]",
+                hint="check the arguments (`phoneagent calls --help`)",
+            )
+        return body
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    rows = [list(r) for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _list(client: ApiClient, args: argparse.Namespace) -> int:
+    params = {
+        "status": args.status,
+        "end_reason": args.end_reason,
+        "direction": args.direction,
+        "number": args.number,
+        "agent_id": args.agent,
+        "since": args.since,
+        "until": args.until,
+        "q": args.q,
+        "limit": args.limit,
+        "cursor": args.cursor,
+    }
+    page = client.get("/calls", params)
+    rows = [
+        (
+            utc(_dt(c["created_at"])),
+            c["direction"],
+            c["from_number"] or "-",
+            c["to_number"] or "-",
+            c["status"].replace("_", " "),
+            c["end_reason"] or "-",
+            duration(c["duration_ms"]),
+            c["id"],
+        )
+        for c in page["items"]
+    ]
+    if not rows:
+        print("no calls match")
+        return 0
+    print(table(("WHEN (UTC)", "DIR", "FROM", "TO", "STATUS", "END REASON", "DURATION", "ID"), rows))
+    if page.get("next_cursor"):
+        print(f"\nmore: add --cursor {page['next_cursor']}")
+    return 0
+
+
+def _show(client: ApiClient, args: argparse.Namespace) -> int:
+    c = client.get(f"/calls/{quote(args.call_id, safe='')}")
+    answered = _dt(c["answered_at"])
+    evidence = []
+    if c["sip_status_code"]:
+        evidence.append(f"SIP {c['sip_status_code']} {c['sip_status_reason'] or ''}".rstrip())
+    if c["disconnect_reason"]:
+        evidence.append(f"LiveKit {c['disconnect_reason']}")
+    print(f"call {c['id']}")
+    print(f"  {c['direction']} {c['from_number'] or '-'} -> {c['to_number'] or '-'}")
+    print(
+        f"  status {c['status']}, end reason {c['end_reason'] or '-'}"
+        + (f" ({'; '.join(evidence)})" if evidence else "")
+    )
+    print(
+        f"  created {utc(_dt(c['created_at']))}, answered {utc(answered)}, ended {utc(_dt(c['ended_at']))}"
+        f" UTC; duration {duration(c['duration_ms'])}"
+    )
+    print(
+        f"  recording {c['recording_status'] or '-'}"
+        + (f" ({c['recording_location']})" if c["recording_location"] else "")
+    )
+    turns = c["transcript"]
+    print("\ntranscript" if turns else "\nno transcript")
+    for t in turns:
+        print(
+            f"  [{clock(offset_s(answered, _dt(t['started_at'])))}] {t['speaker'].capitalize()}: {t['text']}"
+        )
+    timed = [t for t in turns if t["speaker"] == "agent" and t["total_ms"] is not None]
+    if timed:
+        print("\nlatency per agent turn (ms)")
+        cells = [
+            [
+                str(t[k] if t[k] is not None else "-")
+                for k in ("seq", "stt_ms", "brain_ms", "tts_ms", "total_ms")
+            ]
+            for t in timed
+        ]
+        print(_indent(table(("TURN", "STT", "BRAIN", "TTS", "TOTAL"), cells)))
+    if c["events"]:
+        print("\nevents")
+        rows = [
+            (
+                utc(_dt(e["occurred_at"])),
+                e["source"],
+                e["type"],
+                summarize_event(e["source"], e["type"], e["payload"]),
+            )
+            for e in c["events"]
+        ]
+        print(_indent(table(("AT (UTC)", "SOURCE", "TYPE", "SUMMARY"), rows)))
+    return 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _tail(client: ApiClient, args: argparse.Namespace) -> int:
+    print(f"following call events at {client.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    params: dict[str, Any] = {"limit": args.lines}
+    # Ctrl-C and kill stop the tail cleanly, also when started from a shell that had SIGINT ignored
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            page = client.get("/calls/events", params)
+            for e in page["items"]:
+                at = _dt(e["occurred_at"])
+                stamp = at.strftime("%H:%M:%S.%f")[:-3] if at else "-"
+                print(
+                    f"{stamp}  {e['call_id']}  {e['source']:<8} {e['type']:<18} {e['summary']}".rstrip(),
+                    flush=True,
+                )
+            params = {"after": page["cursor"], "limit": 500}
+            time.sleep(max(args.interval, 0.2))
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request (URL, query) at INFO
+    client = ApiClient(
+        args.url or get_settings().api_url, args.key or os.environ.get("PHONEAGENT_API_KEY", "")
+    )
+    try:
+        return {"list": _list, "show": _show, "tail": _tail}[args.action](client, args)
+    finally:
+        client.close()
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("calls", help="the call log: list, show one call, follow call events live")
+    p.add_argument("--url", help="control plane URL (default http://<bind host>:<PHONEAGENT_API_PORT>)")
+    p.add_argument("--key", help="API key (default: $PHONEAGENT_API_KEY)")
+    acts = p.add_subparsers(dest="action", required=True)
+    ls = acts.add_parser("list", help="calls, newest first, with filters")
+    ls.add_argument("--status", help="queued, dialing, ringing, in_progress or ended")
+    ls.add_argument("--end-reason", help="e.g. customer_hangup, no_answer, busy")
+    ls.add_argument("--direction", help="inbound or outbound")
+    ls.add_argument("--number", help="caller or callee number, any format")
+    ls.add_argument("--agent", help="agent profile id")
+    ls.add_argument("--since", help="created at or after (ISO 8601)")
+    ls.add_argument("--until", help="created before (ISO 8601)")
+    ls.add_argument("-q", "--search", dest="q", help="words or a phrase in the transcript")
+    ls.add_argument("--limit", type=int, default=20, help="calls per page (1-200, default 20)")
+    ls.add_argument("--cursor", help="the cursor printed under the previous page")
+    show = acts.add_parser("show", help="one call: who, when, how it ended, transcript, latency, events")
+    show.add_argument("call_id")
+    tail = acts.add_parser("tail", help="print call events as they arrive, until Ctrl-C")
+    tail.add_argument("-n", "--lines", type=int, default=10, help="recent events to print first (1-500)")
+    tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")
+    p.set_defaults(func=run)
