@@ -17,8 +17,6 @@ Results: benchmarks/results/api-<stamp>.json and .md.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import os
 import subprocess
@@ -30,14 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from google.protobuf.json_format import MessageToJson
-from livekit import api
 
 from benchmarks.calllog.report import git_state, machine, versions, write_json
 from phoneagent.config import Settings
 from phoneagent.db.migrate import REPO_ROOT, upgrade
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_credentials
+from phoneagent.testing.livekit_events import signed_headers, sip_participant_event
 from phoneagent.testing.processes import LoggedProcess
 from phoneagent.testing.sipp import SippCallee
 
@@ -60,33 +57,6 @@ BARE_PORT, SIPP_PORT = 38010, 35160
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
-
-
-def _signed(body: str, key: str, secret: str) -> dict[str, str]:
-    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    token = api.AccessToken(key, secret).with_sha256(digest).to_jwt()
-    return {"Authorization": token, "content-type": "application/webhook+json"}
-
-
-def _sip_event(kind: str, room: str, rule_id: str) -> str:
-    return MessageToJson(
-        api.WebhookEvent(
-            id=f"EV_{uuid.uuid4().hex}",
-            event=kind,
-            created_at=int(time.time()),
-            room=api.Room(name=room),
-            participant=api.ParticipantInfo(
-                identity="sip_caller",
-                kind=api.ParticipantInfo.Kind.SIP,
-                attributes={
-                    "sip.ruleID": rule_id,
-                    "sip.phoneNumber": "+14155550123",
-                    "sip.trunkPhoneNumber": "+15550100",
-                },
-                disconnect_reason=api.DisconnectReason.CLIENT_INITIATED if kind == "participant_left" else 0,
-            ),
-        )
-    )
 
 
 def _load(name: str, url: str, requests: list[dict], tmp: Path, args: argparse.Namespace) -> dict:
@@ -206,12 +176,14 @@ def run(args: argparse.Namespace) -> dict:
         ingest_reqs = []
         for i in range(n // 2):
             for kind in ("participant_joined", "participant_left"):
-                ev = _sip_event(kind, f"call-bench-{i}", rule)
+                ev = sip_participant_event(
+                    f"EV_{uuid.uuid4().hex}", kind, f"call-bench-{i}", rule, callee="+15550100"
+                )
                 ingest_reqs.append(
                     {
                         "path": "/webhooks/livekit",
                         "body": ev,
-                        "headers": _signed(ev, creds.api_key, creds.api_secret),
+                        "headers": signed_headers(ev, creds.api_key, creds.api_secret),
                     }
                 )
         print(f"load: {args.concurrency} in flight, {args.seconds:.0f} s each", flush=True)

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
 
 from fastapi.testclient import TestClient
-from google.protobuf.json_format import MessageToJson
-from livekit import api
 
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_credentials
+from phoneagent.testing.livekit_events import signed_headers, sip_participant_event
 from tests.db_fixtures import new_key
-
-
-def _signed(body: str, key: str, secret: str) -> dict[str, str]:
-    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-    token = api.AccessToken(key, secret).with_sha256(digest).to_jwt()
-    return {"Authorization": token, "content-type": "application/webhook+json"}
-
-
-def _sip_event(event_id: str, kind: str, room: str, rule_id: str, *, at: float | None = None) -> str:
-    ev = api.WebhookEvent(
-        id=event_id,
-        event=kind,
-        created_at=int(at or time.time()),
-        room=api.Room(name=room),
-        participant=api.ParticipantInfo(
-            identity="sip_caller",
-            kind=api.ParticipantInfo.Kind.SIP,
-            attributes={
-                "sip.ruleID": rule_id,
-                "sip.phoneNumber": "+14155550123",
-                "sip.trunkPhoneNumber": "+14155550100",
-                "sip.callID": "SCL_x",
-            },
-            disconnect_reason=api.DisconnectReason.CLIENT_INITIATED if kind == "participant_left" else 0,
-        ),
-    )
-    return MessageToJson(ev)
 
 
 def _rule(client: TestClient, h: dict[str, str]) -> str:
@@ -61,11 +31,11 @@ def test_signed_events_open_and_end_the_call_once(client: TestClient, stack: Sta
     creds = livekit_credentials(stack.settings)
     h = new_key(client, "acme")
     rule_id = _rule(client, h)
-    joined = _sip_event("EV_join", "participant_joined", "call-abc", rule_id)
-    left = _sip_event("EV_left", "participant_left", "call-abc", rule_id)
+    joined = sip_participant_event("EV_join", "participant_joined", "call-abc", rule_id)
+    left = sip_participant_event("EV_left", "participant_left", "call-abc", rule_id)
     for body in (joined, joined, left, left):  # each delivered twice
         r = client.post(
-            "/webhooks/livekit", content=body, headers=_signed(body, creds.api_key, creds.api_secret)
+            "/webhooks/livekit", content=body, headers=signed_headers(body, creds.api_key, creds.api_secret)
         )
         assert r.status_code == 200, r.text
     calls = client.get("/calls", headers=h).json()["items"]
@@ -81,16 +51,16 @@ def test_unsigned_forged_and_stale_events_are_401_and_write_nothing(client: Test
     creds = livekit_credentials(stack.settings)
     h = new_key(client, "acme")
     rule_id = _rule(client, h)
-    body = _sip_event("EV_1", "participant_joined", "call-x", rule_id)
-    stale = _sip_event("EV_2", "participant_joined", "call-y", rule_id, at=time.time() - 3600)
-    other = _sip_event("EV_3", "participant_joined", "call-z", rule_id)
+    body = sip_participant_event("EV_1", "participant_joined", "call-x", rule_id)
+    stale = sip_participant_event("EV_2", "participant_joined", "call-y", rule_id, at=time.time() - 3600)
+    other = sip_participant_event("EV_3", "participant_joined", "call-z", rule_id)
     attempts = [
         (body, {}),
-        (body, _signed(body, creds.api_key, "not-the-secret")),
-        (body, _signed(body, "APIunknown", creds.api_secret)),
-        (body, _signed(other, creds.api_key, creds.api_secret)),  # signature of another body
-        (stale, _signed(stale, creds.api_key, creds.api_secret)),
-        ("{not json", _signed("{not json", creds.api_key, creds.api_secret)),
+        (body, signed_headers(body, creds.api_key, "not-the-secret")),
+        (body, signed_headers(body, "APIunknown", creds.api_secret)),
+        (body, signed_headers(other, creds.api_key, creds.api_secret)),  # signature of another body
+        (stale, signed_headers(stale, creds.api_key, creds.api_secret)),
+        ("{not json", signed_headers("{not json", creds.api_key, creds.api_secret)),
     ]
     for content, headers in attempts:
         r = client.post("/webhooks/livekit", content=content, headers=headers)

@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 from phoneagent.db.models import CallEvent
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import worker_token
+from phoneagent.testing.livekit_events import signed_headers, sip_participant_event
 from phoneagent.testing.processes import LoggedProcess
 from phoneagent.worker.reporter import EventReporter
 from tests.db_fixtures import new_key
-from tests.integration.test_livekit_webhooks import _rule, _signed, _sip_event
+from tests.integration.test_livekit_webhooks import _rule
 from tests.stack_fixtures import SPARE_API_PORT, settings_env
 
 
@@ -58,10 +59,10 @@ def test_turns_before_the_call_record_are_applied_when_it_appears(client: TestCl
     assert client.post("/webhooks/worker", json={"events": batch}, headers=w).json()["new"] == 0  # resent
 
     creds = livekit_credentials(stack.settings)
-    body = _sip_event("EV_j", "participant_joined", "call-r1", rule_id)
+    body = sip_participant_event("EV_j", "participant_joined", "call-r1", rule_id)
     assert (
         client.post(
-            "/webhooks/livekit", content=body, headers=_signed(body, creds.api_key, creds.api_secret)
+            "/webhooks/livekit", content=body, headers=signed_headers(body, creds.api_key, creds.api_secret)
         ).status_code
         == 200
     )
