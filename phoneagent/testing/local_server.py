@@ -15,6 +15,7 @@ from typing import Any, Literal, Self
 
 import numpy as np
 from aiohttp import web
+from multidict import CIMultiDict
 
 Failure = Literal["http_500", "close"] | None
 
@@ -26,7 +27,7 @@ class Recorded:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]
+    headers: CIMultiDict[str]  # looked up case-insensitively, as HTTP has it
     body: dict[str, Any] = field(default_factory=dict)
     audio_bytes: int = 0
 
@@ -68,7 +69,7 @@ class LocalServer:
             method=request.method,
             path=request.path,
             query=dict(request.query),
-            headers=dict(request.headers),
+            headers=CIMultiDict(request.headers),
             **extra,
         )
         self.requests.append(rec)
