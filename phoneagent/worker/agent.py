@@ -18,8 +18,15 @@ GOODBYE_DRAIN_S = 0.6
 
 
 class PhoneAgent(Agent):
-    def __init__(self, *, flow: ScriptedFlow, hang_up: Callable[[], Awaitable[object]]) -> None:
-        super().__init__(instructions="You are a phone agent.")
+    def __init__(
+        self,
+        *,
+        flow: ScriptedFlow,
+        hang_up: Callable[[], Awaitable[object]],
+        instructions: str = "You are a phone agent.",
+    ) -> None:
+        # the instructions reach an LLM brain; the scripted brain reads only the caller's words
+        super().__init__(instructions=instructions)
         self._flow = flow
         self._hang_up = hang_up
         self._hang_up_after_reply = False

@@ -26,6 +26,8 @@ class Profile:
     greeting: str
     script: dict[str, Any] = field(default_factory=dict)
     source: str = "defaults"  # control-plane | cache | defaults
+    # the brain: scripted (default) or an LLM (phoneagent.worker.brain validates it per call)
+    llm: dict[str, Any] = field(default_factory=dict)
 
 
 class ProfileCache:
@@ -70,6 +72,7 @@ class ProfileCache:
             greeting=data.get("greeting") or self._default.greeting,
             script=(data.get("llm") or {}).get("script") or {},
             source="control-plane",
+            llm=data.get("llm") or {},
         )
         self._cache[profile_id] = (time.monotonic(), profile)
         return profile

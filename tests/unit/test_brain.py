@@ -5,18 +5,28 @@ when the first answers 500. No real OpenAI or Anthropic is reached."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from livekit.agents import llm
+from livekit.agents import AgentSession, APIConnectionError, llm
+from livekit.agents.voice.run_result import ChatMessageEvent
 
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.fallbacks import report_fallbacks
+from phoneagent.speech.providers import session_conn_options
 from phoneagent.testing.anthropic_wire import FakeAnthropic
 from phoneagent.testing.openai_wire import FakeOpenAI
-from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, parse_brain
+from phoneagent.worker.agent import PhoneAgent
+from phoneagent.worker.brain import (
+    DEFAULT_INSTRUCTIONS,
+    build_llm,
+    describe_brain,
+    instructions_for,
+    parse_brain,
+)
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
 
 MakeSettings = Callable[..., Settings]
@@ -162,3 +172,68 @@ def test_a_profile_brain_that_cannot_work_is_a_clear_error(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         build_llm(make_settings(**env), profile_llm, _flow())
+
+
+async def _session_turn(settings: Settings, profile_llm: dict[str, Any], caller: str) -> str:
+    """One caller turn through an AgentSession (text in, text out), as the worker assembles it."""
+    flow = _flow()
+    brain = build_llm(settings, profile_llm, flow)
+    agent = PhoneAgent(
+        flow=flow, hang_up=_no_hang_up, instructions=instructions_for(parse_brain(profile_llm))
+    )
+    try:
+        async with AgentSession(llm=brain, conn_options=session_conn_options(settings)) as session:
+            await session.start(agent)
+            async with asyncio.timeout(10):
+                result = await session.run(user_input=caller)
+    finally:
+        await brain.aclose()
+    return "".join(e.item.text_content or "" for e in result.events if isinstance(e, ChatMessageEvent))
+
+
+async def _no_hang_up() -> None:
+    pass
+
+
+async def test_a_session_turn_is_answered_by_the_local_llm_when_the_api_llm_answers_500(
+    make_settings: MakeSettings,
+) -> None:
+    async with FakeOpenAI(key="sk-test") as api, FakeOpenAI(reply=REPLY) as ollama:
+        api.fail = "http_500"
+        settings = make_settings(
+            AGENT_MODE="hybrid", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=api.base_url,
+            LOCAL_LLM_URL=ollama.base_url,
+        )  # fmt: skip
+        text = await _session_turn(settings, {"brain": "llm", "instructions": "Be brief."}, "When?")
+    assert text == REPLY
+    assert ollama.requests[0].body["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+async def test_the_session_adds_no_retries_of_its_own_when_every_llm_fails(
+    make_settings: MakeSettings,
+) -> None:
+    # livekit's default session options would walk both LLMs four times, 2 s apart
+    async with FakeOpenAI(key="sk-test") as api, FakeOpenAI() as ollama:
+        api.fail = ollama.fail = "http_500"
+        settings = make_settings(
+            AGENT_MODE="hybrid", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=api.base_url,
+            LOCAL_LLM_URL=ollama.base_url,
+        )  # fmt: skip
+        with pytest.raises(APIConnectionError, match="all LLMs failed"):
+            await _session_turn(settings, {"brain": "llm"}, "When?")
+    # each: the turn's one attempt, and at most one background probe for its recovery
+    assert 1 <= len(api.requests) <= 2 and 1 <= len(ollama.requests) <= 2
+
+
+def test_a_call_whose_profile_brain_is_unusable_is_answered_by_the_scripted_flow(
+    make_settings: MakeSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from phoneagent.worker.main import brain_for_call
+    from phoneagent.worker.profiles import Profile
+
+    profile = Profile(id="agt_1", greeting="Hi.", llm={"brain": "llm", "provider": "anthropic"})
+    with caplog.at_level(logging.WARNING, logger="phoneagent.worker"):
+        brain, instructions = brain_for_call(make_settings(AGENT_MODE="api"), profile, _flow())
+    assert isinstance(brain, ScriptedLLM) and instructions == DEFAULT_INSTRUCTIONS
+    assert "agent profile brain unusable; the scripted flow answers" in caplog.text
+    assert caplog.records[-1].error.startswith("the agent profile's brain uses Anthropic")  # type: ignore[attr-defined]
