@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from livekit.agents import llm, stt, tts
+from livekit.agents.types import NOT_GIVEN
 from livekit.plugins import anthropic, deepgram, openai
 
 from phoneagent.config import Settings
@@ -110,14 +111,14 @@ def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float 
             model=choice.model,
             api_key=api_key,
             base_url=choice.base_url,
-            **({"temperature": temperature} if temperature is not None else {}),
+            temperature=NOT_GIVEN if temperature is None else temperature,
         )
     elif choice.provider in ("openai", "openai-compatible"):
         made = openai.LLM(
             model=choice.model,
             api_key=api_key or NO_KEY,
             base_url=choice.base_url,
-            **({"temperature": temperature} if temperature is not None else {}),
+            temperature=NOT_GIVEN if temperature is None else temperature,
         )
     else:
         raise ValueError(f"no LLM provider {choice.provider!r}")

@@ -220,7 +220,9 @@ def check(settings: Settings) -> None:
 def describe(settings: Settings) -> dict[str, object]:
     """What answers calls, for the worker's start log line (never a key)."""
     out: dict[str, object] = {"agent_mode": settings.agent_mode}
-    for component, chain in (("stt", stt_chain(settings)), ("tts", tts_chain(settings))):
+    components: tuple[Literal["stt", "tts"], ...] = ("stt", "tts")
+    for component in components:
+        chain = stt_chain(settings) if component == "stt" else tts_chain(settings)
         out[component] = " then ".join(str(c) for c in chain)
         out[f"{component}_mode"] = mode_of(settings, component)
         out[f"{component}_retries"] = retries(settings, len(chain))
