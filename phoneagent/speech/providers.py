@@ -166,9 +166,9 @@ def needs_local_piper(settings: Settings) -> bool:
 
 
 def _mode_var(settings: Settings, component: Literal["stt", "tts"]) -> str:
+    """The variable that set this component's mode: its own, or AGENT_MODE."""
     own = settings.stt_mode if component == "stt" else settings.tts_mode
-    name = f"PHONEAGENT_{component.upper()}_MODE" if own else "AGENT_MODE"
-    return f"{name}={mode_of(settings, component)}"
+    return f"PHONEAGENT_{component.upper()}_MODE" if own else "AGENT_MODE"
 
 
 def _require_key(settings: Settings, choice: ProviderChoice, key_var: str, present: bool) -> None:
@@ -177,9 +177,10 @@ def _require_key(settings: Settings, choice: ProviderChoice, key_var: str, prese
     comp = choice.component
     assert comp != "llm"
     other = "openai" if choice.provider == "deepgram" else "deepgram"
+    var = _mode_var(settings, comp)
     raise ConfigError(
-        f"{_mode_var(settings, comp)} uses {choice.provider} for {comp.upper()} and needs {key_var}",
-        hint=f"set {key_var}, or PHONEAGENT_{comp.upper()}_PROVIDER={other}, or AGENT_MODE=local",
+        f"{var}={mode_of(settings, comp)} uses {choice.provider} for {comp.upper()} and needs {key_var}",
+        hint=f"set {key_var}, or PHONEAGENT_{comp.upper()}_PROVIDER={other}, or {var}=local",
     )
 
 
