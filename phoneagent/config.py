@@ -14,6 +14,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from phoneagent.errors import ConfigError
 
+Mode = Literal["local", "api", "hybrid"]
+
 
 def _home_dir(kind: str) -> Path:
     base = {"state": Path.home() / ".local" / "state", "cache": Path.home() / ".cache"}[kind]
@@ -96,8 +98,73 @@ class Settings(BaseSettings):
     # signs the review pages' session cookies; empty: generated once into <state_dir>/review-secret.
     # Control planes behind one address need the same value.
     session_secret: SecretStr = SecretStr("")
-    agent_mode: Literal["local", "api", "hybrid"] = Field(default="local", validation_alias="AGENT_MODE")
     log_level: str = "INFO"
+
+    # ---- speech and brain providers --------------------------------------------------------------
+    # Unprefixed names follow the seed scheme (AGENT_MODE and the provider keys and local URLs);
+    # the knobs it does not name carry the PHONEAGENT_ prefix. Whether a mode has what it needs (a
+    # key, a local model) is checked at worker start by phoneagent.speech.providers.check: the
+    # control plane shares these settings and must not refuse to start over a worker's key.
+    # local: everything on this machine; api: providers over the network; hybrid: both, one the
+    # fallback of the other (FallbackAdapter)
+    agent_mode: Mode = Field(default="local", validation_alias="AGENT_MODE")
+    # a component's own mode, when it differs from AGENT_MODE (e.g. API STT with local TTS)
+    stt_mode: Mode | None = None
+    tts_mode: Mode | None = None
+    # hybrid: which side answers first; the other takes over within the same turn when it fails
+    fallback_order: Literal["api_first", "local_first"] = "api_first"
+    # the API side of each component; model empty: the provider's default
+    stt_provider: Literal["deepgram", "openai"] = "deepgram"
+    stt_model: str = ""
+    tts_provider: Literal["deepgram", "openai"] = "deepgram"
+    tts_model: str = ""
+    # OpenAI TTS voice (Deepgram's voice is its model, e.g. aura-2-thalia-en); empty: the default
+    tts_voice: str = ""
+    # one attempt of one provider: connect/first-byte timeout, and its retries before the next one
+    # takes over (the session adds none on top; see providers.session_conn_options). Retries
+    # empty: none when a fallback is there to take over, one when the provider is alone.
+    provider_timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
+    provider_max_retry: int | None = Field(default=None, ge=0, le=3)
+    # an LLM's time to first token before the next LLM takes over (slow local LLMs need more)
+    llm_attempt_timeout_s: float = Field(default=15.0, gt=0.0, le=120.0)
+
+    deepgram_api_key: SecretStr | None = Field(default=None, validation_alias="DEEPGRAM_API_KEY")
+    deepgram_base_url: str = Field(
+        default="https://api.deepgram.com/v1", validation_alias="DEEPGRAM_BASE_URL"
+    )
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    # any OpenAI-compatible API (the key goes only here)
+    openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
+    anthropic_base_url: str = Field(
+        default="https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL"
+    )
+    # local STT: in-process faster-whisper, or an OpenAI-compatible server (faster-whisper-server,
+    # speaches) when WHISPER_LOCAL_URL is set; the model empty: tiny.en in process, whisper-1 on a server
+    whisper_local_url: str = Field(default="", validation_alias="WHISPER_LOCAL_URL")
+    whisper_local_model: str = Field(default="", validation_alias="WHISPER_LOCAL_MODEL")
+    # local TTS: in-process Piper, or an OpenAI-compatible speech server when PIPER_URL is set
+    piper_url: str = Field(default="", validation_alias="PIPER_URL")
+    piper_voice: str = Field(default="en_US-joe-medium", validation_alias="PIPER_VOICE")
+    # the LLM brain's local side: an OpenAI-compatible server (Ollama, vLLM, llama.cpp)
+    local_llm_url: str = Field(default="", validation_alias="LOCAL_LLM_URL")
+    local_llm_model: str = Field(default="llama3.2:3b", validation_alias="LOCAL_LLM_MODEL")
+
+    @field_validator("deepgram_api_key", "openai_api_key", "anthropic_api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator(
+        "deepgram_base_url", "openai_base_url", "anthropic_base_url", "whisper_local_url", "piper_url",
+        "local_llm_url",
+    )  # fmt: skip
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError(f"{v!r} is not an http:// or https:// URL")
+        return v
 
     @field_validator("extra_webhook_urls", mode="before")
     @classmethod
@@ -148,6 +215,14 @@ class Settings(BaseSettings):
     @property
     def livekit_http_url(self) -> str:
         return f"http://{self.bind_host}:{self.livekit_port}"
+
+    @property
+    def stt_effective_mode(self) -> Mode:
+        return self.stt_mode or self.agent_mode
+
+    @property
+    def tts_effective_mode(self) -> Mode:
+        return self.tts_mode or self.agent_mode
 
 
 @functools.cache

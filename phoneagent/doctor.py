@@ -74,6 +74,15 @@ def run_doctor(settings: Settings) -> int:
         except PhoneagentError as exc:
             row(WARN, what, str(exc))
 
+    from phoneagent.speech import providers
+
+    try:
+        providers.check(settings)
+        shown = providers.describe(settings)
+        row(OK, f"speech ({settings.agent_mode})", f"stt: {shown['stt']}; tts: {shown['tts']}")
+    except PhoneagentError as exc:
+        row(BAD, f"speech ({settings.agent_mode})", str(exc))
+
     if stack.paths.secrets.exists():
         mode = stat.S_IMODE(stack.paths.secrets.stat().st_mode)
         row(OK if mode == 0o600 else BAD, "stack secrets", f"{stack.paths.secrets} mode {mode:o}")

@@ -14,7 +14,12 @@ import sys
 import time
 from typing import Any
 
-PERSONAL_FIELDS = frozenset({"number", "caller", "callee", "transcript", "text", "digits", "name"})
+PERSONAL_FIELDS = frozenset(
+    # text_sent: livekit's LLM FallbackAdapter logs the reply spoken so far when an LLM fails mid-reply
+    {"number", "caller", "callee", "transcript", "text", "digits", "name", "text_sent"}
+)
+# livekit-agents marks personal data in its own log fields with this prefix (e.g. lk.pii.chat_ctx)
+PERSONAL_PREFIX = "lk.pii."
 _STD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -41,7 +46,8 @@ class MaskingFormatter(logging.Formatter):
             record.getMessage(),
         ]
         for key, value in fields.items():
-            shown = value if self._show_personal or key not in PERSONAL_FIELDS else mask(value)
+            personal = key in PERSONAL_FIELDS or key.startswith(PERSONAL_PREFIX)
+            shown = value if self._show_personal or not personal else mask(value)
             parts.append(f"{key}={json.dumps(shown, default=str)}")
         line = " ".join(parts)
         if record.exc_info:

@@ -6,6 +6,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+from livekit import rtc
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
@@ -63,3 +64,22 @@ def trailing_silence_seconds(samples: np.ndarray, rate: int = 8000, threshold_db
             break
         quiet += 1
     return quiet * 0.02
+
+
+def pcm_frames(samples: np.ndarray, rate: int = 8000, frame_ms: int = 20) -> list[rtc.AudioFrame]:
+    """Mono int16 samples as the room delivers them: frames of ``frame_ms`` (the tail is dropped)."""
+    step = rate * frame_ms // 1000
+    return [
+        rtc.AudioFrame(samples[i : i + step].tobytes(), rate, 1, step)
+        for i in range(0, samples.size - step + 1, step)
+    ]
+
+
+def frames_pcm(frames: list[rtc.AudioFrame]) -> np.ndarray:
+    return np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames]) if frames else np.zeros(0)
+
+
+def dominant_hz(samples: np.ndarray, rate: int) -> float:
+    """The strongest frequency in ``samples`` (a tone comes out at its pitch only at the right rate)."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    return float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum))])

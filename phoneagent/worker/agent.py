@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from livekit import rtc
@@ -22,6 +22,7 @@ from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateCha
 
 from phoneagent.worker.phone import sip_participant
 from phoneagent.worker.scripted import Decision, ScriptedFlow
+from phoneagent.worker.tools import phone_tools
 
 log = logging.getLogger("phoneagent.worker")
 
@@ -45,14 +46,14 @@ def is_machine(text: str, speech_s: float | None) -> bool:
 class CallControl:
     """What the agent does to the call itself; every ending is reported with its reason."""
 
-    def __init__(self, ctx: JobContext, report: Callable[[str, dict[str, Any]], object]) -> None:
-        self._ctx = ctx
+    def __init__(self, ctx: JobContext | None, report: Callable[[str, dict[str, Any]], object]) -> None:
+        self._ctx = ctx  # None: a session without a room (tests drive the agent with text)
         self._report = report
         self.ended = False
 
     @property
-    def room(self) -> rtc.Room:
-        return self._ctx.room
+    def room(self) -> rtc.Room | None:
+        return self._ctx.room if self._ctx is not None else None
 
     def event(self, type_: str, data: dict[str, Any]) -> None:
         self._report(type_, data)
@@ -63,11 +64,12 @@ class CallControl:
         self.ended = True
         log.info("agent ends the call", extra={"reason": reason})
         self._report("hangup", {"reason": reason})
-        await self._ctx.delete_room()
+        if self._ctx is not None:
+            await self._ctx.delete_room()
 
     async def transfer(self, to: str) -> bool:
-        phone = sip_participant(self._ctx.room)
-        if phone is None:
+        phone = sip_participant(self._ctx.room) if self._ctx is not None else None
+        if self._ctx is None or phone is None:
             return False
         try:
             await self._ctx.transfer_sip_participant(phone, to)
@@ -84,7 +86,8 @@ class CallControl:
             if key == "w":
                 await asyncio.sleep(0.5)
                 continue
-            await self._ctx.room.local_participant.publish_dtmf(code=DTMF_CODES[key], digit=key)
+            if self._ctx is not None:
+                await self._ctx.room.local_participant.publish_dtmf(code=DTMF_CODES[key], digit=key)
             await asyncio.sleep(0.3)
         self._report("tool", {"name": "send_dtmf", "digits": digits, "ok": True})
 
@@ -99,8 +102,15 @@ class PhoneAgent(Agent):
         detect_machine: bool = False,
         max_duration_s: float | None = None,
         silence_timeout_s: float = 20.0,
+        instructions: str = "You are a phone agent.",
+        llm_tools: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(instructions="You are a phone agent.")
+        """``llm_tools`` None: the scripted flow decides (and acts); else the brain is an LLM and gets
+        these of the phone tools (see ``phoneagent.worker.tools``)."""
+        self._scripted = llm_tools is None
+        tools = phone_tools(control, self._after, llm_tools) if llm_tools is not None else []
+        # the instructions reach an LLM brain; the scripted brain reads only the caller's words
+        super().__init__(instructions=instructions, tools=tools)
         self._flow = flow
         self._control = control
         self._outbound = outbound
@@ -117,7 +127,8 @@ class PhoneAgent(Agent):
     async def on_enter(self) -> None:
         self.session.on("conversation_item_added", self._on_item)
         self.session.on("user_state_changed", self._on_user_state)
-        self._control.room.on("sip_dtmf_received", self._on_dtmf)
+        if self._control.room is not None:
+            self._control.room.on("sip_dtmf_received", self._on_dtmf)
         if self._max_duration_s:
             self._spawn(self._end_at_max_duration(self._max_duration_s))
         if self._awaiting_callee:
@@ -152,10 +163,16 @@ class PhoneAgent(Agent):
             else:
                 self._greet()
             raise StopResponse  # the callee's hello is answered by the greeting, not by the script
+        if not self._scripted:
+            return  # the LLM answers, and acts through its tools
         decision = self._flow.respond(text, new_message.id)
         log.info("caller turn", extra={"intent": decision.intent, "text": text})
         if decision.hang_up or decision.transfer_to or decision.send_digits:
-            self._after_reply = decision  # acted on once the reply has been heard
+            self._after(decision)
+
+    def _after(self, decision: Decision) -> None:
+        """Act on ``decision`` once the reply being made now has been heard."""
+        self._after_reply = decision
 
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item
@@ -177,6 +194,9 @@ class PhoneAgent(Agent):
 
     def _on_dtmf(self, ev: rtc.SipDTMF) -> None:
         self._control.event("dtmf", {"digit": ev.digit})
+        if not self._scripted:
+            self.session.generate_reply(user_input=f"(the caller pressed the {ev.digit} key)")
+            return
         decision = self._flow.respond_key(ev.digit)
         log.info("caller key", extra={"intent": decision.intent, "digit": ev.digit})
         self._spawn(self._say_then_act(decision))

@@ -5,6 +5,7 @@ Models load once per job process in prewarm, never per call.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 
@@ -15,10 +16,29 @@ from livekit.agents.voice.events import ConversationItemAddedEvent
 from livekit.plugins import silero
 
 from phoneagent.config import Settings, get_settings
-from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
-from phoneagent.speech.whisper_stt import WhisperSTT, load_whisper
+from phoneagent.errors import ConfigError
+from phoneagent.speech.fallbacks import report_fallbacks
+from phoneagent.speech.piper_tts import load_piper_voice
+from phoneagent.speech.providers import (
+    IN_PROCESS_WHISPER,
+    build_stt,
+    build_tts,
+    needs_local_piper,
+    needs_local_whisper,
+    session_conn_options,
+)
+from phoneagent.speech.providers import check as check_providers
+from phoneagent.speech.providers import describe as describe_providers
+from phoneagent.speech.whisper_stt import load_whisper
 from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker.agent import CallControl, PhoneAgent
+from phoneagent.worker.brain import (
+    DEFAULT_INSTRUCTIONS,
+    build_llm,
+    describe_brain,
+    instructions_for,
+    parse_brain,
+)
 from phoneagent.worker.phone import job_metadata, wait_for_answer
 from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
@@ -33,11 +53,14 @@ OUTBOUND_ANSWER_TIMEOUT_S = 90.0
 
 
 def prewarm(proc: JobProcess) -> None:
-    proc.userdata["piper_voice"] = load_piper_voice()
-    proc.userdata["whisper"] = load_whisper("tiny.en")
-    # the ONNX model ships inside livekit-plugins-silero
-    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=get_settings().vad_min_silence_s)
     settings = get_settings()
+    # only the local models this AGENT_MODE uses; a call's STT/TTS are built over them (providers.py)
+    proc.userdata["piper_voice"] = (
+        load_piper_voice(settings.piper_voice) if needs_local_piper(settings) else None
+    )
+    proc.userdata["whisper"] = load_whisper(IN_PROCESS_WHISPER) if needs_local_whisper(settings) else None
+    # the ONNX model ships inside livekit-plugins-silero
+    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_s)
     proc.userdata["turn_detector"] = load_turn_detector(settings)
     proc.userdata["profiles"] = ProfileCache(
         url=settings.events_url, token=worker_token(settings), default_greeting=settings.greeting
@@ -77,6 +100,25 @@ def report_turns(session: AgentSession, reporter: EventReporter, room: str) -> N
         reporter.report(room, "turn", data)
 
 
+def brain_for_call(settings: Settings, profile: Profile, flow: ScriptedFlow) -> tuple[llm.LLM, str]:
+    """The profile's brain and the instructions it gets; the scripted flow when the profile's is unusable
+    (a call is never refused for its profile, and the log says why)."""
+    try:
+        brain = build_llm(settings, profile.llm, flow)
+        instructions = instructions_for(parse_brain(profile.llm))
+    except ConfigError as exc:
+        log.warning(
+            "agent profile brain unusable; the scripted flow answers",
+            extra={"agent_profile_id": profile.id, "error": exc.message},
+        )
+        return ScriptedLLM(flow), DEFAULT_INSTRUCTIONS
+    log.info(
+        "call brain",
+        extra={"agent_profile_id": profile.id, "brain": describe_brain(settings, profile.llm)},
+    )
+    return brain, instructions
+
+
 async def entrypoint(ctx: JobContext) -> None:
     settings = get_settings()
     await ctx.connect()
@@ -102,11 +144,20 @@ async def entrypoint(ctx: JobContext) -> None:
     profile = await profiles.get(ProfileCache.profile_id(ctx.job.metadata))
     log.info("agent profile", extra={"agent_profile_id": profile.id, "source": profile.source})
     flow = ScriptedFlow(load_script(profile))
+    brain, instructions = brain_for_call(settings, profile, flow)
+    vad = ctx.proc.userdata["vad"]
+    stt = build_stt(settings, vad=vad, whisper_model=ctx.proc.userdata["whisper"])
+    tts = build_tts(settings, piper_voice=ctx.proc.userdata["piper_voice"])
+    report_fallbacks(functools.partial(reporter.report, room), stt, tts, brain)
+    for component in (stt, tts, brain):
+        ctx.add_shutdown_callback(component.aclose)
     session: AgentSession = AgentSession(
-        vad=ctx.proc.userdata["vad"],
-        stt=WhisperSTT(model=ctx.proc.userdata["whisper"]),
-        llm=ScriptedLLM(flow),
-        tts=PiperTTS(voice=ctx.proc.userdata["piper_voice"]),
+        vad=vad,
+        stt=stt,
+        llm=brain,
+        tts=tts,
+        # the providers' own low retries are the only ones: a failure switches within the turn
+        conn_options=session_conn_options(settings),
         turn_handling=turn_handling(settings, ctx.proc.userdata.get("turn_detector")),
         user_away_timeout=float(profile.silence_timeout_s),
     )
@@ -119,6 +170,8 @@ async def entrypoint(ctx: JobContext) -> None:
         detect_machine=outbound and "voicemail" in profile.tools,
         max_duration_s=float(profile.max_duration_s),
         silence_timeout_s=float(profile.silence_timeout_s),
+        instructions=instructions,
+        llm_tools=None if isinstance(brain, ScriptedLLM) else profile.tools,
     )
     await session.start(agent=agent, room=ctx.room, record=False)
 
@@ -157,13 +210,12 @@ def build_server(settings: Settings) -> AgentServer:
 
 
 def run_worker(settings: Settings, *, dev: bool = False) -> None:
+    check_providers(settings)  # a mode without its key or model stops here, naming the variable
     log.info(
         "worker starting",
         extra={
             "agent_name": settings.agent_name,
-            "agent_mode": settings.agent_mode,
-            "stt": "faster-whisper tiny.en (local)",
-            "tts": "piper en_US-joe-medium",
+            **describe_providers(settings),
             "turn_detection": describe_turns(settings, load_turn_detector(settings)),
         },
     )

@@ -26,3 +26,10 @@ def test_personal_fields_shown_only_when_asked() -> None:
 
 def test_short_values_are_fully_masked() -> None:
     assert mask("1234") == "***"
+
+
+def test_livekits_personal_fields_are_masked_too() -> None:
+    line = MaskingFormatter().format(
+        _record(text_sent="your code is 4711", **{"lk.pii.data": {"transcript": "my card is 4111"}})
+    )
+    assert "4711" not in line and "4111" not in line

@@ -6,7 +6,9 @@ import logging
 import socket
 
 import pytest
+from aiohttp import web
 
+from phoneagent.testing.local_server import LocalServer
 from phoneagent.worker.profiles import ProfileCache
 
 
@@ -35,3 +37,17 @@ async def test_control_plane_down_falls_back_to_defaults_and_says_so(
 async def test_no_profile_id_uses_defaults_without_asking() -> None:
     cache = ProfileCache(url="http://127.0.0.1:9", token="t", default_greeting="Hi.")
     assert (await cache.get(None)).source == "defaults"
+
+
+async def test_the_profiles_llm_dict_reaches_the_worker_whole() -> None:
+    brain = {"brain": "llm", "provider": "local", "script": {"intents": []}}
+    server = LocalServer()
+
+    async def agent(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer t"
+        return web.json_response({"greeting": "Hi.", "llm": brain})
+
+    server.app.router.add_get("/webhooks/worker/agents/agt_1", agent)
+    async with server:
+        profile = await ProfileCache(url=server.url, token="t", default_greeting="x").get("agt_1")
+    assert (profile.llm, profile.script, profile.source) == (brain, {"intents": []}, "control-plane")

@@ -1,0 +1,125 @@
+"""The provider plugins, made from a :class:`ProviderChoice`: the one place that knows their constructors.
+
+Keys are passed explicitly (the plugins would otherwise read the environment themselves), and only
+to the endpoint they were configured with. Every API speaks to the phone at its narrowest rate where
+the provider allows it: Deepgram listens and speaks at 8 kHz; OpenAI's fixed 24 kHz is resampled
+once by the TTS FallbackAdapter (providers.build_tts).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from livekit.agents import llm, stt, tts
+from livekit.agents.types import NOT_GIVEN
+from livekit.plugins import anthropic, deepgram, openai
+
+from phoneagent.config import Settings
+from phoneagent.speech.audio import PHONE_RATE
+from phoneagent.speech.fallbacks import remember
+from phoneagent.speech.providers import ProviderChoice
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from piper import PiperVoice
+
+# local OpenAI-compatible servers take any key; the OpenAI SDK refuses to send none
+NO_KEY = "no-key"
+LANGUAGE = "en"
+
+
+def _key(settings: Settings, provider: str) -> str:
+    secret = {"deepgram": settings.deepgram_api_key, "openai": settings.openai_api_key}[provider]
+    if secret is None:  # providers.check refuses this at start; here it is a wiring error
+        raise ValueError(f"no API key for {provider}")
+    return secret.get_secret_value()
+
+
+def make_stt(settings: Settings, choice: ProviderChoice, *, whisper_model: WhisperModel | None) -> stt.STT:
+    made: stt.STT
+    if choice.provider == "local":
+        from phoneagent.speech.whisper_stt import WhisperSTT
+
+        if whisper_model is None:
+            raise ValueError("the local STT needs the Whisper model that prewarm loads")
+        made = WhisperSTT(model=whisper_model)
+    elif choice.provider == "deepgram":
+        made = deepgram.STT(
+            model=choice.model,
+            language="en-US",
+            api_key=_key(settings, "deepgram"),
+            base_url=f"{choice.base_url}/listen",
+            # the caller's audio carries nothing above 4 kHz: send it at the phone's own rate
+            sample_rate=PHONE_RATE,
+        )
+    elif choice.provider in ("openai", "openai-compatible"):
+        made = openai.STT(
+            model=choice.model,
+            language=LANGUAGE,
+            base_url=choice.base_url,
+            api_key=_key(settings, "openai") if choice.provider == "openai" else NO_KEY,
+        )
+    else:
+        raise ValueError(f"no STT provider {choice.provider!r}")
+    return remember(made, choice)
+
+
+def make_tts(settings: Settings, choice: ProviderChoice, *, piper_voice: PiperVoice | None) -> tts.TTS:
+    made: tts.TTS
+    if choice.provider == "local":
+        from phoneagent.speech.piper_tts import PiperTTS
+
+        if piper_voice is None:
+            raise ValueError("the local TTS needs the Piper voice that prewarm loads")
+        made = PiperTTS(voice=piper_voice)
+    elif choice.provider == "deepgram":
+        made = deepgram.TTS(
+            model=choice.model,
+            sample_rate=PHONE_RATE,
+            api_key=_key(settings, "deepgram"),
+            base_url=f"{choice.base_url}/speak",
+        )
+    elif choice.provider == "openai":
+        # raw 24 kHz PCM: nothing to decode
+        made = openai.TTS(
+            model=choice.model,
+            voice=choice.voice,
+            base_url=choice.base_url,
+            api_key=_key(settings, "openai"),
+            response_format="pcm",
+        )
+    elif choice.provider == "openai-compatible":
+        # WAV, whose header says the server's own rate (a Piper voice is 22.05 kHz, not OpenAI's 24)
+        made = openai.TTS(
+            model=choice.model,
+            voice=choice.voice,
+            base_url=choice.base_url,
+            api_key=NO_KEY,
+            response_format="wav",
+        )
+    else:
+        raise ValueError(f"no TTS provider {choice.provider!r}")
+    return remember(made, choice)
+
+
+def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float | None) -> llm.LLM:
+    """An LLM over the network; ``api_key`` None sends the placeholder (servers that need none)."""
+    made: llm.LLM
+    if choice.provider == "anthropic":
+        assert api_key is not None
+        made = anthropic.LLM(
+            model=choice.model,
+            api_key=api_key,
+            base_url=choice.base_url,
+            temperature=NOT_GIVEN if temperature is None else temperature,
+        )
+    elif choice.provider in ("openai", "openai-compatible"):
+        made = openai.LLM(
+            model=choice.model,
+            api_key=api_key or NO_KEY,
+            base_url=choice.base_url,
+            temperature=NOT_GIVEN if temperature is None else temperature,
+        )
+    else:
+        raise ValueError(f"no LLM provider {choice.provider!r}")
+    return remember(made, choice)

