@@ -8,11 +8,11 @@ once by the TTS FallbackAdapter (providers.build_tts).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from livekit.agents import llm, stt, tts
 from livekit.agents.types import NOT_GIVEN
-from livekit.plugins import anthropic, deepgram, openai
 
 from phoneagent.config import Settings
 from phoneagent.speech.audio import PHONE_RATE
@@ -26,6 +26,32 @@ if TYPE_CHECKING:
 # local OpenAI-compatible servers take any key; the OpenAI SDK refuses to send none
 NO_KEY = "no-key"
 LANGUAGE = "en"
+
+
+PROVIDER_PLUGINS = {"deepgram": "deepgram", "openai": "openai", "openai-compatible": "openai",
+                    "local-llm": "openai", "anthropic": "anthropic"}  # fmt: skip
+
+
+def _plugin(name: str) -> Any:
+    """A provider's livekit plugin, imported when first needed (local mode never imports one; the
+    worker's prewarm imports the ones its settings name, so no call pays the import)."""
+    return importlib.import_module(f"livekit.plugins.{name}")
+
+
+def preload(settings: Settings) -> list[str]:
+    """Import the plugins the settings can use (the STT and TTS chains, and the LLM brains a profile
+    may pick in this mode); returns their names."""
+    from phoneagent.speech.providers import stt_chain, tts_chain
+
+    wanted = {PROVIDER_PLUGINS[c.provider] for c in [*stt_chain(settings), *tts_chain(settings)]
+              if c.provider in PROVIDER_PLUGINS}  # fmt: skip
+    if settings.agent_mode != "local" or settings.local_llm_url:
+        wanted.add("openai")
+    if settings.agent_mode != "local" and settings.anthropic_api_key:
+        wanted.add("anthropic")
+    for name in sorted(wanted):
+        _plugin(name)
+    return sorted(wanted)
 
 
 def _key(settings: Settings, provider: str) -> str:
@@ -44,7 +70,7 @@ def make_stt(settings: Settings, choice: ProviderChoice, *, whisper_model: Whisp
             raise ValueError("the local STT needs the Whisper model that prewarm loads")
         made = WhisperSTT(model=whisper_model)
     elif choice.provider == "deepgram":
-        made = deepgram.STT(
+        made = _plugin("deepgram").STT(
             model=choice.model,
             language="en-US",
             api_key=_key(settings, "deepgram"),
@@ -53,7 +79,7 @@ def make_stt(settings: Settings, choice: ProviderChoice, *, whisper_model: Whisp
             sample_rate=PHONE_RATE,
         )
     elif choice.provider in ("openai", "openai-compatible"):
-        made = openai.STT(
+        made = _plugin("openai").STT(
             model=choice.model,
             language=LANGUAGE,
             base_url=choice.base_url,
@@ -73,7 +99,7 @@ def make_tts(settings: Settings, choice: ProviderChoice, *, piper_voice: PiperVo
             raise ValueError("the local TTS needs the Piper voice that prewarm loads")
         made = PiperTTS(voice=piper_voice)
     elif choice.provider == "deepgram":
-        made = deepgram.TTS(
+        made = _plugin("deepgram").TTS(
             model=choice.model,
             sample_rate=PHONE_RATE,
             api_key=_key(settings, "deepgram"),
@@ -81,7 +107,7 @@ def make_tts(settings: Settings, choice: ProviderChoice, *, piper_voice: PiperVo
         )
     elif choice.provider == "openai":
         # raw 24 kHz PCM: nothing to decode
-        made = openai.TTS(
+        made = _plugin("openai").TTS(
             model=choice.model,
             voice=choice.voice,
             base_url=choice.base_url,
@@ -90,7 +116,7 @@ def make_tts(settings: Settings, choice: ProviderChoice, *, piper_voice: PiperVo
         )
     elif choice.provider == "openai-compatible":
         # WAV, whose header says the server's own rate (a Piper voice is 22.05 kHz, not OpenAI's 24)
-        made = openai.TTS(
+        made = _plugin("openai").TTS(
             model=choice.model,
             voice=choice.voice,
             base_url=choice.base_url,
@@ -107,14 +133,14 @@ def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float 
     made: llm.LLM
     if choice.provider == "anthropic":
         assert api_key is not None
-        made = anthropic.LLM(
+        made = _plugin("anthropic").LLM(
             model=choice.model,
             api_key=api_key,
             base_url=choice.base_url,
             temperature=NOT_GIVEN if temperature is None else temperature,
         )
     elif choice.provider in ("openai", "openai-compatible"):
-        made = openai.LLM(
+        made = _plugin("openai").LLM(
             model=choice.model,
             api_key=api_key or NO_KEY,
             base_url=choice.base_url,

@@ -19,6 +19,7 @@ from phoneagent.config import Settings, get_settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.fallbacks import report_fallbacks
 from phoneagent.speech.piper_tts import load_piper_voice
+from phoneagent.speech.plugins import preload as preload_plugins
 from phoneagent.speech.providers import (
     IN_PROCESS_WHISPER,
     build_stt,
@@ -62,6 +63,8 @@ def prewarm(proc: JobProcess) -> None:
     # the ONNX model ships inside livekit-plugins-silero
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_s)
     proc.userdata["turn_detector"] = load_turn_detector(settings)
+    # provider plugins are imported here, never during a call (an import can block the loop seconds)
+    preload_plugins(settings)
     proc.userdata["profiles"] = ProfileCache(
         url=settings.events_url, token=worker_token(settings), default_greeting=settings.greeting
     )
