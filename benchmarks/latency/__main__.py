@@ -276,13 +276,9 @@ class Rig:
         self.worker = LoggedProcess.phoneagent("worker", log_path=self.tmp / f"worker-{mode}.log", env=env)
         self.worker.wait_for(r"registered worker", timeout=180)
 
-    def split_since(self, since: str) -> list[dict[str, Any]]:
-        rows = []
-        for call in self.cp.get("/calls", params={"limit": 200, "since": since}).json()["items"]:
-            for turn in self.cp.get(f"/calls/{call['id']}").json()["transcript"]:
-                if turn["speaker"] == "agent" and turn["total_ms"] is not None and turn["seq"] > 0:
-                    rows.append({k: turn[k] for k in ("stt_ms", "brain_ms", "tts_ms", "total_ms")})
-        return rows
+    def transcripts_since(self, since: str) -> list[list[dict[str, Any]]]:
+        calls = self.cp.get("/calls", params={"limit": 200, "since": since}).json()["items"]
+        return [self.cp.get(f"/calls/{c['id']}").json()["transcript"] for c in calls]
 
     def down(self) -> None:
         if self.worker is not None:
@@ -297,7 +293,15 @@ def measure_mode(rig: Rig, mode: str, calls: int, turns: int, wavs: list[Path]) 
     turns_out: list[dict[str, Any]] = []
     for c in range(calls):
         turns_out += one_call(rig.settings, rig.tmp, c, wavs, turns)
-    split = rig.split_since(since)
+    transcripts = rig.transcripts_since(since)
+    split = [
+        {k: t[k] for k in ("stt_ms", "brain_ms", "tts_ms", "total_ms")}
+        for tr in transcripts
+        for t in tr
+        if t["speaker"] == "agent" and t["total_ms"] is not None and t["seq"] > 0
+    ]
+    # a question the agent took as two turns (it answered the part before the pause) was cut off
+    caller_turns = sum(1 for tr in transcripts for t in tr if t["speaker"] == "caller")
     lat = [t["latency_s"] * 1000 for t in turns_out if t["latency_s"] is not None]
     paused = [t for t in turns_out if t["mid_sentence_pause"]]
     row = {
@@ -305,7 +309,9 @@ def measure_mode(rig: Rig, mode: str, calls: int, turns: int, wavs: list[Path]) 
         "voice_to_voice_ms": summary(lat),
         "premature_replies": {
             "of_paused_questions": len(paused),
-            "premature": sum(t["premature_reply"] for t in paused),
+            "premature": max(sum(t["premature_reply"] for t in paused), caller_turns - len(turns_out)),
+            "caller_turns_in_transcripts": caller_turns,
+            "questions_asked": len(turns_out),
         },
         "split_ms_from_worker": {
             k: summary([s[k] for s in split]) for k in ("stt_ms", "brain_ms", "tts_ms", "total_ms")
