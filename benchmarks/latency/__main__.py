@@ -309,9 +309,9 @@ def measure_mode(rig: Rig, mode: str, calls: int, turns: int, wavs: list[Path]) 
         "voice_to_voice_ms": summary(lat),
         "premature_replies": {
             "of_paused_questions": len(paused),
-            "premature": max(sum(t["premature_reply"] for t in paused), caller_turns - len(turns_out)),
+            "premature": max(sum(t["premature_reply"] for t in paused), caller_turns - calls * turns),
             "caller_turns_in_transcripts": caller_turns,
-            "questions_asked": len(turns_out),
+            "questions_asked": calls * turns,
         },
         "split_ms_from_worker": {
             k: summary([s[k] for s in split]) for k in ("stt_ms", "brain_ms", "tts_ms", "total_ms")
