@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     turn_detection: Literal["vad", "turn-detector"] = "vad"
     # with the turn detector: the wait when the sentence sounds unfinished
     endpointing_max_delay_s: float = Field(default=2.0, ge=0.2, le=6.0)
+    # local Whisper starts on an utterance after a short silence instead of at the VAD's end of speech
+    # (phoneagent.speech.speculative); the transcript is the same, it is ready sooner
+    speculative_stt: bool = True
     # silence Silero VAD waits for before it calls the end of an utterance (its own default: 0.55)
     vad_min_silence_s: float = Field(default=0.55, ge=0.1, le=3.0)
     # the control plane's background work: dialing queued calls, sending webhooks, the sweeper,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -34,14 +36,69 @@ def load_piper_voice(voice: str = "en_US-joe-medium") -> PiperVoice:
     return loaded
 
 
+class SpeechCache:
+    """8 kHz speech already made, by exact text, for one voice: a scripted agent says the same
+    sentences on every call, and a repeated sentence then costs nothing to say (least recently used
+    texts leave first beyond ``max_bytes``)."""
+
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, text: str) -> bytes | None:
+        with self._lock:
+            pcm = self._items.get(text)
+            if pcm is not None:
+                self._items.move_to_end(text)
+                self.hits += 1
+            return pcm
+
+    def put(self, text: str, pcm: bytes) -> None:
+        with self._lock:
+            if text in self._items or len(pcm) > self._max:
+                return
+            self._items[text] = pcm
+            self._bytes += len(pcm)
+            while self._bytes > self._max:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= len(old)
+
+
+def synthesize_phone_audio(voice: PiperVoice, text: str) -> bytes:
+    """All of ``text`` as 8 kHz int16 PCM, in one blocking call (for filling the cache)."""
+    resampler = PhoneLineResampler(voice.config.sample_rate)
+    out = [resampler.push(chunk.audio_int16_array) for chunk in voice.synthesize(text)]
+    return b"".join([*out, resampler.flush()])
+
+
+_CACHES: dict[int, SpeechCache] = {}
+
+
+def cache_for(voice: PiperVoice) -> SpeechCache:
+    """The process's speech cache for ``voice`` (voices load once per process, in prewarm)."""
+    return _CACHES.setdefault(id(voice), SpeechCache())
+
+
 class PiperTTS(tts.TTS):
-    def __init__(self, *, voice: PiperVoice) -> None:
+    def __init__(self, *, voice: PiperVoice, cache: SpeechCache | None = None) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
             sample_rate=PHONE_RATE,
             num_channels=1,
         )
         self._voice = voice
+        self.cache = cache if cache is not None else cache_for(voice)
+
+    async def prepare(self, texts: list[str]) -> None:
+        """Make what the agent is likely to say before it is needed (in a thread, one at a time)."""
+        if self.cache is None:
+            return
+        for text in texts:
+            if text and self.cache.get(text) is None:
+                self.cache.put(text, await asyncio.to_thread(synthesize_phone_audio, self._voice, text))
 
     @property
     def model(self) -> str:
@@ -61,6 +118,7 @@ class _PiperStream(tts.ChunkedStream):
     def __init__(self, *, tts: PiperTTS, input_text: str, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
         self._voice = tts._voice
+        self._tts: PiperTTS = tts
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         output_emitter.initialize(
@@ -70,14 +128,25 @@ class _PiperStream(tts.ChunkedStream):
             mime_type="audio/pcm",
             frame_size_ms=20,
         )
+        cache = self._tts.cache
+        made = cache.get(self.input_text) if cache is not None else None
+        if made is not None:
+            output_emitter.push(made)
+            output_emitter.flush()
+            return
         resampler = PhoneLineResampler(self._voice.config.sample_rate)
         sentences: Iterator[AudioChunk] = iter(self._voice.synthesize(self.input_text))
         done = object()
+        pieces: list[bytes] = []
         while True:
             # one sentence per thread hop: the first sentence goes out while the next is made
             chunk = await asyncio.to_thread(next, sentences, done)
             if chunk is done:
                 break
-            output_emitter.push(resampler.push(chunk.audio_int16_array))  # type: ignore[union-attr]
-        output_emitter.push(resampler.flush())
+            pieces.append(resampler.push(chunk.audio_int16_array))  # type: ignore[union-attr]
+            output_emitter.push(pieces[-1])
+        pieces.append(resampler.flush())
+        output_emitter.push(pieces[-1])
         output_emitter.flush()
+        if cache is not None:
+            cache.put(self.input_text, b"".join(pieces))

@@ -40,6 +40,7 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from phoneagent.config import Mode, Settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.audio import PHONE_RATE
+from phoneagent.speech.speculative import SpeculativeStreamAdapter
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -296,6 +297,9 @@ def build_stt(settings: Settings, *, vad: VAD, whisper_model: WhisperModel | Non
     chain = stt_chain(settings)
     instances = [plugins.make_stt(settings, c, whisper_model=whisper_model) for c in chain]
     if len(chain) == 1 and chain[0].provider == "local":
+        if settings.speculative_stt and not instances[0].capabilities.streaming:
+            # in-process Whisper: transcribe while the VAD still waits to be sure the caller stopped
+            return SpeculativeStreamAdapter(stt=instances[0], vad=vad)
         return instances[0]  # the session cuts its utterances with its own VAD
     adapter = ClosingSTTFallback(
         instances,

@@ -5,9 +5,11 @@ Models load once per job process in prewarm, never per call.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
+from collections.abc import Awaitable, Callable
 
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, WorkerOptions, llm
 from livekit.agents.cli import proto
@@ -18,7 +20,7 @@ from livekit.plugins import silero
 from phoneagent.config import Settings, get_settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.fallbacks import report_fallbacks
-from phoneagent.speech.piper_tts import load_piper_voice
+from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
 from phoneagent.speech.plugins import preload as preload_plugins
 from phoneagent.speech.providers import (
     IN_PROCESS_WHISPER,
@@ -177,6 +179,27 @@ async def entrypoint(ctx: JobContext) -> None:
         llm_tools=None if isinstance(brain, ScriptedLLM) else profile.tools,
     )
     await session.start(agent=agent, room=ctx.room, record=False)
+    if isinstance(tts, PiperTTS):
+        # what the scripted flow may say next is made while the caller listens to the greeting
+        ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(tts.prepare(script_lines(flow.script)))))
+
+
+def script_lines(script: Script) -> list[str]:
+    return [
+        *(i.reply for i in script.intents),
+        *(i.confirm for i in script.intents if i.confirm),
+        script.fallback,
+        script.goodbye,
+        script.reprompt,
+        script.silence_goodbye,
+    ]
+
+
+def cancel_on_exit(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+    async def cancel() -> None:
+        task.cancel()
+
+    return cancel
 
 
 def load_script(profile: Profile) -> Script:

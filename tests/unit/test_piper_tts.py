@@ -29,3 +29,33 @@ async def test_each_sentence_is_streamed(tts: PiperTTS) -> None:
     one = [ev async for ev in tts.synthesize("Hello there.")]
     two = [ev async for ev in tts.synthesize("Hello there. Goodbye now.")]
     assert len(two) > len(one)
+
+
+async def test_a_sentence_said_before_comes_from_the_cache_with_the_same_audio() -> None:
+    from phoneagent.speech.piper_tts import PiperTTS, SpeechCache, load_piper_voice
+
+    cache = SpeechCache()
+    tts = PiperTTS(voice=load_piper_voice(), cache=cache)
+
+    async def say(text: str) -> bytes:
+        frames = [ev.frame async for ev in tts.synthesize(text)]
+        return b"".join(bytes(f.data) for f in frames)
+
+    first = await say("We are open Monday to Friday.")
+    await tts.prepare(["Thank you for calling. Goodbye."])
+    assert cache.hits == 0
+    again = await say("We are open Monday to Friday.")
+    prepared = await say("Thank you for calling. Goodbye.")
+    assert cache.hits == 2
+    assert again == first and len(prepared) > 8000 * 2  # more than a second of 8 kHz speech
+
+
+def test_the_cache_keeps_within_its_size_dropping_the_oldest() -> None:
+    from phoneagent.speech.piper_tts import SpeechCache
+
+    cache = SpeechCache(max_bytes=10)
+    cache.put("a", b"12345")
+    cache.put("b", b"67890")
+    assert cache.get("a") == b"12345"  # a is now the most recent
+    cache.put("c", b"xyz")
+    assert cache.get("b") is None and cache.get("a") == b"12345" and cache.get("c") == b"xyz"
