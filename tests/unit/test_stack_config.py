@@ -9,6 +9,7 @@ import yaml
 
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
+from phoneagent.stack.versions import EGRESS
 
 
 def _stack(tmp_path: Path) -> Stack:
@@ -18,7 +19,7 @@ def _stack(tmp_path: Path) -> Stack:
 def test_configs_render_for_every_service(tmp_path: Path) -> None:
     stack = _stack(tmp_path)
     services = stack.services()
-    assert [s.name for s in services] == ["redis", "livekit-server", "livekit-sip"]
+    assert [s.name for s in services] == ["redis", "livekit-server", "livekit-sip", "egress"]
     sec = stack.secrets()
     conf = stack.paths.conf
 
@@ -33,6 +34,17 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
     assert lk["rtc"]["use_external_ip"] is False and lk["rtc"]["node_ip"] == "127.0.0.1"
     assert lk["bind_addresses"] == ["127.0.0.1"]
     assert lk["keys"] == {sec.livekit_api_key: sec.livekit_api_secret}
+    # clients get a loopback STUN server, never livekit-server's default (Google's)
+    assert all(u.startswith("127.0.0.1:") for u in lk["rtc"]["stun_servers"])
+
+    eg = yaml.safe_load((conf / "egress.yaml").read_text())
+    assert eg["ws_url"] == "ws://127.0.0.1:7880" and eg["redis"]["address"] == "127.0.0.1:6389"
+    assert (eg["api_key"], eg["api_secret"]) == (sec.livekit_api_key, sec.livekit_api_secret)
+    assert eg["redis"]["password"] == sec.redis_password
+    # its health, Prometheus, template and debug servers would bind every interface: all off
+    assert eg["health_port"] == eg["prometheus_port"] == eg["template_port"] == eg["debug_handler_port"] == 0
+    # several track recordings fit on 2 cores, and a busy machine never gets a recording killed
+    assert eg["cpu_cost"]["track_cpu_cost"] * 10 <= 2 and eg["cpu_cost"]["max_cpu_utilization"] == 1.0
 
     redis = (conf / "redis.conf").read_text()
     assert f"requirepass {sec.redis_password}" in redis and "bind 127.0.0.1" in redis
@@ -47,3 +59,8 @@ def test_services_check_every_port_they_use(tmp_path: Path) -> None:
     assert 5070 in by_name["livekit-sip"].udp_ports and 5070 in by_name["livekit-sip"].tcp_ports
     assert len(by_name["livekit-sip"].udp_ports) == 1 + 500  # signalling + RTP range
     assert by_name["livekit-server"].tcp_ports == [7880, 7881]
+    egress = by_name["egress"]
+    assert egress.tcp_ports == egress.udp_ports == []  # it listens on nothing
+    # its handlers are `egress run-handler` found on PATH, with scratch space inside the state dir
+    assert egress.env["PATH"].split(":")[0] == str(s.paths.binary(EGRESS).parent)
+    assert Path(egress.env["TMPDIR"]).is_relative_to(s.paths.state)
