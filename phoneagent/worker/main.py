@@ -8,9 +8,11 @@ from __future__ import annotations
 import itertools
 import logging
 
+from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, WorkerOptions, llm
 from livekit.agents.cli import proto
 from livekit.agents.cli.cli import _run_worker
+from livekit.agents.voice import room_io
 from livekit.agents.voice.events import ConversationItemAddedEvent
 from livekit.plugins import silero
 
@@ -120,7 +122,15 @@ async def entrypoint(ctx: JobContext) -> None:
         max_duration_s=float(profile.max_duration_s),
         silence_timeout_s=float(profile.silence_timeout_s),
     )
-    await session.start(agent=agent, room=ctx.room, record=False)
+    await session.start(agent=agent, room=ctx.room, record=False, room_options=room_options())
+
+
+def room_options() -> room_io.RoomOptions:
+    """The agent's audio is published without Opus DTX: egress v1.8.6 decodes a DTX track's silences
+    onto the wrong timeline (speech shifted by up to 0.5 s in a recording); the phone line gains
+    nothing from DTX either (livekit-sip sends the caller's side without it)."""
+    publish = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, dtx=False)
+    return room_io.RoomOptions(audio_output=room_io.AudioOutputOptions(track_publish_options=publish))
 
 
 def load_script(profile: Profile) -> Script:
