@@ -105,10 +105,12 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr = SecretStr("")
     # recordings (files and objects) older than this many days are deleted by the sweeper; 0: kept
     recording_retention_days: int = Field(default=0, ge=0, le=36500)
-    # a track recording still running this long after its call ended is stopped; one not ended this
-    # long after that is failed ("egress stopped responding"), as is one whose egress stops answering
-    # the probe sent every recording_probe_interval_s (twice in a row)
-    recording_stop_after_s: float = Field(default=10.0, ge=0.5, le=600.0)
+    # a track recording still running this long after its call ended is stopped (the agent may stay
+    # in the room after the caller hung up; what egress writes after the call is cut off when the
+    # tracks are merged); one not ended this long after that is failed ("egress stopped
+    # responding"), as is one whose egress does not answer the probe sent every
+    # recording_probe_interval_s twice in a row
+    recording_stop_after_s: float = Field(default=3.0, ge=0.5, le=600.0)
     recording_lost_after_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     recording_probe_interval_s: float = Field(default=10.0, ge=0.5, le=600.0)
     # signs the review pages' session cookies; empty: generated once into <state_dir>/review-secret.

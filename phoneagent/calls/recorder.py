@@ -128,9 +128,9 @@ class Recorder:
                 await asyncio.to_thread(self._fail, call_id, exc.message)
 
     async def _finish(self, call_id: str) -> None:
-        tracks, tenant, layout = await asyncio.to_thread(self._track_files, call_id)
+        tracks, tenant, layout, end_ns = await asyncio.to_thread(self._track_files, call_id)
         merged = self._root / ".tracks" / call_id / "merged.ogg"
-        await merge_tracks(tracks["caller"], tracks["agent"], merged, layout=layout)  # type: ignore[arg-type]
+        await merge_tracks(tracks["caller"], tracks["agent"], merged, layout=layout, end_ns=end_ns)  # type: ignore[arg-type]
         duration_ms = round(opus_duration_s(merged) * 1000)
         size = merged.stat().st_size
         store = store_for(self._settings)
@@ -139,7 +139,9 @@ class Recorder:
         await asyncio.to_thread(self._ready, call_id, location, size, duration_ms)
         log.info("recording ready", extra={"call_id": call_id, "duration_ms": duration_ms, "bytes": size})
 
-    def _track_files(self, call_id: str) -> tuple[dict[str, TrackFile], str, str]:
+    def _track_files(self, call_id: str) -> tuple[dict[str, TrackFile], str, str, int | None]:
+        """The two track files, and where the call ended on their clock: the phone track's own end
+        (the agent's track may have been stopped later, with egress's 4 s drain after the stop)."""
         with self._sessions() as s:
             call = s.get(Call, call_id)
             assert call is not None
@@ -149,7 +151,8 @@ class Recorder:
                 if not row.file_started_ns:
                     raise PhoneagentError(f"egress reported no start time for the {role} track")
                 files[role] = TrackFile(Path(row.filepath), row.file_started_ns)
-            return files, call.tenant_id, call.recording_layout or "dual"
+            end_ns = rows["caller"].file_ended_ns
+            return files, call.tenant_id, call.recording_layout or "dual", end_ns
 
     def _ready(self, call_id: str, location: str, size: int, duration_ms: int) -> None:
         with self._sessions() as s:

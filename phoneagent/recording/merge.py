@@ -10,6 +10,11 @@ Debian's ``gst-launch-1.0`` (gstreamer1.0-tools, elements from plugins-base only
 input's timestamps, and a pad ``offset`` (ns) places the later track. A lead-in of generated silence
 joined in front with ``concat`` into plain ``interleave`` is *wrong* (it shifted one channel by 15 ms
 and cut the end), so it is not used.
+
+The merged file ends where the call ended (``end_ns``: the phone track's own end). A track egress
+that is stopped (the agent's, when the agent stays in the room after the caller hung up) keeps
+writing for egress's 4 s drain after the stop; that tail is cut off: the mixer emits fixed 10 ms
+blocks and ``identity eos-after`` ends the stream after the call's length of them.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from phoneagent.recording.ogg import OPUS_RATE
 Layout = Literal["dual", "mixed"]
 
 _MONO = f"audio/x-raw,format=F32LE,channels=1,rate={OPUS_RATE}"
+_BLOCK_NS = 10_000_000  # the mixer's output block: the precision of the cut at the end
 _BITRATE = {"dual": 64_000, "mixed": 32_000}
 
 
@@ -60,15 +66,18 @@ def gst_launch() -> str:
     return tool
 
 
-def merge_pipeline(caller: TrackFile, agent: TrackFile, out: Path, layout: Layout) -> list[str]:
-    """The gst-launch-1.0 arguments: caller on sink_0 (left), agent on sink_1 (right)."""
+def merge_pipeline(
+    caller: TrackFile, agent: TrackFile, out: Path, layout: Layout, *, end_ns: int | None = None
+) -> list[str]:
+    """The gst-launch-1.0 arguments: caller on sink_0 (left), agent on sink_1 (right), cut at ``end_ns``
+    (wall-clock ns, like the tracks' start times) when given."""
     off = offsets_ns([caller, agent])
-    if layout == "dual":
-        sink = ["audiointerleave", "name=m"]
-        post = ["audioconvert"]
-    else:
-        sink = ["audiomixer", "name=m"]
-        post = ["audioconvert", "!", "audio/x-raw,channels=1"]
+    mixer = "audiointerleave" if layout == "dual" else "audiomixer"
+    sink = [mixer, "name=m", f"output-buffer-duration={_BLOCK_NS}"]
+    post = ["audioconvert"] if layout == "dual" else ["audioconvert", "!", "audio/x-raw,channels=1"]
+    if end_ns is not None:
+        blocks = max(1, round((end_ns - min(caller.started_ns, agent.started_ns)) / _BLOCK_NS))
+        post = ["identity", f"eos-after={blocks}", "!", *post]
     encode = ["opusenc", f"bitrate={_BITRATE[layout]}", "!", "oggmux", "!", "filesink", f"location={out}"]
     args = [*sink, f"sink_0::offset={off[0]}", f"sink_1::offset={off[1]}", "!", *post, "!", *encode]
     for i, track in enumerate((caller, agent)):
@@ -94,7 +103,9 @@ async def _run(args: list[str], *, timeout_s: float) -> None:
         raise MergeError(f"gst-launch-1.0 failed (exit {proc.returncode}): {last}")
 
 
-async def merge_tracks(caller: TrackFile, agent: TrackFile, out: Path, *, layout: Layout = "dual") -> Path:
+async def merge_tracks(
+    caller: TrackFile, agent: TrackFile, out: Path, *, layout: Layout = "dual", end_ns: int | None = None
+) -> Path:
     """Write the merged OGG/Opus recording to ``out`` (atomically: a partial file never appears)."""
     for t in (caller, agent):
         if not t.path.is_file() or t.path.stat().st_size == 0:
@@ -103,7 +114,7 @@ async def merge_tracks(caller: TrackFile, agent: TrackFile, out: Path, *, layout
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     longest = max(t.path.stat().st_size for t in (caller, agent)) / 4000  # ~32 kbit/s: seconds
     try:
-        await _run(merge_pipeline(caller, agent, tmp, layout), timeout_s=60 + longest)
+        await _run(merge_pipeline(caller, agent, tmp, layout, end_ns=end_ns), timeout_s=60 + longest)
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise MergeError("gst-launch-1.0 wrote no output")
         tmp.replace(out)
