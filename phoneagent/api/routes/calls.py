@@ -139,11 +139,11 @@ def get(call_id: str, session: SessionDep, tenant: TenantDep) -> Any:
     fields = {
         name: getattr(call, name)
         for name in s.CallDetail.model_fields
-        if name not in ("transcript", "events")
+        if name not in ("transcript", "events", "recording_tracks")
     }
     tracks = recording_state.egresses(session, call)
     return s.CallDetail(
-        **{k: v for k, v in fields.items() if k != "recording_tracks"},
+        **fields,
         recording_tracks=[
             s.RecordingTrackOut.model_validate(tracks[r]) for r in recording_state.ROLES if r in tracks
         ],  # fmt: skip
