@@ -19,6 +19,7 @@ from phoneagent.stack.services import Stack
 from phoneagent.testing.processes import LoggedProcess, assert_all_gone
 
 # PHONEAGENT_TEST_PORT_OFFSET moves every test port, so that two checkouts can run their suites at once
+# (with offset 4000 no port, nor the RTP range, lands on one of the unmoved suite's)
 PORT_OFFSET = int(os.environ.get("PHONEAGENT_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = {
     name: port + PORT_OFFSET
@@ -29,8 +30,8 @@ TEST_PORTS = {
         "livekit_rtc_udp_start": 51000,
         "livekit_rtc_udp_end": 51049,
         "sip_port": 15060,
-        "sip_rtp_start": 11000,
-        "sip_rtp_end": 11299,
+        "sip_rtp_start": 13000,
+        "sip_rtp_end": 13299,
         "sip_health_port": 18089,
         "worker_http_port": 18081,
         "api_port": 18000,
@@ -75,6 +76,10 @@ E2E_CONTROL_PLANE_ENV = {
     "PHONEAGENT_SWEEP_INTERVAL_S": "1",
     "PHONEAGENT_WEBHOOK_RETRY_BASE_S": "0.5",
     "PHONEAGENT_WEBHOOK_ENDED_GRACE_S": "1",
+    # a dead egress is noticed within seconds, and a track egress outliving its call is stopped soon
+    "PHONEAGENT_RECORDING_PROBE_INTERVAL_S": "2",
+    "PHONEAGENT_RECORDING_STOP_AFTER_S": "2",
+    "PHONEAGENT_RECORDING_LOST_AFTER_S": "10",
 }
 
 # differs from the worker's built-in greeting: hearing it proves the profile came from the control plane
