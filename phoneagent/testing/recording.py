@@ -70,3 +70,59 @@ def decode(path: Path, *, rate: int = 16_000) -> Decoded:
             data = np.frombuffer(w.readframes(n), dtype="<i2").astype(np.float64) / 32768.0
             got_rate = w.getframerate()
     return Decoded(got_rate, data.reshape(-1, ch).T.copy())
+
+
+def tone_track(
+    path: Path, *, freq: float, bursts: list[float], length_s: float, burst_s: float = 0.2
+) -> Path:
+    """An Ogg/Opus file like a track egress writes: silence with a tone burst starting at each of
+    ``bursts`` (seconds into the file). Encoded with gst-launch-1.0 (opusenc, oggmux)."""
+    import subprocess
+
+    from phoneagent.recording.merge import gst_launch
+
+    rate = 48_000
+    x = np.zeros(int(length_s * rate))
+    t = np.arange(int(burst_s * rate)) / rate
+    for start in bursts:
+        a = int(start * rate)
+        x[a : a + t.size] = 0.5 * np.sin(2 * np.pi * freq * t)[: max(0, x.size - a)]
+    wav_path = path.with_suffix(".wav")
+    with wave.open(str(wav_path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((x * 32767).astype("<i2").tobytes())
+    subprocess.run(
+        [gst_launch(), "-q", "-e", "filesrc", f"location={wav_path}", "!", "wavparse", "!", "audioconvert",
+         "!", "opusenc", "bitrate=64000", "!", "oggmux", "!", "filesink", f"location={path}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    wav_path.unlink()
+    return path
+
+
+def tone_share(
+    decoded: Decoded, channel: int, freq: float, start_s: float = 0.0, end_s: float | None = None
+) -> float:
+    """The share of a channel's energy within 30 Hz of ``freq`` (0..1)."""
+    a = int(start_s * decoded.rate)
+    b = decoded.channels.shape[1] if end_s is None else int(end_s * decoded.rate)
+    x = decoded.channels[channel, a:b]
+    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1 / decoded.rate)
+    total = spectrum.sum()
+    return float(spectrum[np.abs(freqs - freq) < 30].sum() / total) if total > 0 else 0.0
+
+
+def onsets(decoded: Decoded, channel: int, *, threshold: float = 0.05, min_gap_s: float = 0.5) -> list[float]:
+    """Times (s, 1 ms resolution) where a channel's amplitude first crosses ``threshold`` after quiet."""
+    x = np.abs(decoded.channels[channel])
+    step = decoded.rate // 1000
+    env = x[: x.size // step * step].reshape(-1, step).max(axis=1)
+    out: list[float] = []
+    for i in np.flatnonzero(env > threshold):
+        t = i / 1000
+        if not out or t - out[-1] >= min_gap_s:
+            out.append(t)
+    return out
