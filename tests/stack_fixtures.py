@@ -35,13 +35,16 @@ TEST_PORTS = {
         "sip_health_port": 18089,
         "worker_http_port": 18081,
         "api_port": 18000,
+        # not the stack's: the S3-compatible server (MinIO) of the recording storage tests
+        "minio_port": 19000,
     }.items()
 }
+STACK_PORTS = {name: port for name, port in TEST_PORTS.items() if name in Settings.model_fields}
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONEAGENT_", "LIVEKIT_"))}
-    for key in ("state_dir", "cache_dir", "agent_name", "dev_number", "greeting", *TEST_PORTS):
+    for key in ("state_dir", "cache_dir", "agent_name", "dev_number", "greeting", *STACK_PORTS):
         env[f"PHONEAGENT_{key.upper()}"] = str(getattr(settings, key))
     return env
 
@@ -56,7 +59,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         state_dir=tmp_path_factory.mktemp("stack-state"),
         agent_name="phoneagent-test",
         extra_webhook_urls=[f"http://127.0.0.1:{SPARE_API_PORT}/webhooks/livekit"],
-        **TEST_PORTS,  # type: ignore[arg-type]
+        **STACK_PORTS,  # type: ignore[arg-type]
     )
 
 

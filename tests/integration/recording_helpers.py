@@ -20,8 +20,9 @@ T0 = 1_795_600_000_000_000_000
 
 
 class FakeEgress(LiveKitEgress):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, suffix: str = "") -> None:
         super().__init__(settings)
+        self.suffix = suffix  # egress ids are EG_<track id><suffix>
         self.tracks_in_room: CallTracks | None = CallTracks(caller="TR_caller", agent="TR_agent")
         self.running = True  # egress takes requests
         self.answering: bool | None = True  # its handlers answer the probe
@@ -37,7 +38,7 @@ class FakeEgress(LiveKitEgress):
         if not self.running:
             raise EgressUnavailable("no egress took the request (no response from servers)")
         self.started.append((track_id, filepath))
-        st = state(f"EG_{track_id}", "starting", track_id=track_id)
+        st = state(f"EG_{track_id}{self.suffix}", "starting", track_id=track_id)
         self.states[st.egress_id] = st
         return st
 
