@@ -111,6 +111,8 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
 def _object_response(
     settings: Settings, call: Call, location: str, download: bool, range_header: str | None
 ) -> Response:
+    if not settings.s3_bucket:
+        raise NotFound("this call's recording is in S3 storage, which this control plane is not set up for")
     store = S3Store(settings)
     suffix = Path(location).suffix.lower()
     disposition = _disposition(call, suffix, download)

@@ -172,6 +172,8 @@ def store_for(settings: Settings) -> S3Store | LocalStore:
 def delete_location(settings: Settings, location: str) -> None:
     """Delete a recording wherever its location says it is."""
     if is_s3(location):
+        if not settings.s3_bucket:
+            raise StorageError(f"{location} is in S3 storage, which is not set up (PHONEAGENT_S3_*)")
         S3Store(settings).delete(location)
     else:
         LocalStore(settings.recordings_path).delete(location)

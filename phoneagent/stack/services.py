@@ -14,6 +14,7 @@ handler the service left behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import signal
 import socket
 import string
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -54,6 +56,7 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
     stop_signal: int = signal.SIGTERM
     prepare: Callable[[], None] | None = None  # runs before each start (e.g. clear a scratch dir)
+    after_stop: Callable[[], None] | None = None  # runs after it was stopped
 
 
 @dataclass
@@ -65,9 +68,31 @@ class ServiceState:
     log: Path
 
 
-def _fresh_dir(path: Path) -> None:
+def _fresh_dir(path: Path, link: Path | None = None) -> None:
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True, mode=0o700)
+    if link is not None:
+        link.unlink(missing_ok=True)
+        link.symlink_to(path, target_is_directory=True)
+
+
+def _drop_dir(path: Path, link: Path | None = None) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if link is not None and link.is_symlink():
+        link.unlink(missing_ok=True)
+
+
+# egress binds Unix sockets at $TMPDIR/<NE_ or EGH_ id>/<name>_ipc.sock; a socket path has at most 107
+# bytes, so a scratch dir deep in the file system is reached through a short symlink in /tmp
+_SOCKET_ROOM = len("/EGH_xxxxxxxxxxxx/handler_ipc.sock") + 8
+
+
+def _egress_tmpdir(scratch: Path) -> Path | None:
+    """A short name for egress's scratch dir when its own path leaves no room for socket names."""
+    if len(str(scratch)) + _SOCKET_ROOM <= 107:
+        return None
+    tag = hashlib.sha256(str(scratch).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"phoneagent-egress-{tag}"
 
 
 def _http_ok(url: str, *, also: tuple[int, ...] = ()) -> bool:
@@ -185,6 +210,7 @@ class Stack:
             lk_bin, sip_bin = self.paths.binary(LIVEKIT_SERVER), self.paths.binary(LIVEKIT_SIP)
             egress_bin = self.paths.binary(EGRESS)
         egress_tmp = self.paths.state / "egress"
+        egress_link = _egress_tmpdir(egress_tmp)
         redis_conf = self._render("deploy/redis.conf.tmpl", "redis.conf", sec)
         lk_conf = self._render("deploy/livekit.yaml.tmpl", "livekit.yaml", sec)
         sip_conf = self._render("sip/livekit-sip.yaml.tmpl", "livekit-sip.yaml", sec)
@@ -220,10 +246,11 @@ class Stack:
                 # per-recording scratch dirs (egress never removes them: cleared before each start)
                 env={
                     "PATH": f"{egress_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-                    "TMPDIR": str(egress_tmp),
+                    "TMPDIR": str(egress_link or egress_tmp),
                 },
                 stop_signal=signal.SIGINT,
-                prepare=lambda: _fresh_dir(egress_tmp),
+                prepare=lambda: _fresh_dir(egress_tmp, egress_link),
+                after_stop=lambda: _drop_dir(egress_tmp, egress_link),
             ),
         ]
 
@@ -354,6 +381,8 @@ class Stack:
         if pid is not None:
             self._stop_pid(pid, sig=svc.stop_signal)
             progress(f"{svc.name}: stopped (pid {pid})")
+            if svc.after_stop is not None:
+                svc.after_stop()
         self.paths.pidfile(svc.name).unlink(missing_ok=True)
 
     def down(self, progress: Progress = print) -> None:

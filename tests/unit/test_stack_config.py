@@ -63,4 +63,22 @@ def test_services_check_every_port_they_use(tmp_path: Path) -> None:
     assert egress.tcp_ports == egress.udp_ports == []  # it listens on nothing
     # its handlers are `egress run-handler` found on PATH, with scratch space inside the state dir
     assert egress.env["PATH"].split(":")[0] == str(s.paths.binary(EGRESS).parent)
-    assert Path(egress.env["TMPDIR"]).is_relative_to(s.paths.state)
+    assert egress.prepare is not None
+    egress.prepare()  # makes the scratch dir (and a short link to it when its path is long)
+    tmpdir = Path(egress.env["TMPDIR"])
+    assert tmpdir.resolve().is_relative_to(s.paths.state.resolve())
+    if tmpdir.is_symlink():
+        tmpdir.unlink()
+
+
+def test_egress_scratch_dir_deep_in_the_file_system_is_reached_through_a_short_link(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 90)
+    stack = Stack(Settings(state_dir=deep / "state", cache_dir=tmp_path / "cache"))
+    egress = {svc.name: svc for svc in stack.services()}["egress"]
+    tmpdir = Path(egress.env["TMPDIR"])
+    # egress binds Unix sockets (at most 107 bytes) at $TMPDIR/EGH_<12>/handler_ipc.sock
+    assert len(str(tmpdir / "EGH_xxxxxxxxxxxx" / "handler_ipc.sock")) <= 107
+    assert egress.prepare is not None
+    egress.prepare()
+    assert tmpdir.is_symlink() and tmpdir.resolve() == (deep / "state" / "egress").resolve()
+    tmpdir.unlink()
