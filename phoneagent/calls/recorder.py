@@ -48,6 +48,7 @@ class Recorder:
         self._egress = egress
         self._root = settings.recordings_path
         self._last_probe = datetime.min.replace(tzinfo=UTC)
+        self._finish_attempts: dict[str, int] = {}
         self.wake = asyncio.Event()
 
     async def run(self, *, idle_s: float = 1.0) -> None:
@@ -120,12 +121,21 @@ class Recorder:
 
     # ---- finish --------------------------------------------------------------------------------
 
+    MAX_FINISH_ATTEMPTS = 5  # a storage outage is retried this often before the recording fails
+
     async def finish_processing(self) -> None:
         for call_id, _room, _status in self._calls("processing"):
             try:
                 await self._finish(call_id)
-            except PhoneagentError as exc:
-                await asyncio.to_thread(self._fail, call_id, exc.message)
+            except (PhoneagentError, OSError) as exc:
+                reason = exc.message if isinstance(exc, PhoneagentError) else f"{type(exc).__name__}: {exc}"
+                tries = self._finish_attempts[call_id] = self._finish_attempts.get(call_id, 0) + 1
+                if getattr(exc, "retryable", False) and tries < self.MAX_FINISH_ATTEMPTS:
+                    log.warning("could not finish a recording; retrying",
+                                extra={"call_id": call_id, "error": reason, "attempt": tries})  # fmt: skip
+                    continue
+                await asyncio.to_thread(self._fail, call_id, reason)
+            self._finish_attempts.pop(call_id, None)
 
     async def _finish(self, call_id: str) -> None:
         tracks, tenant, layout, end_ns = await asyncio.to_thread(self._track_files, call_id)
