@@ -7,6 +7,7 @@ killed mid-call: the call goes on and ends normally, and the record says why the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Iterator
@@ -100,6 +101,18 @@ def _wait_reply(phone: BaresipPhone, since: int, *, timeout: float = 60) -> None
     wait_until(replied, timeout=timeout, what="the agent's reply at the caller")
 
 
+async def _delete_room(settings: Any, room: str) -> None:
+    async with livekit_api(settings) as lk:
+        await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+
+
+def _leave_no_room(settings: Any, room: str | None) -> None:
+    """The agent stays in the room a while after the caller hung up: later tests must not see it."""
+    if room:
+        with contextlib.suppress(Exception):
+            asyncio.run(_delete_room(settings, room))
+
+
 async def _agent_tracks(settings: Any, room: str) -> list[api.TrackInfo]:
     async with livekit_api(settings) as lk:
         res = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
@@ -138,7 +151,10 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
     finally:
         phone.close()
 
-    ready = _webhook(hooks, call["id"], "recording.ready", timeout=90)
+    try:
+        ready = _webhook(hooks, call["id"], "recording.ready", timeout=90)
+    finally:
+        _leave_no_room(settings, call["room_name"])
     detail = _get(cp, f"/calls/{call['id']}").json()
     assert (detail["status"], detail["end_reason"]) == ("ended", "customer_hangup")
     assert detail["recording_status"] == "ready" and detail["recording_error"] is None, detail
@@ -230,6 +246,7 @@ def test_egress_killed_mid_call_the_call_goes_on_and_the_recording_says_why_it_f
     cp = control_plane
     before = _call_ids(cp)
     question = caller_wav(tmp_path / "q.wav", QUESTION, voice)
+    call = None
     phone = BaresipPhone(tmp_path / "phone", rtp_ports=(45100, 45149)).start()
     try:
         phone.dial(f"sip:{settings.dev_number}@{settings.bind_host}:{settings.sip_port}", timeout=30)
@@ -254,6 +271,7 @@ def test_egress_killed_mid_call_the_call_goes_on_and_the_recording_says_why_it_f
     finally:
         phone.close()
         stack.up(progress=lambda m: print(f"[stack] {m}"))  # egress dead: started again
+        _leave_no_room(settings, call["room_name"] if call else None)
     assert all(s.healthy for s in stack.status())
 
     ended = _webhook(hooks, call["id"], "call.ended", timeout=30)
