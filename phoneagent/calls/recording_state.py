@@ -130,9 +130,9 @@ def settle(session: Session, call: Call) -> None:
     if call.recording_status not in LIVE:
         return
     for role in ROLES:
-        row = rows.get(role)
-        if row is not None and row.status in ("failed", "aborted", "limit_reached", "lost"):
-            fail(session, call, f"{role} track: {row.error or row.status}")
+        bad = rows.get(role)
+        if bad is not None and bad.status in ("failed", "aborted", "limit_reached", "lost"):
+            fail(session, call, f"{role} track: {bad.error or bad.status}")
             return
     if call.status != "ended" or any(r.status not in ENDED_EGRESS for r in rows.values()):
         return
