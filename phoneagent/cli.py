@@ -136,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dev", help="the main job: stack up, SIP routing, worker; prints the number to dial")
     p.set_defaults(func=_dev_cmd)
 
-    p = sub.add_parser("stack", help="the local LiveKit stack: Redis, livekit-server, livekit-sip")
+    p = sub.add_parser("stack", help="the local LiveKit stack: Redis, livekit-server, livekit-sip, egress")
     p.add_argument("action", choices=["install", "up", "down", "status", "logs"])
-    p.add_argument("service", nargs="?", help="for logs: redis, livekit-server or livekit-sip")
+    p.add_argument("service", nargs="?", help="for logs: redis, livekit-server, livekit-sip or egress")
     p.add_argument("-n", "--lines", type=int, default=40, help="for logs: how many lines")
     p.add_argument("-f", "--follow", action="store_true", help="for logs: keep printing new lines")
     p.set_defaults(func=_stack_cmd)

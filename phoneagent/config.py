@@ -98,6 +98,26 @@ class Settings(BaseSettings):
     # call recordings are local files: Call.recording_location is a path inside this directory
     # (relative to it, or absolute within it); empty: <state_dir>/recordings
     recordings_dir: Path | None = None
+    # where finished recordings are kept: local (recordings_dir) or s3 (an S3-compatible bucket; the
+    # control plane uploads each merged file and serves it from there)
+    recording_storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    s3_prefix: str = "recordings/"
+    # empty: AWS (https://s3.<region>.amazonaws.com); else e.g. http://127.0.0.1:9000 (MinIO, Ceph, R2)
+    s3_endpoint: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: SecretStr = SecretStr("")
+    # recordings (files and objects) older than this many days are deleted by the sweeper; 0: kept
+    recording_retention_days: int = Field(default=0, ge=0, le=36500)
+    # a track recording still running this long after its call ended is stopped (the agent may stay
+    # in the room after the caller hung up; what egress writes after the call is cut off when the
+    # tracks are merged); one not ended this long after that is failed ("egress stopped
+    # responding"), as is one whose egress does not answer the probe sent every
+    # recording_probe_interval_s twice in a row
+    recording_stop_after_s: float = Field(default=3.0, ge=0.5, le=600.0)
+    recording_lost_after_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+    recording_probe_interval_s: float = Field(default=10.0, ge=0.5, le=600.0)
     # signs the review pages' session cookies; empty: generated once into <state_dir>/review-secret.
     # Control planes behind one address need the same value.
     session_secret: SecretStr = SecretStr("")
@@ -188,6 +208,12 @@ class Settings(BaseSettings):
         if v.get_secret_value() and len(v.get_secret_value()) < 32:
             raise ValueError("session_secret must be at least 32 characters (or empty: generated)")
         return v
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> Settings:
+        if self.recording_storage == "s3" and not self.s3_bucket:
+            raise ValueError("recording_storage=s3 needs s3_bucket (PHONEAGENT_S3_BUCKET)")
+        return self
 
     @model_validator(mode="after")
     def _ranges(self) -> Settings:

@@ -13,7 +13,7 @@ from phoneagent.config import Settings
 from phoneagent.errors import PhoneagentError
 from phoneagent.stack import install, ports
 from phoneagent.stack.services import Stack
-from phoneagent.stack.versions import APT_BUILD, APT_RUNTIME, APT_TEST, GO_BINARIES, MIN_GO
+from phoneagent.stack.versions import APT_BUILD, APT_RUNTIME, APT_TEST, GO_BINARIES, MIN_GO, TEST_GO_BINARIES
 
 OK, WARN, BAD = "ok  ", "warn", "FAIL"
 
@@ -64,6 +64,10 @@ def run_doctor(settings: Settings) -> int:
             spec.key,
             str(path) if path.is_file() else "not built yet (`phoneagent stack up` builds it)",
         )
+    for spec in TEST_GO_BINARIES:
+        path = stack.paths.binary(spec)
+        missing = "not built yet (the recording storage tests build it)"
+        row(OK if path.is_file() else WARN, spec.key, str(path) if path.is_file() else missing)
 
     for what, loader in (("piper voice", "piper_voice_files"), ("whisper model", "whisper_model_dir")):
         from phoneagent.speech import models

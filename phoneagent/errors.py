@@ -10,7 +10,9 @@
     │   ├── PortInUseError         a port the stack needs is taken (names the port and the process)
     │   └── ServiceStartError      a service died or missed its health deadline during start
     ├── TelephonyError             a LiveKit server API call failed (retryable when transient)
+    │   └── EgressUnavailable      no egress took a recording request (egress is not running)
     ├── ControlPlaneError          the CLI could not use the control plane's HTTP API (down, wrong key)
+    ├── StorageError               recording storage (S3) failed or is unreachable (retryable)
     └── RequestError               a client's request cannot be carried out (the API maps these to 4xx)
         ├── NotFound               no such resource for this tenant (404)
         ├── Conflict               a name is taken, or the resource is still in use (409)
@@ -67,8 +69,16 @@ class TelephonyError(PhoneagentError):
     pass
 
 
+class EgressUnavailable(TelephonyError):
+    retryable = True
+
+
 class ControlPlaneError(PhoneagentError):
     pass
+
+
+class StorageError(PhoneagentError):
+    retryable = True
 
 
 class RequestError(PhoneagentError):

@@ -19,6 +19,7 @@ from phoneagent.stack.services import Stack
 from phoneagent.testing.processes import LoggedProcess, assert_all_gone
 
 # PHONEAGENT_TEST_PORT_OFFSET moves every test port, so that two checkouts can run their suites at once
+# (with offset 4000 no port, nor the RTP range, lands on one of the unmoved suite's)
 PORT_OFFSET = int(os.environ.get("PHONEAGENT_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = {
     name: port + PORT_OFFSET
@@ -29,18 +30,21 @@ TEST_PORTS = {
         "livekit_rtc_udp_start": 51000,
         "livekit_rtc_udp_end": 51049,
         "sip_port": 15060,
-        "sip_rtp_start": 11000,
-        "sip_rtp_end": 11299,
+        "sip_rtp_start": 13000,
+        "sip_rtp_end": 13299,
         "sip_health_port": 18089,
         "worker_http_port": 18081,
         "api_port": 18000,
+        # not the stack's: the S3-compatible server (MinIO) of the recording storage tests
+        "minio_port": 19000,
     }.items()
 }
+STACK_PORTS = {name: port for name, port in TEST_PORTS.items() if name in Settings.model_fields}
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONEAGENT_", "LIVEKIT_"))}
-    for key in ("state_dir", "cache_dir", "agent_name", "dev_number", "greeting", *TEST_PORTS):
+    for key in ("state_dir", "cache_dir", "agent_name", "dev_number", "greeting", *STACK_PORTS):
         env[f"PHONEAGENT_{key.upper()}"] = str(getattr(settings, key))
     return env
 
@@ -55,7 +59,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         state_dir=tmp_path_factory.mktemp("stack-state"),
         agent_name="phoneagent-test",
         extra_webhook_urls=[f"http://127.0.0.1:{SPARE_API_PORT}/webhooks/livekit"],
-        **TEST_PORTS,  # type: ignore[arg-type]
+        **STACK_PORTS,  # type: ignore[arg-type]
     )
 
 
@@ -75,6 +79,10 @@ E2E_CONTROL_PLANE_ENV = {
     "PHONEAGENT_SWEEP_INTERVAL_S": "1",
     "PHONEAGENT_WEBHOOK_RETRY_BASE_S": "0.5",
     "PHONEAGENT_WEBHOOK_ENDED_GRACE_S": "1",
+    # a dead egress is noticed within seconds, and a track egress outliving its call is stopped soon
+    "PHONEAGENT_RECORDING_PROBE_INTERVAL_S": "2",
+    "PHONEAGENT_RECORDING_STOP_AFTER_S": "2",
+    "PHONEAGENT_RECORDING_LOST_AFTER_S": "10",
 }
 
 # differs from the worker's built-in greeting: hearing it proves the profile came from the control plane

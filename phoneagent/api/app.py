@@ -20,7 +20,7 @@ from phoneagent.api.deps import SignInRequired
 from phoneagent.api.routes import calls, campaigns, health, resources, review, webhook_endpoints, webhooks
 from phoneagent.config import Settings, get_settings
 from phoneagent.db.engine import database_url, make_engine, session_factory
-from phoneagent.errors import InvalidField, PhoneagentError, RequestError, TelephonyError
+from phoneagent.errors import InvalidField, PhoneagentError, RequestError, StorageError, TelephonyError
 from phoneagent.review.pages import STATIC_DIR, error_page, is_review_page, make_templates
 from phoneagent.review.session import COOKIE_PATH, signer_for
 from phoneagent.telephony.sip import LiveKitSip
@@ -118,6 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"error": f"LiveKit: {exc.message}; nothing was written", "detail": []},
             status_code=503 if exc.retryable else 502,
         )
+
+    @app.exception_handler(StorageError)
+    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+        log.warning("recording storage failed", extra={"error": exc.message})
+        return JSONResponse({"error": f"recording storage: {exc.message}", "detail": []}, status_code=503)
 
     @app.exception_handler(PhoneagentError)
     async def _other(_: Request, exc: PhoneagentError) -> JSONResponse:

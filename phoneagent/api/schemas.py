@@ -24,6 +24,16 @@ Secret = Annotated[str, Field(max_length=200, pattern=r"^[\x21-\x7e]*$")]
 SipUser = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9._~+-]*$")]
 
 
+def _recordable(v: str) -> str:
+    if v != "ogg":
+        # never sent to egress: a missing GStreamer element makes the whole egress service exit
+        raise ValueError(
+            f"{v} cannot be recorded: it needs an AAC encoder (GStreamer's faac element), which this "
+            "egress build (v1.8.6, Debian GStreamer) lacks; use ogg (Opus)"
+        )
+    return v
+
+
 def _e164(v: str) -> str:
     return to_e164(v)
 
@@ -53,6 +63,15 @@ E164 = Annotated[str, Field(max_length=32, examples=["+14155550100"]), AfterVali
 Cidr = Annotated[str, Field(max_length=64, examples=["203.0.113.0/24"]), AfterValidator(_cidr)]
 Host = Annotated[str, Field(max_length=260), AfterValidator(_host)]
 Numbers = Annotated[list[E164], Field(max_length=100)]
+RecordingFormat = Annotated[
+    Literal["ogg", "mp4", "m4a"],
+    Field(description="ogg (Opus; the only one this egress build writes): mp4/m4a are refused (422)"),
+    AfterValidator(_recordable),
+]
+RecordingLayout = Annotated[
+    Literal["dual", "mixed"],
+    Field(description="dual: caller on the left channel, agent on the right; mixed: one mono channel"),
+]
 
 
 class _Out(BaseModel):
@@ -86,6 +105,8 @@ class AgentProfileUpdate(BaseModel):
     silence_timeout_s: int | None = Field(None, ge=3, le=600)
     tools: list[Tool] | None = Field(None, max_length=8)
     recording: bool | None = None
+    recording_format: RecordingFormat | None = None
+    recording_layout: RecordingLayout | None = None
 
 
 class AgentProfileCreate(AgentProfileUpdate):
@@ -118,6 +139,8 @@ class AgentProfileOut(_Out):
     silence_timeout_s: int
     tools: list[str]
     recording: bool
+    recording_format: str
+    recording_layout: str
     created_at: datetime
     updated_at: datetime
 
@@ -355,10 +378,28 @@ class EventsPage(BaseModel):
     cursor: str = Field(description="pass as `after` to get the events that arrive after these")
 
 
+class RecordingTrackOut(_Out):
+    role: str = Field(description="caller | agent")
+    egress_id: str
+    track_id: str
+    status: str = Field(description="starting | active | ending | complete | failed | aborted | lost")
+    error: str | None
+
+
 class CallDetail(CallOut):
-    recording_egress_id: str | None
-    recording_location: str | None
+    recording_egress_id: str | None = Field(description="the track egresses' ids, comma-separated")
+    recording_location: str | None = Field(
+        description="path inside the recordings directory, or s3://bucket/key"
+    )
     recording_size_bytes: int | None
+    recording_format: str | None
+    recording_layout: str | None
+    recording_error: str | None = Field(description="why the recording failed")
+    recording_started_at: datetime | None = Field(description="the wall-clock time of its first sample")
+    recording_ended_at: datetime | None
+    recording_duration_ms: int | None
+    recording_deleted_at: datetime | None
+    recording_tracks: list[RecordingTrackOut] = Field(description="the track egresses behind it")
     cost_telephony_microusd: int
     cost_speech_microusd: int
     cost_llm_microusd: int

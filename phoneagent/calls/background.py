@@ -1,5 +1,5 @@
 """The control plane's background work, started and stopped with the app: the dialer, the webhook
-deliverer, the sweeper and the campaign runner. Run it in one control-plane process per database
+deliverer, the sweeper, the campaign runner and the recorder. Run it in one control-plane process per database
 (``PHONEAGENT_BACKGROUND=false`` on the others)."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from phoneagent.calls.campaigns import CampaignRunner
 from phoneagent.calls.outbound import Dialer
 from phoneagent.calls.outbox import Deliverer, RetryPolicy
+from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.sweeper import Sweeper
 from phoneagent.config import Settings
 from phoneagent.telephony.calls import LiveKitCalls
+from phoneagent.telephony.egress import LiveKitEgress
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -34,9 +36,12 @@ class Background:
                 ended_grace_s=settings.webhook_ended_grace_s,
             ),
         )
+        self.egress = LiveKitEgress(settings)
+        self.recorder = Recorder(settings, sessions, self.egress)
         self.sweeper = Sweeper(
             sessions, self.calls, worker_lost_after_s=settings.worker_lost_after_s,
             interval_s=settings.sweep_interval_s, dialing=lambda: self.dialer.dialing,
+            recorder=self.recorder,
         )  # fmt: skip
         self.campaigns = CampaignRunner(sessions, wake_dialer=self.dialer.wake.set)
         self._tasks: list[asyncio.Task[None]] = []
@@ -47,13 +52,14 @@ class Background:
             ("webhooks", self.deliverer.run()),
             ("sweeper", self.sweeper.run()),
             ("campaigns", self.campaigns.run()),
+            ("recorder", self.recorder.run()),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"phoneagent-{name}"))
-        log.info("background work started: dialer, webhooks, sweeper, campaigns")
+        log.info("background work started: dialer, webhooks, sweeper, campaigns, recorder")
 
     def poke(self) -> None:
         """Something changed (a call queued, an event arrived): look now rather than at the next tick."""
-        for ev in (self.dialer.wake, self.deliverer.wake, self.campaigns.wake):
+        for ev in (self.dialer.wake, self.deliverer.wake, self.campaigns.wake, self.recorder.wake):
             ev.set()
 
     async def stop(self) -> None:
@@ -63,3 +69,4 @@ class Background:
         await self.dialer.aclose()
         await self.deliverer.aclose()
         await self.calls.aclose()
+        await self.egress.aclose()

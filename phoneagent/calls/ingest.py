@@ -17,9 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from phoneagent.calls import recording_state
 from phoneagent.calls.records import record_event
 from phoneagent.calls.worker_events import attach_waiting
-from phoneagent.db.models import Call, CallEvent, DispatchRule, InboundTrunk
+from phoneagent.db.models import Call, CallEvent, DispatchRule, InboundTrunk, RecordingEgress
+from phoneagent.telephony.egress import EgressState
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -59,6 +61,13 @@ def _open_inbound(session: Session, event: api.WebhookEvent, at: datetime) -> Ca
     return call
 
 
+def _apply_egress(session: Session, info: api.EgressInfo) -> None:
+    """An egress webhook about one of our track recordings (others are stored and otherwise ignored)."""
+    row = session.scalar(select(RecordingEgress).where(RecordingEgress.egress_id == info.egress_id))
+    if row is not None:
+        recording_state.apply_egress(session, row, EgressState.from_info(info))
+
+
 def ingest_livekit_event(session: Session, event: api.WebhookEvent) -> tuple[bool, Call | None]:
     """Store and apply one event; (False, ...) and no effect when this event id was seen. Commits.
 
@@ -70,6 +79,8 @@ def ingest_livekit_event(session: Session, event: api.WebhookEvent) -> tuple[boo
         return False, None
     at = datetime.fromtimestamp(event.created_at, UTC) if event.created_at else datetime.now(UTC)
     room = event.room.name if event.HasField("room") else ""
+    if not room and event.HasField("egress_info"):
+        room = event.egress_info.room_name
     call = session.scalar(select(Call).where(Call.room_name == room)) if room else None
     sip = event.HasField("participant") and event.participant.kind == SIP_KIND
     if call is None and sip and event.event == "participant_joined":
@@ -85,6 +96,8 @@ def ingest_livekit_event(session: Session, event: api.WebhookEvent) -> tuple[boo
             record_event(session, call, source="livekit", event_id=event.id, type_=event.event,
                          payload=payload, at=at)  # fmt: skip
             attach_waiting(session, call)
+        if event.HasField("egress_info"):
+            _apply_egress(session, event.egress_info)
         session.commit()
     except IntegrityError:  # the same event, stored by a concurrent request
         session.rollback()

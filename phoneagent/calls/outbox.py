@@ -79,6 +79,11 @@ def call_payload(session: Session, call: Call, *, with_transcript: bool = False)
             "status": call.recording_status,
             "location": call.recording_location,
             "size_bytes": call.recording_size_bytes,
+            "duration_ms": call.recording_duration_ms,
+            "format": call.recording_format,
+            "layout": call.recording_layout,
+            "started_at": call.recording_started_at.isoformat() if call.recording_started_at else None,
+            "error": call.recording_error,
         }
     if with_transcript:
         turns = session.scalars(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))

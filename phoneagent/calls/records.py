@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phoneagent.calls import lifecycle as lc
+from phoneagent.calls import recording_state
 from phoneagent.calls.outbox import enqueue
 from phoneagent.db.models import Call, CallEvent
 
@@ -112,8 +113,10 @@ def refresh(session: Session, call: Call) -> None:
         enqueue(session, call, "call.ringing")
     if before[2] is None and call.answered_at is not None:
         enqueue(session, call, "call.answered")
+        recording_state.begin(session, call)
     if before[0] != "ended" and call.status == "ended":
         enqueue(session, call, "call.ended")
+        recording_state.settle(session, call)
 
 
 def record_event(

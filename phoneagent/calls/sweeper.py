@@ -11,6 +11,9 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
 - dialing for longer than its ring timeout plus a minute without a dial task in this process (the
   control plane restarted mid-dial): it is read from the room: answered if the phone is active there,
   else ended as ``failed``.
+- recordings (``phoneagent.calls.recorder``): a track egress that stops answering, or is still
+  running well after its call ended, fails its recording ("egress stopped responding"); recordings
+  past their retention period are deleted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import lifecycle as lc
+from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.records import own_event
 from phoneagent.db.models import Call
 from phoneagent.telephony.calls import LiveKitCalls
@@ -42,12 +46,14 @@ class Sweeper:
         worker_lost_after_s: float,
         interval_s: float,
         dialing: Callable[[], set[str]] = set,
+        recorder: Recorder | None = None,
     ) -> None:
         self._sessions = sessions
         self._calls = calls
         self._lost_after = worker_lost_after_s
         self._interval = interval_s
         self._dialing = dialing  # calls this process is dialing right now
+        self._recorder = recorder
         self._no_agent_since: dict[str, float] = {}
         self.wake = asyncio.Event()
 
@@ -71,6 +77,18 @@ class Sweeper:
             return list(rows)
 
     async def sweep(self) -> None:
+        if self._recorder is None:
+            await self._sweep_calls()
+            return
+        # egress probes may each wait seconds for an answer: never hold up the calls' sweep for them
+        calls, recordings = await asyncio.gather(
+            self._sweep_calls(), self._recorder.sweep(), return_exceptions=True
+        )
+        for result in (calls, recordings):
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _sweep_calls(self) -> None:
         live = await asyncio.to_thread(self._live)
         seen = set()
         now = time.monotonic()

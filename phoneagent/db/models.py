@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phoneagent.db.base import Base, new_id, utcnow
@@ -54,6 +54,8 @@ class AgentProfile(_Resource, Base):
     silence_timeout_s: Mapped[int] = mapped_column(Integer, default=20)
     tools: Mapped[list[str]] = mapped_column(default=list)
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
+    recording_format: Mapped[str] = mapped_column(String(8), default="ogg", server_default="ogg")
+    recording_layout: Mapped[str] = mapped_column(String(8), default="dual", server_default="dual")
 
 
 class InboundTrunk(_Resource, Base):
@@ -133,6 +135,7 @@ class Call(Base):
         Index("ix_calls_tenant_to", "tenant_id", "to_number", "created_at", "id"),
         Index("ix_calls_room", "room_name"),
         Index("ix_calls_status_created", "status", "created_at"),  # the dialer's queue and the sweeper
+        Index("ix_calls_recording", "recording_status", "recording_ended_at"),  # recorder and retention
         UniqueConstraint("tenant_id", "idempotency_key"),
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("call"))
@@ -154,10 +157,20 @@ class Call(Base):
     answered_at: Mapped[datetime | None] = mapped_column(default=None)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    # the recording (see phoneagent.calls.recorder): egress ids of its tracks (comma-separated);
+    # status pending | recording | processing | ready | failed | deleted; where the file is
+    # (relative to the recordings directory, or s3://bucket/key); why it failed
     recording_egress_id: Mapped[str | None] = mapped_column(String(64), default=None)
     recording_status: Mapped[str | None] = mapped_column(String(16), default=None)
     recording_location: Mapped[str | None] = mapped_column(String(500), default=None)
     recording_size_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
+    recording_format: Mapped[str | None] = mapped_column(String(8), default=None)
+    recording_layout: Mapped[str | None] = mapped_column(String(8), default=None)
+    recording_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    recording_started_at: Mapped[datetime | None] = mapped_column(default=None)  # file time 0
+    recording_ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    recording_duration_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    recording_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
     cost_telephony_microusd: Mapped[int] = mapped_column(Integer, default=0)
     cost_speech_microusd: Mapped[int] = mapped_column(Integer, default=0)
     cost_llm_microusd: Mapped[int] = mapped_column(Integer, default=0)
@@ -168,6 +181,33 @@ class Call(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"), default=None, index=True)
+
+
+class RecordingEgress(Base):
+    """One TrackEgress of a call's recording: the caller's or the agent's audio track into its own file.
+
+    Times in ``file_*_ns`` are egress's ``FileInfo`` (Unix nanoseconds): ``file_started_ns`` is the
+    wall-clock time of the file's first sample, which aligns the two tracks when they are merged."""
+
+    __tablename__ = "recording_egresses"
+    __table_args__ = (UniqueConstraint("call_id", "role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(8))  # caller | agent
+    egress_id: Mapped[str] = mapped_column(String(64), unique=True)
+    track_id: Mapped[str] = mapped_column(String(64))
+    # starting | active | ending | complete | failed | aborted | lost (stopped responding)
+    status: Mapped[str] = mapped_column(String(12), default="starting")
+    error: Mapped[str | None] = mapped_column(String(500), default=None)
+    filepath: Mapped[str] = mapped_column(String(1000))  # absolute: where egress writes the track
+    file_started_ns: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    file_ended_ns: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    file_duration_ns: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    file_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    stop_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    unanswered_probes: Mapped[int] = mapped_column(Integer, default=0)  # in a row
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class CallTurn(Base):

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 
+import numpy as np
 from livekit import rtc
 from livekit.agents import stt, utils
 from livekit.agents.stt.stream_adapter import StreamAdapter, StreamAdapterWrapper
@@ -27,6 +28,24 @@ from livekit.agents.vad import VAD, VADEventType
 log = logging.getLogger("phoneagent.speech")
 
 SPECULATE_AFTER_S = 0.15
+
+
+# the tail the guess did not hear must be this quiet for the guess to stand (the VAD may take soft
+# speech, a trailing "s" or "hours", for silence)
+QUIET_TAIL_DBFS = -42.0
+
+
+def _quiet_after(frames: list[rtc.AudioFrame], samples: int) -> bool:
+    """Whether the audio of ``frames`` after the first ``samples`` is silence, 20 ms at a time."""
+    pcm = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames]) if frames else np.zeros(0)
+    tail = pcm[samples:].astype(np.float64)
+    if tail.size == 0:
+        return True
+    rate = frames[0].sample_rate
+    step = max(1, rate // 50)
+    windows = tail[: tail.size // step * step].reshape(-1, step) if tail.size >= step else tail.reshape(1, -1)
+    rms = np.sqrt(np.mean(windows**2, axis=1))
+    return bool(20 * np.log10(max(float(rms.max()), 1e-9) / 32768.0) < QUIET_TAIL_DBFS)
 
 
 class SpeculativeStreamAdapter(StreamAdapter):
@@ -82,6 +101,7 @@ class _SpeculativeStream(StreamAdapterWrapper):
             # no new guess starts before they finish (two Whisper runs would fight for the CPU)
             stale: set[asyncio.Task[stt.SpeechEvent]] = set()
             after = self._adapter._speculate_after_s
+            guessed_samples = 0
             async for ev in vad_stream:
                 if ev.type == VADEventType.START_OF_SPEECH:
                     speech = list(ev.frames)
@@ -92,6 +112,7 @@ class _SpeculativeStream(StreamAdapterWrapper):
                     stale = {t for t in stale if not t.done()}
                     if guess is None and silent >= after and not stale:
                         guess = self._start(speech)
+                        guessed_samples = sum(f.samples_per_channel for f in speech)
                     elif guess is not None and silent < after:
                         stale.add(guess)  # the caller went on: the guess missed the rest
                         guess = None
@@ -101,10 +122,13 @@ class _SpeculativeStream(StreamAdapterWrapper):
                     self._event_ch.send_nowait(
                         stt.SpeechEvent(stt.SpeechEventType.END_OF_SPEECH, speech_end_time=speech_end)
                     )
-                    if guess is not None:
+                    if guess is not None and _quiet_after(ev.frames, guessed_samples):
                         self._adapter.speculations_used += 1
                         result = await guess
                     else:
+                        if guess is not None:  # soft speech the VAD took for silence came after it
+                            stale.add(guess)
+                            self._adapter.speculations_dropped += 1
                         result = await self._start(list(ev.frames))
                     speech, guess = None, None
                     if result.alternatives and result.alternatives[0].text:

@@ -3,7 +3,9 @@
 The binaries are built once per pinned version into the cache (``~/.cache/phoneagent/bin/<name>-<version>/``),
 so a second clone or a re-run reuses them. Builds go through ``go mod download`` and ``go build`` in the
 downloaded module rather than ``go install MODULE@VERSION``: ``go install`` also asks the proxy for the
-module's version list (to print deprecations), which the reachable proxy refuses for livekit/sip.
+module's version list (to print deprecations), which the reachable proxy refuses for livekit/sip. A
+module that needs files its zip lacks (egress embeds a web bundle) is built in a writable copy with
+placeholders; nothing else of the downloaded source is changed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -87,22 +91,37 @@ def _require_go() -> None:
         )
 
 
-def _require_pkg_config(libs: Iterable[str]) -> None:
-    libs = list(libs)
+def _require_pkg_config(spec: GoBinary) -> None:
+    libs = list(spec.pkg_config)
     if not libs:
         return
     if shutil.which("pkg-config") is None:
         raise MissingToolError(
-            "pkg-config is missing (needed by livekit-sip's cgo build)", hint="apt-get install pkg-config"
+            f"pkg-config is missing (needed by {spec.name}'s cgo build)", hint="apt-get install pkg-config"
         )
     missing = [
         lib for lib in libs if subprocess.run(["pkg-config", "--exists", lib], check=False).returncode != 0
     ]
     if missing:
         raise MissingToolError(
-            f"pkg-config cannot find: {', '.join(missing)}",
-            hint="apt-get install libopus-dev libopusfile-dev libsoxr-dev",
+            f"pkg-config cannot find: {', '.join(missing)}", hint=f"apt-get install {spec.apt_hint}"
         )
+
+
+def _writable_copy(module_dir: Path, spec: GoBinary, into: Path) -> Path:
+    """The module's source (read-only in the module cache), copied with the placeholders it needs."""
+    src = into / f"{spec.name}-{spec.version}"
+    shutil.copytree(module_dir, src)
+    for root, dirs, files in os.walk(src):
+        for name in dirs + files:
+            p = Path(root) / name
+            p.chmod(p.stat().st_mode | 0o200)
+    src.chmod(src.stat().st_mode | 0o200)
+    for rel in spec.placeholders:
+        target = src / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("placeholder: not built from the module zip (unused by phoneagent)\n")
+    return src
 
 
 def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
@@ -111,15 +130,16 @@ def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
     if target.is_file() and os.access(target, os.X_OK):
         return target
     _require_go()
-    _require_pkg_config(spec.pkg_config)
+    _require_pkg_config(spec)
     target.parent.mkdir(parents=True, exist_ok=True)
     build_log = paths.build_log(spec)
     log.info(
         "building from Go module (first run only; a few minutes)",
         extra={"go_module": spec.module, "version": spec.version},
     )
-    env = {**os.environ, "CGO_ENABLED": "1" if spec.pkg_config else "0"}
-    with build_log.open("w") as fh:
+    env = {**os.environ, "CGO_ENABLED": "1" if spec.pkg_config else "0", **dict(spec.env)}
+    started = time.monotonic()
+    with build_log.open("w") as fh, tempfile.TemporaryDirectory(prefix="build-", dir=target.parent) as work:
         dl = subprocess.run(
             ["go", "mod", "download", "-json", f"{spec.module}@{spec.version}"],
             capture_output=True,
@@ -136,16 +156,19 @@ def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
                 hint="check that the Go module proxy is reachable (GOPROXY)",
             )
         tmp = target.with_name(target.name + ".tmp")
+        src = _writable_copy(Path(info["Dir"]), spec, Path(work)) if spec.placeholders else Path(info["Dir"])
         fh.flush()
         built = subprocess.run(
             ["go", "build", "-trimpath", "-o", str(tmp), spec.package],
-            cwd=info["Dir"],
+            cwd=src,
             stdout=fh,
             stderr=subprocess.STDOUT,
             env=env,
             check=False,
         )
+        fh.write(f"\nbuilt in {time.monotonic() - started:.0f} s\n")
     if built.returncode != 0:
         raise BuildError(f"go build of {spec.key} failed:\n{_tail(build_log)}", hint=f"full log: {build_log}")
     tmp.replace(target)
+    log.info("built", extra={"go_module": spec.module, "seconds": round(time.monotonic() - started)})
     return target

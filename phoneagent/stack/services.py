@@ -1,21 +1,30 @@
-"""Start, watch and stop the stack's processes: Redis, livekit-server, livekit-sip.
+"""Start, watch and stop the stack's processes: Redis, livekit-server, livekit-sip, egress.
 
 ``up`` starts only what is not already running, checks every port first (a taken port names the
 process holding it), and waits for each service's health check with a deadline; a service that
 dies during start raises with its own last log lines. ``down`` stops only processes whose pid file
-``up`` wrote, after checking the pid still belongs to that program.
+``up`` wrote, after checking the pid still belongs to that program. A service that died is started
+again by the next ``up`` (its stale pid file is removed first).
+
+egress re-executes itself (``egress run-handler``, found on PATH) for every recording, in a session of
+its own: stopping it sends SIGINT (finish the recordings now, then exit) and afterwards ends any
+handler the service left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import string
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,12 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from phoneagent.config import Settings
 from phoneagent.errors import PortInUseError, ServiceStartError
 from phoneagent.stack import install, ports
 from phoneagent.stack.paths import StackPaths, template
 from phoneagent.stack.secrets import StackSecrets, load_or_create
-from phoneagent.stack.versions import APT_BUILD, APT_RUNTIME, LIVEKIT_SERVER, LIVEKIT_SIP
+from phoneagent.stack.versions import APT_BUILD, APT_RUNTIME, EGRESS, LIVEKIT_SERVER, LIVEKIT_SIP
 
 log = logging.getLogger("phoneagent.stack")
 
@@ -42,6 +53,10 @@ class Service:
     health: Callable[[], bool]
     tcp_ports: list[int] = field(default_factory=list)
     udp_ports: list[int] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
+    stop_signal: int = signal.SIGTERM
+    prepare: Callable[[], None] | None = None  # runs before each start (e.g. clear a scratch dir)
+    after_stop: Callable[[], None] | None = None  # runs after it was stopped
 
 
 @dataclass
@@ -51,6 +66,33 @@ class ServiceState:
     running: bool
     healthy: bool
     log: Path
+
+
+def _fresh_dir(path: Path, link: Path | None = None) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, mode=0o700)
+    if link is not None:
+        link.unlink(missing_ok=True)
+        link.symlink_to(path, target_is_directory=True)
+
+
+def _drop_dir(path: Path, link: Path | None = None) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    if link is not None and link.is_symlink():
+        link.unlink(missing_ok=True)
+
+
+# egress binds Unix sockets at $TMPDIR/<NE_ or EGH_ id>/<name>_ipc.sock; a socket path has at most 107
+# bytes, so a scratch dir deep in the file system is reached through a short symlink in /tmp
+_SOCKET_ROOM = len("/EGH_xxxxxxxxxxxx/handler_ipc.sock") + 8
+
+
+def _egress_tmpdir(scratch: Path) -> Path | None:
+    """A short name for egress's scratch dir when its own path leaves no room for socket names."""
+    if len(str(scratch)) + _SOCKET_ROOM <= 107:
+        return None
+    tag = hashlib.sha256(str(scratch).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"phoneagent-egress-{tag}"
 
 
 def _http_ok(url: str, *, also: tuple[int, ...] = ()) -> bool:
@@ -79,11 +121,54 @@ def _redis_ok(host: str, port: int, password: str) -> bool:
         return False
 
 
+def _redis_subscribed(host: str, port: int, password: str, pattern: str) -> bool:
+    """Whether some client is subscribed to a Redis channel matching ``pattern`` (PUBSUB CHANNELS)."""
+    try:
+        with socket.create_connection((host, port), timeout=2) as s:
+            s.sendall(f"AUTH {password}\r\nPUBSUB CHANNELS {pattern}\r\n".encode())
+            data = b""
+            deadline = time.monotonic() + 2
+            # the answer: +OK, then an array header *N (the number of matching channels)
+            while not re.search(rb"\+OK\r\n\*-?\d+\r\n", data) and time.monotonic() < deadline:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                data += chunk
+            m = re.search(rb"\+OK\r\n\*(-?\d+)\r\n", data)
+            return m is not None and int(m.group(1)) > 0
+    except OSError:
+        return False
+
+
+# egress subscribes to this psrpc channel on the Redis bus once it takes recording requests (and
+# only while it runs: Redis drops the subscription when its connection closes)
+EGRESS_TOPIC = "EgressInternal|StartEgress|REQ"
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return "(no log written)"
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+def _end_strays(procs: list[psutil.Process], grace_s: float = 5.0) -> None:
+    """End what is left of a stopped service's children: SIGTERM, then SIGKILL after ``grace_s``."""
+    alive = [p for p in procs if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _gone, left = psutil.wait_procs(alive, timeout=grace_s)
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 class Stack:
@@ -120,11 +205,16 @@ class Stack:
             install.ensure_apt({**APT_RUNTIME, **APT_BUILD})
             lk_bin = install.ensure_go_binary(LIVEKIT_SERVER, self.paths)
             sip_bin = install.ensure_go_binary(LIVEKIT_SIP, self.paths)
+            egress_bin = install.ensure_go_binary(EGRESS, self.paths)
         else:
             lk_bin, sip_bin = self.paths.binary(LIVEKIT_SERVER), self.paths.binary(LIVEKIT_SIP)
+            egress_bin = self.paths.binary(EGRESS)
+        egress_tmp = self.paths.state / "egress"
+        egress_link = _egress_tmpdir(egress_tmp)
         redis_conf = self._render("deploy/redis.conf.tmpl", "redis.conf", sec)
         lk_conf = self._render("deploy/livekit.yaml.tmpl", "livekit.yaml", sec)
         sip_conf = self._render("sip/livekit-sip.yaml.tmpl", "livekit-sip.yaml", sec)
+        egress_conf = self._render("deploy/egress.yaml.tmpl", "egress.yaml", sec)
         host = s.bind_host
         return [
             Service(
@@ -147,6 +237,20 @@ class Stack:
                 health=lambda: _http_ok(f"http://{host}:{s.sip_health_port}/", also=(429,)),
                 tcp_ports=[s.sip_port, s.sip_health_port],
                 udp_ports=[s.sip_port, *range(s.sip_rtp_start, s.sip_rtp_end + 1)],
+            ),
+            Service(
+                name="egress",
+                argv=[str(egress_bin), "--config", str(egress_conf)],
+                health=lambda: _redis_subscribed(host, s.redis_port, sec.redis_password, EGRESS_TOPIC),
+                # the service runs `egress run-handler` from PATH; TMPDIR holds its IPC sockets and
+                # per-recording scratch dirs (egress never removes them: cleared before each start)
+                env={
+                    "PATH": f"{egress_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                    "TMPDIR": str(egress_link or egress_tmp),
+                },
+                stop_signal=signal.SIGINT,
+                prepare=lambda: _fresh_dir(egress_tmp, egress_link),
+                after_stop=lambda: _drop_dir(egress_tmp, egress_link),
             ),
         ]
 
@@ -190,6 +294,8 @@ class Stack:
         logfile = self.paths.logfile(svc.name)
         logfile.parent.mkdir(parents=True, exist_ok=True)
         self.paths.run.mkdir(parents=True, exist_ok=True)
+        if svc.prepare is not None:
+            svc.prepare()
         with logfile.open("ab") as out:
             proc = subprocess.Popen(
                 svc.argv,
@@ -198,6 +304,7 @@ class Stack:
                 stdin=subprocess.DEVNULL,
                 cwd=self.paths.state,
                 start_new_session=True,
+                env={**os.environ, **svc.env},
             )
         self.paths.pidfile(svc.name).write_text(json.dumps({"pid": proc.pid, "exe": svc.argv[0]}))
         deadline = time.monotonic() + self.settings.health_timeout_s
@@ -243,32 +350,39 @@ class Stack:
             raise
 
     @staticmethod
-    def _stop_pid(pid: int, timeout: float = 10.0) -> None:
+    def _stop_pid(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:
+        # children that left the process group (egress's handlers run in sessions of their own)
+        strays = _descendants(pid)
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, sig)
         except ProcessLookupError:
+            _end_strays(strays)
             return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
-                return
+                break
             # reap it if it is our child, so it does not linger as a zombie
             try:
                 if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
+                    break
             except ChildProcessError:
                 pass
             time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        _end_strays(strays)
 
     def _stop(self, svc: Service, progress: Progress) -> None:
         pid = self._read_pid(svc)
         if pid is not None:
-            self._stop_pid(pid)
+            self._stop_pid(pid, sig=svc.stop_signal)
             progress(f"{svc.name}: stopped (pid {pid})")
+            if svc.after_stop is not None:
+                svc.after_stop()
         self.paths.pidfile(svc.name).unlink(missing_ok=True)
 
     def down(self, progress: Progress = print) -> None:

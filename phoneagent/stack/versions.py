@@ -12,6 +12,12 @@ class GoBinary:
     version: str
     package: str  # main package inside the module
     pkg_config: tuple[str, ...] = field(default=())  # cgo libraries that must be found by pkg-config
+    # environment for `go mod download` and `go build` (e.g. GONOSUMDB for a module sum.golang.org lacks)
+    env: tuple[tuple[str, str], ...] = field(default=())
+    # files a `//go:embed` needs that the module zip lacks: the build runs in a writable copy with them
+    placeholders: tuple[str, ...] = field(default=())
+    # Debian packages whose headers the cgo build needs (named in the hint when pkg-config fails)
+    apt_hint: str = ""
 
     @property
     def key(self) -> str:
@@ -33,9 +39,37 @@ LIVEKIT_SIP = GoBinary(
     version="v1.8.0",
     package="./cmd/livekit-sip",
     pkg_config=("opus", "opusfile", "soxr"),
+    apt_hint="libopus-dev libopusfile-dev libsoxr-dev",
 )
 
-GO_BINARIES = (LIVEKIT_SERVER, LIVEKIT_SIP)
+# Call recording. v1.8.6, not the current v1.14: the Go module proxy serves only v1.8.0 and v1.8.6 of
+# livekit/egress (403 for the rest), and sum.golang.org has no entry for them (404), hence GONOSUMDB for
+# this one module (every dependency is still checked against egress's go.sum). Its `cmd/server` embeds
+# the Chrome layout bundle, which the module zip lacks: a placeholder stands in (no Chrome egress here).
+# In v1.8.6 every RoomComposite egress runs Chrome; audio-only SDK composites came in v1.13/1.14. So
+# phoneagent records with TrackEgress (one OGG/Opus file per audio track, no Chrome) and mixes itself.
+EGRESS = GoBinary(
+    name="egress",
+    module="github.com/livekit/egress",
+    version="v1.8.6",
+    package="./cmd/server",
+    pkg_config=("gstreamer-1.0", "gstreamer-app-1.0", "gstreamer-controller-1.0"),
+    env=(("GONOSUMDB", "github.com/livekit/egress"),),
+    placeholders=("cmd/server/templates/index.html",),
+    apt_hint="libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev",
+)
+
+GO_BINARIES = (LIVEKIT_SERVER, LIVEKIT_SIP, EGRESS)
+
+# An S3-compatible server for the recording-storage tests only (never part of the stack). The proxy
+# refuses MinIO's release tags (403); this is the pseudo-version `@latest` resolves to.
+MINIO = GoBinary(
+    name="minio",
+    module="github.com/minio/minio",
+    version="v0.0.0-20260212201848-7aac2a2c5b7c",
+    package=".",
+)
+TEST_GO_BINARIES = (MINIO,)
 
 # Debian packages: what each is for, so a missing one gets an exact hint.
 APT_RUNTIME = {
@@ -43,12 +77,20 @@ APT_RUNTIME = {
     "libopus0": "Opus codec used by livekit-sip",
     "libopusfile0": "Opus files used by livekit-sip",
     "libsoxr0": "resampler used by livekit-sip",
+    "libgstreamer1.0-0": "GStreamer, the media engine of egress (call recording)",
+    "libgstreamer-plugins-base1.0-0": "GStreamer app/audio libraries egress links",
+    "gstreamer1.0-plugins-base": "Opus, Ogg, audio mixing elements egress records with",
+    "gstreamer1.0-plugins-good": "RTP depayloading for egress, WAV for recording checks",
+    "gstreamer1.0-tools": "gst-launch-1.0, which merges a call's track recordings into one file",
 }
 APT_BUILD = {
     "pkg-config": "finds the C libraries of livekit-sip's cgo build",
     "libopus-dev": "headers for livekit-sip's cgo build",
     "libopusfile-dev": "headers for livekit-sip's cgo build",
     "libsoxr-dev": "headers for livekit-sip's cgo build",
+    "gcc": "the C compiler of the cgo builds (livekit-sip, egress)",
+    "libgstreamer1.0-dev": "headers for egress's cgo build (GStreamer)",
+    "libgstreamer-plugins-base1.0-dev": "headers for egress's cgo build (gstreamer-app)",
 }
 APT_TEST = {
     "baresip-core": "the SIP phone that calls the stack in tests (plays and records 8 kHz G.711)",

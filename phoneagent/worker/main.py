@@ -11,9 +11,11 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 
+from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, WorkerOptions, llm
 from livekit.agents.cli import proto
 from livekit.agents.cli.cli import _run_worker
+from livekit.agents.voice import room_io
 from livekit.agents.voice.events import ConversationItemAddedEvent
 from livekit.plugins import silero
 
@@ -178,7 +180,7 @@ async def entrypoint(ctx: JobContext) -> None:
         instructions=instructions,
         llm_tools=None if isinstance(brain, ScriptedLLM) else profile.tools,
     )
-    await session.start(agent=agent, room=ctx.room, record=False)
+    await session.start(agent=agent, room=ctx.room, record=False, room_options=room_options())
     if isinstance(tts, PiperTTS):
         # what the scripted flow may say next is made while the caller listens to the greeting
         ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(tts.prepare(script_lines(flow.script)))))
@@ -200,6 +202,14 @@ def cancel_on_exit(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
         task.cancel()
 
     return cancel
+
+
+def room_options() -> room_io.RoomOptions:
+    """The agent's audio is published without Opus DTX: egress v1.8.6 decodes a DTX track's silences
+    onto the wrong timeline (speech shifted by up to 0.5 s in a recording); the phone line gains
+    nothing from DTX either (livekit-sip sends the caller's side without it)."""
+    publish = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, dtx=False)
+    return room_io.RoomOptions(audio_output=room_io.AudioOutputOptions(track_publish_options=publish))
 
 
 def load_script(profile: Profile) -> Script:

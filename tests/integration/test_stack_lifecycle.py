@@ -51,10 +51,10 @@ def test_up_status_down(stack: Stack) -> None:
     messages: list[str] = []
     stack.up(progress=messages.append)
     states = stack.status()
-    assert [s.name for s in states] == ["redis", "livekit-server", "livekit-sip"]
+    assert [s.name for s in states] == ["redis", "livekit-server", "livekit-sip", "egress"]
     assert all(s.healthy for s in states), states
     pids = {s.pid for s in states if s.pid}
-    assert len(pids) == 3
+    assert len(pids) == 4
     assert stat.S_IMODE(stack.paths.secrets.stat().st_mode) == 0o600
 
     again: list[str] = []
@@ -66,6 +66,21 @@ def test_up_status_down(stack: Stack) -> None:
     assert_all_gone(pids)
     assert not any(stack.paths.run.glob("*.pid"))
     assert not any(s.running for s in stack.status())
+
+
+def test_a_dead_egress_is_started_again_by_up(stack: Stack) -> None:
+    stack.up(progress=lambda _m: None)
+    egress = {s.name: s for s in stack.status()}["egress"]
+    assert egress.healthy and egress.pid
+    os.kill(egress.pid, 9)  # egress died (its pid file stays behind)
+    wait_gone = [s for s in stack.status() if s.name == "egress"][0]
+    assert not wait_gone.running and not wait_gone.healthy
+    messages: list[str] = []
+    stack.up(progress=messages.append)
+    assert "egress: removed a stale pid file (its process is gone)" in messages
+    assert [m for m in messages if m.startswith("egress: up")], messages
+    again = {s.name: s for s in stack.status()}["egress"]
+    assert again.healthy and again.pid != egress.pid
 
 
 def test_port_in_use_names_the_port_and_the_process_and_starts_nothing(stack: Stack) -> None:

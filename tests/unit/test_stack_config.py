@@ -9,6 +9,7 @@ import yaml
 
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
+from phoneagent.stack.versions import EGRESS
 
 
 def _stack(tmp_path: Path) -> Stack:
@@ -18,7 +19,7 @@ def _stack(tmp_path: Path) -> Stack:
 def test_configs_render_for_every_service(tmp_path: Path) -> None:
     stack = _stack(tmp_path)
     services = stack.services()
-    assert [s.name for s in services] == ["redis", "livekit-server", "livekit-sip"]
+    assert [s.name for s in services] == ["redis", "livekit-server", "livekit-sip", "egress"]
     sec = stack.secrets()
     conf = stack.paths.conf
 
@@ -33,6 +34,17 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
     assert lk["rtc"]["use_external_ip"] is False and lk["rtc"]["node_ip"] == "127.0.0.1"
     assert lk["bind_addresses"] == ["127.0.0.1"]
     assert lk["keys"] == {sec.livekit_api_key: sec.livekit_api_secret}
+    # clients get a loopback STUN server, never livekit-server's default (Google's)
+    assert all(u.startswith("127.0.0.1:") for u in lk["rtc"]["stun_servers"])
+
+    eg = yaml.safe_load((conf / "egress.yaml").read_text())
+    assert eg["ws_url"] == "ws://127.0.0.1:7880" and eg["redis"]["address"] == "127.0.0.1:6389"
+    assert (eg["api_key"], eg["api_secret"]) == (sec.livekit_api_key, sec.livekit_api_secret)
+    assert eg["redis"]["password"] == sec.redis_password
+    # its health, Prometheus, template and debug servers would bind every interface: all off
+    assert eg["health_port"] == eg["prometheus_port"] == eg["template_port"] == eg["debug_handler_port"] == 0
+    # several track recordings fit on 2 cores, and a busy machine never gets a recording killed
+    assert eg["cpu_cost"]["track_cpu_cost"] * 10 <= 2 and eg["cpu_cost"]["max_cpu_utilization"] == 1.0
 
     redis = (conf / "redis.conf").read_text()
     assert f"requirepass {sec.redis_password}" in redis and "bind 127.0.0.1" in redis
@@ -47,3 +59,26 @@ def test_services_check_every_port_they_use(tmp_path: Path) -> None:
     assert 5070 in by_name["livekit-sip"].udp_ports and 5070 in by_name["livekit-sip"].tcp_ports
     assert len(by_name["livekit-sip"].udp_ports) == 1 + 500  # signalling + RTP range
     assert by_name["livekit-server"].tcp_ports == [7880, 7881]
+    egress = by_name["egress"]
+    assert egress.tcp_ports == egress.udp_ports == []  # it listens on nothing
+    # its handlers are `egress run-handler` found on PATH, with scratch space inside the state dir
+    assert egress.env["PATH"].split(":")[0] == str(s.paths.binary(EGRESS).parent)
+    assert egress.prepare is not None
+    egress.prepare()  # makes the scratch dir (and a short link to it when its path is long)
+    tmpdir = Path(egress.env["TMPDIR"])
+    assert tmpdir.resolve().is_relative_to(s.paths.state.resolve())
+    if tmpdir.is_symlink():
+        tmpdir.unlink()
+
+
+def test_egress_scratch_dir_deep_in_the_file_system_is_reached_through_a_short_link(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 90)
+    stack = Stack(Settings(state_dir=deep / "state", cache_dir=tmp_path / "cache"))
+    egress = {svc.name: svc for svc in stack.services()}["egress"]
+    tmpdir = Path(egress.env["TMPDIR"])
+    # egress binds Unix sockets (at most 107 bytes) at $TMPDIR/EGH_<12>/handler_ipc.sock
+    assert len(str(tmpdir / "EGH_xxxxxxxxxxxx" / "handler_ipc.sock")) <= 107
+    assert egress.prepare is not None
+    egress.prepare()
+    assert tmpdir.is_symlink() and tmpdir.resolve() == (deep / "state" / "egress").resolve()
+    tmpdir.unlink()

@@ -15,9 +15,10 @@ from phoneagent.api import schemas as s
 from phoneagent.api.deps import SessionDep, SettingsDep, TenantDep
 from phoneagent.api.routes.resources import ERRORS
 from phoneagent.api.schemas_outbound import CallCreate
+from phoneagent.calls import recording_state
 from phoneagent.calls.outbound import CallRequest, place_call, request_hangup
 from phoneagent.calls.query import CallFilter, call_detail, events_after, list_calls
-from phoneagent.calls.recordings import CONTENT_TYPES, recording_response
+from phoneagent.calls.recordings import CONTENT_TYPES, delete_recording, recording_response
 from phoneagent.calls.timeline import summarize_event
 from phoneagent.db.models import Call
 from phoneagent.errors import InvalidField
@@ -110,9 +111,25 @@ def recording(
     tenant: TenantDep,
     settings: SettingsDep,
     download: Annotated[bool, Query(description="as an attachment rather than inline")] = False,
+    range_: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
 ) -> Any:
     call = get_owned(session, Call, tenant, call_id)
-    return recording_response(settings.recordings_path, call, download=download)
+    return recording_response(settings, call, download=download, range_header=range_)
+
+
+@router.delete(
+    "/{call_id}/recording",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete the call's recording (its file or object); deleting it again changes nothing",
+    responses={409: {"model": s.Problem, "description": "the recording is still being made"}},
+)
+def delete_recording_(
+    call_id: str, session: SessionDep, tenant: TenantDep, settings: SettingsDep
+) -> Response:
+    call = get_owned(session, Call, tenant, call_id)
+    delete_recording(session, settings, call)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{call_id}", response_model=s.CallDetail, summary="A call with its transcript and events")
@@ -122,10 +139,14 @@ def get(call_id: str, session: SessionDep, tenant: TenantDep) -> Any:
     fields = {
         name: getattr(call, name)
         for name in s.CallDetail.model_fields
-        if name not in ("transcript", "events")
+        if name not in ("transcript", "events", "recording_tracks")
     }
+    tracks = recording_state.egresses(session, call)
     return s.CallDetail(
         **fields,
+        recording_tracks=[
+            s.RecordingTrackOut.model_validate(tracks[r]) for r in recording_state.ROLES if r in tracks
+        ],  # fmt: skip
         transcript=[s.TurnOut.model_validate(t) for t in turns],
         events=[s.EventOut.model_validate(e) for e in events],
     )

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from phoneagent.api import schemas as s
 from phoneagent.api.deps import CsrfCheckedDep, ReviewSessionDep, SessionDep, SettingsDep
 from phoneagent.calls.query import call_detail, list_calls
-from phoneagent.calls.recordings import recording_path, recording_response
+from phoneagent.calls.recordings import recording_note, recording_response
 from phoneagent.db.base import utcnow
 from phoneagent.db.models import AgentProfile, Call
-from phoneagent.errors import Forbidden, InvalidField, NotFound
+from phoneagent.errors import Forbidden, InvalidField
 from phoneagent.provisioning.keys import key_for_token
 from phoneagent.provisioning.resources import get_owned, list_owned
 from phoneagent.review import charts, views
@@ -189,11 +189,7 @@ def call_page(
     call = get_owned(session, Call, rs.tenant_id, call_id)
     turns, events = call_detail(session, call)
     agent = session.get(AgentProfile, call.agent_profile_id) if call.agent_profile_id else None
-    try:
-        recording_path(settings.recordings_path, call)
-        recording_note = ""
-    except NotFound as exc:
-        recording_note = exc.message
+    note = recording_note(settings, call)
     rows = charts.latency_rows(turns)
     who, what = views.end_reason_text(call)
     ctx = {
@@ -204,7 +200,7 @@ def call_page(
         "events": views.event_views(call, events),
         "ended_by": who,
         "end_text": what,
-        "recording_note": recording_note,
+        "recording_note": note,
         "latency_rows": rows,
         "latency_svg": charts.latency_svg(rows) if rows else None,
         "segments": charts.SEGMENTS,
@@ -214,10 +210,15 @@ def call_page(
 
 @router.get("/calls/{call_id}/recording")
 def call_recording(
-    call_id: str, session: SessionDep, settings: SettingsDep, rs: ReviewSessionDep, download: bool = False
+    call_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    rs: ReviewSessionDep,
+    download: bool = False,
 ) -> Response:
     call = get_owned(session, Call, rs.tenant_id, call_id)
-    return recording_response(settings.recordings_path, call, download=download)
+    return recording_response(settings, call, download=download, range_header=request.headers.get("range"))
 
 
 def _transcript(session: Session, rs: ReviewSession, call_id: str) -> tuple[Call, list[views.TurnView]]:

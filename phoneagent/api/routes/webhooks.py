@@ -47,6 +47,9 @@ async def livekit_webhook(request: Request, session: SessionDep) -> Any:
     if event.created_at and abs(time.time() - event.created_at) > MAX_AGE_S:
         raise Unauthorized("webhook is too old (replay?)")
     new, _call = await run_in_threadpool(ingest_livekit_event, session, event)
+    bg = getattr(request.app.state, "background", None)
+    if new and bg is not None:
+        bg.poke()  # e.g. a track was published: the recorder starts recording it now
     return {"received": event.id, "duplicate": not new}
 
 

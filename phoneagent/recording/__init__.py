@@ -1,0 +1,1 @@
+"""Call recording files: merging the track recordings egress made, reading Ogg/Opus, storage."""

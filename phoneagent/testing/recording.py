@@ -1,0 +1,128 @@
+"""Reading a call recording back for checks: decoded samples per channel, loudness in time, where
+speech starts and stops (20 ms frames against a loudness threshold)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from phoneagent.recording.merge import decode_wav
+
+FRAME_S = 0.02
+
+
+@dataclass(frozen=True)
+class Decoded:
+    rate: int
+    channels: np.ndarray  # float64, shape (channels, samples), full scale 1.0
+
+    @property
+    def duration_s(self) -> float:
+        return self.channels.shape[1] / self.rate
+
+    def rms(self, channel: int, start_s: float, end_s: float) -> float:
+        a, b = int(max(0.0, start_s) * self.rate), int(max(0.0, end_s) * self.rate)
+        seg = self.channels[channel, a:b]
+        return float(np.sqrt(np.mean(seg**2))) if seg.size else 0.0
+
+    def loud_frames(self, channel: int, threshold_dbfs: float = -40.0) -> np.ndarray:
+        """Per 20 ms frame: louder than the threshold."""
+        n = int(self.rate * FRAME_S)
+        x = self.channels[channel, : self.channels.shape[1] // n * n].reshape(-1, n)
+        db = 20 * np.log10(np.maximum(np.sqrt(np.mean(x**2, axis=1)), 1e-9))
+        return db > threshold_dbfs
+
+    def speech_spans(
+        self, channel: int, *, min_gap_s: float = 0.6, min_len_s: float = 0.3
+    ) -> list[tuple[float, float]]:
+        """(start, end) seconds of stretches of speech, gaps shorter than ``min_gap_s`` bridged."""
+        loud = self.loud_frames(channel)
+        spans: list[tuple[float, float]] = []
+        for i in np.flatnonzero(loud):
+            t = i * FRAME_S
+            if spans and t - spans[-1][1] <= min_gap_s:
+                spans[-1] = (spans[-1][0], t + FRAME_S)
+            else:
+                spans.append((t, t + FRAME_S))
+        return [s for s in spans if s[1] - s[0] >= min_len_s]
+
+    def channel_wav(self, channel: int, path: Path) -> Path:
+        pcm = np.clip(self.channels[channel] * 32767, -32768, 32767).astype("<i2")
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(self.rate)
+            w.writeframes(pcm.tobytes())
+        return path
+
+
+def decode(path: Path, *, rate: int = 16_000) -> Decoded:
+    """Decode an Ogg/Opus recording (with Debian's gst-launch-1.0)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav_path = asyncio.run(decode_wav(path, Path(tmp) / "decoded.wav", rate=rate))
+        with wave.open(str(wav_path), "rb") as w:
+            n, ch = w.getnframes(), w.getnchannels()
+            data = np.frombuffer(w.readframes(n), dtype="<i2").astype(np.float64) / 32768.0
+            got_rate = w.getframerate()
+    return Decoded(got_rate, data.reshape(-1, ch).T.copy())
+
+
+def tone_track(
+    path: Path, *, freq: float, bursts: list[float], length_s: float, burst_s: float = 0.2
+) -> Path:
+    """An Ogg/Opus file like a track egress writes: silence with a tone burst starting at each of
+    ``bursts`` (seconds into the file). Encoded with gst-launch-1.0 (opusenc, oggmux)."""
+    import subprocess
+
+    from phoneagent.recording.merge import gst_launch
+
+    rate = 48_000
+    x = np.zeros(int(length_s * rate))
+    t = np.arange(int(burst_s * rate)) / rate
+    for start in bursts:
+        a = int(start * rate)
+        x[a : a + t.size] = 0.5 * np.sin(2 * np.pi * freq * t)[: max(0, x.size - a)]
+    wav_path = path.with_suffix(".wav")
+    with wave.open(str(wav_path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((x * 32767).astype("<i2").tobytes())
+    subprocess.run(
+        [gst_launch(), "-q", "-e", "filesrc", f"location={wav_path}", "!", "wavparse", "!", "audioconvert",
+         "!", "opusenc", "bitrate=64000", "!", "oggmux", "!", "filesink", f"location={path}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    wav_path.unlink()
+    return path
+
+
+def tone_share(
+    decoded: Decoded, channel: int, freq: float, start_s: float = 0.0, end_s: float | None = None
+) -> float:
+    """The share of a channel's energy within 30 Hz of ``freq`` (0..1)."""
+    a = int(start_s * decoded.rate)
+    b = decoded.channels.shape[1] if end_s is None else int(end_s * decoded.rate)
+    x = decoded.channels[channel, a:b]
+    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1 / decoded.rate)
+    total = spectrum.sum()
+    return float(spectrum[np.abs(freqs - freq) < 30].sum() / total) if total > 0 else 0.0
+
+
+def onsets(decoded: Decoded, channel: int, *, threshold: float = 0.05, min_gap_s: float = 0.5) -> list[float]:
+    """Times (s, 1 ms resolution) where a channel's amplitude first crosses ``threshold`` after quiet."""
+    x = np.abs(decoded.channels[channel])
+    step = decoded.rate // 1000
+    env = x[: x.size // step * step].reshape(-1, step).max(axis=1)
+    out: list[float] = []
+    for i in np.flatnonzero(env > threshold):
+        t = i / 1000
+        if not out or t - out[-1] >= min_gap_s:
+            out.append(t)
+    return out
