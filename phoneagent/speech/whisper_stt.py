@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from livekit import rtc
@@ -21,7 +23,7 @@ from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.utils import AudioBuffer
 
 from phoneagent.errors import ConfigError
-from phoneagent.speech.models import whisper_model_dir
+from phoneagent.speech.models import WHISPER_MODELS, whisper_model_dir
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -31,12 +33,12 @@ log = logging.getLogger("phoneagent.speech")
 WHISPER_RATE = 16000
 
 
-def load_whisper(name: str = "tiny.en", *, threads: int = 2) -> WhisperModel:
+def load_whisper(name: str = "tiny.en", *, threads: int = 2, cache_dir: Path | None = None) -> WhisperModel:
     try:
         from faster_whisper import WhisperModel
     except ImportError:
         raise ConfigError("faster-whisper is not installed", hint="uv sync --extra local") from None
-    found = whisper_model_dir(name)
+    found = whisper_model_dir(name, cache_dir=cache_dir)
     model = WhisperModel(
         str(found.path), device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True
     )
@@ -44,12 +46,79 @@ def load_whisper(name: str = "tiny.en", *, threads: int = 2) -> WhisperModel:
     return model
 
 
+# what an agent profile's ``stt`` may say, and nothing else
+PROFILE_KEYS = ("model", "language", "beam_size", "no_speech_threshold", "vocabulary")
+MAX_VOCABULARY = 40
+MAX_PROMPT_CHARS = 400  # Whisper keeps about 220 prompt tokens; longer prompts are cut from the front
+
+
 @dataclass(frozen=True)
 class WhisperOptions:
+    model: str = "tiny.en"
     language: str = "en"
     beam_size: int = 1
     initial_prompt: str | None = None
     no_speech_threshold: float = 0.6
+
+    @classmethod
+    def from_profile(cls, stt_settings: Mapping[str, Any] | None) -> WhisperOptions:
+        """Options from an agent profile's ``stt`` settings, e.g.
+        ``{"model": "base", "beam_size": 1, "vocabulary": ["Acme", "Tuesday"]}``.
+
+        Unknown keys and bad values raise ConfigError naming the key. The vocabulary (names, products,
+        streets the callers will say) becomes the initial prompt.
+        """
+        given = dict(stt_settings or {})
+        unknown = sorted(set(given) - set(PROFILE_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown stt setting(s) {', '.join(map(repr, unknown))}",
+                hint="allowed: " + ", ".join(PROFILE_KEYS),
+            )
+        base = cls()
+        model = given.get("model", base.model)
+        if model not in WHISPER_MODELS:
+            raise ConfigError(
+                f"stt model {model!r} is not available", hint="one of: " + ", ".join(WHISPER_MODELS)
+            )
+        language = given.get("language", base.language)
+        if not (isinstance(language, str) and language.isalpha() and 2 <= len(language) <= 3):
+            raise ConfigError(f"stt language {language!r} is not a language code", hint="e.g. 'en'")
+        language = language.lower()
+        if model.endswith(".en") and language != "en":
+            raise ConfigError(f"stt model {model} understands English only", hint="use model 'base'")
+        beam_size = given.get("beam_size", base.beam_size)
+        if isinstance(beam_size, bool) or not isinstance(beam_size, int) or not 1 <= beam_size <= 10:
+            raise ConfigError(f"stt beam_size {beam_size!r} must be an integer from 1 to 10")
+        threshold = given.get("no_speech_threshold", base.no_speech_threshold)
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise ConfigError(f"stt no_speech_threshold {threshold!r} must be a number from 0 to 1")
+        return cls(
+            model=model,
+            language=language,
+            beam_size=beam_size,
+            initial_prompt=vocabulary_prompt(given.get("vocabulary", [])),
+            no_speech_threshold=float(threshold),
+        )
+
+
+def vocabulary_prompt(vocabulary: object) -> str | None:
+    """The initial prompt for a list of domain words: ``"Acme, Tuesday."`` (None for no words)."""
+    if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
+        raise ConfigError("stt vocabulary must be a list of words or short phrases")
+    words = [" ".join(w.split()) for w in vocabulary]
+    if any(not w or len(w) > 60 for w in words):
+        raise ConfigError("stt vocabulary entries must be 1 to 60 characters long")
+    if len(words) > MAX_VOCABULARY:
+        raise ConfigError(f"stt vocabulary has {len(words)} entries; at most {MAX_VOCABULARY}")
+    prompt = ", ".join(dict.fromkeys(words)) + "." if words else None
+    if prompt and len(prompt) > MAX_PROMPT_CHARS:
+        raise ConfigError(f"stt vocabulary is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS}")
+    return prompt
 
 
 def to_whisper_input(frame: rtc.AudioFrame) -> np.ndarray:
