@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 UV_VERSION=0.13.9
 packages=(redis-server pkg-config libopus-dev libopusfile-dev libsoxr-dev)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(baresip-core sip-tester postgresql)
+  packages+=(baresip-core sip-tester postgresql espeak-ng)
 fi
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -54,6 +54,7 @@ APT_TEST = {
     "baresip-core": "the SIP phone that calls the stack in tests (plays and records 8 kHz G.711)",
     "sip-tester": "sipp, a scriptable SIP peer",
     "postgresql": "PostgreSQL server: the test suite runs every database test on it as well as SQLite",
+    "espeak-ng": "espeak-ng voices: callers unlike the agent's Piper voice for the speech benchmark",
 }
 
 MIN_GO = (1, 26)
