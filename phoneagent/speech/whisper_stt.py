@@ -149,10 +149,11 @@ class WhisperSTT(stt.STT):
     def provider(self) -> str:
         return "local"
 
-    def _transcribe(self, audio: np.ndarray, language: str) -> str:
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> str:
+        """Blocking: the words in 16 kHz mono float32 ``audio`` (run it in a thread)."""
         segments, _info = self._model.transcribe(
             audio,
-            language=language,
+            language=language or self._opts.language,
             beam_size=self._opts.beam_size,
             temperature=0.0,
             initial_prompt=self._opts.initial_prompt,
@@ -169,7 +170,7 @@ class WhisperSTT(stt.STT):
         frame = rtc.combine_audio_frames(buffer)
         lang = language if isinstance(language, str) else self._opts.language
         audio = to_whisper_input(frame)
-        text = await asyncio.to_thread(self._transcribe, audio, lang) if audio.size else ""
+        text = await asyncio.to_thread(self.transcribe, audio, lang) if audio.size else ""
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:12],
