@@ -201,7 +201,8 @@ def svg_chart(results: dict[str, Any]) -> str:
         for m, variants in s["sweep"].items()
         for name, v in variants.items()
     ]
-    top_wer = max([x for _, bars in rows_a + rows_b for x, _ in bars] + [0.05])
+    # the axis ends at 100 %: a longer bar (repetition loops) is cut there and keeps its number
+    top_wer = min(max([x for _, bars in rows_a + rows_b for x, _ in bars] + [0.05]), 1.0)
     label_w, plot_w, bar_h = 230, 520, 10
     width = label_w + plot_w + 80
     out: list[str] = []
@@ -223,7 +224,7 @@ def svg_chart(results: dict[str, Any]) -> str:
             out.append(f'<text x="{label_w - 6}" y="{y + bar_h * len(bars) / 2 + 4}" text-anchor="end">'
                        f"{escape(label)}</text>")  # fmt: skip
             for value, col in bars:
-                w = max(plot_w * value / top_wer, 1)
+                w = max(plot_w * min(value, top_wer) / top_wer, 1)
                 out.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 1}" fill="{col}"/>')
                 out.append(f'<text x="{label_w + w + 3:.1f}" y="{y + bar_h - 1.5}" font-size="9">'
                            f"{100 * value:.1f}</text>")  # fmt: skip

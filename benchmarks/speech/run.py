@@ -4,6 +4,7 @@ and 8 kHz G.711 at the baseline, then the 8 kHz tuning sweep), time Piper, write
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -41,7 +42,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tts-reps", type=int, default=3, help="timed repetitions of each agent sentence")
     p.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
+    p.add_argument("--render", type=Path, help="only redraw the .md and .svg of an existing results JSON")
     return p.parse_args(argv)
+
+
+def render(path: Path) -> None:
+    results = json.loads(path.read_text())
+    results["summary"] = summarize(results)
+    path.with_suffix(".md").write_text(markdown_tables(results, chart=path.with_suffix(".svg").name))
+    path.with_suffix(".svg").write_text(svg_chart(results))
 
 
 def _others_running() -> bool:
@@ -159,6 +168,9 @@ def run_stt(args: argparse.Namespace, quiet: Quiet, clips: dict[str, list[Any]])
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.render:
+        render(args.render)
+        return 0
     started = datetime.now(UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     quiet = Quiet(enabled=not args.no_wait)
