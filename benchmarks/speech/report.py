@@ -127,6 +127,7 @@ def _num(x: float | None) -> str:
 def markdown_tables(results: dict[str, Any], *, chart: str) -> str:
     s = results["summary"]
     m = results["machine"]
+    beam = results["method"]["baseline"]["beam_size"]
     lines = [
         f"# Speech benchmark {results['date']}",
         "",
@@ -135,7 +136,7 @@ def markdown_tables(results: dict[str, Any], *, chart: str) -> str:
         f"{results['load']['loadavg_start']}, at end {results['load']['loadavg_end']}. "
         f"{results['method']['utterances']} utterances per voice. Chart: [{chart}]({chart})",
         "",
-        "## WER, 16 kHz vs 8 kHz G.711 (baseline decoding)",
+        f"## WER, 16 kHz vs 8 kHz G.711 (baseline decoding, beam {beam})",
         "",
         "| model | voice | WER 16 kHz | WER 8 kHz | ratio (95 % CI) | 8k <= 1.2 x 16k |",
         "|---|---|---:|---:|---:|---|",
@@ -149,7 +150,7 @@ def markdown_tables(results: dict[str, Any], *, chart: str) -> str:
             )
     lines += [
         "",
-        "## Transcription time per utterance (all voices, baseline decoding)",
+        f"## Transcription time per utterance (all voices, baseline decoding, beam {beam})",
         "",
         "| model | input | p50 | p95 | RTF | utterance p50 |",
         "|---|---|---:|---:|---:|---:|",

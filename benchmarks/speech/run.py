@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="CTranslate2 CPU threads (the worker's 2)")
     p.add_argument("--limit", type=int, default=0, help="only the first N utterances (a quick look)")
     p.add_argument("--no-sweep", action="store_true", help="skip the 8 kHz tuning sweep")
+    p.add_argument("--beam-size", type=int, default=1, help="beam of the 16 vs 8 kHz comparison")
     p.add_argument("--tts-reps", type=int, default=3, help="timed repetitions of each agent sentence")
     p.add_argument("--no-wait", action="store_true", help="do not wait for a quiet machine")
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
@@ -122,10 +124,11 @@ def run_stt(args: argparse.Namespace, quiet: Quiet, clips: dict[str, list[Any]])
     for name in args.models.split(","):
         model = load_whisper(name, threads=args.threads)
         quiet.wait(f"stt {name}")
-        for variant in [BASELINE] + ([] if args.no_sweep else SWEEP):
+        baseline = replace(BASELINE, beam_size=args.beam_size)
+        for variant in [baseline] + ([] if args.no_sweep else SWEEP):
             stt = stt_for(model, variant, prompt)
             transcribe(stt, clips["caller"][0].narrow, variant)  # warm-up, untimed
-            conditions = ("16k", "8k") if variant is BASELINE else ("8k",)
+            conditions = ("16k", "8k") if variant is baseline else ("8k",)
             t0 = time.monotonic()
             for voice, voice_clips in clips.items():
                 for clip in voice_clips:
@@ -251,7 +254,7 @@ def _method(args: argparse.Namespace, voices: list[str], n: int) -> dict[str, An
             "phoneagent.speech.whisper_stt.to_whisper_input (one step 8 -> 16 kHz)",
         },
         "padding_s": 0.2,
-        "baseline": BASELINE.__dict__,
+        "baseline": replace(BASELINE, beam_size=args.beam_size).__dict__,
         "sweep": [v.__dict__ for v in SWEEP],
         "sweep_condition": "8k",
         "wer": "corpus WER: word edits / reference words after phoneagent.testing.wer.normalize "
