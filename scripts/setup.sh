@@ -11,7 +11,7 @@ packages=(redis-server gcc pkg-config libopus-dev libopusfile-dev libsoxr-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-tools)
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(baresip-core sip-tester postgresql chromium)
+  packages+=(baresip-core sip-tester postgresql chromium espeak-ng)
 fi
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from piper import PiperVoice
 
+    from phoneagent.speech.whisper_stt import WhisperOptions
+
 # local OpenAI-compatible servers take any key; the OpenAI SDK refuses to send none
 NO_KEY = "no-key"
 LANGUAGE = "en"
@@ -61,14 +63,20 @@ def _key(settings: Settings, provider: str) -> str:
     return secret.get_secret_value()
 
 
-def make_stt(settings: Settings, choice: ProviderChoice, *, whisper_model: WhisperModel | None) -> stt.STT:
+def make_stt(
+    settings: Settings,
+    choice: ProviderChoice,
+    *,
+    whisper_model: WhisperModel | None,
+    whisper_options: WhisperOptions | None = None,
+) -> stt.STT:
     made: stt.STT
     if choice.provider == "local":
         from phoneagent.speech.whisper_stt import WhisperSTT
 
         if whisper_model is None:
             raise ValueError("the local STT needs the Whisper model that prewarm loads")
-        made = WhisperSTT(model=whisper_model)
+        made = WhisperSTT(model=whisper_model, options=whisper_options)
     elif choice.provider == "deepgram":
         made = _plugin("deepgram").STT(
             model=choice.model,

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from piper import PiperVoice
 
+    from phoneagent.speech.whisper_stt import WhisperOptions
+
 Component = Literal["stt", "tts", "llm"]
 Side = Literal["api", "local"]
 
@@ -287,7 +289,13 @@ class ClosingTTSFallback(tts.FallbackAdapter):
         await asyncio.gather(*(i.aclose() for i in self._built))
 
 
-def build_stt(settings: Settings, *, vad: VAD, whisper_model: WhisperModel | None) -> stt.STT:
+def build_stt(
+    settings: Settings,
+    *,
+    vad: VAD,
+    whisper_model: WhisperModel | None,
+    whisper_options: WhisperOptions | None = None,
+) -> stt.STT:
     """The call's STT: the in-process Whisper alone in local mode, else a FallbackAdapter over the chain.
 
     ``whisper_model`` is the model prewarm loaded (None when :func:`needs_local_whisper` is False).
@@ -295,7 +303,10 @@ def build_stt(settings: Settings, *, vad: VAD, whisper_model: WhisperModel | Non
     from phoneagent.speech import plugins
 
     chain = stt_chain(settings)
-    instances = [plugins.make_stt(settings, c, whisper_model=whisper_model) for c in chain]
+    instances = [
+        plugins.make_stt(settings, c, whisper_model=whisper_model, whisper_options=whisper_options)
+        for c in chain
+    ]
     if len(chain) == 1 and chain[0].provider == "local":
         if settings.speculative_stt and not instances[0].capabilities.streaming:
             # in-process Whisper: transcribe while the VAD still waits to be sure the caller stopped

@@ -1,9 +1,10 @@
 """Local faster-whisper STT as a livekit-agents STT, tuned for narrowband phone audio.
 
 Not streaming: the session's Silero VAD cuts utterances and each is transcribed whole (livekit-agents
-wraps it in a StreamAdapter). The utterance is resampled once to the 16 kHz Whisper wants; decoding is
-greedy (beam 1) at temperature 0 with the agent profile's vocabulary as the initial prompt. The model
-is loaded once per process (prewarm) and inference runs in a thread, never on the event loop.
+wraps it in a StreamAdapter). The utterance is resampled once to the 16 kHz Whisper wants, with no
+band-pass (a 300-3400 Hz band-pass was measured and made WER worse); decoding is beam search (5) at
+temperature 0 with the agent profile's vocabulary as the initial prompt. The model is loaded once per
+process (prewarm) and inference runs in a thread, never on the event loop.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from livekit import rtc
@@ -21,7 +24,7 @@ from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.utils import AudioBuffer
 
 from phoneagent.errors import ConfigError
-from phoneagent.speech.models import whisper_model_dir
+from phoneagent.speech.models import WHISPER_MODELS, whisper_model_dir
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -31,12 +34,12 @@ log = logging.getLogger("phoneagent.speech")
 WHISPER_RATE = 16000
 
 
-def load_whisper(name: str = "tiny.en", *, threads: int = 2) -> WhisperModel:
+def load_whisper(name: str = "tiny.en", *, threads: int = 2, cache_dir: Path | None = None) -> WhisperModel:
     try:
         from faster_whisper import WhisperModel
     except ImportError:
         raise ConfigError("faster-whisper is not installed", hint="uv sync --extra local") from None
-    found = whisper_model_dir(name)
+    found = whisper_model_dir(name, cache_dir=cache_dir)
     model = WhisperModel(
         str(found.path), device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True
     )
@@ -44,12 +47,87 @@ def load_whisper(name: str = "tiny.en", *, threads: int = 2) -> WhisperModel:
     return model
 
 
+# what an agent profile's ``stt`` may say, and nothing else
+PROFILE_KEYS = ("model", "language", "beam_size", "no_speech_threshold", "vocabulary")
+MAX_VOCABULARY = 40
+MAX_PROMPT_CHARS = 400  # Whisper keeps about 220 prompt tokens; longer prompts are cut from the front
+
+
 @dataclass(frozen=True)
 class WhisperOptions:
+    # Defaults chosen by benchmarks/results/speech-20261125T130256Z.json (8 kHz G.711 sweep, 60 utterances
+    # x 4 voices) and speech-paired-20261125T141119Z.json (settings back to back per utterance):
+    # - tiny.en: at 8 kHz 27 % WER over all voices vs base's 33 %, at half base's time (p50 0.5 vs 1.0 s);
+    #   base is a little better on the neural caller voice only (7.0 vs 8.8 %).
+    # - beam 5: WER 27.3 -> 24.8 % (tiny.en), 33.3 -> 28.0 % (base) for +39 ms / +22 ms p50.
+    # - no-speech threshold 0.6: 0.3 gained nothing; 0.9 let base make up words on 5/5 non-speech clips.
+    # - a vocabulary prompt lowered WER (tiny.en 27.3 -> 24.2 %, base 33.3 -> 27.5 %) for +41 / +7 ms:
+    #   it comes from the agent profile's vocabulary (from_profile); there is none by default.
+    model: str = "tiny.en"
     language: str = "en"
-    beam_size: int = 1
+    beam_size: int = 5
     initial_prompt: str | None = None
     no_speech_threshold: float = 0.6
+
+    @classmethod
+    def from_profile(cls, stt_settings: Mapping[str, Any] | None) -> WhisperOptions:
+        """Options from an agent profile's ``stt`` settings, e.g.
+        ``{"model": "base", "beam_size": 1, "vocabulary": ["Acme", "Tuesday"]}``.
+
+        Unknown keys and bad values raise ConfigError naming the key. The vocabulary (names, products,
+        streets the callers will say) becomes the initial prompt.
+        """
+        given = dict(stt_settings or {})
+        unknown = sorted(set(given) - set(PROFILE_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"unknown stt setting(s) {', '.join(map(repr, unknown))}",
+                hint="allowed: " + ", ".join(PROFILE_KEYS),
+            )
+        base = cls()
+        model = given.get("model", base.model)
+        if model not in WHISPER_MODELS:
+            raise ConfigError(
+                f"stt model {model!r} is not available", hint="one of: " + ", ".join(WHISPER_MODELS)
+            )
+        language = given.get("language", base.language)
+        if not (isinstance(language, str) and language.isalpha() and 2 <= len(language) <= 3):
+            raise ConfigError(f"stt language {language!r} is not a language code", hint="e.g. 'en'")
+        language = language.lower()
+        if model.endswith(".en") and language != "en":
+            raise ConfigError(f"stt model {model} understands English only", hint="use model 'base'")
+        beam_size = given.get("beam_size", base.beam_size)
+        if isinstance(beam_size, bool) or not isinstance(beam_size, int) or not 1 <= beam_size <= 10:
+            raise ConfigError(f"stt beam_size {beam_size!r} must be an integer from 1 to 10")
+        threshold = given.get("no_speech_threshold", base.no_speech_threshold)
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not 0.0 <= threshold <= 1.0
+        ):
+            raise ConfigError(f"stt no_speech_threshold {threshold!r} must be a number from 0 to 1")
+        return cls(
+            model=model,
+            language=language,
+            beam_size=beam_size,
+            initial_prompt=vocabulary_prompt(given.get("vocabulary", [])),
+            no_speech_threshold=float(threshold),
+        )
+
+
+def vocabulary_prompt(vocabulary: object) -> str | None:
+    """The initial prompt for a list of domain words: ``"Acme, Tuesday."`` (None for no words)."""
+    if not isinstance(vocabulary, list) or not all(isinstance(w, str) for w in vocabulary):
+        raise ConfigError("stt vocabulary must be a list of words or short phrases")
+    words = [" ".join(w.split()) for w in vocabulary]
+    if any(not w or len(w) > 60 for w in words):
+        raise ConfigError("stt vocabulary entries must be 1 to 60 characters long")
+    if len(words) > MAX_VOCABULARY:
+        raise ConfigError(f"stt vocabulary has {len(words)} entries; at most {MAX_VOCABULARY}")
+    prompt = ", ".join(dict.fromkeys(words)) + "." if words else None
+    if prompt and len(prompt) > MAX_PROMPT_CHARS:
+        raise ConfigError(f"stt vocabulary is {len(prompt)} characters long; at most {MAX_PROMPT_CHARS}")
+    return prompt
 
 
 def to_whisper_input(frame: rtc.AudioFrame) -> np.ndarray:
@@ -80,10 +158,11 @@ class WhisperSTT(stt.STT):
     def provider(self) -> str:
         return "local"
 
-    def _transcribe(self, audio: np.ndarray, language: str) -> str:
+    def transcribe(self, audio: np.ndarray, language: str | None = None) -> str:
+        """Blocking: the words in 16 kHz mono float32 ``audio`` (run it in a thread)."""
         segments, _info = self._model.transcribe(
             audio,
-            language=language,
+            language=language or self._opts.language,
             beam_size=self._opts.beam_size,
             temperature=0.0,
             initial_prompt=self._opts.initial_prompt,
@@ -100,7 +179,7 @@ class WhisperSTT(stt.STT):
         frame = rtc.combine_audio_frames(buffer)
         lang = language if isinstance(language, str) else self._opts.language
         audio = to_whisper_input(frame)
-        text = await asyncio.to_thread(self._transcribe, audio, lang) if audio.size else ""
+        text = await asyncio.to_thread(self.transcribe, audio, lang) if audio.size else ""
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:12],

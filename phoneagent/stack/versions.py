@@ -97,6 +97,7 @@ APT_TEST = {
     "sip-tester": "sipp, a scriptable SIP peer",
     "postgresql": "PostgreSQL server: the test suite runs every database test on it as well as SQLite",
     "chromium": "the browser Playwright drives in the call log review page tests",
+    "espeak-ng": "espeak-ng voices: callers unlike the agent's Piper voice for the speech benchmark",
 }
 
 MIN_GO = (1, 26)

@@ -28,16 +28,25 @@ def mu_law_roundtrip(pcm: np.ndarray) -> np.ndarray:
     return np.frombuffer(audioop.ulaw2lin(audioop.lin2ulaw(data, 2), 2), dtype=np.int16)
 
 
-def caller_speech(text: str, voice: object) -> np.ndarray:
-    """8 kHz int16 samples of ``text`` in the caller's voice, after G.711."""
+def caller_source(text: str, voice: object) -> tuple[np.ndarray, int]:
+    """The caller's voice before the phone line: int16 samples and their (pitched) sample rate."""
     from piper import SynthesisConfig
 
     chunks = voice.synthesize(text, SynthesisConfig(length_scale=1.1, noise_scale=0.8))  # type: ignore[attr-defined]
     raw = np.concatenate([c.audio_int16_array for c in chunks])
     rate = voice.config.sample_rate  # type: ignore[attr-defined]
-    r = PhoneLineResampler(int(rate * PITCH))  # samples played faster than made: higher and quicker
-    line = np.frombuffer(r.push(raw) + r.flush(), dtype=np.int16)
-    return mu_law_roundtrip(line)
+    return raw, int(rate * PITCH)  # samples played faster than made: higher and quicker
+
+
+def phone_line(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """What a SIP phone sends of ``pcm``: one resampling step to 8 kHz, then G.711 mu-law."""
+    r = PhoneLineResampler(rate)
+    return mu_law_roundtrip(np.frombuffer(r.push(pcm) + r.flush(), dtype=np.int16))
+
+
+def caller_speech(text: str, voice: object) -> np.ndarray:
+    """8 kHz int16 samples of ``text`` in the caller's voice, after G.711."""
+    return phone_line(*caller_source(text, voice))
 
 
 def caller_wav(path: Path, text: str, voice: object, *, lead_s: float = 0.3, pad_s: float = 60.0) -> Path:

@@ -10,6 +10,7 @@ import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, WorkerOptions, llm
@@ -34,7 +35,7 @@ from phoneagent.speech.providers import (
 )
 from phoneagent.speech.providers import check as check_providers
 from phoneagent.speech.providers import describe as describe_providers
-from phoneagent.speech.whisper_stt import load_whisper
+from phoneagent.speech.whisper_stt import WhisperOptions, load_whisper
 from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import (
@@ -153,7 +154,8 @@ async def entrypoint(ctx: JobContext) -> None:
     flow = ScriptedFlow(load_script(profile))
     brain, instructions = brain_for_call(settings, profile, flow)
     vad = ctx.proc.userdata["vad"]
-    stt = build_stt(settings, vad=vad, whisper_model=ctx.proc.userdata["whisper"])
+    options, model = await whisper_for(ctx.proc, profile)
+    stt = build_stt(settings, vad=vad, whisper_model=model, whisper_options=options)
     tts = build_tts(settings, piper_voice=ctx.proc.userdata["piper_voice"])
     report_fallbacks(functools.partial(reporter.report, room), stt, tts, brain)
     for component in (stt, tts, brain):
@@ -210,6 +212,27 @@ def room_options() -> room_io.RoomOptions:
     nothing from DTX either (livekit-sip sends the caller's side without it)."""
     publish = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, dtx=False)
     return room_io.RoomOptions(audio_output=room_io.AudioOutputOptions(track_publish_options=publish))
+
+
+async def whisper_for(proc: JobProcess, profile: Profile) -> tuple[WhisperOptions, Any]:
+    """The profile's Whisper options, and its model: the one prewarm loaded, or (a profile asking for
+    another size) that one, loaded once per process; a profile whose settings cannot work gets the
+    defaults, and the log says why."""
+    try:
+        options = WhisperOptions.from_profile(profile.stt)
+    except ConfigError as exc:
+        log.warning(
+            "agent profile stt settings unusable; defaults",
+            extra={"agent_profile_id": profile.id, "error": exc.message},
+        )
+        options = WhisperOptions()
+    models: dict[str, Any] = proc.userdata.setdefault("whisper_models", {})
+    if proc.userdata.get("whisper") is not None:
+        models.setdefault(IN_PROCESS_WHISPER, proc.userdata["whisper"])
+    if options.model not in models and proc.userdata.get("whisper") is not None:
+        log.info("loading another Whisper model for this profile", extra={"model": options.model})
+        models[options.model] = await asyncio.to_thread(load_whisper, options.model)
+    return options, models.get(options.model, proc.userdata.get("whisper"))
 
 
 def load_script(profile: Profile) -> Script:

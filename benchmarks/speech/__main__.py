@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.speech.run import main
+
+sys.exit(main())
