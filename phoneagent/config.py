@@ -70,18 +70,21 @@ class Settings(BaseSettings):
     # unrelated CPU use on the machine does not make the worker refuse calls. Not yet measured: see
     # the concurrency benchmark of the agent-worker issue.
     max_concurrent_calls: int = Field(default=4, ge=1, le=64)
-    # silence after speech before the caller's turn is taken as complete (VAD endpointing)
-    endpointing_min_delay_s: float = Field(default=0.5, ge=0.0, le=3.0)
+    # End of the caller's turn (defaults from benchmarks/latency, see BENCHMARKS.md): Silero VAD calls
+    # the end of an utterance after vad_min_silence_s of silence; the turn then ends
+    # endpointing_min_delay_s later, or, with the turn detector, up to endpointing_max_delay_s later
+    # when the sentence sounds unfinished. Local Whisper has started on the utterance already
+    # (speculative_stt), so a short wait costs no accuracy: the same latency as VAD alone, half the
+    # callers cut off in mid-sentence.
     # vad: a fixed silence ends the caller's turn; turn-detector: LiveKit's local end-of-turn model
-    # (v1-mini) shortens or lengthens that wait by how complete the sentence sounds
-    turn_detection: Literal["vad", "turn-detector"] = "vad"
-    # with the turn detector: the wait when the sentence sounds unfinished
-    endpointing_max_delay_s: float = Field(default=2.0, ge=0.2, le=6.0)
+    # (v1-mini, weights inside livekit-local-inference: no hub, no cloud)
+    turn_detection: Literal["vad", "turn-detector"] = "turn-detector"
+    endpointing_min_delay_s: float = Field(default=0.1, ge=0.0, le=3.0)
+    endpointing_max_delay_s: float = Field(default=1.5, ge=0.2, le=6.0)
+    vad_min_silence_s: float = Field(default=0.45, ge=0.1, le=3.0)
     # local Whisper starts on an utterance after a short silence instead of at the VAD's end of speech
     # (phoneagent.speech.speculative); the transcript is the same, it is ready sooner
     speculative_stt: bool = True
-    # silence Silero VAD waits for before it calls the end of an utterance (its own default: 0.55)
-    vad_min_silence_s: float = Field(default=0.55, ge=0.1, le=3.0)
     # the control plane's background work: dialing queued calls, sending webhooks, the sweeper,
     # campaigns. Run it in exactly one control-plane process per database.
     background: bool = True
