@@ -70,6 +70,16 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["turn_detector"] = load_turn_detector(settings)
     # provider plugins are imported here, never during a call (an import can block the loop seconds)
     preload_plugins(settings)
+    # each job process says what answers calls (the worker's own start line comes before its logging)
+    log.info(
+        "worker process ready",
+        extra={
+            "agent_name": settings.agent_name,
+            **describe_providers(settings),
+            "turn_detection": describe_turns(settings, proc.userdata["turn_detector"]),
+            "speculative_stt": settings.speculative_stt,
+        },
+    )
     proc.userdata["profiles"] = ProfileCache(
         url=settings.events_url, token=worker_token(settings), default_greeting=settings.greeting
     )
@@ -270,12 +280,4 @@ def build_server(settings: Settings) -> AgentServer:
 
 def run_worker(settings: Settings, *, dev: bool = False) -> None:
     check_providers(settings)  # a mode without its key or model stops here, naming the variable
-    log.info(
-        "worker starting",
-        extra={
-            "agent_name": settings.agent_name,
-            **describe_providers(settings),
-            "turn_detection": describe_turns(settings, load_turn_detector(settings)),
-        },
-    )
     _run_worker(build_server(settings), proto.CliArgs(log_level=settings.log_level, dev=dev))
