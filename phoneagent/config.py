@@ -6,6 +6,7 @@ Call :func:`get_settings`; nothing here reads the environment at import time.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -67,18 +68,23 @@ class Settings(BaseSettings):
     # where workers send call events; empty: this machine's control plane
     control_plane_url: str = ""
     # calls one worker takes at once; its load (active calls / this) is what LiveKit dispatch sees, so
-    # unrelated CPU use on the machine does not make the worker refuse calls. Not yet measured: see
-    # the concurrency benchmark of the agent-worker issue.
-    max_concurrent_calls: int = Field(default=4, ge=1, le=64)
+    # unrelated CPU use on the machine does not make the worker refuse calls; a call beyond it gets a
+    # busy signal (486). Default from benchmarks/latency (BENCHMARKS.md, "Latency"): on 2 cores one
+    # call keeps voice-to-voice p95 under 1.5 s and two calls reach 3.4 s, so one call per two cores,
+    # plus one: a finished call's process takes about 4 s to leave, and a caller in that window should
+    # be answered (a little slower), not refused.
+    max_concurrent_calls: int = Field(default_factory=lambda: (os.cpu_count() or 2) // 2 + 1, ge=1, le=64)
     # End of the caller's turn (defaults from benchmarks/latency, see BENCHMARKS.md): Silero VAD calls
     # the end of an utterance after vad_min_silence_s of silence; the turn then ends
     # endpointing_min_delay_s later, or, with the turn detector, up to endpointing_max_delay_s later
     # when the sentence sounds unfinished. Local Whisper has started on the utterance already
-    # (speculative_stt), so a short wait costs no accuracy: the same latency as VAD alone, half the
-    # callers cut off in mid-sentence.
+    # (speculative_stt), so a short wait costs little.
     # vad: a fixed silence ends the caller's turn; turn-detector: LiveKit's local end-of-turn model
-    # (v1-mini, weights inside livekit-local-inference: no hub, no cloud)
-    turn_detection: Literal["vad", "turn-detector"] = "turn-detector"
+    # (v1-mini, weights inside livekit-local-inference: no hub, no cloud). Measured side by side on
+    # phone audio the model gave the same latency and did not reliably cut callers off less (a 0.7 s
+    # pause in mid-sentence was taken as the end of the turn in every call, in both modes), so the
+    # default is the cheaper one.
+    turn_detection: Literal["vad", "turn-detector"] = "vad"
     endpointing_min_delay_s: float = Field(default=0.1, ge=0.0, le=3.0)
     endpointing_max_delay_s: float = Field(default=1.5, ge=0.2, le=6.0)
     vad_min_silence_s: float = Field(default=0.45, ge=0.1, le=3.0)

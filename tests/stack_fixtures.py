@@ -150,6 +150,8 @@ class WorkerProcess:
         self.seen_pids: set[int] = set()
 
     def start(self) -> WorkerProcess:
+        """Start it; one that still runs (a test failed before its kill) is stopped first."""
+        self.stop()
         self.starts += 1
         log_path = self.log_dir / f"worker-{self.starts}.log"
         self.proc = LoggedProcess.phoneagent("worker", log_path=log_path, env=self.env)

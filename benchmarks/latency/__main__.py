@@ -193,7 +193,6 @@ def one_call(settings: Settings, tmp: Path, index: int, wavs: list[Path], turns:
     dec = read_growing_wav(phone.received_wav())  # type: ignore[arg-type]
     # what the phone said, question by question: a mid-sentence pause is shorter than the gap joining
     said = segments(enc, min_gap_s=MID_PAUSE_S + 0.2)
-    firsts = segments(enc, min_gap_s=0.3)
     replies = segments(dec)
     out = []
     for q, (start, end) in zip(asked, said, strict=False):
@@ -203,8 +202,9 @@ def one_call(settings: Settings, tmp: Path, index: int, wavs: list[Path], turns:
             continue
         t_onset = heard.time_of(onset)
         paused = QUESTIONS[q][1] is not None
-        first_part_end = next((e for s, e in firsts if s >= start), end)
-        premature = paused and t_onset < t_end and t_onset > sent.time_of(first_part_end - 1)
+        # a reply that starts before the caller finished cut the caller off, wherever it starts (in
+        # the mid-sentence pause, or over the caller's speech): never a latency
+        premature = t_onset < t_end
         out.append(
             {
                 "call": index,
@@ -310,7 +310,7 @@ def measure_mode(rig: Rig, mode: str, calls: int, turns: int, wavs: list[Path]) 
         "voice_to_voice_ms": summary(lat),
         "premature_replies": {
             "of_paused_questions": len(paused),
-            "premature": max(sum(t["premature_reply"] for t in paused), caller_turns - calls * turns),
+            "premature": max(sum(t["premature_reply"] for t in turns_out), caller_turns - calls * turns),
             "caller_turns_in_transcripts": caller_turns,
             "questions_asked": calls * turns,
         },
@@ -418,14 +418,16 @@ def main() -> None:
     path = args.out_dir / f"latency-{stamp}.json"
     path.write_text(json.dumps(doc, indent=2))
     lines = [
-        "| mode | turns | p50 ms | p95 ms | premature replies | STT p50 | brain p50 | TTS p50 |",
+        "| mode | turns | p50 ms | p95 ms | callers cut off / questions (with a pause) "
+        "| STT p50 | brain p50 | TTS p50 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m, row in modes.items():
         v, s, pr = row["voice_to_voice_ms"], row["split_ms_from_worker"], row["premature_replies"]
         lines.append(
             f"| {m} | {v.get('n', 0)} | {v.get('p50', '-')} | {v.get('p95', '-')} | "
-            f"{pr['premature']}/{pr['of_paused_questions']} | {s['stt_ms'].get('p50', '-')} | "
+            f"{pr['premature']}/{pr['questions_asked']} ({pr['of_paused_questions']}) | "
+            f"{s['stt_ms'].get('p50', '-')} | "
             f"{s['brain_ms'].get('p50', '-')} | {s['tts_ms'].get('p50', '-')} |"
         )
     if concurrency:

@@ -45,7 +45,7 @@ from phoneagent.worker.brain import (
     instructions_for,
     parse_brain,
 )
-from phoneagent.worker.phone import job_metadata, wait_for_answer
+from phoneagent.worker.phone import job_metadata, room_is_gone, wait_for_answer
 from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
@@ -149,6 +149,11 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     reporter.start()
     ctx.add_shutdown_callback(reporter.aclose)
+    if await room_is_gone(ctx.room, ctx.job.room.sid):
+        log.info("the call ended before the agent joined; the agent leaves", extra={"room": room})
+        await ctx.delete_room()  # the empty room its joining made
+        ctx.shutdown(reason="call already over")
+        return
     meta = job_metadata(ctx.job.metadata)
     # an outbound agent is in the room before the phone rings: it greets only once it is answered
     outbound = meta.get("direction") == "outbound"
@@ -181,6 +186,9 @@ async def entrypoint(ctx: JobContext) -> None:
         user_away_timeout=float(profile.silence_timeout_s),
     )
     report_turns(session, reporter, room)
+    # the caller hung up (or the agent did): the job leaves at once, freeing its place on this worker;
+    # left alone it would sit in the empty room until LiveKit's departure timeout (20 s)
+    session.on("close", lambda ev: ctx.shutdown(reason=f"call over: {ev.reason}"))
     control = CallControl(ctx, lambda type_, data: reporter.report(room, type_, data))
     agent = PhoneAgent(
         flow=flow,

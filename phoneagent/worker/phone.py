@@ -23,6 +23,20 @@ def job_metadata(raw: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+async def room_is_gone(room: rtc.Room, dispatched_sid: str) -> bool:
+    """True when the room the agent joined is not the call's room: the call ended (its room deleted)
+    between the dispatch and the agent's arrival, and joining made a new, empty room of the same
+    name. An agent left there would wait for a phone that never comes, holding its place on the
+    worker (a busy callee answers 486 faster than a job starts)."""
+    if not dispatched_sid:
+        return False
+    try:
+        joined = await asyncio.wait_for(room.sid, timeout=5.0)
+    except TimeoutError:
+        return False
+    return joined != dispatched_sid
+
+
 def sip_participant(room: rtc.Room) -> rtc.RemoteParticipant | None:
     for p in room.remote_participants.values():
         if p.kind == rtc.ParticipantKind.PARTICIPANT_KIND_SIP:

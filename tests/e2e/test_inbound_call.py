@@ -51,6 +51,15 @@ def _sip_participants(settings: Settings) -> int:
     )
 
 
+def _agents_in_rooms(settings: Settings) -> int:
+    return sum(
+        1
+        for participants in asyncio.run(_call_rooms(settings)).values()
+        for p in participants
+        if p.kind == api.ParticipantInfo.Kind.AGENT
+    )
+
+
 def _words(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower())
 
@@ -90,6 +99,12 @@ def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
             lambda: _sip_participants(settings) == 0,
             timeout=30,
             what="the SIP participant to leave after BYE",
+        )
+        # and the agent's job with it: its place on the worker is free for the next caller
+        wait_until(
+            lambda: _agents_in_rooms(settings) == 0,
+            timeout=10,
+            what="the agent to leave the room after the caller hung up",
         )
     finally:
         code = phone.close()
