@@ -20,8 +20,7 @@ import aiohttp
 from google.protobuf.duration_pb2 import Duration
 from livekit import api
 
-from phoneagent.config import Settings
-from phoneagent.telephony.client import livekit_credentials
+from phoneagent.telephony.client import LiveKitClient
 
 log = logging.getLogger("phoneagent.telephony")
 
@@ -43,25 +42,8 @@ class RoomPeople:
     agents: int
 
 
-class LiveKitCalls:
+class LiveKitCalls(LiveKitClient):
     """Async LiveKit calls for the control plane's background tasks (one client per process)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._lk: api.LiveKitAPI | None = None
-
-    def _api(self) -> api.LiveKitAPI:
-        if self._lk is None:
-            creds = livekit_credentials(self._settings)
-            self._lk = api.LiveKitAPI(
-                url=creds.url.replace("ws", "http", 1), api_key=creds.api_key, api_secret=creds.api_secret
-            )
-        return self._lk
-
-    async def aclose(self) -> None:
-        if self._lk is not None:
-            await self._lk.aclose()
-            self._lk = None
 
     async def dispatch_agent(self, room: str, agent_name: str, metadata: dict[str, Any]) -> None:
         """Create the room and send the agent into it before the phone rings (it greets on answer)."""

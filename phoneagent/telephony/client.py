@@ -38,12 +38,35 @@ def livekit_credentials(settings: Settings) -> LiveKitCredentials:
     )
 
 
+def new_livekit_api(settings: Settings) -> api.LiveKitAPI:
+    creds = livekit_credentials(settings)
+    return api.LiveKitAPI(
+        url=creds.url.replace("ws", "http", 1), api_key=creds.api_key, api_secret=creds.api_secret
+    )
+
+
+class LiveKitClient:
+    """One LiveKit API client, made on first use and kept, for a long-lived background service."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._lk: api.LiveKitAPI | None = None
+
+    def _api(self) -> api.LiveKitAPI:
+        if self._lk is None:
+            self._lk = new_livekit_api(self._settings)
+        return self._lk
+
+    async def aclose(self) -> None:
+        if self._lk is not None:
+            await self._lk.aclose()
+            self._lk = None
+
+
 @asynccontextmanager
 async def livekit_api(settings: Settings) -> AsyncIterator[api.LiveKitAPI]:
     creds = livekit_credentials(settings)
-    client = api.LiveKitAPI(
-        url=creds.url.replace("ws", "http", 1), api_key=creds.api_key, api_secret=creds.api_secret
-    )
+    client = new_livekit_api(settings)
     try:
         yield client
     except api.TwirpError as exc:

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import aiohttp
 from livekit import api
 
-from phoneagent.config import Settings
 from phoneagent.errors import EgressUnavailable, TelephonyError
-from phoneagent.telephony.client import livekit_credentials
+from phoneagent.telephony.client import LiveKitClient
 
 log = logging.getLogger("phoneagent.telephony")
 
@@ -94,27 +93,10 @@ def _audio_track(p: api.ParticipantInfo) -> str | None:
     return None
 
 
-class LiveKitEgress:
+class LiveKitEgress(LiveKitClient):
     """Async egress calls for the control plane's background work (one client per process)."""
 
     PROBE_TIMEOUT_S = 8.0
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._lk: api.LiveKitAPI | None = None
-
-    def _api(self) -> api.LiveKitAPI:
-        if self._lk is None:
-            creds = livekit_credentials(self._settings)
-            self._lk = api.LiveKitAPI(
-                url=creds.url.replace("ws", "http", 1), api_key=creds.api_key, api_secret=creds.api_secret
-            )
-        return self._lk
-
-    async def aclose(self) -> None:
-        if self._lk is not None:
-            await self._lk.aclose()
-            self._lk = None
 
     async def tracks(self, room: str) -> CallTracks | None:
         """The phone's and the agent's audio tracks in ``room``; None when the room is gone."""
