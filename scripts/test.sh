@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
-uv run --frozen --no-sync ruff check phoneagent tests
+uv run --frozen --no-sync ruff check phoneagent tests benchmarks
 mkdir -p artifacts
 exec uv run --frozen --no-sync pytest -p no:cacheprovider --junitxml=artifacts/junit.xml "$@"

@@ -485,7 +485,7 @@ CALL_COLS = (
     "agent_profile_id", "room_name", "sip_call_id", "sip_status_code", "sip_status_reason",
     "disconnect_reason", "created_at", "ringing_at", "answered_at", "ended_at", "duration_ms",
     "recording_egress_id", "recording_status", "recording_location", "recording_size_bytes",
-    "cost_telephony_microusd", "cost_speech_microusd", "cost_llm_microusd", "metadata",
+    "cost_telephony_microusd", "cost_speech_microusd", "cost_llm_microusd", "metadata", "ring_timeout_s",
 )  # fmt: skip
 TURN_COLS = (
     "call_id", "seq", "speaker", "text", "started_at", "ended_at", "stt_ms", "brain_ms", "tts_ms",
@@ -626,6 +626,7 @@ def make_batch(world: World, b: int, batch_size: int, events_per_call: int) -> B
                 (duration or 0) * 4 // 1000,
                 200 + int(rand() * 8800) if answered else 0,
                 {"campaign": f"c{int(rand() * 20)}"} if direction == "outbound" else {},
+                30,  # the model's default ring timeout (no draw: the data set stays the same)
             )
         )
         # transcript: greeting, then caller/agent alternating; 2-6 turns

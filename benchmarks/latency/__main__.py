@@ -16,10 +16,11 @@ metrics, reported by the worker to the control plane.
 
 For each end-of-turn mode (``vad``: a fixed silence; ``turn-detector``: LiveKit's local v1-mini
 model), ``--calls`` calls one after the other with ``--turns`` questions each; some questions hold a
-pause in the middle of the sentence, and a reply that starts inside that pause is counted as a
-premature end of turn (the agent cut the caller off). Then, in VAD mode, ``--concurrency`` levels:
-that many phones call at once, and the p95 of each level says how many calls the worker holds
-under 1.5 s.
+pause in the middle of the sentence, and a reply that starts before the caller finished (inside
+that pause, or over the caller's speech) is a cut-off, never a latency; a question the transcript
+holds as two caller turns is a cut-off too. Then, in VAD mode, ``--concurrency`` levels, each
+``--rounds`` times: that many phones call at once, asking only the questions without a pause, and
+the p95 of each level says how many calls the worker holds under 1.5 s.
 
 Results: benchmarks/results/latency-<stamp>.json and .md.
 """
@@ -48,6 +49,7 @@ from benchmarks.calllog.report import git_state, machine
 from phoneagent.config import Settings
 from phoneagent.db.migrate import REPO_ROOT, upgrade
 from phoneagent.speech.piper_tts import load_piper_voice
+from phoneagent.speech.whisper_stt import WhisperOptions
 from phoneagent.stack.services import Stack
 from phoneagent.testing.processes import LoggedProcess
 from phoneagent.testing.sip_phone import BaresipPhone, wait_until
@@ -160,8 +162,12 @@ def question_wavs(tmp: Path) -> list[Path]:
     return wavs
 
 
-def one_call(settings: Settings, tmp: Path, index: int, wavs: list[Path], turns: int) -> list[dict[str, Any]]:
-    """One phone call with ``turns`` questions; the latency of each, and whether it cut the caller off."""
+def one_call(
+    settings: Settings, tmp: Path, index: int, wavs: list[Path], turns: int, order: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """One phone call with ``turns`` questions (cycling through ``order``, default all of them); the
+    latency of each, and whether it cut the caller off."""
+    order = order or list(range(len(wavs)))
     rtp = 44000 + 50 * (index % 20)
     phone = BaresipPhone(tmp / f"phone{index}-{time.monotonic_ns()}", rtp_ports=(rtp, rtp + 49)).start()
     sent = GrowthClock(lambda: next(iter(sorted(phone.workdir.glob("rec/dump-*-enc.wav"))), None))
@@ -174,7 +180,7 @@ def one_call(settings: Settings, tmp: Path, index: int, wavs: list[Path], turns:
         phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=1.2, timeout=120)
         for t in range(turns):
             mark = phone.received_audio().size
-            q = t % len(wavs)
+            q = order[t % len(order)]
             asked.append(q)
             phone.play(wavs[q])
 
@@ -325,32 +331,42 @@ def measure_mode(rig: Rig, mode: str, calls: int, turns: int, wavs: list[Path]) 
     return row
 
 
-def measure_concurrency(rig: Rig, levels: list[int], turns: int, wavs: list[Path]) -> dict[str, Any]:
+def measure_concurrency(
+    rig: Rig, levels: list[int], turns: int, wavs: list[Path], rounds: int
+) -> dict[str, Any]:
+    """Each level ``rounds`` times; the calls ask only the questions without a pause, so that a cut-off
+    (a separate measurement) does not shift the next turns of a call."""
     rig.worker_for("vad")
+    whole = [q for q, (_first, second) in enumerate(QUESTIONS) if second is None]
     out: dict[str, Any] = {}
     for level in levels:
-        results: list[list[dict[str, Any]]] = [[] for _ in range(level)]
+        results: list[list[dict[str, Any]]] = [[] for _ in range(level * rounds)]
         errors: list[str] = []
 
         def call(
             i: int,
+            r: int,
             results: list[list[dict[str, Any]]] = results,
             errors: list[str] = errors,
             level: int = level,
         ) -> None:
             try:
                 time.sleep(0.7 * i)  # calls arrive a moment apart, as they do
-                results[i] = one_call(rig.settings, rig.tmp, 100 + level * 10 + i, wavs, turns)
+                index = 100 + level * 10 + i + 1000 * r
+                results[r * level + i] = one_call(rig.settings, rig.tmp, index, wavs, turns, whole)
             except Exception as exc:  # noqa: BLE001 - a failed call is a result of this level
                 errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(level)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        for r in range(rounds):
+            threads = [threading.Thread(target=call, args=(i, r)) for i in range(level)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         lat = [r["latency_s"] * 1000 for rs in results for r in rs if r["latency_s"] is not None]
         out[str(level)] = {
+            "rounds": rounds,
+            "cut_offs": sum(r["premature_reply"] for rs in results for r in rs),
             "voice_to_voice_ms": summary(lat),
             "failed_calls": errors,
             "loadavg_after": os.getloadavg(),
@@ -372,6 +388,7 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=6)
     ap.add_argument("--modes", default="vad,turn-detector")
     ap.add_argument("--concurrency", default="1,2,3,4", help="simultaneous calls per level ('' to skip)")
+    ap.add_argument("--rounds", type=int, default=3, help="times each concurrency level is called")
     ap.add_argument("--out-dir", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     args = ap.parse_args()
     started = datetime.now(UTC)
@@ -383,7 +400,7 @@ def main() -> None:
         wavs = question_wavs(tmp)
         modes = {m: measure_mode(rig, m, args.calls, args.turns, wavs) for m in args.modes.split(",") if m}
         levels = [int(x) for x in args.concurrency.split(",") if x]
-        concurrency = measure_concurrency(rig, levels, args.turns, wavs) if levels else None
+        concurrency = measure_concurrency(rig, levels, args.turns, wavs, args.rounds) if levels else None
     finally:
         rig.down()
     doc = {
@@ -394,8 +411,8 @@ def main() -> None:
         "git": git_state(REPO_ROOT),
         "versions": {p: version(p) for p in ("livekit-agents", "faster-whisper", "piper-tts")}
         | {"livekit-server": "v1.13.5", "livekit-sip": "v1.8.0"},
-        "mode": "local: faster-whisper tiny.en int8 beam 1, Piper en_US-joe-medium at 8 kHz, Silero VAD, "
-        "scripted brain",
+        "mode": f"local: faster-whisper tiny.en int8 beam {WhisperOptions().beam_size}, Piper "
+        "en_US-joe-medium at 8 kHz, Silero VAD, scripted brain",
         "settings": {
             k: v
             for k, v in rig.env.items()
@@ -433,14 +450,14 @@ def main() -> None:
     if concurrency:
         lines += [
             "",
-            "| simultaneous calls | turns | p50 ms | p95 ms | failed calls |",
-            "|---:|---:|---:|---:|---:|",
+            "| simultaneous calls | turns | p50 ms | p95 ms | cut-offs | failed calls |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         for level, row in concurrency["levels"].items():
             v = row["voice_to_voice_ms"]
             lines.append(
                 f"| {level} | {v.get('n', 0)} | {v.get('p50', '-')} | {v.get('p95', '-')} | "
-                f"{len(row['failed_calls'])} |"
+                f"{row['cut_offs']} | {len(row['failed_calls'])} |"
             )
         lines.append(f"\nmax calls with p95 < 1.5 s: {concurrency['max_calls_with_p95_under_1500_ms']}")
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
