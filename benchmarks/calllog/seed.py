@@ -287,8 +287,11 @@ def _without_created(r: tuple) -> tuple:  # call_search: (call_id, tenant_id, bo
     return r[:3]
 
 
-def _json_last(r: tuple) -> tuple:
-    return (*r[:-1], json.dumps(r[-1]))
+_METADATA = CALL_COLS.index("metadata")
+
+
+def _json_metadata(r: tuple) -> tuple:  # calls.metadata, a JSON column
+    return (*r[:_METADATA], json.dumps(r[_METADATA]), *r[_METADATA + 1 :])
 
 
 def _json_payload(r: tuple) -> tuple:  # call_events: payload is column 4
@@ -307,7 +310,7 @@ def seed_postgres(
     with psycopg.connect(url) as conn:
         for batch in _feed(world, batch_size, events_per_call, stats):
             with conn.transaction(), conn.cursor() as cur:
-                _copy(cur, "calls", CALL_COLS, batch.calls, _json_last)
+                _copy(cur, "calls", CALL_COLS, batch.calls, _json_metadata)
                 _copy(cur, "call_turns", TURN_COLS, batch.turns)
                 if batch.events:
                     _copy(cur, "call_events", EVENT_COLS, batch.events, _json_payload)

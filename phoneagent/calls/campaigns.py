@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.outbound import LIVE, CallRequest, place_call, request_hangup
+from phoneagent.calls.passes import pass_failed
 from phoneagent.db.models import Call, Campaign, CampaignContact
 from phoneagent.errors import RequestError
 
@@ -115,7 +116,7 @@ class CampaignRunner:
                 if await asyncio.to_thread(self.tick):
                     self._wake_dialer()
             except Exception:  # a database hiccup must not stop campaigns for good
-                log.exception("campaign pass failed; retrying")
+                pass_failed(log, "campaign pass")
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self._interval)

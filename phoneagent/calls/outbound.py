@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.outbox import enqueue
+from phoneagent.calls.passes import pass_failed
 from phoneagent.calls.records import own_event
 from phoneagent.db.base import new_id
 from phoneagent.db.models import AgentProfile, Call, OutboundTrunk
@@ -179,7 +180,7 @@ class Dialer:
                     self._tasks[job.call_id] = task
                     task.add_done_callback(lambda _t, cid=job.call_id: self._tasks.pop(cid, None))
             except Exception:  # the database or LiveKit hiccuped: the queue stays, try again
-                log.exception("dialer pass failed; retrying")
+                pass_failed(log, "dialer pass")
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=idle_s)

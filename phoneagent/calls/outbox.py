@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from phoneagent.calls.passes import pass_failed
 from phoneagent.db.models import Call, CallTurn, WebhookDelivery, WebhookEndpoint
 from phoneagent.webhooks import sign
 
@@ -169,7 +170,7 @@ class Deliverer:
             try:
                 sent = await self.deliver_due()
             except Exception:  # a database hiccup must not stop deliveries for good
-                log.exception("webhook delivery pass failed; retrying")
+                pass_failed(log, "webhook delivery pass")
                 sent = 0
             if sent == 0:
                 self.wake.clear()

@@ -30,6 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import recording_state as rs
+from phoneagent.calls.passes import pass_failed
 from phoneagent.config import Settings
 from phoneagent.db.models import Call, RecordingEgress
 from phoneagent.errors import EgressUnavailable, PhoneagentError
@@ -56,7 +57,7 @@ class Recorder:
             try:
                 await self.step()
             except Exception:  # LiveKit, the disk or the database hiccuped: try again next round
-                log.exception("recorder pass failed; retrying")
+                pass_failed(log, "recorder pass")
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=idle_s)

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import lifecycle as lc
+from phoneagent.calls.passes import pass_failed
 from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.records import own_event
 from phoneagent.db.models import Call
@@ -62,7 +63,7 @@ class Sweeper:
             try:
                 await self.sweep()
             except Exception:  # LiveKit or the database hiccuped: look again next round
-                log.exception("sweep failed; retrying")
+                pass_failed(log, "sweep")
             self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=self._interval)

@@ -5,6 +5,7 @@ benchmarks' business, not this test's: nothing here is timed."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +24,22 @@ def _run(module: str, out: Path, *args: str) -> dict:
     return json.loads(result.read_text())
 
 
-def test_the_call_log_benchmark_seeds_and_measures_every_case_on_sqlite(tmp_path: Path) -> None:
-    doc = _run("benchmarks.calllog", tmp_path, "--engines", "sqlite")
-    queries = doc["engines"]["sqlite"]["queries"]
-    assert doc["rows"] == 3000 and len(queries) >= 10
-    for name, q in queries.items():
-        assert q["reps"] == 200 and 0 < q["p50_ms"] <= q["p99_ms"], name
-    # the list's first page holds a page of rows: the seeded calls are there and readable
-    assert queries["list_first_page"]["rows_returned_mean"] == 50
+def test_the_call_log_benchmark_runs_every_case_on_sqlite_and_postgresql(tmp_path: Path) -> None:
+    doc = _run("benchmarks.calllog", tmp_path, "--engines", "sqlite,postgresql", "--port", str(_free_port()))
+    assert doc["rows"] == 3000
+    for engine in ("sqlite", "postgresql"):
+        queries = doc["engines"][engine]["queries"]
+        assert len(queries) >= 10, engine
+        for name, q in queries.items():
+            assert q["reps"] == 200 and 0 < q["p50_ms"] <= q["p99_ms"], (engine, name)
+        # the list's first page holds a page of rows: the seeded calls are there and readable
+        assert queries["list_first_page"]["rows_returned_mean"] == 50, engine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_the_review_benchmark_renders_its_pages_from_a_seeded_database(tmp_path: Path) -> None:
