@@ -70,9 +70,9 @@ class Settings(BaseSettings):
     # calls one worker takes at once; its load (active calls / this) is what LiveKit dispatch sees, so
     # unrelated CPU use on the machine does not make the worker refuse calls; a call beyond it gets a
     # busy signal (486). Default from benchmarks/latency (BENCHMARKS.md, "Latency"): on 2 cores one
-    # call keeps voice-to-voice p95 under 1.5 s and two calls reach 3.4 s, so one call per two cores,
-    # plus one: a finished call's process takes about 4 s to leave, and a caller in that window should
-    # be answered (a little slower), not refused.
+    # call keeps voice-to-voice p95 under 1.5 s (1.34 s), two calls reach 1.66 s and three 2.48 s, so
+    # one call per two cores, plus one: a finished call's process takes a few seconds to leave, and a
+    # caller in that window should be answered (a little slower), not refused.
     max_concurrent_calls: int = Field(default_factory=lambda: (os.cpu_count() or 2) // 2 + 1, ge=1, le=64)
     # End of the caller's turn (defaults from benchmarks/latency, see BENCHMARKS.md): Silero VAD calls
     # the end of an utterance after vad_min_silence_s of silence; the turn then ends
