@@ -81,9 +81,9 @@ class Settings(BaseSettings):
     # (speculative_stt), so a short wait costs little.
     # vad: a fixed silence ends the caller's turn; turn-detector: LiveKit's local end-of-turn model
     # (v1-mini, weights inside livekit-local-inference: no hub, no cloud). Measured side by side on
-    # phone audio the model gave the same latency and did not reliably cut callers off less (a 0.7 s
-    # pause in mid-sentence was taken as the end of the turn in every call, in both modes), so the
-    # default is the cheaper one.
+    # phone audio (BENCHMARKS.md, "Latency") the model cut callers off audibly less in one run (4 vs
+    # 12 of 24 replies began before the caller finished) but held some turns 3.6 s (p95, vs 1.37 s):
+    # the default is the faster one.
     turn_detection: Literal["vad", "turn-detector"] = "vad"
     endpointing_min_delay_s: float = Field(default=0.1, ge=0.0, le=3.0)
     endpointing_max_delay_s: float = Field(default=1.5, ge=0.2, le=6.0)
