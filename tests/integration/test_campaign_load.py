@@ -39,8 +39,12 @@ def test_a_campaign_never_exceeds_its_concurrency(stack: Stack, tmp_path: Path) 
     peak_seen = 0
     try:
         with (
+            # each callee hangs up 2.5 s after answering. With 1 s, livekit-sip v1.8.0 sometimes closed
+            # the participant while its WebRTC connection was still starting and livekit-server kept it
+            # in the room (no leave arrived): 2 calls of 100 looked live for 18 s and were ended by the
+            # sweeper. README, "Outbound calls", known limits.
             SippCallee("uas_answer_then_hangup", workdir=tmp_path, port=_free_udp(host), host=host,
-                       hold_ms=1000) as sipp,
+                       hold_ms=2500) as sipp,
             httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as c,
         ):  # fmt: skip
             agent = c.post("/agents", json={"name": "a"}).json()["id"]
