@@ -11,7 +11,6 @@ from queue to hang-up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -23,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.outbound import LIVE, CallRequest, place_call, request_hangup
-from phoneagent.calls.passes import pass_failed
+from phoneagent.calls.passes import run_passes
 from phoneagent.db.models import Call, Campaign, CampaignContact
 from phoneagent.errors import RequestError
 
@@ -111,15 +110,11 @@ class CampaignRunner:
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
-            try:
-                if await asyncio.to_thread(self.tick):
-                    self._wake_dialer()
-            except Exception:  # a database hiccup must not stop campaigns for good
-                pass_failed(log, "campaign pass")
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self._interval)
+        await run_passes(log, "campaign pass", self._pass, self.wake, self._interval)
+
+    async def _pass(self) -> None:
+        if await asyncio.to_thread(self.tick):
+            self._wake_dialer()
 
     def tick(self, now: datetime | None = None) -> int:
         """One pass over running campaigns; returns how many calls it queued."""

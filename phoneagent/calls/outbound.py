@@ -11,7 +11,6 @@ record's status and end reason come from the same fold as every other source's e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -25,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.outbox import enqueue
-from phoneagent.calls.passes import pass_failed
+from phoneagent.calls.passes import run_passes
 from phoneagent.calls.records import own_event
 from phoneagent.db.base import new_id
 from phoneagent.db.models import AgentProfile, Call, OutboundTrunk
@@ -173,17 +172,14 @@ class Dialer:
         return set(self._tasks)
 
     async def run(self, *, idle_s: float = 0.5) -> None:
-        while True:
-            try:
-                for job in await asyncio.to_thread(self._claim):
-                    task = asyncio.create_task(self._dial(job), name=f"dial-{job.call_id}")
-                    self._tasks[job.call_id] = task
-                    task.add_done_callback(lambda _t, cid=job.call_id: self._tasks.pop(cid, None))
-            except Exception:  # the database or LiveKit hiccuped: the queue stays, try again
-                pass_failed(log, "dialer pass")
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=idle_s)
+        # a failed pass leaves the queue as it is: the next one claims the same calls
+        await run_passes(log, "dialer pass", self._pass, self.wake, idle_s)
+
+    async def _pass(self) -> None:
+        for job in await asyncio.to_thread(self._claim):
+            task = asyncio.create_task(self._dial(job), name=f"dial-{job.call_id}")
+            self._tasks[job.call_id] = task
+            task.add_done_callback(lambda _t, cid=job.call_id: self._tasks.pop(cid, None))
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):

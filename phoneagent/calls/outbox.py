@@ -16,7 +16,6 @@ The signature scheme and the receiver's check are in ``phoneagent.webhooks``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -30,7 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from phoneagent.calls.passes import pass_failed
+from phoneagent.calls.passes import run_passes
 from phoneagent.db.models import Call, CallTurn, WebhookDelivery, WebhookEndpoint
 from phoneagent.webhooks import sign
 
@@ -166,16 +165,8 @@ class Deliverer:
         await self._client.aclose()
 
     async def run(self, *, idle_s: float = 1.0) -> None:
-        while True:
-            try:
-                sent = await self.deliver_due()
-            except Exception:  # a database hiccup must not stop deliveries for good
-                pass_failed(log, "webhook delivery pass")
-                sent = 0
-            if sent == 0:
-                self.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), timeout=idle_s)
+        # a pass that sent something looks again at once: more may be due
+        await run_passes(log, "webhook delivery pass", self.deliver_due, self.wake, idle_s, more=bool)
 
     async def deliver_due(self) -> int:
         leased = await asyncio.to_thread(self._lease_due)

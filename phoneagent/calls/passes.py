@@ -1,11 +1,15 @@
-"""How the control plane's background loops report a failed pass: they all retry on the next tick,
-so a LiveKit or database that is down for a while is one warning line per pass, with the cause,
-not a traceback every two seconds; anything else (a bug) keeps its traceback."""
+"""The control plane's background loops (dialer, webhooks, sweeper, campaigns, recorder): one pass,
+then a wait until something wakes the loop or its interval passes. A failed pass is retried on the
+next tick, so a LiveKit or database that is down for a while is one warning line per pass, with the
+cause, not a traceback every two seconds; anything else (a bug) keeps its traceback."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from sqlalchemy.exc import OperationalError
@@ -23,3 +27,27 @@ def pass_failed(log: logging.Logger, what: str) -> None:
         log.warning(f"{what} failed; retrying", extra={"error": cause[:300]})
     else:
         log.exception(f"{what} failed; retrying")
+
+
+async def run_passes(
+    log: logging.Logger,
+    what: str,
+    one_pass: Callable[[], Awaitable[object]],
+    wake: asyncio.Event,
+    interval_s: float,
+    *,
+    more: Callable[[object], bool] = lambda _result: False,
+) -> None:
+    """Forever: ``one_pass()``, then wait for ``wake`` or ``interval_s``; no wait when ``more`` says
+    the pass's result leaves work to do at once (a failed pass always waits)."""
+    while True:
+        try:
+            result = await one_pass()
+        except Exception:  # noqa: BLE001 - LiveKit, the disk or the database hiccuped: try again
+            pass_failed(log, what)
+            result = None
+        if result is not None and more(result):
+            continue
+        wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=interval_s)

@@ -21,7 +21,6 @@ Nothing here can block or change a call: every failure becomes the recording's s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import recording_state as rs
-from phoneagent.calls.passes import pass_failed
+from phoneagent.calls.passes import run_passes
 from phoneagent.config import Settings
 from phoneagent.db.models import Call, RecordingEgress
 from phoneagent.errors import EgressUnavailable, PhoneagentError
@@ -53,14 +52,7 @@ class Recorder:
         self.wake = asyncio.Event()
 
     async def run(self, *, idle_s: float = 1.0) -> None:
-        while True:
-            try:
-                await self.step()
-            except Exception:  # LiveKit, the disk or the database hiccuped: try again next round
-                pass_failed(log, "recorder pass")
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=idle_s)
+        await run_passes(log, "recorder pass", self.step, self.wake, idle_s)
 
     async def step(self) -> None:
         await self.start_pending()

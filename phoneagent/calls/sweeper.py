@@ -19,7 +19,6 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import lifecycle as lc
-from phoneagent.calls.passes import pass_failed
+from phoneagent.calls.passes import run_passes
 from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.records import own_event
 from phoneagent.db.models import Call
@@ -59,14 +58,7 @@ class Sweeper:
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:  # LiveKit or the database hiccuped: look again next round
-                pass_failed(log, "sweep")
-            self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=self._interval)
+        await run_passes(log, "sweep", self.sweep, self.wake, self._interval)
 
     def _live(self) -> list[tuple[str, str, str | None, datetime, int]]:
         with self._sessions() as s:

@@ -18,7 +18,9 @@ How egress's answers are read:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -101,13 +103,12 @@ class LiveKitEgress(LiveKitClient):
     async def tracks(self, room: str) -> CallTracks | None:
         """The phone's and the agent's audio tracks in ``room``; None when the room is gone."""
         try:
-            res = await self._api().room.list_participants(api.ListParticipantsRequest(room=room))
+            with _reaching_livekit():
+                res = await self._api().room.list_participants(api.ListParticipantsRequest(room=room))
         except api.TwirpError as exc:
             if exc.code == "not_found":
                 return None
             raise _translate(exc) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TelephonyError(f"cannot reach LiveKit: {type(exc).__name__}", retryable=True) from None
         caller = next((_audio_track(p) for p in res.participants if p.kind == SIP_KIND), None)
         agent = next((_audio_track(p) for p in res.participants if p.kind == AGENT_KIND), None)
         return CallTracks(caller=caller, agent=agent)
@@ -118,51 +119,57 @@ class LiveKitEgress(LiveKitClient):
             room_name=room, track_id=track_id, file=api.DirectFileOutput(filepath=filepath)
         )
         try:
-            info = await self._api().egress.start_track_egress(req)
+            with _reaching_livekit():
+                info = await self._api().egress.start_track_egress(req)
         except api.TwirpError as exc:
             raise _translate(exc) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TelephonyError(f"cannot reach LiveKit: {type(exc).__name__}", retryable=True) from None
         return EgressState.from_info(info)
 
     async def state(self, egress_id: str) -> EgressState | None:
         try:
-            res = await self._api().egress.list_egress(api.ListEgressRequest(egress_id=egress_id))
+            with _reaching_livekit():
+                res = await self._api().egress.list_egress(api.ListEgressRequest(egress_id=egress_id))
         except api.TwirpError as exc:
             if exc.code == "not_found":
                 return None
             raise _translate(exc) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TelephonyError(f"cannot reach LiveKit: {type(exc).__name__}", retryable=True) from None
         return EgressState.from_info(res.items[0]) if res.items else None
 
     async def answers(self, egress_id: str) -> bool | None:
         """Whether the egress's own process answers (True), does not (False), or it is over (None)."""
         try:
-            await self._api().egress.update_stream(api.UpdateStreamRequest(egress_id=egress_id))
+            with _reaching_livekit():
+                await self._api().egress.update_stream(api.UpdateStreamRequest(egress_id=egress_id))
         except api.TwirpError as exc:
             if _nobody(exc):
                 return False
             if exc.code == "failed_precondition":  # "egress with status ... cannot be updated": over
                 return None
             return True  # its handler refused the empty update: it is alive
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TelephonyError(f"cannot reach LiveKit: {type(exc).__name__}", retryable=True) from None
         return True
 
     async def stop(self, egress_id: str) -> bool:
         """Ask the egress to finish its file; False when its process does not answer."""
         try:
-            await self._api().egress.stop_egress(api.StopEgressRequest(egress_id=egress_id))
+            with _reaching_livekit():
+                await self._api().egress.stop_egress(api.StopEgressRequest(egress_id=egress_id))
         except api.TwirpError as exc:
             if _nobody(exc):
                 return False
             if exc.code in ("failed_precondition", "not_found"):  # already over
                 return True
             raise _translate(exc) from None
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TelephonyError(f"cannot reach LiveKit: {type(exc).__name__}", retryable=True) from None
         return True
+
+
+@contextlib.contextmanager
+def _reaching_livekit() -> Iterator[None]:
+    """LiveKit's HTTP API not answering at all: a retryable TelephonyError (its own refusals, Twirp
+    errors, pass through to each caller, which reads them)."""
+    try:
+        yield
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise TelephonyError(f"cannot reach LiveKit: {type(exc).__name__}", retryable=True) from None
 
 
 def _nobody(exc: api.TwirpError) -> bool:

@@ -63,8 +63,8 @@ class FakeDeepgram(LocalServer):
             return None
         return await self.failure(request)
 
-    async def _listen_ws(self, request: web.Request) -> web.StreamResponse:
-        rec = self.record(request)
+    async def _open_ws(self, request: web.Request) -> web.StreamResponse:
+        """The refusal, or the upgraded socket (already closed when asked to fail by closing)."""
         refused = await self._refusal(request, websocket=True)
         if refused is not None:
             return refused
@@ -72,6 +72,12 @@ class FakeDeepgram(LocalServer):
         await ws.prepare(request)
         if self.fail == "close":
             await ws.close(code=1011, message=b"fake provider failure")
+        return ws
+
+    async def _listen_ws(self, request: web.Request) -> web.StreamResponse:
+        rec = self.record(request)
+        ws = await self._open_ws(request)
+        if not isinstance(ws, web.WebSocketResponse) or ws.closed:
             return ws
         started = False
         async for msg in ws:
@@ -132,13 +138,8 @@ class FakeDeepgram(LocalServer):
 
     async def _speak_ws(self, request: web.Request) -> web.StreamResponse:
         rec = self.record(request)
-        refused = await self._refusal(request, websocket=True)
-        if refused is not None:
-            return refused
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        if self.fail == "close":
-            await ws.close(code=1011, message=b"fake provider failure")
+        ws = await self._open_ws(request)
+        if not isinstance(ws, web.WebSocketResponse) or ws.closed:
             return ws
         await ws.send_json({"type": "Metadata", "request_id": uuid.uuid4().hex})
         text, sequence = "", 0

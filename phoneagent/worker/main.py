@@ -141,6 +141,11 @@ async def entrypoint(ctx: JobContext) -> None:
     settings = get_settings()
     await ctx.connect()
     room = ctx.room.name
+    if await room_is_gone(ctx.room, ctx.job.room.sid):
+        log.info("the call ended before the agent joined; the agent leaves", extra={"room": room})
+        await ctx.delete_room()  # the empty room its joining made
+        ctx.shutdown(reason="call already over")
+        return
     log.info("call answered", extra={"room": room})
     reporter = EventReporter(
         url=settings.events_url,
@@ -149,11 +154,6 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     reporter.start()
     ctx.add_shutdown_callback(reporter.aclose)
-    if await room_is_gone(ctx.room, ctx.job.room.sid):
-        log.info("the call ended before the agent joined; the agent leaves", extra={"room": room})
-        await ctx.delete_room()  # the empty room its joining made
-        ctx.shutdown(reason="call already over")
-        return
     meta = job_metadata(ctx.job.metadata)
     # an outbound agent is in the room before the phone rings: it greets only once it is answered
     outbound = meta.get("direction") == "outbound"

@@ -3,12 +3,14 @@ traceback."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Literal
 
 import aiohttp
 import pytest
 
-from phoneagent.calls.passes import pass_failed
+from phoneagent.calls.passes import pass_failed, run_passes
 from phoneagent.errors import TelephonyError
 
 pytestmark = pytest.mark.unit
@@ -46,3 +48,36 @@ def test_anything_else_keeps_its_traceback(exc: Exception, caplog: pytest.LogCap
             pass_failed(log, "dialer pass")
     (rec,) = caplog.records
     assert rec.levelno == logging.ERROR and rec.exc_info is not None and rec.exc_info[1] is exc
+
+
+class _CountedWake(asyncio.Event):
+    """A wake-up that comes at once, counting how often the loop waited for it."""
+
+    waits = 0
+
+    async def wait(self) -> Literal[True]:
+        self.waits += 1
+        return True
+
+
+def test_a_loop_goes_on_after_a_failed_pass_and_at_once_while_a_pass_leaves_more() -> None:
+    results: list[object] = [RuntimeError("database is locked"), 3, 0, asyncio.CancelledError()]
+    passes = 0
+
+    async def one_pass() -> object:
+        nonlocal passes
+        passes += 1
+        r = results.pop(0)
+        if isinstance(r, BaseException):
+            raise r
+        return r
+
+    async def scenario() -> _CountedWake:
+        wake = _CountedWake()
+        with pytest.raises(asyncio.CancelledError):  # the fourth pass ends the loop
+            await run_passes(log, "test pass", one_pass, wake, 60.0, more=bool)
+        return wake
+
+    wake = asyncio.run(scenario())
+    # waited after the failure and after the pass that left nothing (0), not after the one that left 3
+    assert (passes, wake.waits) == (4, 2)
