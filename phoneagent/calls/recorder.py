@@ -68,7 +68,7 @@ class Recorder:
             return list(rows)
 
     async def start_pending(self) -> None:
-        for call_id, room, status in self._calls("pending"):
+        for call_id, room, status in await asyncio.to_thread(self._calls, "pending"):
             if status != "in_progress" or not room:
                 continue
             try:
@@ -117,7 +117,7 @@ class Recorder:
     MAX_FINISH_ATTEMPTS = 5  # a storage outage is retried this often before the recording fails
 
     async def finish_processing(self) -> None:
-        for call_id, _room, _status in self._calls("processing"):
+        for call_id, _room, _status in await asyncio.to_thread(self._calls, "processing"):
             try:
                 await self._finish(call_id)
             except (PhoneagentError, OSError) as exc:
