@@ -51,8 +51,13 @@ class Decoded:
                 spans.append((t, t + FRAME_S))
         return [s for s in spans if s[1] - s[0] >= min_len_s]
 
-    def channel_wav(self, channel: int, path: Path) -> Path:
-        pcm = np.clip(self.channels[channel] * 32767, -32768, 32767).astype("<i2")
+    def channel_wav(
+        self, channel: int, path: Path, *, start_s: float = 0.0, end_s: float | None = None
+    ) -> Path:
+        """One channel as a 16-bit WAV, optionally only from ``start_s`` to ``end_s``."""
+        lo = max(0, int(start_s * self.rate))
+        hi = None if end_s is None else max(lo, int(end_s * self.rate))
+        pcm = np.clip(self.channels[channel][lo:hi] * 32767, -32768, 32767).astype("<i2")
         with wave.open(str(path), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)

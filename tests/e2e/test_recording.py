@@ -219,8 +219,12 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
           "from end of speech to first audio")  # fmt: skip
     assert gap > 0 and abs(gap - reply_turn["total_ms"] / 1000) < 0.4
 
-    # what the recording says: the greeting on the agent's channel, the question on the caller's
-    agent_heard = _words(transcribe(whisper_tiny, str(rec.channel_wav(AGENT, tmp_path / "agent.wav"))))
+    # what the recording says: the greeting on the agent's channel (its own span: the whole channel,
+    # three replies and long silences, made tiny.en drop words), the questions on the caller's
+    hello = agent_turns[0]
+    a, b = ((_at(hello[k]) - origin).total_seconds() for k in ("started_at", "ended_at"))
+    greeting_wav = rec.channel_wav(AGENT, tmp_path / "agent.wav", start_s=a - 0.5, end_s=b + 0.5)
+    agent_heard = _words(transcribe(whisper_tiny, str(greeting_wav)))
     assert {"thank", "calling", "dental", "help"} <= agent_heard, sorted(agent_heard)
     greeting = _words(PROFILE_GREETING)
     assert len(greeting & agent_heard) >= 0.8 * len(greeting)
