@@ -39,12 +39,11 @@ def test_a_campaign_never_exceeds_its_concurrency(stack: Stack, tmp_path: Path) 
     peak_seen = 0
     try:
         with (
-            # each callee hangs up 2.5 s after answering. With 1 s, livekit-sip v1.8.0 sometimes closed
-            # the participant while its WebRTC connection was still starting and livekit-server kept it
-            # in the room (no leave arrived): 2 calls of 100 looked live for 18 s and were ended by the
-            # sweeper. README, "Outbound calls", known limits.
+            # known to fail now and then: livekit-sip v1.8.0 sometimes leaves a participant in the room
+            # after the callee's BYE (1-2 of 100 calls, at 1 s and at 2.5 s holds alike), and the sweeper
+            # then ends that call as worker_lost. README, "Outbound calls", known limit; not fixed.
             SippCallee("uas_answer_then_hangup", workdir=tmp_path, port=_free_udp(host), host=host,
-                       hold_ms=2500) as sipp,
+                       hold_ms=1000) as sipp,
             httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as c,
         ):  # fmt: skip
             agent = c.post("/agents", json={"name": "a"}).json()["id"]
