@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -21,6 +22,23 @@ Mode = Literal["local", "api", "hybrid"]
 def _home_dir(kind: str) -> Path:
     base = {"state": Path.home() / ".local" / "state", "cache": Path.home() / ".cache"}[kind]
     return base / "phoneagent"
+
+
+@dataclass(frozen=True)
+class TurnTiming:
+    vad_silence_s: float  # silence before the VAD calls the end of an utterance
+    min_delay_s: float  # wait after it when the turn sounds over
+    max_delay_s: float  # the longest wait when it does not
+
+
+# per turn detection mode, from benchmarks/latency (BENCHMARKS.md, "Latency"); vad and turn-detector
+# keep the timings they had before adaptive endpointing (0.45 s of silence: the VAD alone cannot tell
+# a thinking pause from the end)
+TURN_TIMING = {
+    "adaptive": TurnTiming(vad_silence_s=0.25, min_delay_s=0.0, max_delay_s=1.2),
+    "vad": TurnTiming(vad_silence_s=0.45, min_delay_s=0.1, max_delay_s=1.5),
+    "turn-detector": TurnTiming(vad_silence_s=0.45, min_delay_s=0.1, max_delay_s=1.5),
+}
 
 
 class Settings(BaseSettings):
@@ -74,20 +92,19 @@ class Settings(BaseSettings):
     # one call per two cores, plus one: a finished call's process takes a few seconds to leave, and a
     # caller in that window should be answered (a little slower), not refused.
     max_concurrent_calls: int = Field(default_factory=lambda: (os.cpu_count() or 2) // 2 + 1, ge=1, le=64)
-    # End of the caller's turn (defaults from benchmarks/latency, see BENCHMARKS.md): Silero VAD calls
-    # the end of an utterance after vad_min_silence_s of silence; the turn then ends
-    # endpointing_min_delay_s later, or, with the turn detector, up to endpointing_max_delay_s later
-    # when the sentence sounds unfinished. Local Whisper has started on the utterance already
-    # (speculative_stt), so a short wait costs little.
-    # vad: a fixed silence ends the caller's turn; turn-detector: LiveKit's local end-of-turn model
-    # (v1-mini, weights inside livekit-local-inference: no hub, no cloud). Measured side by side on
-    # phone audio (BENCHMARKS.md, "Latency") the model cut callers off audibly less in one run (4 vs
-    # 12 of 24 replies began before the caller finished) but held some turns 3.6 s (p95, vs 1.37 s):
-    # the default is the faster one.
-    turn_detection: Literal["vad", "turn-detector"] = "vad"
-    endpointing_min_delay_s: float = Field(default=0.1, ge=0.0, le=3.0)
-    endpointing_max_delay_s: float = Field(default=1.5, ge=0.2, le=6.0)
-    vad_min_silence_s: float = Field(default=0.45, ge=0.1, le=3.0)
+    # End of the caller's turn (defaults from benchmarks/latency, see BENCHMARKS.md, "Latency"):
+    # Silero VAD calls the end of an utterance after vad_min_silence_s of silence; the turn then ends
+    # endpointing_min_delay_s later, or up to endpointing_max_delay_s later when the words are
+    # unfinished. Local Whisper has started on the utterance already (speculative_stt).
+    # adaptive: the wait follows what the caller said (phoneagent.worker.endpoint): none after a
+    #   request the brain understands, up to the maximum after plainly unfinished words;
+    # vad: a fixed silence; turn-detector: LiveKit's local audio end-of-turn model (v1-mini, weights
+    #   inside livekit-local-inference: no hub, no cloud).
+    # Unset timings take the mode's own (TURN_TIMING).
+    turn_detection: Literal["adaptive", "vad", "turn-detector"] = "adaptive"
+    endpointing_min_delay_s: float | None = Field(default=None, ge=0.0, le=3.0)
+    endpointing_max_delay_s: float | None = Field(default=None, ge=0.2, le=6.0)
+    vad_min_silence_s: float | None = Field(default=None, ge=0.1, le=3.0)
     # local Whisper starts on an utterance after a short silence instead of at the VAD's end of speech
     # (phoneagent.speech.speculative); the transcript is the same, it is ready sooner
     speculative_stt: bool = True
@@ -253,6 +270,22 @@ class Settings(BaseSettings):
     @property
     def livekit_http_url(self) -> str:
         return f"http://{self.bind_host}:{self.livekit_port}"
+
+    @property
+    def turn_timing(self) -> TurnTiming:
+        """The end-of-turn timings in force: each one set, or the turn detection mode's own."""
+        base = TURN_TIMING[self.turn_detection]
+        return TurnTiming(
+            vad_silence_s=self.vad_min_silence_s
+            if self.vad_min_silence_s is not None
+            else base.vad_silence_s,
+            min_delay_s=(
+                self.endpointing_min_delay_s if self.endpointing_min_delay_s is not None else base.min_delay_s
+            ),
+            max_delay_s=(
+                self.endpointing_max_delay_s if self.endpointing_max_delay_s is not None else base.max_delay_s
+            ),
+        )
 
     @property
     def stt_effective_mode(self) -> Mode:

@@ -35,3 +35,38 @@ class PhoneLineResampler:
         if self._resampler is None:
             return b""
         return b"".join(bytes(f.data) for f in self._resampler.flush())
+
+
+class LeadTrimmer:
+    """Drops the quiet start of synthesized speech (Piper opens each sentence with 10 to 70 ms of
+    silence): a caller hears the reply that much sooner. Keeps ``keep_s`` before the first sound."""
+
+    def __init__(
+        self, rate: int = PHONE_RATE, *, keep_s: float = 0.005, threshold_dbfs: float = -45.0
+    ) -> None:
+        self._keep = int(rate * keep_s)
+        self._window = max(1, rate // 200)  # 5 ms
+        self._floor = 32768.0 * 10 ** (threshold_dbfs / 20)
+        self._held = np.zeros(0, dtype=np.int16)
+        self.done = False
+
+    def push(self, pcm: bytes) -> bytes:
+        if self.done:
+            return pcm
+        audio = np.concatenate([self._held, np.frombuffer(pcm, dtype=np.int16)])
+        n = audio.size // self._window
+        if n:
+            rms = np.sqrt(np.mean(audio[: n * self._window].astype(np.float64).reshape(n, -1) ** 2, axis=1))
+            loud = np.flatnonzero(rms > self._floor)
+            if loud.size:
+                self.done = True
+                return audio[max(0, int(loud[0]) * self._window - self._keep) :].tobytes()
+        # all quiet so far: keep only what may precede the first sound
+        self._held = audio[-(self._keep + self._window) :]
+        return b""
+
+    def flush(self) -> bytes:
+        """Whatever is held when nothing loud ever came (a silent sentence stays silent, but short)."""
+        self.done = True
+        held, self._held = self._held, np.zeros(0, dtype=np.int16)
+        return held.tobytes()

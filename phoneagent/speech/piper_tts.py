@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from livekit.agents import tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
-from phoneagent.speech.audio import PHONE_RATE, PhoneLineResampler
+from phoneagent.speech.audio import PHONE_RATE, LeadTrimmer, PhoneLineResampler
 from phoneagent.speech.models import piper_voice_files
 
 if TYPE_CHECKING:
@@ -69,9 +69,9 @@ class SpeechCache:
 
 def synthesize_phone_audio(voice: PiperVoice, text: str) -> bytes:
     """All of ``text`` as 8 kHz int16 PCM, in one blocking call (for filling the cache)."""
-    resampler = PhoneLineResampler(voice.config.sample_rate)
-    out = [resampler.push(chunk.audio_int16_array) for chunk in voice.synthesize(text)]
-    return b"".join([*out, resampler.flush()])
+    resampler, trim = PhoneLineResampler(voice.config.sample_rate), LeadTrimmer()
+    out = [trim.push(resampler.push(chunk.audio_int16_array)) for chunk in voice.synthesize(text)]
+    return b"".join([*out, trim.push(resampler.flush()), trim.flush()])
 
 
 _CACHES: dict[int, SpeechCache] = {}
@@ -134,7 +134,7 @@ class _PiperStream(tts.ChunkedStream):
             output_emitter.push(made)
             output_emitter.flush()
             return
-        resampler = PhoneLineResampler(self._voice.config.sample_rate)
+        resampler, trim = PhoneLineResampler(self._voice.config.sample_rate), LeadTrimmer()
         sentences: Iterator[AudioChunk] = iter(self._voice.synthesize(self.input_text))
         done = object()
         pieces: list[bytes] = []
@@ -143,9 +143,9 @@ class _PiperStream(tts.ChunkedStream):
             chunk = await asyncio.to_thread(next, sentences, done)
             if chunk is done:
                 break
-            pieces.append(resampler.push(chunk.audio_int16_array))  # type: ignore[union-attr]
+            pieces.append(trim.push(resampler.push(chunk.audio_int16_array)))  # type: ignore[union-attr]
             output_emitter.push(pieces[-1])
-        pieces.append(resampler.flush())
+        pieces.append(trim.push(resampler.flush()) + trim.flush())
         output_emitter.push(pieces[-1])
         output_emitter.flush()
         if cache is not None:

@@ -22,7 +22,9 @@ class ProcessError(AssertionError):
 class LoggedProcess:
     """A child process whose combined output goes to a log file that can be waited on."""
 
-    def __init__(self, argv: list[str], *, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, argv: list[str], *, log_path: Path, env: dict[str, str], cwd: Path | None = None
+    ) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -32,13 +34,17 @@ class LoggedProcess:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
         self.seen_pids: set[int] = {self.proc.pid}
 
     @classmethod
-    def phoneagent(cls, *args: str, log_path: Path, env: dict[str, str]) -> LoggedProcess:
-        return cls([sys.executable, "-m", "phoneagent.cli", *args], log_path=log_path, env=env)
+    def phoneagent(
+        cls, *args: str, log_path: Path, env: dict[str, str], cwd: Path | None = None
+    ) -> LoggedProcess:
+        """``phoneagent ARGS``; with ``cwd``, the package found there (another checkout) runs."""
+        return cls([sys.executable, "-m", "phoneagent.cli", *args], log_path=log_path, env=env, cwd=cwd)
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -53,3 +53,47 @@ def caller_wav(path: Path, text: str, voice: object, *, lead_s: float = 0.3, pad
     """A WAV for the phone's microphone: a short lead-in, the utterance, then silence for ``pad_s``."""
     speech = caller_speech(text, voice)
     return write_wav(path, np.concatenate([silence(lead_s), speech, silence(pad_s)]), PHONE_RATE)
+
+
+def load_caller_voice() -> object:
+    """The Piper voice with phoneme alignments (the ``onnx`` package patches the model in memory), for
+    :func:`paused_caller_speech`."""
+    from piper import PiperVoice
+
+    from phoneagent.speech.models import piper_voice_files
+
+    files = piper_voice_files("en_US-joe-medium")
+    return PiperVoice.load(files.model, config_path=files.config, include_alignments=True)
+
+
+def paused_caller_speech(before: str, after: str, voice: object, pause_s: float) -> np.ndarray:
+    """``before after`` said as one sentence in the caller's voice, with ``pause_s`` of silence inserted
+    where ``before`` ends: the words before the pause keep the sentence's running intonation, as a
+    caller's do who stops to think, not the falling end of a sentence said alone.
+
+    ``voice`` comes from :func:`load_caller_voice`. The pause goes at the start of the word gap after
+    ``before``'s last phoneme (Piper's alignments give each phoneme's samples)."""
+    from piper import SynthesisConfig
+
+    chunks = list(
+        voice.synthesize(  # type: ignore[attr-defined]
+            f"{before} {after}", SynthesisConfig(length_scale=1.1, noise_scale=0.8), include_alignments=True
+        )
+    )
+    if len(chunks) != 1 or not chunks[0].phoneme_alignments:
+        raise ValueError(f"one sentence with alignments expected for {before!r} + {after!r}")
+    chunk = chunks[0]
+    gaps = " ".join(before.split()).count(" ")  # word gaps inside ``before``
+    seen, at = 0, 0
+    for a in chunk.phoneme_alignments:
+        if a.phoneme == " " and at > 0:
+            if seen == gaps:
+                break
+            seen += 1
+        at += int(a.num_samples)
+    else:
+        raise ValueError(f"no word gap after {before!r}")
+    raw = chunk.audio_int16_array
+    rate = int(voice.config.sample_rate * PITCH)  # type: ignore[attr-defined]
+    pause = np.zeros(int(pause_s * rate), dtype=np.int16)
+    return phone_line(np.concatenate([raw[:at], pause, raw[at:]]), rate)

@@ -13,15 +13,16 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import Agent, JobContext, StopResponse, llm
+from livekit.agents import Agent, JobContext, ModelSettings, StopResponse, llm, stt
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
 
 from phoneagent.worker.phone import sip_participant
 from phoneagent.worker.scripted import Decision, ScriptedFlow
+from phoneagent.worker.timing import TurnClock
 from phoneagent.worker.tools import phone_tools
 
 log = logging.getLogger("phoneagent.worker")
@@ -104,9 +105,10 @@ class PhoneAgent(Agent):
         silence_timeout_s: float = 20.0,
         instructions: str = "You are a phone agent.",
         llm_tools: Sequence[str] | None = None,
+        clock: TurnClock | None = None,
     ) -> None:
         """``llm_tools`` None: the scripted flow decides (and acts); else the brain is an LLM and gets
-        these of the phone tools (see ``phoneagent.worker.tools``)."""
+        these of the phone tools (see ``phoneagent.worker.tools``). ``clock`` times each turn."""
         self._scripted = llm_tools is None
         tools = phone_tools(control, self._after, llm_tools) if llm_tools is not None else []
         # the instructions reach an LLM brain; the scripted brain reads only the caller's words
@@ -121,6 +123,24 @@ class PhoneAgent(Agent):
         self._silences = 0
         self._callee_spoke = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.clock = clock or TurnClock()
+
+    # ---- the pipeline's nodes, timed -------------------------------------------------------------
+
+    def stt_node(
+        self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
+    ) -> AsyncIterable[stt.SpeechEvent]:
+        return Agent.default.stt_node(self, self.clock.tap(audio), model_settings)
+
+    def llm_node(
+        self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> AsyncIterable[llm.ChatChunk]:
+        return self.clock.first_item("brain", Agent.default.llm_node(self, chat_ctx, tools, model_settings))
+
+    def tts_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterable[rtc.AudioFrame]:
+        return self.clock.first_item("tts", Agent.default.tts_node(self, text, model_settings))
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -152,6 +172,7 @@ class PhoneAgent(Agent):
     # ---- the caller's turns ------------------------------------------------------------------------
 
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
+        self.clock.committed()
         text = new_message.text_content or ""
         if self._awaiting_callee:
             self._awaiting_callee = False

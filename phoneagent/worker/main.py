@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,11 +16,11 @@ from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, Wo
 from livekit.agents.cli import proto
 from livekit.agents.cli.cli import _run_worker
 from livekit.agents.voice import room_io
-from livekit.agents.voice.events import ConversationItemAddedEvent
 from livekit.plugins import silero
 
 from phoneagent.config import Settings, get_settings
 from phoneagent.errors import ConfigError
+from phoneagent.speech.audio import PHONE_RATE
 from phoneagent.speech.fallbacks import report_fallbacks
 from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
 from phoneagent.speech.plugins import preload as preload_plugins
@@ -35,7 +34,7 @@ from phoneagent.speech.providers import (
 )
 from phoneagent.speech.providers import check as check_providers
 from phoneagent.speech.providers import describe as describe_providers
-from phoneagent.speech.whisper_stt import WhisperOptions, load_whisper
+from phoneagent.speech.whisper_stt import WHISPER_RATE, WhisperOptions, load_whisper
 from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import (
@@ -49,6 +48,7 @@ from phoneagent.worker.phone import job_metadata, room_is_gone, wait_for_answer
 from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
+from phoneagent.worker.timing import TurnClock, report_turns
 from phoneagent.worker.turns import describe as describe_turns
 from phoneagent.worker.turns import load_turn_detector, turn_handling
 
@@ -66,7 +66,7 @@ def prewarm(proc: JobProcess) -> None:
     )
     proc.userdata["whisper"] = load_whisper(IN_PROCESS_WHISPER) if needs_local_whisper(settings) else None
     # the ONNX model ships inside livekit-plugins-silero
-    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=settings.vad_min_silence_s)
+    proc.userdata["vad"] = silero.VAD.load(min_silence_duration=settings.turn_timing.vad_silence_s)
     proc.userdata["turn_detector"] = load_turn_detector(settings)
     # provider plugins are imported here, never during a call (an import can block the loop seconds)
     preload_plugins(settings)
@@ -83,39 +83,6 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["profiles"] = ProfileCache(
         url=settings.events_url, token=worker_token(settings), default_greeting=settings.greeting
     )
-
-
-def report_turns(session: AgentSession, reporter: EventReporter, room: str) -> None:
-    """Every caller and agent turn, with its timings and the latency split, to the control plane."""
-    seq = itertools.count()
-    last_stt: dict[str, float | None] = {"s": None}
-
-    @session.on("conversation_item_added")
-    def _on_item(ev: ConversationItemAddedEvent) -> None:
-        item = ev.item
-        if not isinstance(item, llm.ChatMessage) or item.role not in ("user", "assistant"):
-            return
-        m = item.metrics
-        data: dict[str, object] = {
-            "seq": next(seq),
-            "speaker": "caller" if item.role == "user" else "agent",
-            "text": item.text_content or "",
-            "started_at": m.get("started_speaking_at"),
-            "ended_at": m.get("stopped_speaking_at"),
-        }
-        if item.role == "user":
-            last_stt["s"] = m.get("transcription_delay")
-            data["stt_s"] = last_stt["s"]
-        else:
-            # end of caller speech -> final transcript -> first brain output -> first audio out
-            data.update(
-                stt_s=last_stt["s"],
-                brain_s=m.get("llm_node_ttft"),
-                tts_s=m.get("tts_node_ttfb"),
-                total_s=m.get("e2e_latency"),
-            )
-            last_stt["s"] = None
-        reporter.report(room, "turn", data)
 
 
 def brain_for_call(settings: Settings, profile: Profile, flow: ScriptedFlow) -> tuple[llm.LLM, str]:
@@ -182,10 +149,20 @@ async def entrypoint(ctx: JobContext) -> None:
         tts=tts,
         # the providers' own low retries are the only ones: a failure switches within the turn
         conn_options=session_conn_options(settings),
-        turn_handling=turn_handling(settings, ctx.proc.userdata.get("turn_detector")),
+        turn_handling=turn_handling(
+            settings,
+            ctx.proc.userdata.get("turn_detector"),
+            understood=(lambda text: flow.decide(text).intent != "fallback")
+            if isinstance(brain, ScriptedLLM)
+            else None,
+        ),
         user_away_timeout=float(profile.silence_timeout_s),
+        # livekit-agents mutes barge-in and feeds STT silence for the first 3 s of agent speech on SIP
+        # calls while an echo canceller would adapt; a phone line's echo is the carrier's business
+        aec_warmup_duration=None,
     )
-    report_turns(session, reporter, room)
+    clock = TurnClock()
+    report_turns(session, clock, functools.partial(reporter.report, room))
     # the caller hung up (or the agent did): the job leaves at once, freeing its place on this worker;
     # left alone it would sit in the empty room until LiveKit's departure timeout (20 s)
     session.on("close", lambda ev: ctx.shutdown(reason=f"call over: {ev.reason}"))
@@ -199,6 +176,7 @@ async def entrypoint(ctx: JobContext) -> None:
         silence_timeout_s=float(profile.silence_timeout_s),
         instructions=instructions,
         llm_tools=None if isinstance(brain, ScriptedLLM) else profile.tools,
+        clock=clock,
     )
     await session.start(agent=agent, room=ctx.room, record=False, room_options=room_options())
     if isinstance(tts, PiperTTS):
@@ -225,11 +203,20 @@ def cancel_on_exit(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
 
 
 def room_options() -> room_io.RoomOptions:
-    """The agent's audio is published without Opus DTX: egress v1.8.6 decodes a DTX track's silences
-    onto the wrong timeline (speech shifted by up to 0.5 s in a recording); the phone line gains
-    nothing from DTX either (livekit-sip sends the caller's side without it)."""
+    """How the call's audio meets the room, with as little delay and resampling as possible.
+
+    - The caller comes in at 16 kHz, what Silero and Whisper take (no second resampling step), in
+      20 ms frames (livekit-agents' default 50 ms frames hold each sample up to 50 ms longer).
+    - The agent goes out at the 8 kHz its speech is made at (no 8 -> 24 kHz step in the worker),
+      without Opus DTX: egress v1.8.6 decodes a DTX track's silences onto the wrong timeline (speech
+      shifted by up to 0.5 s in a recording); the phone line gains nothing from DTX either
+      (livekit-sip sends the caller's side without it).
+    """
     publish = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, dtx=False)
-    return room_io.RoomOptions(audio_output=room_io.AudioOutputOptions(track_publish_options=publish))
+    return room_io.RoomOptions(
+        audio_input=room_io.AudioInputOptions(sample_rate=WHISPER_RATE, frame_size_ms=20),
+        audio_output=room_io.AudioOutputOptions(sample_rate=PHONE_RATE, track_publish_options=publish),
+    )
 
 
 async def whisper_for(proc: JobProcess, profile: Profile) -> tuple[WhisperOptions, Any]:

@@ -1,19 +1,25 @@
-"""End of turn: VAD endpointing (the default), or LiveKit's local turn detector where it loads.
+"""End of turn, by ``PHONEAGENT_TURN_DETECTION``:
 
-``PHONEAGENT_TURN_DETECTION=vad`` waits ``PHONEAGENT_ENDPOINTING_MIN_DELAY_S`` of silence after speech.
-``turn-detector`` uses livekit-agents' ``inference.TurnDetector(version="v1-mini")``: its weights are
-compiled into the ``livekit-local-inference`` wheel and it runs in the job process (no model hub, no
-cloud); it lets the wait be short when the sentence sounds complete and long (``max_delay``) when
-not. The version is always pinned: left to itself, livekit-agents may pick its cloud model. If the
-local model cannot load, the worker says so and uses VAD endpointing.
+- ``adaptive`` (the default): a short VAD silence, then a wait that follows what the caller said
+  (:mod:`phoneagent.worker.endpoint`): none after a request the brain understands, up to
+  ``max_delay`` after plainly unfinished words.
+- ``vad``: ``min_delay`` after the VAD's silence, whatever was said.
+- ``turn-detector``: livekit-agents' ``inference.TurnDetector(version="v1-mini")``, an audio model
+  whose weights are compiled into the ``livekit-local-inference`` wheel; it runs in the job process
+  (no model hub, no cloud). The version is always pinned: left to itself, livekit-agents may pick
+  its cloud model. If the local model cannot load, the worker says so and uses VAD endpointing.
+
+Timings per mode: :data:`phoneagent.config.TURN_TIMING`, each overridable by its setting.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from phoneagent.config import Settings
+from phoneagent.worker.endpoint import PhoneTurnDetector
 
 log = logging.getLogger("phoneagent.worker")
 
@@ -21,7 +27,8 @@ LOCAL_MODEL = "v1-mini"
 
 
 def load_turn_detector(settings: Settings) -> Any | None:
-    """The local turn detector, loaded and tried once (prewarm); None for VAD endpointing."""
+    """LiveKit's local turn detector, loaded and tried once (prewarm), in ``turn-detector`` mode; None
+    otherwise (or when it cannot load: then VAD endpointing)."""
     if settings.turn_detection != "turn-detector":
         return None
     try:
@@ -43,12 +50,23 @@ def load_turn_detector(settings: Settings) -> Any | None:
     return detector
 
 
-def turn_handling(settings: Settings, detector: Any | None) -> dict[str, Any]:
-    endpointing: dict[str, Any] = {"min_delay": settings.endpointing_min_delay_s}
-    if detector is not None:
-        endpointing["max_delay"] = settings.endpointing_max_delay_s
+def turn_handling(
+    settings: Settings, detector: Any | None, *, understood: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
+    """The AgentSession's turn handling for one call. ``detector`` is what :func:`load_turn_detector`
+    gave; ``understood`` tells whether the call's brain can act on the caller's words (the scripted
+    flow; None for an LLM brain)."""
+    timing = settings.turn_timing
+    endpointing: dict[str, Any] = {"min_delay": timing.min_delay_s}
+    turn_detection: Any = "vad"
+    if settings.turn_detection == "adaptive":
+        turn_detection = PhoneTurnDetector(understood=understood)
+        endpointing["max_delay"] = timing.max_delay_s
+    elif detector is not None:
+        turn_detection = detector
+        endpointing["max_delay"] = timing.max_delay_s
     return {
-        "turn_detection": detector if detector is not None else "vad",
+        "turn_detection": turn_detection,
         "endpointing": endpointing,
         # barge-in by VAD: the adaptive interruption detector is a cloud service
         "interruption": {"mode": "vad"},
@@ -56,9 +74,15 @@ def turn_handling(settings: Settings, detector: Any | None) -> dict[str, Any]:
 
 
 def describe(settings: Settings, detector: Any | None) -> str:
+    t = settings.turn_timing
+    if settings.turn_detection == "adaptive":
+        return (
+            f"adaptive (by what was said): VAD silence {t.vad_silence_s} s, then {t.min_delay_s} s "
+            f"when understood, up to {t.max_delay_s} s when unfinished"
+        )
     if detector is not None:
         return (
-            f"LiveKit turn detector {LOCAL_MODEL} (local), min {settings.endpointing_min_delay_s} s, "
-            f"max {settings.endpointing_max_delay_s} s"
+            f"LiveKit turn detector {LOCAL_MODEL} (local), VAD silence {t.vad_silence_s} s, "
+            f"min {t.min_delay_s} s, max {t.max_delay_s} s"
         )
-    return f"VAD endpointing, min {settings.endpointing_min_delay_s} s"
+    return f"VAD endpointing: silence {t.vad_silence_s} s + {t.min_delay_s} s"

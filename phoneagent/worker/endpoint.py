@@ -1,0 +1,159 @@
+"""End of the caller's turn, fast and patient: how long the agent waits after the caller stops depends
+on what the caller has said so far.
+
+Each time the caller pauses long enough for the VAD (``PHONEAGENT_VAD_MIN_SILENCE_S``) and the words
+so far are transcribed, :func:`verdict` reads them:
+
+- ``unfinished``: the words plainly go on: they end on a word that needs more ("... book an",
+  "... appointment for", "... because"), they are a question's opening alone ("and do you", "can
+  I"), or a number is half said ("my number is four one five"). The agent waits up to
+  ``PHONEAGENT_ENDPOINTING_MAX_DELAY_S`` for more; the caller speaking again resets it.
+- ``complete``: the brain knows what to do with them (the scripted flow matched an intent, a yes or
+  a no, a goodbye), or, for an LLM brain, they end a sentence (Whisper's final punctuation). The
+  agent answers at once.
+- ``unsure``: anything else; the agent waits a little (:data:`UNSURE_WAIT_S`).
+
+Audio-only end-of-turn models were measured on the benchmark's phone voices and left out of the
+default (see BENCHMARKS.md, "End of turn"); LiveKit's own (``PHONEAGENT_TURN_DETECTION=turn-detector``)
+and plain VAD endpointing (``vad``) remain selectable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Literal
+
+from livekit.agents import llm
+
+Verdict = Literal["complete", "unsure", "unfinished"]
+
+# after words the brain cannot place, the agent waits this much more before it answers
+UNSURE_WAIT_S = 0.3
+
+
+def _wordset(*groups: str) -> frozenset[str]:
+    return frozenset(w for group in groups for w in group.split())
+
+
+# words a request does not end on: conjunctions, prepositions, articles and possessives, a subject
+# that has not said its verb yet, hesitations ("so", "this", "her", "no" end whole answers: "I think
+# so", "what is this", "I called her", "no")
+_GOES_ON = _wordset(
+    "and or but because cause if when while than whether unless although though",
+    "to for of in on at with from about by into onto after before until till between through without",
+    "under over near via per",
+    "the a an my your our their his its some any every each another",
+    "i'm i'd i'll i've we're we'd we'll they're you're",
+    "um uh er erm hmm mm like",
+)
+# "to be" at the end waits for what follows ("my number is ..."), unless it closes a short answer
+# ("yes it is", "we are")
+_TO_BE = frozenset({"is", "are", "was", "were", "am", "be"})
+_PRONOUNS = frozenset({"i", "you", "we", "they", "he", "she", "it", "that", "there", "who", "what"})
+_AUX = r"(do|does|did|can|could|would|will|should|shall|may|might|are|is|was|were|have|has|had)"
+_OPENING_ONLY = re.compile(
+    rf"^((and|so|but|also|then|well|okay|ok|um|uh)\s+)*{_AUX}\s+(i|you|we|they|he|she|it)$"
+)
+_NUMBER_TALK = re.compile(
+    r"\b(number|phone|cell|mobile|call me|callback|account|zip|postcode|code|extension)\b"
+)
+_DIGIT_WORDS = _wordset("zero oh o one two three four five six seven eight nine")
+# a phone number has 10 digits in North America and at least 7 anywhere (an area code may be left out)
+MIN_NUMBER_DIGITS = 10
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def trailing_digits(words: list[str]) -> int:
+    """How many digits the words end with ("four one five" and "415" and "415-55" alike)."""
+    count = 0
+    for w in reversed(words):
+        if w.isdigit():
+            count += len(w)
+        elif w in _DIGIT_WORDS:
+            count += 1
+        elif w in ("double", "triple"):  # "double five": the five is counted already
+            count += 1 if w == "double" else 2
+        elif w == "dash":
+            continue
+        else:
+            break
+    return count
+
+
+def unfinished(text: str) -> bool:
+    """Whether ``text`` plainly goes on."""
+    words = _words(text)
+    if not words:
+        return False
+    if words[-1] in _GOES_ON:
+        return True
+    if words[-1] in _TO_BE and (len(words) < 2 or words[-2] not in _PRONOUNS):
+        return True
+    if _OPENING_ONLY.match(" ".join(words)):
+        return True
+    digits = trailing_digits(words)
+    return 0 < digits < MIN_NUMBER_DIGITS and bool(_NUMBER_TALK.search(" ".join(words)))
+
+
+def verdict(text: str, *, understood: Callable[[str], bool] | None = None) -> Verdict:
+    """How finished the caller's words are; ``understood`` tells whether the brain can act on them
+    (None: an LLM brain, which can answer anything)."""
+    if not text.strip() or unfinished(text):
+        return "unfinished"
+    if understood is not None:
+        return "complete" if understood(text) else "unsure"
+    return "complete" if text.rstrip().endswith((".", "?", "!")) else "unsure"
+
+
+class PhoneTurnDetector:
+    """:func:`verdict` as a livekit-agents turn detector: ``complete`` is a likely end of turn (the
+    session waits ``min_delay``), ``unfinished`` an unlikely one (``max_delay``), and ``unsure``
+    waits :data:`UNSURE_WAIT_S` here before it answers likely."""
+
+    def __init__(
+        self, *, understood: Callable[[str], bool] | None = None, unsure_wait_s: float = UNSURE_WAIT_S
+    ) -> None:
+        self._understood = understood
+        self._unsure_wait_s = unsure_wait_s
+        self.verdicts: list[tuple[str, Verdict]] = []  # what it decided, in order (for the log and tests)
+
+    @property
+    def model(self) -> str:
+        return "phoneagent-endpoint"
+
+    @property
+    def provider(self) -> str:
+        return "local"
+
+    async def unlikely_threshold(self, language: str | None) -> float | None:
+        return 0.5
+
+    async def supports_language(self, language: str | None) -> bool:
+        return True  # the rules are English; other languages get "unsure" or "complete" from the brain
+
+    async def predict_end_of_turn(
+        self,
+        chat_ctx: llm.ChatContext,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - livekit-agents' detector protocol names it
+    ) -> float:
+        text = next(
+            (
+                item.text_content or ""
+                for item in reversed(chat_ctx.items)
+                if isinstance(item, llm.ChatMessage) and item.role == "user"
+            ),
+            "",
+        )
+        found = verdict(text, understood=self._understood)
+        self.verdicts.append((text, found))
+        if found == "unfinished":
+            return 0.0
+        if found == "unsure":
+            await asyncio.sleep(self._unsure_wait_s)
+        return 1.0
