@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     # local Whisper starts on an utterance after a short silence instead of at the VAD's end of speech
     # (phoneagent.speech.speculative); the transcript is the same, it is ready sooner
     speculative_stt: bool = True
+    # one set of local speech models (Whisper, Piper) per worker host, in a process of its own that
+    # every call's job process asks (phoneagent.speech.shared); false: each job process loads its own
+    shared_models: bool = True
+    # Whisper decodes the shared models run at once (CTranslate2 replicas of one thread each)
+    whisper_workers: int = Field(default=2, ge=1, le=16)
+    # set by the worker for its job processes: where its shared models answer
+    speech_socket: Path | None = None
     # the control plane's background work: dialing queued calls, sending webhooks, the sweeper,
     # campaigns. Run it in exactly one control-plane process per database.
     background: bool = True

@@ -79,11 +79,19 @@ def agent_turns(record: dict[str, Any]) -> list[dict[str, Any]]:
         for e in record.get("events", [])
         if e["type"] == "turn" and e["source"] == "worker"
     }
-    return [
-        {**t, "marks": marks.get(t["seq"], {}).get("marks")}
-        for t in record["transcript"]
-        if t["speaker"] == "agent" and t["seq"] > 0
-    ]
+    out = []
+    for t in record["transcript"]:
+        if t["speaker"] != "agent" or t["seq"] == 0:
+            continue
+        m = marks.get(t["seq"], {}).get("marks")
+        # a worker that reports no instants (an earlier commit): when its audio started, by its metrics
+        out_at = m["out"] if m and "out" in m else _epoch(t.get("started_at"))
+        out.append({**t, "marks": m, "out_at": out_at})
+    return out
+
+
+def _epoch(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso).timestamp() if iso else None
 
 
 def hops(wire: dict[str, Any], marks: dict[str, float] | None) -> dict[str, float] | None:
@@ -121,7 +129,7 @@ def judge(call: CallResult, record: dict[str, Any] | None) -> list[dict[str, Any
         start = wire["said_from"]
         end = call.wire[i + 1]["said_from"] if i + 1 < len(call.wire) else float("inf")
         # the agent's replies between this question and the next (by when their audio left the worker)
-        answered = [t for t in turns if t["marks"] and start <= t["marks"].get("out", 0) < end]
+        answered = [t for t in turns if t["out_at"] is not None and start <= t["out_at"] < end]
         first = answered[0] if answered else None
         # a reply to the words before a pause cuts the caller off too, even when it comes out late
         premature = wire["cut_off"] or len(answered) > 1

@@ -7,8 +7,8 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from livekit.agents import tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
@@ -74,31 +74,76 @@ def synthesize_phone_audio(voice: PiperVoice, text: str) -> bytes:
     return b"".join([*out, trim.push(resampler.flush()), trim.flush()])
 
 
-_CACHES: dict[int, SpeechCache] = {}
+class Synthesizer(Protocol):
+    """Where speech is made: a voice in this process, or the worker's shared models."""
+
+    def stream(self, text: str) -> AsyncIterator[bytes]:
+        """``text`` as 8 kHz int16 PCM, sentence by sentence."""
+        ...
+
+    async def prepare(self, texts: list[str]) -> None:
+        """Make ``texts`` ahead of need (a cache), one at a time."""
+        ...
 
 
-def cache_for(voice: PiperVoice) -> SpeechCache:
-    """The process's speech cache for ``voice`` (voices load once per process, in prewarm)."""
-    return _CACHES.setdefault(id(voice), SpeechCache())
+class InProcessPiper:
+    """A voice in this process, with its cache of what it has said (Piper's sentences one thread hop
+    each: the first goes out while the next is made)."""
+
+    def __init__(self, voice: PiperVoice, cache: SpeechCache | None = None) -> None:
+        self.voice = voice
+        self.cache = cache if cache is not None else SpeechCache()
+
+    async def prepare(self, texts: list[str]) -> None:
+        for text in texts:
+            if text and self.cache.get(text) is None:
+                self.cache.put(text, await asyncio.to_thread(synthesize_phone_audio, self.voice, text))
+
+    async def stream(self, text: str) -> AsyncIterator[bytes]:
+        made = self.cache.get(text)
+        if made is not None:
+            yield made
+            return
+        resampler, trim = PhoneLineResampler(self.voice.config.sample_rate), LeadTrimmer()
+        sentences: Iterator[AudioChunk] = iter(self.voice.synthesize(text))
+        done = object()
+        pieces: list[bytes] = []
+        while True:
+            chunk = await asyncio.to_thread(next, sentences, done)
+            if chunk is done:
+                break
+            pieces.append(trim.push(resampler.push(chunk.audio_int16_array)))  # type: ignore[union-attr]
+            yield pieces[-1]
+        pieces.append(trim.push(resampler.flush()) + trim.flush())
+        yield pieces[-1]
+        self.cache.put(text, b"".join(pieces))
 
 
 class PiperTTS(tts.TTS):
-    def __init__(self, *, voice: PiperVoice, cache: SpeechCache | None = None) -> None:
+    """``voice`` (loaded in this process; ``cache`` shared by the calls that pass it) or
+    ``synthesizer`` (e.g. the worker's shared models)."""
+
+    def __init__(
+        self,
+        *,
+        voice: PiperVoice | None = None,
+        cache: SpeechCache | None = None,
+        synthesizer: Synthesizer | None = None,
+    ) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
             sample_rate=PHONE_RATE,
             num_channels=1,
         )
-        self._voice = voice
-        self.cache = cache if cache is not None else cache_for(voice)
+        if synthesizer is None:
+            if voice is None:
+                raise ValueError("PiperTTS needs a voice or a synthesizer")
+            synthesizer = InProcessPiper(voice, cache)
+        self.synthesizer = synthesizer
 
     async def prepare(self, texts: list[str]) -> None:
-        """Make what the agent is likely to say before it is needed (in a thread, one at a time)."""
-        if self.cache is None:
-            return
-        for text in texts:
-            if text and self.cache.get(text) is None:
-                self.cache.put(text, await asyncio.to_thread(synthesize_phone_audio, self._voice, text))
+        """Make what the agent is likely to say before it is needed."""
+        await self.synthesizer.prepare(texts)
 
     @property
     def model(self) -> str:
@@ -117,8 +162,7 @@ class PiperTTS(tts.TTS):
 class _PiperStream(tts.ChunkedStream):
     def __init__(self, *, tts: PiperTTS, input_text: str, conn_options: APIConnectOptions) -> None:
         super().__init__(tts=tts, input_text=input_text, conn_options=conn_options)
-        self._voice = tts._voice
-        self._tts: PiperTTS = tts
+        self._synthesizer = tts.synthesizer
 
     async def _run(self, output_emitter: tts.AudioEmitter) -> None:
         output_emitter.initialize(
@@ -128,25 +172,6 @@ class _PiperStream(tts.ChunkedStream):
             mime_type="audio/pcm",
             frame_size_ms=20,
         )
-        cache = self._tts.cache
-        made = cache.get(self.input_text) if cache is not None else None
-        if made is not None:
-            output_emitter.push(made)
-            output_emitter.flush()
-            return
-        resampler, trim = PhoneLineResampler(self._voice.config.sample_rate), LeadTrimmer()
-        sentences: Iterator[AudioChunk] = iter(self._voice.synthesize(self.input_text))
-        done = object()
-        pieces: list[bytes] = []
-        while True:
-            # one sentence per thread hop: the first sentence goes out while the next is made
-            chunk = await asyncio.to_thread(next, sentences, done)
-            if chunk is done:
-                break
-            pieces.append(trim.push(resampler.push(chunk.audio_int16_array)))  # type: ignore[union-attr]
-            output_emitter.push(pieces[-1])
-        pieces.append(trim.push(resampler.flush()) + trim.flush())
-        output_emitter.push(pieces[-1])
+        async for pcm in self._synthesizer.stream(self.input_text):
+            output_emitter.push(pcm)
         output_emitter.flush()
-        if cache is not None:
-            cache.put(self.input_text, b"".join(pieces))

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from piper import PiperVoice
 
-    from phoneagent.speech.whisper_stt import WhisperOptions
+    from phoneagent.speech.piper_tts import SpeechCache, Synthesizer
+    from phoneagent.speech.whisper_stt import Transcriber, WhisperOptions
 
 # local OpenAI-compatible servers take any key; the OpenAI SDK refuses to send none
 NO_KEY = "no-key"
@@ -69,14 +70,15 @@ def make_stt(
     *,
     whisper_model: WhisperModel | None,
     whisper_options: WhisperOptions | None = None,
+    transcriber: Transcriber | None = None,
 ) -> stt.STT:
     made: stt.STT
     if choice.provider == "local":
         from phoneagent.speech.whisper_stt import WhisperSTT
 
-        if whisper_model is None:
-            raise ValueError("the local STT needs the Whisper model that prewarm loads")
-        made = WhisperSTT(model=whisper_model, options=whisper_options)
+        if whisper_model is None and transcriber is None:
+            raise ValueError("the local STT needs the shared models or the Whisper model prewarm loads")
+        made = WhisperSTT(model=whisper_model, options=whisper_options, transcriber=transcriber)
     elif choice.provider == "deepgram":
         made = _plugin("deepgram").STT(
             model=choice.model,
@@ -98,14 +100,21 @@ def make_stt(
     return remember(made, choice)
 
 
-def make_tts(settings: Settings, choice: ProviderChoice, *, piper_voice: PiperVoice | None) -> tts.TTS:
+def make_tts(
+    settings: Settings,
+    choice: ProviderChoice,
+    *,
+    piper_voice: PiperVoice | None,
+    speech_cache: SpeechCache | None = None,
+    synthesizer: Synthesizer | None = None,
+) -> tts.TTS:
     made: tts.TTS
     if choice.provider == "local":
         from phoneagent.speech.piper_tts import PiperTTS
 
-        if piper_voice is None:
-            raise ValueError("the local TTS needs the Piper voice that prewarm loads")
-        made = PiperTTS(voice=piper_voice)
+        if piper_voice is None and synthesizer is None:
+            raise ValueError("the local TTS needs the shared models or the Piper voice prewarm loads")
+        made = PiperTTS(voice=piper_voice, cache=speech_cache, synthesizer=synthesizer)
     elif choice.provider == "deepgram":
         made = _plugin("deepgram").TTS(
             model=choice.model,

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from faster_whisper import WhisperModel
     from piper import PiperVoice
 
-    from phoneagent.speech.whisper_stt import WhisperOptions
+    from phoneagent.speech.piper_tts import SpeechCache, Synthesizer
+    from phoneagent.speech.whisper_stt import Transcriber, WhisperOptions
 
 Component = Literal["stt", "tts", "llm"]
 Side = Literal["api", "local"]
@@ -295,16 +296,20 @@ def build_stt(
     vad: VAD,
     whisper_model: WhisperModel | None,
     whisper_options: WhisperOptions | None = None,
+    transcriber: Transcriber | None = None,
 ) -> stt.STT:
-    """The call's STT: the in-process Whisper alone in local mode, else a FallbackAdapter over the chain.
+    """The call's STT: the local Whisper alone in local mode, else a FallbackAdapter over the chain.
 
-    ``whisper_model`` is the model prewarm loaded (None when :func:`needs_local_whisper` is False).
+    The local Whisper is ``transcriber`` (the worker's shared models) or ``whisper_model`` (loaded by
+    this process's prewarm); None of either when :func:`needs_local_whisper` is False.
     """
     from phoneagent.speech import plugins
 
     chain = stt_chain(settings)
     instances = [
-        plugins.make_stt(settings, c, whisper_model=whisper_model, whisper_options=whisper_options)
+        plugins.make_stt(
+            settings, c, whisper_model=whisper_model, whisper_options=whisper_options, transcriber=transcriber
+        )
         for c in chain
     ]
     if len(chain) == 1 and chain[0].provider == "local":
@@ -325,16 +330,29 @@ def build_stt(
     return ClosingStreamAdapter(stt=adapter, vad=vad)
 
 
-def build_tts(settings: Settings, *, piper_voice: PiperVoice | None) -> tts.TTS:
+def build_tts(
+    settings: Settings,
+    *,
+    piper_voice: PiperVoice | None,
+    speech_cache: SpeechCache | None = None,
+    synthesizer: Synthesizer | None = None,
+) -> tts.TTS:
     """The call's TTS at the phone's 8 kHz: Piper alone in local mode, else a FallbackAdapter.
 
     The adapter also resamples every provider's audio to 8 kHz once, so that the bridge does no more.
-    ``piper_voice`` is the voice prewarm loaded (None when :func:`needs_local_piper` is False).
+    Piper is ``synthesizer`` (the worker's shared models) or ``piper_voice`` (loaded by this process's
+    prewarm, with ``speech_cache``, the process's); None of either when :func:`needs_local_piper`
+    is False.
     """
     from phoneagent.speech import plugins
 
     chain = tts_chain(settings)
-    instances = [plugins.make_tts(settings, c, piper_voice=piper_voice) for c in chain]
+    instances = [
+        plugins.make_tts(
+            settings, c, piper_voice=piper_voice, speech_cache=speech_cache, synthesizer=synthesizer
+        )
+        for c in chain
+    ]
     if len(chain) == 1 and chain[0].provider == "local":
         return instances[0]
     return ClosingTTSFallback(

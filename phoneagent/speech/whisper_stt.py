@@ -5,17 +5,24 @@ wraps it in a StreamAdapter). The utterance is resampled once to the 16 kHz Whis
 band-pass (a 300-3400 Hz band-pass was measured and made WER worse); decoding is beam search (5) at
 temperature 0 with the agent profile's vocabulary as the initial prompt. The model is loaded once per
 process (prewarm) and inference runs in a thread, never on the event loop.
+
+Whisper pads every input to its 30 s window, so a 2 s utterance costs the encoder as much as 30 s.
+:class:`ShortWindowWhisper` hands an utterance that fits in 9.5 s to the encoder in a 10 s window
+instead: 6-7x less encoder time (CTranslate2 takes any length up to 3000 frames), and on the speech
+benchmark's phone utterances no worse words (BENCHMARKS.md, "Speech"); windows under 10 s were
+measured too and make Whisper repeat itself. Longer utterances keep the 30 s window.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from livekit import rtc
@@ -34,14 +41,45 @@ log = logging.getLogger("phoneagent.speech")
 WHISPER_RATE = 16000
 
 
-def load_whisper(name: str = "tiny.en", *, threads: int = 2, cache_dir: Path | None = None) -> WhisperModel:
+# the encoder's window for an utterance that fits (frames of 10 ms), and the margin it must leave
+SHORT_WINDOW_FRAMES = 1000
+SHORT_WINDOW_MARGIN = 50
+
+
+def short_window(features: np.ndarray) -> np.ndarray:
+    """``features`` (mel bins x 3000 frames, zero past the audio, as faster-whisper pads them) cut to
+    the short window when the audio ends early enough, else unchanged."""
+    frames = features.shape[-1]
+    if frames <= SHORT_WINDOW_FRAMES:
+        return features
+    used = np.flatnonzero(features.reshape(-1, frames).any(axis=0))
+    if used.size and used[-1] + 1 > SHORT_WINDOW_FRAMES - SHORT_WINDOW_MARGIN:
+        return features
+    return features[..., :SHORT_WINDOW_FRAMES]
+
+
+def load_whisper(
+    name: str = "tiny.en", *, threads: int = 2, workers: int = 1, cache_dir: Path | None = None
+) -> WhisperModel:
+    """The model, ready for :class:`WhisperSTT`; ``workers`` decodes may run at once (CTranslate2
+    replicas of ``threads`` threads each, sharing one copy of the weights)."""
     try:
         from faster_whisper import WhisperModel
     except ImportError:
         raise ConfigError("faster-whisper is not installed", hint="uv sync --extra local") from None
+
+    class ShortWindowWhisper(WhisperModel):
+        def encode(self, features: np.ndarray) -> Any:
+            return super().encode(short_window(features))
+
     found = whisper_model_dir(name, cache_dir=cache_dir)
-    model = WhisperModel(
-        str(found.path), device="cpu", compute_type="int8", cpu_threads=threads, local_files_only=True
+    model = ShortWindowWhisper(
+        str(found.path),
+        device="cpu",
+        compute_type="int8",
+        cpu_threads=threads,
+        num_workers=workers,
+        local_files_only=True,
     )
     log.info("whisper model loaded", extra={"model": found.name, "path": str(found.path)})
     return model
@@ -60,14 +98,16 @@ class WhisperOptions:
     # - tiny.en: at 8 kHz 27 % WER over all voices vs base's 33 %, at half base's time (p50 0.5 vs 1.0 s);
     #   base is a little better on the neural caller voice only (7.0 vs 8.8 %).
     # - beam 5: WER 27.3 -> 24.8 % (tiny.en), 33.3 -> 28.0 % (base) for +39 ms / +22 ms p50.
-    # - no-speech threshold 0.6: 0.3 gained nothing; 0.9 let base make up words on 5/5 non-speech clips.
+    # - no-speech threshold 0.5 (0.6 with the 30 s window: 0.3 gained nothing; 0.9 let base make up
+    #   words on 5/5 non-speech clips): in the 10 s window a breath scores 0.52-0.58 where it scored
+    #   0.64, speech at most 0.35.
     # - a vocabulary prompt lowered WER (tiny.en 27.3 -> 24.2 %, base 33.3 -> 27.5 %) for +41 / +7 ms:
     #   it comes from the agent profile's vocabulary (from_profile); there is none by default.
     model: str = "tiny.en"
     language: str = "en"
     beam_size: int = 5
     initial_prompt: str | None = None
-    no_speech_threshold: float = 0.6
+    no_speech_threshold: float = 0.5
 
     @classmethod
     def from_profile(cls, stt_settings: Mapping[str, Any] | None) -> WhisperOptions:
@@ -144,10 +184,54 @@ def to_whisper_input(frame: rtc.AudioFrame) -> np.ndarray:
     return pcm.astype(np.float32) / 32768.0
 
 
+def transcribe_blocking(model: WhisperModel, audio: np.ndarray, options: WhisperOptions) -> str:
+    """The words in 16 kHz mono float32 ``audio`` (blocking: run it in a thread)."""
+    segments, _info = model.transcribe(
+        audio,
+        # a stuck decoder stops near what the audio can hold (about 3 tokens a second of speech)
+        max_new_tokens=min(int(8 * audio.size / WHISPER_RATE) + 8, 200),
+        language=options.language,
+        beam_size=options.beam_size,
+        temperature=0.0,
+        initial_prompt=options.initial_prompt,
+        no_speech_threshold=options.no_speech_threshold,
+        condition_on_previous_text=False,
+        without_timestamps=True,
+        vad_filter=False,  # the session's VAD already cut the utterance
+    )
+    return " ".join(s.text.strip() for s in segments).strip()
+
+
+class Transcriber(Protocol):
+    """Where the words are made: a model in this process, or the worker's shared models."""
+
+    async def transcribe(self, audio: np.ndarray, options: WhisperOptions) -> str: ...
+
+
+class InProcessWhisper:
+    def __init__(self, model: WhisperModel) -> None:
+        self.model = model
+
+    async def transcribe(self, audio: np.ndarray, options: WhisperOptions) -> str:
+        return await asyncio.to_thread(transcribe_blocking, self.model, audio, options)
+
+
 class WhisperSTT(stt.STT):
-    def __init__(self, *, model: WhisperModel, options: WhisperOptions | None = None) -> None:
+    """``model`` (loaded in this process) or ``transcriber`` (e.g. the worker's shared models)."""
+
+    def __init__(
+        self,
+        *,
+        model: WhisperModel | None = None,
+        options: WhisperOptions | None = None,
+        transcriber: Transcriber | None = None,
+    ) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
-        self._model = model
+        if transcriber is None:
+            if model is None:
+                raise ValueError("WhisperSTT needs a model or a transcriber")
+            transcriber = InProcessWhisper(model)
+        self._transcriber = transcriber
         self._opts = options or WhisperOptions()
 
     @property
@@ -159,19 +243,11 @@ class WhisperSTT(stt.STT):
         return "local"
 
     def transcribe(self, audio: np.ndarray, language: str | None = None) -> str:
-        """Blocking: the words in 16 kHz mono float32 ``audio`` (run it in a thread)."""
-        segments, _info = self._model.transcribe(
-            audio,
-            language=language or self._opts.language,
-            beam_size=self._opts.beam_size,
-            temperature=0.0,
-            initial_prompt=self._opts.initial_prompt,
-            no_speech_threshold=self._opts.no_speech_threshold,
-            condition_on_previous_text=False,
-            without_timestamps=True,
-            vad_filter=False,  # the session's VAD already cut the utterance
-        )
-        return " ".join(s.text.strip() for s in segments).strip()
+        """Blocking, with the model in this process: the words in 16 kHz mono float32 ``audio``."""
+        if not isinstance(self._transcriber, InProcessWhisper):
+            raise TypeError("blocking transcription needs the model in this process")
+        opts = dataclasses.replace(self._opts, language=language or self._opts.language)
+        return transcribe_blocking(self._transcriber.model, audio, opts)
 
     async def _recognize_impl(
         self, buffer: AudioBuffer, *, language: NotGivenOr[str] = NOT_GIVEN, conn_options: APIConnectOptions
@@ -179,7 +255,8 @@ class WhisperSTT(stt.STT):
         frame = rtc.combine_audio_frames(buffer)
         lang = language if isinstance(language, str) else self._opts.language
         audio = to_whisper_input(frame)
-        text = await asyncio.to_thread(self.transcribe, audio, lang) if audio.size else ""
+        opts = dataclasses.replace(self._opts, language=lang)
+        text = await self._transcriber.transcribe(audio, opts) if audio.size else ""
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:12],

@@ -22,7 +22,7 @@ from phoneagent.config import Settings, get_settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.audio import PHONE_RATE
 from phoneagent.speech.fallbacks import report_fallbacks
-from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
+from phoneagent.speech.piper_tts import PiperTTS, SpeechCache, load_piper_voice
 from phoneagent.speech.plugins import preload as preload_plugins
 from phoneagent.speech.providers import (
     IN_PROCESS_WHISPER,
@@ -34,8 +34,10 @@ from phoneagent.speech.providers import (
 )
 from phoneagent.speech.providers import check as check_providers
 from phoneagent.speech.providers import describe as describe_providers
+from phoneagent.speech.shared import SharedModels
 from phoneagent.speech.whisper_stt import WHISPER_RATE, WhisperOptions, load_whisper
 from phoneagent.telephony.client import livekit_credentials, worker_token
+from phoneagent.worker import speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import (
     DEFAULT_INSTRUCTIONS,
@@ -60,11 +62,16 @@ OUTBOUND_ANSWER_TIMEOUT_S = 90.0
 
 def prewarm(proc: JobProcess) -> None:
     settings = get_settings()
-    # only the local models this AGENT_MODE uses; a call's STT/TTS are built over them (providers.py)
+    # only the local models this AGENT_MODE uses, and only when this worker has no shared models
+    # (speech_host.py); a call's STT/TTS are built over them (providers.py)
+    own = settings.speech_socket is None
     proc.userdata["piper_voice"] = (
-        load_piper_voice(settings.piper_voice) if needs_local_piper(settings) else None
+        load_piper_voice(settings.piper_voice) if own and needs_local_piper(settings) else None
     )
-    proc.userdata["whisper"] = load_whisper(IN_PROCESS_WHISPER) if needs_local_whisper(settings) else None
+    proc.userdata["speech_cache"] = SpeechCache()
+    proc.userdata["whisper"] = (
+        load_whisper(IN_PROCESS_WHISPER) if own and needs_local_whisper(settings) else None
+    )
     # the ONNX model ships inside livekit-plugins-silero
     proc.userdata["vad"] = silero.VAD.load(min_silence_duration=settings.turn_timing.vad_silence_s)
     proc.userdata["turn_detector"] = load_turn_detector(settings)
@@ -78,6 +85,9 @@ def prewarm(proc: JobProcess) -> None:
             **describe_providers(settings),
             "turn_detection": describe_turns(settings, proc.userdata["turn_detector"]),
             "speculative_stt": settings.speculative_stt,
+            "speech_models": f"shared ({settings.speech_socket})"
+            if settings.speech_socket
+            else "this process's",
         },
     )
     proc.userdata["profiles"] = ProfileCache(
@@ -136,9 +146,19 @@ async def entrypoint(ctx: JobContext) -> None:
     flow = ScriptedFlow(load_script(profile))
     brain, instructions = brain_for_call(settings, profile, flow)
     vad = ctx.proc.userdata["vad"]
+    shared = (
+        SharedModels(settings.speech_socket, voice=settings.piper_voice) if settings.speech_socket else None
+    )
+    if shared is not None:
+        ctx.add_shutdown_callback(shared.aclose)
     options, model = await whisper_for(ctx.proc, profile)
-    stt = build_stt(settings, vad=vad, whisper_model=model, whisper_options=options)
-    tts = build_tts(settings, piper_voice=ctx.proc.userdata["piper_voice"])
+    stt = build_stt(settings, vad=vad, whisper_model=model, whisper_options=options, transcriber=shared)
+    tts = build_tts(
+        settings,
+        piper_voice=ctx.proc.userdata["piper_voice"],
+        speech_cache=ctx.proc.userdata["speech_cache"],
+        synthesizer=shared,
+    )
     report_fallbacks(functools.partial(reporter.report, room), stt, tts, brain)
     for component in (stt, tts, brain):
         ctx.add_shutdown_callback(component.aclose)
@@ -275,4 +295,9 @@ def build_server(settings: Settings) -> AgentServer:
 
 def run_worker(settings: Settings, *, dev: bool = False) -> None:
     check_providers(settings)  # a mode without its key or model stops here, naming the variable
-    _run_worker(build_server(settings), proto.CliArgs(log_level=settings.log_level, dev=dev))
+    host = speech_host.start_for(settings)
+    try:
+        _run_worker(build_server(settings), proto.CliArgs(log_level=settings.log_level, dev=dev))
+    finally:
+        if host is not None:
+            host.stop()
