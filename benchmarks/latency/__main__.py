@@ -44,7 +44,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.calllog.report import git_state, machine
-from benchmarks.latency.calls import QUESTIONS, REPLIES, SCRIPT, CallResult, one_call, question_wavs
+from benchmarks.latency.calls import (
+    QUESTIONS,
+    REPLIES,
+    SCRIPT,
+    CallResult,
+    QuestionWav,
+    one_call,
+    question_wavs,
+)
 from benchmarks.latency.rig import Arm, ArmSpec, Rig
 from benchmarks.latency.wire import RtpCapture
 from phoneagent.db.migrate import REPO_ROOT
@@ -186,7 +194,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_calls(
-    rig: Rig, tmp: Path, wavs: list[Path], calls: int, order: list[int], capture: RtpCapture
+    rig: Rig, tmp: Path, wavs: list[QuestionWav], calls: int, order: list[int], capture: RtpCapture
 ) -> dict[str, Any]:
     """``calls`` calls per arm, one at a time, the arms taking turns call by call."""
     rows: dict[str, list[dict[str, Any]]] = {a.spec.label: [] for a in rig.arms}
@@ -219,7 +227,7 @@ def run_calls(
 
 
 def run_concurrency(
-    rig: Rig, tmp: Path, wavs: list[Path], levels: list[int], rounds: int, capture: RtpCapture
+    rig: Rig, tmp: Path, wavs: list[QuestionWav], levels: list[int], rounds: int, capture: RtpCapture
 ) -> dict[str, Any]:
     whole = [i for i, q in enumerate(QUESTIONS) if q.after is None]
     out: dict[str, Any] = {a.spec.label: {} for a in rig.arms}

@@ -93,14 +93,22 @@ SCRIPT = {
 }
 
 
-def question_wavs(tmp: Path, voice: object, questions: list[Question]) -> list[Path]:
+@dataclass(frozen=True)
+class QuestionWav:
+    path: Path
+    speech_ends_s: float  # after the start of playback
+
+
+def question_wavs(tmp: Path, voice: object, questions: list[Question]) -> list[QuestionWav]:
     wavs = []
     for i, q in enumerate(questions):
         if q.after is None:
             speech = caller_speech(q.before, voice)
         else:
             speech = paused_caller_speech(q.before, q.after, voice, MID_PAUSE_S)
-        wavs.append(write_wav(tmp / f"q{i}.wav", np.concatenate([silence(0.3), speech, silence(40)]), RATE))
+        lead = silence(0.3)
+        path = write_wav(tmp / f"q{i}.wav", np.concatenate([lead, speech, silence(40)]), RATE)
+        wavs.append(QuestionWav(path, (lead.size + speech.size) / RATE))
     return wavs
 
 
@@ -166,7 +174,7 @@ def phone_ports(index: int) -> tuple[int, int]:
 
 
 def one_call(
-    tmp: Path, index: int, uri: str, wavs: list[Path], order: list[int], capture: RtpCapture
+    tmp: Path, index: int, uri: str, wavs: list[QuestionWav], order: list[int], capture: RtpCapture
 ) -> CallResult:
     """One phone call asking the questions ``order`` names, each once, waiting for each reply."""
     ports = phone_ports(index)
@@ -181,9 +189,13 @@ def one_call(
         phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=REPLY_DONE_SILENCE_S, timeout=120)
         for q in order:
             mark = phone.received_audio().size
-            phone.play(wavs[q])
+            phone.play(wavs[q].path)
+            # the phone says all of its question, whatever the agent does meanwhile
+            said = time.monotonic() + wavs[q].speech_ends_s
 
-            def replied(mark: int = mark) -> bool:
+            def replied(mark: int = mark, said: float = said) -> bool:
+                if time.monotonic() < said + REPLY_DONE_SILENCE_S:
+                    return False
                 tail = phone.received_audio()[mark:]
                 seg = segments(tail, min_gap_s=REPLY_GAP_S)
                 return len(seg) >= 1 and (tail.size - seg[-1][1]) > REPLY_DONE_SILENCE_S * RATE

@@ -9,6 +9,7 @@ once by the TTS FallbackAdapter (providers.build_tts).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from livekit.agents import llm, stt, tts
@@ -71,6 +72,7 @@ def make_stt(
     whisper_model: WhisperModel | None,
     whisper_options: WhisperOptions | None = None,
     transcriber: Transcriber | None = None,
+    whisper_prompt: Callable[[], str | None] | None = None,
 ) -> stt.STT:
     made: stt.STT
     if choice.provider == "local":
@@ -78,7 +80,9 @@ def make_stt(
 
         if whisper_model is None and transcriber is None:
             raise ValueError("the local STT needs the shared models or the Whisper model prewarm loads")
-        made = WhisperSTT(model=whisper_model, options=whisper_options, transcriber=transcriber)
+        made = WhisperSTT(
+            model=whisper_model, options=whisper_options, transcriber=transcriber, prompt=whisper_prompt
+        )
     elif choice.provider == "deepgram":
         made = _plugin("deepgram").STT(
             model=choice.model,

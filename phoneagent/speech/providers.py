@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -297,18 +298,25 @@ def build_stt(
     whisper_model: WhisperModel | None,
     whisper_options: WhisperOptions | None = None,
     transcriber: Transcriber | None = None,
+    whisper_prompt: Callable[[], str | None] | None = None,
 ) -> stt.STT:
     """The call's STT: the local Whisper alone in local mode, else a FallbackAdapter over the chain.
 
     The local Whisper is ``transcriber`` (the worker's shared models) or ``whisper_model`` (loaded by
-    this process's prewarm); None of either when :func:`needs_local_whisper` is False.
+    this process's prewarm); None of either when :func:`needs_local_whisper` is False. It asks
+    ``whisper_prompt`` for its initial prompt before each utterance.
     """
     from phoneagent.speech import plugins
 
     chain = stt_chain(settings)
     instances = [
         plugins.make_stt(
-            settings, c, whisper_model=whisper_model, whisper_options=whisper_options, transcriber=transcriber
+            settings,
+            c,
+            whisper_model=whisper_model,
+            whisper_options=whisper_options,
+            transcriber=transcriber,
+            whisper_prompt=whisper_prompt,
         )
         for c in chain
     ]

@@ -164,17 +164,17 @@ class ModelHost:
         loop = asyncio.get_running_loop()
         op = header.get("op")
         if op == "transcribe":
-            from phoneagent.speech.whisper_stt import transcribe_blocking
+            from phoneagent.speech.whisper_stt import hypotheses_blocking
 
             options = WhisperOptions(**header["options"])
             model = await self._whisper_model(options.model)
             audio = np.frombuffer(payload, dtype=np.float32)
             started = time.perf_counter()
-            fut = loop.run_in_executor(self._stt_pool, transcribe_blocking, model, audio, options)
+            fut = loop.run_in_executor(self._stt_pool, hypotheses_blocking, model, audio, options)
             running[header["id"]] = fut
-            text = await fut
+            texts = await fut
             self.served["transcribe"] += 1
-            return {"text": text, "seconds": round(time.perf_counter() - started, 4)}, b""
+            return {"texts": texts, "seconds": round(time.perf_counter() - started, 4)}, b""
         if op == "synthesize":
             from phoneagent.speech.piper_tts import synthesize_phone_audio
 

@@ -135,7 +135,7 @@ class _SpeculativeStream(StreamAdapterWrapper):
                         self._event_ch.send_nowait(
                             stt.SpeechEvent(
                                 type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                                alternatives=[result.alternatives[0]],
+                                alternatives=result.alternatives,
                                 speech_end_time=result.speech_end_time or speech_end,
                             )
                         )

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("phoneagent.speech")
 
 WHISPER_RATE = 16000
+MAX_LENGTH = 448  # Whisper's tokens per window, prompt included
 
 
 # the encoder's window for an utterance that fits (frames of 10 ms), and the margin it must leave
@@ -170,6 +172,20 @@ def vocabulary_prompt(vocabulary: object) -> str | None:
     return prompt
 
 
+def turn_prompt(vocabulary_prompt: str | None, listening_for: list[str]) -> str | None:
+    """Whisper's initial prompt for the next utterance: the words the brain listens for now (its
+    intents' keywords, yes and no while it asks for a confirmation), after the profile's vocabulary
+    prompt, within Whisper's prompt budget (the profile's words are kept first)."""
+    words = [w for w in dict.fromkeys(listening_for) if w]
+    prompt = vocabulary_prompt or ""
+    for w in words:
+        added = f"{prompt[:-1]}, {w}." if prompt else f"{w.capitalize()}."
+        if len(added) > MAX_PROMPT_CHARS:
+            break
+        prompt = added
+    return prompt or None
+
+
 def to_whisper_input(frame: rtc.AudioFrame) -> np.ndarray:
     """One resampling step from whatever the room delivers to 16 kHz mono float32."""
     pcm = np.frombuffer(frame.data, dtype=np.int16)
@@ -184,36 +200,90 @@ def to_whisper_input(frame: rtc.AudioFrame) -> np.ndarray:
     return pcm.astype(np.float32) / 32768.0
 
 
-def transcribe_blocking(model: WhisperModel, audio: np.ndarray, options: WhisperOptions) -> str:
-    """The words in 16 kHz mono float32 ``audio`` (blocking: run it in a thread)."""
-    segments, _info = model.transcribe(
-        audio,
-        # a stuck decoder stops near what the audio can hold (about 3 tokens a second of speech)
-        max_new_tokens=min(int(8 * audio.size / WHISPER_RATE) + 8, 200),
-        language=options.language,
-        beam_size=options.beam_size,
-        temperature=0.0,
-        initial_prompt=options.initial_prompt,
-        no_speech_threshold=options.no_speech_threshold,
-        condition_on_previous_text=False,
-        without_timestamps=True,
-        vad_filter=False,  # the session's VAD already cut the utterance
+# a transcript Whisper thinks holds no speech (and is not confident of) is dropped, as faster-whisper does
+LOG_PROB_THRESHOLD = -1.0
+_CLAUSE = re.compile(r"[^.?!,]+[.?!,]*")
+
+
+def drop_repeats(text: str) -> str:
+    """``text`` without a clause said again right after itself: Whisper's decoder sometimes loops
+    ("When do you close? When do you close?"), more so with a prompt in the short window."""
+    out: list[str] = []
+    for clause in _CLAUSE.findall(text):
+        key = re.sub(r"[^a-z0-9 ]", "", clause.lower()).strip()
+        if out and key and key == re.sub(r"[^a-z0-9 ]", "", out[-1].lower()).strip():
+            continue
+        out.append(clause)
+    return "".join(out).strip()
+
+
+def hypotheses_blocking(model: WhisperModel, audio: np.ndarray, options: WhisperOptions) -> list[str]:
+    """What 16 kHz mono float32 ``audio`` says: the beam's finished transcripts, most likely first, each
+    said once (blocking: run it in a thread). Empty when Whisper hears no speech.
+
+    One window, as faster-whisper decodes an utterance (its prompt layout, suppressed tokens and
+    no-speech rule), at temperature 0, keeping the beam's other hypotheses: the call's brain may
+    understand the second best where the best is a mishearing."""
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    tokenizer = Tokenizer(
+        model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=options.language
     )
-    return " ".join(s.text.strip() for s in segments).strip()
+    features = model.feature_extractor(audio)[:, :-1]  # faster-whisper drops the last frame too
+    encoded = model.encode(pad_or_trim(features))
+    prompt: list[int] = []
+    if options.initial_prompt:
+        prompt = [
+            tokenizer.sot_prev,
+            *tokenizer.encode(" " + options.initial_prompt.strip())[-(MAX_LENGTH // 2 - 1) :],
+        ]
+    prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    # a stuck decoder stops near what the audio can hold (about 3 tokens a second of speech)
+    new_tokens = min(int(8 * audio.size / WHISPER_RATE) + 8, MAX_LENGTH - len(prompt))
+    result = model.model.generate(
+        encoded,
+        [prompt],
+        beam_size=options.beam_size,
+        num_hypotheses=options.beam_size,
+        max_length=len(prompt) + new_tokens,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+    )[0]
+    out: list[str] = []
+    for tokens, score in zip(result.sequences_ids, result.scores, strict=True):
+        avg_logprob = score * len(tokens) / (len(tokens) + 1)
+        if result.no_speech_prob > options.no_speech_threshold and avg_logprob < LOG_PROB_THRESHOLD:
+            continue  # no speech
+        text = drop_repeats(tokenizer.decode([t for t in tokens if t < tokenizer.eot]).strip())
+        if text and text not in out:
+            out.append(text)
+    return out
+
+
+def transcribe_blocking(model: WhisperModel, audio: np.ndarray, options: WhisperOptions) -> str:
+    """The most likely words in ``audio`` (see :func:`hypotheses_blocking`)."""
+    found = hypotheses_blocking(model, audio, options)
+    return found[0] if found else ""
 
 
 class Transcriber(Protocol):
     """Where the words are made: a model in this process, or the worker's shared models."""
 
-    async def transcribe(self, audio: np.ndarray, options: WhisperOptions) -> str: ...
+    async def transcribe(self, audio: np.ndarray, options: WhisperOptions) -> list[str]:
+        """The likely transcripts of ``audio``, most likely first (none: no speech)."""
+        ...
 
 
 class InProcessWhisper:
     def __init__(self, model: WhisperModel) -> None:
         self.model = model
 
-    async def transcribe(self, audio: np.ndarray, options: WhisperOptions) -> str:
-        return await asyncio.to_thread(transcribe_blocking, self.model, audio, options)
+    async def transcribe(self, audio: np.ndarray, options: WhisperOptions) -> list[str]:
+        return await asyncio.to_thread(hypotheses_blocking, self.model, audio, options)
 
 
 class WhisperSTT(stt.STT):
@@ -225,8 +295,12 @@ class WhisperSTT(stt.STT):
         model: WhisperModel | None = None,
         options: WhisperOptions | None = None,
         transcriber: Transcriber | None = None,
+        prompt: Callable[[], str | None] | None = None,
     ) -> None:
+        """``prompt``, asked before each utterance, replaces the options' initial prompt (e.g. the
+        words the call's brain listens for at that moment, see :func:`turn_prompt`)."""
         super().__init__(capabilities=stt.STTCapabilities(streaming=False, interim_results=False))
+        self._prompt = prompt
         if transcriber is None:
             if model is None:
                 raise ValueError("WhisperSTT needs a model or a transcriber")
@@ -256,9 +330,12 @@ class WhisperSTT(stt.STT):
         lang = language if isinstance(language, str) else self._opts.language
         audio = to_whisper_input(frame)
         opts = dataclasses.replace(self._opts, language=lang)
-        text = await self._transcriber.transcribe(audio, opts) if audio.size else ""
+        if self._prompt is not None:
+            opts = dataclasses.replace(opts, initial_prompt=self._prompt())
+        texts = await self._transcriber.transcribe(audio, opts) if audio.size else []
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:12],
-            alternatives=[stt.SpeechData(language=lang, text=text)],
+            # the beam's other transcripts after the best: the agent may understand one of them
+            alternatives=[stt.SpeechData(language=lang, text=t) for t in texts or [""]],
         )

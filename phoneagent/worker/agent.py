@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
 from livekit import rtc
 from livekit.agents import Agent, JobContext, ModelSettings, StopResponse, llm, stt
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
 
+from phoneagent.speech.numbers import normalize_numbers
 from phoneagent.worker.phone import sip_participant
 from phoneagent.worker.scripted import Decision, ScriptedFlow
 from phoneagent.worker.timing import TurnClock
@@ -93,6 +94,24 @@ class CallControl:
         self._report("tool", {"name": "send_dtmf", "digits": digits, "ok": True})
 
 
+async def final_words(
+    events: AsyncIterable[stt.SpeechEvent], understood: Callable[[str], bool] | None
+) -> AsyncIterator[stt.SpeechEvent]:
+    """Final transcripts as the brain should read them: spoken numbers as numerals, and, when the
+    most likely transcript means nothing to the brain (``understood``) but another of the
+    recognizer's alternatives does, that one first (it is what the caller more likely said to this
+    agent: a mishearing of a word the call expects)."""
+    async for ev in events:
+        if ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT and ev.alternatives:
+            for alt in ev.alternatives:
+                alt.text = normalize_numbers(alt.text)
+            if understood is not None and not understood(ev.alternatives[0].text):
+                better = next((a for a in ev.alternatives[1:] if understood(a.text)), None)
+                if better is not None:
+                    ev.alternatives = [better, *(a for a in ev.alternatives if a is not better)]
+        yield ev
+
+
 class PhoneAgent(Agent):
     def __init__(
         self,
@@ -130,7 +149,12 @@ class PhoneAgent(Agent):
     def stt_node(
         self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
     ) -> AsyncIterable[stt.SpeechEvent]:
-        return Agent.default.stt_node(self, self.clock.tap(audio), model_settings)
+        events = Agent.default.stt_node(self, self.clock.tap(audio), model_settings)
+        return final_words(events, self.understood if self._scripted else None)
+
+    def understood(self, text: str) -> bool:
+        """Whether the scripted flow can act on the caller's ``text`` now."""
+        return self._flow.decide(text).intent != "fallback"
 
     def llm_node(
         self, chat_ctx: llm.ChatContext, tools: list[llm.Tool], model_settings: ModelSettings

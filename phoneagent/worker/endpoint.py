@@ -29,8 +29,10 @@ from livekit.agents import llm
 
 Verdict = Literal["complete", "unsure", "unfinished"]
 
-# after words the brain cannot place, the agent waits this much more before it answers
-UNSURE_WAIT_S = 0.3
+# after words the brain cannot place, the agent waits this much more before it answers: a caller
+# thinking in mid-sentence gets the time, and the answer to such words is mostly "could you say that
+# again?" anyway
+UNSURE_WAIT_S = 0.5
 
 
 def _wordset(*groups: str) -> frozenset[str]:
@@ -68,20 +70,16 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", text.lower())
 
 
-def trailing_digits(words: list[str]) -> int:
-    """How many digits the words end with ("four one five" and "415" and "415-55" alike)."""
+def count_digits(words: list[str]) -> int:
+    """How many digits the words say ("four one five", "415", "double five" alike)."""
     count = 0
-    for w in reversed(words):
+    for w in words:
         if w.isdigit():
             count += len(w)
         elif w in _DIGIT_WORDS:
             count += 1
-        elif w in ("double", "triple"):  # "double five": the five is counted already
+        elif w in ("double", "triple"):  # "double five": the five counts once already
             count += 1 if w == "double" else 2
-        elif w == "dash":
-            continue
-        else:
-            break
     return count
 
 
@@ -96,8 +94,17 @@ def unfinished(text: str) -> bool:
         return True
     if _OPENING_ONLY.match(" ".join(words)):
         return True
-    digits = trailing_digits(words)
-    return 0 < digits < MIN_NUMBER_DIGITS and bool(_NUMBER_TALK.search(" ".join(words)))
+    # a number being given: fewer digits than a phone number, wherever they came (Whisper may mishear
+    # the digit that came last: "my number is 415. Fight.")
+    talk = _NUMBER_TALK.search(" ".join(words))
+    if talk is None:
+        return False
+    digits = sum(
+        len(w) if w.isdigit() else 1
+        for w in _words(" ".join(words)[talk.end() :])
+        if w.isdigit() or w in _DIGIT_WORDS
+    )
+    return 0 < digits < MIN_NUMBER_DIGITS
 
 
 def verdict(text: str, *, understood: Callable[[str], bool] | None = None) -> Verdict:

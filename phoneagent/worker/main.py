@@ -35,7 +35,7 @@ from phoneagent.speech.providers import (
 from phoneagent.speech.providers import check as check_providers
 from phoneagent.speech.providers import describe as describe_providers
 from phoneagent.speech.shared import SharedModels
-from phoneagent.speech.whisper_stt import WHISPER_RATE, WhisperOptions, load_whisper
+from phoneagent.speech.whisper_stt import WHISPER_RATE, WhisperOptions, load_whisper, turn_prompt
 from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker import speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
@@ -152,7 +152,16 @@ async def entrypoint(ctx: JobContext) -> None:
     if shared is not None:
         ctx.add_shutdown_callback(shared.aclose)
     options, model = await whisper_for(ctx.proc, profile)
-    stt = build_stt(settings, vad=vad, whisper_model=model, whisper_options=options, transcriber=shared)
+    scripted = isinstance(brain, ScriptedLLM)
+    stt = build_stt(
+        settings,
+        vad=vad,
+        whisper_model=model,
+        whisper_options=options,
+        transcriber=shared,
+        # recognition leans toward what the scripted flow listens for at each turn
+        whisper_prompt=(lambda: turn_prompt(options.initial_prompt, flow.vocabulary())) if scripted else None,
+    )
     tts = build_tts(
         settings,
         piper_voice=ctx.proc.userdata["piper_voice"],
@@ -172,9 +181,7 @@ async def entrypoint(ctx: JobContext) -> None:
         turn_handling=turn_handling(
             settings,
             ctx.proc.userdata.get("turn_detector"),
-            understood=(lambda text: flow.decide(text).intent != "fallback")
-            if isinstance(brain, ScriptedLLM)
-            else None,
+            understood=(lambda text: flow.decide(text).intent != "fallback") if scripted else None,
         ),
         user_away_timeout=float(profile.silence_timeout_s),
         # livekit-agents mutes barge-in and feeds STT silence for the first 3 s of agent speech on SIP

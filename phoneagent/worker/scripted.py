@@ -130,6 +130,17 @@ DEFAULT_SCRIPT_DATA: dict[str, Any] = {
 }
 
 
+# a caller's word counts as a keyword with these endings too: "appointments", "booked", "Fridays"
+_ENDINGS = ("s", "es", "'s", "ed", "d", "ing")
+
+
+def caller_words(text: str) -> set[str]:
+    """The caller's words, lowercased, each also without a plural, possessive or tense ending."""
+    words = set(re.findall(r"[a-z']+", text.lower()))
+    stems = {w[: -len(e)] for w in words for e in _ENDINGS if w.endswith(e) and len(w) - len(e) >= 3}
+    return words | stems
+
+
 @dataclass
 class Decision:
     intent: str
@@ -148,7 +159,7 @@ class ScriptedFlow:
 
     def decide(self, caller_text: str) -> Decision:
         """What the flow answers to ``caller_text`` now (pure)."""
-        words = set(re.findall(r"[a-z']+", caller_text.lower()))
+        words = caller_words(caller_text)
         if words & set(self.script.goodbye_keywords):
             return Decision("goodbye", self.script.goodbye, hang_up=True)
         if self.pending_confirm is not None:
@@ -160,6 +171,14 @@ class ScriptedFlow:
             if words & set(intent.keywords):
                 return self._ask_or_act(intent)
         return Decision("fallback", self.script.fallback)
+
+    def vocabulary(self) -> list[str]:
+        """The words the flow listens for now, to bias recognition toward them: every intent's
+        keywords and the goodbye words, and yes and no while it waits for a confirmation."""
+        words = [k for i in self.script.intents for k in i.keywords] + list(self.script.goodbye_keywords)
+        if self.pending_confirm is not None:
+            words = ["yes", "no", *words]
+        return list(dict.fromkeys(words))
 
     def decide_key(self, digit: str) -> Decision:
         for intent in self.script.intents:

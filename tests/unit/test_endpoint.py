@@ -8,7 +8,7 @@ import time
 import pytest
 from livekit.agents import llm
 
-from phoneagent.worker.endpoint import PhoneTurnDetector, trailing_digits, unfinished, verdict
+from phoneagent.worker.endpoint import PhoneTurnDetector, count_digits, unfinished, verdict
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow
 
 pytestmark = pytest.mark.unit
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.unit
         "My number is 415.",
         "my number is four one five",
         "My phone number is 415-555",
+        "My number is 415. Fight.",  # the last digit misheard: still a number half given
         "I want to cancel because",
         "I'd like",
         "We're",
@@ -61,11 +62,11 @@ def test_whole_requests_are_not_unfinished(text: str) -> None:
     assert not unfinished(text)
 
 
-def test_trailing_digits_count_words_and_numerals() -> None:
-    assert trailing_digits(["my", "number", "is", "four", "one", "five"]) == 3
-    assert trailing_digits(["415", "555", "1234"]) == 10
-    assert trailing_digits(["double", "five", "oh", "7"]) == 4
-    assert trailing_digits(["hello"]) == 0
+def test_digits_are_counted_in_words_and_numerals() -> None:
+    assert count_digits(["four", "one", "five"]) == 3
+    assert count_digits(["415", "555", "1234"]) == 10
+    assert count_digits(["double", "five", "oh", "7"]) == 4
+    assert count_digits(["hello"]) == 0
 
 
 def test_the_scripted_brain_decides_what_is_complete() -> None:
