@@ -13,6 +13,7 @@
     │   └── EgressUnavailable      no egress took a recording request (egress is not running)
     ├── ControlPlaneError          the CLI could not use the control plane's HTTP API (down, wrong key)
     ├── StorageError               recording storage (S3) failed or is unreachable (retryable)
+    ├── SharedModelsError          the worker's shared speech models refused a request or are gone
     └── RequestError               a client's request cannot be carried out (the API maps these to 4xx)
         ├── NotFound               no such resource for this tenant (404)
         ├── Conflict               a name is taken, or the resource is still in use (409)
@@ -43,6 +44,10 @@ class PhoneagentError(Exception):
 
 class ConfigError(PhoneagentError):
     pass
+
+
+class SharedModelsError(PhoneagentError):
+    retryable = True
 
 
 class StackError(PhoneagentError):

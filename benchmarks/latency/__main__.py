@@ -254,30 +254,45 @@ def run_concurrency(
                     except Exception as exc:  # noqa: BLE001 - a failed call is a result of this level
                         errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
+                idle_pss = arm.idle_pss_mb() if r == 0 else None
+                usage = arm.usage()
                 threads = [threading.Thread(target=call, args=(i,)) for i in range(level)]
                 for t in threads:
                     t.start()
                 for t in threads:
                     t.join()
+                used = usage.finish()
                 rows: list[dict[str, Any]] = []
                 for res in results:
                     if res is not None:
                         rows += judge(res, record_of(arm, res, since))
                 slot = out[arm.spec.label].setdefault(
-                    str(level), {"rows": [], "failed_calls": [], "loadavg": []}
+                    str(level), {"rows": [], "failed_calls": [], "loadavg": [], "usage": []}
                 )
                 slot["rows"] += rows
                 slot["failed_calls"] += errors
                 slot["loadavg"].append(os.getloadavg())
+                if idle_pss is not None:
+                    slot["idle_pss_mb"] = idle_pss
+                slot["usage"].append(used)
                 lat = [x["latency_ms"] for x in rows if x["latency_ms"] is not None]
                 print(
                     f"[{arm.spec.label} x{level} round {r + 1}] wire {summary(lat)} failed={len(errors)}",
                     flush=True,
                 )
     for levels_of_arm in out.values():
-        for slot in levels_of_arm.values():
+        for level, slot in levels_of_arm.items():
             slot.update(aggregate(slot["rows"]))
             slot["turns"] = slot.pop("rows")
+            n = int(level)
+            pss = statistics.median(u["pss_mb_median"] for u in slot["usage"])
+            busy = sum(u["cpu_s"] for u in slot["usage"]) / sum(u["seconds"] for u in slot["usage"])
+            slot["resources"] = {
+                "pss_mb_median": round(pss, 1),
+                "pss_mb_per_call_over_idle": round((pss - slot["idle_pss_mb"]) / n, 1),
+                "cores_busy": round(busy, 3),
+                "cores_per_call": round(busy / n, 3),
+            }
     return out
 
 
@@ -305,8 +320,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines += [
             "",
             "| arm | simultaneous calls | turns | wire p50 ms | wire p95 ms | cut-offs | correct "
-            "| failed calls |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| failed calls | PSS MB per call | cores per call |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for label, levels in doc["concurrency"].items():
             for level, row in levels.items():
@@ -316,7 +331,8 @@ def markdown(doc: dict[str, Any]) -> str:
                     f"| {label} | {level} | {v.get('n', 0)} | {v.get('p50', '-')} | {v.get('p95', '-')} "
                     f"| {cut} | "
                     f"{row['correct_replies']['correct']}/{row['correct_replies']['asked']} | "
-                    f"{len(row['failed_calls'])} |"
+                    f"{len(row['failed_calls'])} | {row['resources']['pss_mb_per_call_over_idle']} | "
+                    f"{row['resources']['cores_per_call']} |"
                 )
     return "\n".join(lines) + "\n"
 

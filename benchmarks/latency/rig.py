@@ -10,14 +10,19 @@ directory, the same Python environment).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import statistics
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from phoneagent.config import Settings
 from phoneagent.db.migrate import REPO_ROOT
@@ -142,6 +147,17 @@ class Arm:
         )
         self.worker.wait_for(r"registered worker", timeout=240)
 
+    def idle_pss_mb(self) -> float:
+        assert self.worker is not None
+        return round(Usage(self.worker.proc.pid).sample_pss_mb(), 1)
+
+    def usage(self) -> Usage:
+        """Start sampling the worker's resources (stop with ``finish()``)."""
+        assert self.worker is not None
+        u = Usage(self.worker.proc.pid)
+        u.start()
+        return u
+
     def calls_since(self, since: str) -> list[dict[str, Any]]:
         """The arm's call records created since ``since``, oldest first, with transcripts and events."""
         assert self.cp is not None
@@ -154,6 +170,60 @@ class Arm:
                 proc.stop()
         if self.code is not None:
             git(REPO_ROOT, "worktree", "remove", "--force", str(self.code))
+
+
+class Usage(threading.Thread):
+    """The resident memory (PSS: shared pages split between the processes that share them) and CPU
+    time of one worker's whole process tree (its job processes, its shared speech models), sampled
+    every half second until :meth:`finish`."""
+
+    def __init__(self, root_pid: int) -> None:
+        super().__init__(daemon=True, name="usage")
+        self._root = root_pid
+        self._done = threading.Event()
+        self.pss_mb: list[float] = []
+        self.cpu_s_start = self._cpu()
+        self.cpu_s = 0.0
+        self.started = time.monotonic()
+        self.seconds = 0.0
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self._root)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def _cpu(self) -> float:
+        total = 0.0
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def sample_pss_mb(self) -> float:
+        total = 0
+        for p in self._tree():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_full_info().pss
+        return total / 1e6
+
+    def run(self) -> None:
+        while not self._done.wait(0.5):
+            self.pss_mb.append(self.sample_pss_mb())
+
+    def finish(self) -> dict[str, float]:
+        self._done.set()
+        self.join()
+        self.seconds = time.monotonic() - self.started
+        self.cpu_s = self._cpu() - self.cpu_s_start
+        return {
+            "pss_mb_max": round(max(self.pss_mb, default=0.0), 1),
+            "pss_mb_median": round(statistics.median(self.pss_mb), 1) if self.pss_mb else 0.0,
+            "cpu_s": round(self.cpu_s, 2),
+            "seconds": round(self.seconds, 2),
+        }
 
 
 def git(where: Path, *args: str) -> str:

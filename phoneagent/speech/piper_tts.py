@@ -10,9 +10,10 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from livekit.agents import tts
+from livekit.agents import APIConnectionError, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
 
+from phoneagent.errors import SharedModelsError
 from phoneagent.speech.audio import PHONE_RATE, LeadTrimmer, PhoneLineResampler
 from phoneagent.speech.models import piper_voice_files
 
@@ -172,6 +173,9 @@ class _PiperStream(tts.ChunkedStream):
             mime_type="audio/pcm",
             frame_size_ms=20,
         )
-        async for pcm in self._synthesizer.stream(self.input_text):
-            output_emitter.push(pcm)
+        try:
+            async for pcm in self._synthesizer.stream(self.input_text):
+                output_emitter.push(pcm)
+        except SharedModelsError as exc:
+            raise APIConnectionError(f"local Piper: {exc.message}") from None
         output_emitter.flush()

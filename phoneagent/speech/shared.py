@@ -23,19 +23,21 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import json
 import logging
 import os
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from phoneagent.errors import SharedModelsError
 from phoneagent.speech.whisper_stt import WhisperOptions
 
 log = logging.getLogger("phoneagent.speech")
@@ -43,10 +45,6 @@ log = logging.getLogger("phoneagent.speech")
 _FRAME = struct.Struct("!II")
 MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 64 << 20  # 30 s of 16 kHz float32 is 1.9 MB
-
-
-class SharedModelsError(RuntimeError):
-    """The model host refused a request or is gone (the message says which)."""
 
 
 async def send_frame(writer: asyncio.StreamWriter, header: dict[str, Any], payload: bytes = b"") -> None:
@@ -79,6 +77,7 @@ class ModelHost:
         self._tts_pool = concurrent.futures.ThreadPoolExecutor(piper_threads, thread_name_prefix="piper")
         self._prepare_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prepare")
         self._load_lock = asyncio.Lock()
+        self.listening = asyncio.Event()
         self.served = {"transcribe": 0, "synthesize": 0, "cancelled": 0, "cache_hits": 0}
 
     async def load(self, whisper: list[str], voices: list[str]) -> None:
@@ -110,43 +109,56 @@ class ModelHost:
         """Answer on ``socket_path`` (its directory exists; a stale socket file is gone) for ever."""
         server = await asyncio.start_unix_server(self._client, path=str(socket_path))
         os.chmod(socket_path, 0o600)
+        self.listening.set()
         log.info("speech models ready", extra={"socket": str(socket_path)})
         async with server:
             await server.serve_forever()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         lock = asyncio.Lock()  # one reply written at a time on this connection
-        running: dict[int, asyncio.Future[Any]] = {}
+        waiting: dict[int, concurrent.futures.Future[Any]] = {}  # requests handed to a model's threads
+        called_off: set[int] = set()  # cancelled before they were handed
         tasks: set[asyncio.Task[None]] = set()
+
+        def cancel(rid: int) -> None:
+            job = waiting.get(rid)
+            if job is None:
+                called_off.add(rid)
+            elif job.cancel():  # only one that no thread has started
+                self.served["cancelled"] += 1
+
+        def handed(rid: int, job: concurrent.futures.Future[Any]) -> None:
+            waiting[rid] = job
+            if rid in called_off:
+                called_off.discard(rid)
+                cancel(rid)
 
         async def reply(header: dict[str, Any], payload: bytes = b"") -> None:
             async with lock:
                 await send_frame(writer, header, payload)
 
         async def handle(header: dict[str, Any], payload: bytes) -> None:
-            rid = header.get("id")
+            rid = int(header.get("id", -1))
             try:
-                out, data = await self._handle(header, payload, running)
+                out, data = await self._handle(header, payload, functools.partial(handed, rid))
                 await reply({"id": rid, "ok": True, **out}, data)
             except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
                     raise  # the connection is closing
-                self.served["cancelled"] += 1  # the caller cancelled it
-                await reply({"id": rid, "ok": False, "error": "cancelled"})
+                await reply({"id": rid, "ok": False, "error": "cancelled"})  # its caller called it off
             except Exception as exc:  # noqa: BLE001 - any failure goes back to the caller, who raises it
                 log.warning("speech request failed", extra={"op": header.get("op"), "error": repr(exc)[:300]})
                 await reply({"id": rid, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]})
             finally:
-                running.pop(rid, None)  # type: ignore[arg-type]
+                waiting.pop(rid, None)
+                called_off.discard(rid)
 
         try:
             while True:
                 header, payload = await read_frame(reader)
                 if header.get("op") == "cancel":
-                    fut = running.get(header.get("target"))  # type: ignore[arg-type]
-                    if fut is not None:
-                        fut.cancel()  # dropped if it waits for a thread; a started decode finishes
+                    cancel(int(header.get("target", -1)))
                     continue
                 task = asyncio.create_task(handle(header, payload))
                 tasks.add(task)
@@ -159,10 +171,18 @@ class ModelHost:
             writer.close()
 
     async def _handle(
-        self, header: dict[str, Any], payload: bytes, running: dict[int, asyncio.Future[Any]]
+        self, header: dict[str, Any], payload: bytes, handed: Callable[[concurrent.futures.Future[Any]], None]
     ) -> tuple[dict[str, Any], bytes]:
+        """One request; ``handed`` learns of the job given to a model's threads (it may be cancelled
+        until a thread takes it)."""
         loop = asyncio.get_running_loop()
         op = header.get("op")
+
+        def run(pool: concurrent.futures.ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Any:
+            job = pool.submit(fn, *args)
+            handed(job)
+            return asyncio.wrap_future(job)
+
         if op == "transcribe":
             from phoneagent.speech.whisper_stt import hypotheses_blocking
 
@@ -170,9 +190,7 @@ class ModelHost:
             model = await self._whisper_model(options.model)
             audio = np.frombuffer(payload, dtype=np.float32)
             started = time.perf_counter()
-            fut = loop.run_in_executor(self._stt_pool, hypotheses_blocking, model, audio, options)
-            running[header["id"]] = fut
-            texts = await fut
+            texts = await run(self._stt_pool, hypotheses_blocking, model, audio, options)
             self.served["transcribe"] += 1
             return {"texts": texts, "seconds": round(time.perf_counter() - started, 4)}, b""
         if op == "synthesize":
@@ -182,9 +200,7 @@ class ModelHost:
             text = str(header["text"])
             pcm = cache.get(text)
             if pcm is None:
-                fut = loop.run_in_executor(self._tts_pool, synthesize_phone_audio, voice, text)
-                running[header["id"]] = fut
-                pcm = await fut
+                pcm = await run(self._tts_pool, synthesize_phone_audio, voice, text)
                 cache.put(text, pcm)
             else:
                 self.served["cache_hits"] += 1
@@ -282,12 +298,12 @@ class SharedModels:
             raise SharedModelsError(f"the speech model host refused {header['op']}: {reply.get('error')}")
         return reply, data
 
-    async def transcribe(self, audio: np.ndarray, options: WhisperOptions) -> str:
+    async def transcribe(self, audio: np.ndarray, options: WhisperOptions) -> list[str]:
         reply, _ = await self.request(
             {"op": "transcribe", "options": asdict(options)},
             np.ascontiguousarray(audio, dtype=np.float32).tobytes(),
         )
-        return str(reply["text"])
+        return [str(t) for t in reply["texts"]]
 
     async def stream(self, text: str) -> AsyncIterator[bytes]:
         _, pcm = await self.request({"op": "synthesize", "voice": self._voice, "text": text})

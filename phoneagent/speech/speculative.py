@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 from livekit import rtc
-from livekit.agents import stt, utils
+from livekit.agents import APIError, stt, utils
 from livekit.agents.stt.stream_adapter import StreamAdapter, StreamAdapterWrapper
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.vad import VAD, VADEventType
@@ -124,13 +124,20 @@ class _SpeculativeStream(StreamAdapterWrapper):
                     )
                     if guess is not None and _quiet_after(ev.frames, guessed_samples):
                         self._adapter.speculations_used += 1
-                        result = await guess
+                        pending = guess
                     else:
                         if guess is not None:  # soft speech the VAD took for silence came after it
                             stale.add(guess)
                             self._adapter.speculations_dropped += 1
-                        result = await self._start(list(ev.frames))
+                        pending = self._start(list(ev.frames))
                     speech, guess = None, None
+                    try:
+                        result = await pending
+                    except APIError as exc:
+                        # one utterance lost, loudly; the call goes on (a dead STT stream would leave
+                        # the caller talking to an agent that never answers again)
+                        log.error("an utterance could not be transcribed", extra={"error": str(exc)[:300]})
+                        continue
                     if result.alternatives and result.alternatives[0].text:
                         self._event_ch.send_nowait(
                             stt.SpeechEvent(

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from livekit import rtc
-from livekit.agents import stt
+from livekit.agents import APIConnectionError, stt
 from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.utils import AudioBuffer
 
-from phoneagent.errors import ConfigError
+from phoneagent.errors import ConfigError, SharedModelsError
 from phoneagent.speech.models import WHISPER_MODELS, whisper_model_dir
 
 if TYPE_CHECKING:
@@ -210,8 +210,9 @@ def drop_repeats(text: str) -> str:
     ("When do you close? When do you close?"), more so with a prompt in the short window."""
     out: list[str] = []
     for clause in _CLAUSE.findall(text):
-        key = re.sub(r"[^a-z0-9 ]", "", clause.lower()).strip()
-        if out and key and key == re.sub(r"[^a-z0-9 ]", "", out[-1].lower()).strip():
+        key = re.sub(r"[^a-z0-9 ]", "", clause.lower()).split()
+        # a short word said twice is speech ("no, no"); a clause of three words and more, a loop
+        if out and len(key) >= 3 and key == re.sub(r"[^a-z0-9 ]", "", out[-1].lower()).split():
             continue
         out.append(clause)
     return "".join(out).strip()
@@ -332,7 +333,10 @@ class WhisperSTT(stt.STT):
         opts = dataclasses.replace(self._opts, language=lang)
         if self._prompt is not None:
             opts = dataclasses.replace(opts, initial_prompt=self._prompt())
-        texts = await self._transcriber.transcribe(audio, opts) if audio.size else []
+        try:
+            texts = await self._transcriber.transcribe(audio, opts) if audio.size else []
+        except SharedModelsError as exc:
+            raise APIConnectionError(f"local Whisper: {exc.message}") from None
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:12],

@@ -301,3 +301,22 @@ def test_transfer_destinations_are_normalized_for_livekit() -> None:
     assert transfer_uri("sip:desk@example.com") == "sip:desk@example.com"
     with pytest.raises(ToolError):
         transfer_uri("4155550100")
+
+
+def test_the_flow_listens_for_its_keywords_and_yes_or_no_while_it_confirms() -> None:
+    script = Script.from_dict(
+        {"intents": [{"name": "cancel", "keywords": ["cancel"], "confirm": "Cancel it?", "reply": "Done."}]},
+        greeting="Hello.",
+    )
+    flow = ScriptedFlow(script)
+    assert flow.vocabulary() == ["cancel", "goodbye", "bye"]
+    flow.respond("Please cancel my appointments.")
+    assert flow.vocabulary()[:2] == ["yes", "no"]
+
+
+def test_keywords_match_with_plural_and_tense_endings() -> None:
+    flow = _flow()
+    assert flow.decide("Do you have any appointments?").intent == "appointment"
+    assert flow.decide("Can I get booked in?").intent == "appointment"
+    assert flow.decide("Are you open on Fridays?").intent == "hours"
+    assert flow.decide("The weather is nice.").intent == "fallback"

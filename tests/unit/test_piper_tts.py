@@ -59,3 +59,23 @@ def test_the_cache_keeps_within_its_size_dropping_the_oldest() -> None:
     assert cache.get("a") == b"12345"  # a is now the most recent
     cache.put("c", b"xyz")
     assert cache.get("b") is None and cache.get("a") == b"12345" and cache.get("c") == b"xyz"
+
+
+def test_speech_starts_with_its_first_sound_not_with_piper_s_silence(tts: PiperTTS) -> None:
+    import numpy as np
+
+    from phoneagent.speech.audio import LeadTrimmer
+    from phoneagent.speech.piper_tts import synthesize_phone_audio
+
+    pcm = np.frombuffer(
+        synthesize_phone_audio(tts.synthesizer.voice, "Great, you are booked."), dtype=np.int16
+    )  # type: ignore[attr-defined]
+    windows = pcm[: pcm.size // 40 * 40].astype(np.float64).reshape(-1, 40)  # 5 ms each
+    dbfs = 20 * np.log10(np.maximum(np.sqrt(np.mean(windows**2, axis=1)), 1e-9) / 32768)
+    assert int(np.argmax(dbfs > -45)) <= 2  # the first sound within 10 ms (5 ms kept before it)
+    trim = LeadTrimmer(keep_s=0.0)
+    quiet, loud = np.zeros(400, dtype=np.int16), np.full(80, 3000, dtype=np.int16)
+    assert trim.push(quiet.tobytes()) == b""  # all quiet so far: nothing goes out
+    out = trim.push(np.concatenate([quiet[:80], loud]).tobytes())
+    assert out == loud.tobytes()
+    assert trim.push(quiet.tobytes()) == quiet.tobytes()  # after the first sound, everything passes

@@ -57,3 +57,35 @@ def test_one_resampling_step_to_16khz() -> None:
     frame = rtc.AudioFrame(np.zeros(2400, dtype=np.int16).tobytes(), 24000, 1, 2400)
     out = to_whisper_input(frame)
     assert out.dtype == np.float32 and abs(out.size - 1600) <= 16
+
+
+def test_a_clause_said_twice_in_a_row_is_kept_once() -> None:
+    from phoneagent.speech.whisper_stt import drop_repeats
+
+    assert drop_repeats("When do you close? When do you close?") == "When do you close?"
+    assert drop_repeats("I want to go check up. I want to go check up.") == "I want to go check up."
+    assert drop_repeats("No, no, I said Tuesday.") == "No, no, I said Tuesday."
+    assert drop_repeats("Yes. Yes, please.") == "Yes. Yes, please."
+
+
+def test_the_turn_prompt_keeps_the_profile_s_words_first_and_fits_whisper_s_budget() -> None:
+    from phoneagent.speech.whisper_stt import MAX_PROMPT_CHARS, turn_prompt
+
+    assert turn_prompt(None, []) is None
+    assert turn_prompt(None, ["yes", "no", "yes"]) == "Yes, no."
+    assert turn_prompt("Acme, Maple Avenue.", ["monday"]) == "Acme, Maple Avenue, monday."
+    long = turn_prompt("Acme.", [f"word{i}" for i in range(200)])
+    assert long is not None and long.startswith("Acme, word0") and len(long) <= MAX_PROMPT_CHARS
+
+
+def test_an_utterance_that_fits_is_encoded_in_the_short_window() -> None:
+    import numpy as np
+
+    from phoneagent.speech.whisper_stt import SHORT_WINDOW_FRAMES, short_window
+
+    short = np.zeros((80, 3000), dtype=np.float32)
+    short[:, :300] = 1.0  # 3 s of audio
+    assert short_window(short).shape == (80, SHORT_WINDOW_FRAMES)
+    long = np.zeros((80, 3000), dtype=np.float32)
+    long[:, :990] = 1.0  # 9.9 s: too close to the short window's end
+    assert short_window(long).shape == (80, 3000)
