@@ -247,7 +247,7 @@ def run_concurrency(
                 ) -> None:
                     try:
                         time.sleep(0.7 * i)  # calls arrive a moment apart, as they do
-                        index = 200 + 10 * (i + 1) + r  # phone_ports cycles over 20 port ranges
+                        index = 300 + i  # its own RTP ports among the simultaneous calls
                         turn = whole[i % len(whole) :] + whole[: i % len(whole)]
                         uri = f"sip:{arm.number}@127.0.0.1:{rig.settings.sip_port}"
                         results[i] = one_call(tmp, index, uri, wavs, turn, capture)

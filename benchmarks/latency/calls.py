@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.latency.wire import RtpCapture
+from benchmarks.latency.wire import RtpCapture, Stream
 from phoneagent.testing.sip_phone import BaresipPhone, wait_until
 from phoneagent.testing.voices import caller_speech, paused_caller_speech
 from phoneagent.testing.wav import read_growing_wav, rms_dbfs, silence, write_wav
@@ -180,6 +180,7 @@ def one_call(
     ports = phone_ports(index)
     caller = f"bench{index}"
     phone = BaresipPhone(tmp / f"phone{index}-{time.monotonic_ns()}", rtp_ports=ports, user=caller).start()
+    began = time.time()
     sent = GrowthClock(lambda: next(iter(sorted(phone.workdir.glob("rec/dump-*-enc.wav"))), None))
     heard = GrowthClock(phone.received_wav)
     sent.start()
@@ -206,20 +207,26 @@ def one_call(
         phone.close()
         sent.stop.set()
         heard.stop.set()
-    return CallResult(
-        index, caller, order, at_the_wire(capture, ports, len(order)), at_the_phone(phone, sent, heard)
-    )
+    wire = at_the_wire(capture, ports, len(order), since=began, until=time.time())
+    return CallResult(index, caller, order, wire, at_the_phone(phone, sent, heard))
 
 
-def at_the_wire(capture: RtpCapture, ports: tuple[int, int], n: int) -> list[dict[str, Any]]:
-    """Each question's end and its reply's onset, from the RTP packets of this phone's ports."""
-    mine = [p for p in capture.packets() if ports[0] <= p.src <= ports[1] or ports[0] <= p.dst <= ports[1]]
+def at_the_wire(
+    capture: RtpCapture, ports: tuple[int, int], n: int, *, since: float, until: float
+) -> list[dict[str, Any]]:
+    """Each question's end and its reply's onset, from the RTP packets of this phone's ports while
+    its call lasted (another call may use the same ports before or after)."""
+    mine = [
+        p
+        for p in capture.packets()
+        if since <= p.at <= until and (ports[0] <= p.src <= ports[1] or ports[0] <= p.dst <= ports[1])
+    ]
     port = next((p.src for p in mine if ports[0] <= p.src <= ports[1]), None)
     if port is None:
         return []
     # a sender's packet time is when its 20 ms ended: its audio spans the 20 ms before
-    said = capture.stream(sent_from=port).shifted(-0.02).speech(min_gap_s=QUESTION_GAP_S)
-    replies = capture.stream(sent_to=port).speech(min_gap_s=REPLY_GAP_S)
+    said = Stream([p for p in mine if p.src == port]).shifted(-0.02).speech(min_gap_s=QUESTION_GAP_S)
+    replies = Stream([p for p in mine if p.dst == port]).speech(min_gap_s=REPLY_GAP_S)
     # the greeting came first; the questions are the phone's last n loud stretches
     out = []
     for start, end in said[-n:]:

@@ -130,22 +130,16 @@ class RtpCapture(threading.Thread):
         with self._lock:
             return list(self._packets)
 
-    def stream(self, *, sent_from: int | None = None, sent_to: int | None = None) -> Stream:
-        """One direction of one call: the packets from (or to) one phone port, in sequence order."""
-        picked = [
-            p
-            for p in self.packets()
-            if (sent_from is None or p.src == sent_from) and (sent_to is None or p.dst == sent_to)
-        ]
-        return Stream(sorted(picked, key=lambda p: p.at))
-
 
 @dataclass
 class Stream:
+    """One direction of one call: its packets, in the order they were seen."""
+
     packets: list[Packet]
     _loud: list[np.ndarray] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
+        self.packets = sorted(self.packets, key=lambda p: p.at)
         self._loud = [loud_windows(p.pcm) for p in self.packets]
 
     def speech(self, *, min_gap_s: float) -> list[tuple[float, float]]:
