@@ -105,9 +105,14 @@ class Settings(BaseSettings):
     endpointing_min_delay_s: float | None = Field(default=None, ge=0.0, le=3.0)
     endpointing_max_delay_s: float | None = Field(default=None, ge=0.2, le=6.0)
     vad_min_silence_s: float | None = Field(default=None, ge=0.1, le=3.0)
+    # the caller's speech that interrupts the agent (barge-in): this long, by the VAD (livekit-agents'
+    # own default is 0.5 s); the agent pauses, and resumes if the sound carried no words
+    barge_in_min_speech_s: float = Field(default=0.2, ge=0.05, le=2.0)
     # local Whisper starts on an utterance after a short silence instead of at the VAD's end of speech
     # (phoneagent.speech.speculative); the transcript is the same, it is ready sooner
     speculative_stt: bool = True
+    # the raw silence after which local Whisper starts its guess; unset: half of the VAD's silence
+    speculate_after_s: float | None = Field(default=None, ge=0.02, le=2.0)
     # one set of local speech models (Whisper, Piper) per worker host, in a process of its own that
     # every call's job process asks (phoneagent.speech.shared); false: each job process loads its own
     shared_models: bool = True

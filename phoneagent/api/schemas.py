@@ -357,6 +357,12 @@ class TurnOut(_Out):
     brain_ms: int | None
     tts_ms: int | None
     total_ms: int | None
+    interrupted: bool = Field(description="the caller cut the agent's reply short; its text is what was said")
+    latency_split: dict[str, int] | None = Field(
+        description="agent turns: where the reply's time went in the worker, in ms, in order: vad (the "
+        "silence the VAD waited for), transcript, end_of_turn (the wait for more words), brain, tts, "
+        "playout (to the room)"
+    )
 
 
 class EventOut(_Out):

@@ -39,6 +39,13 @@ def _apply(session: Session, call: Call, ev: CallEvent) -> None:
         turn.started_at, turn.ended_at = _ts(data.get("started_at")), _ts(data.get("ended_at"))
         turn.stt_ms, turn.brain_ms = _ms(data.get("stt_s")), _ms(data.get("brain_s"))
         turn.tts_ms, turn.total_ms = _ms(data.get("tts_s")), _ms(data.get("total_s"))
+        turn.interrupted = data.get("interrupted") is True
+        split = data.get("split_ms")
+        turn.latency_split = (
+            {str(k): int(v) for k, v in split.items() if isinstance(v, int | float)}
+            if isinstance(split, dict)
+            else None
+        )
         session.flush()
         turns = session.scalars(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
         index_transcript(session, call, "\n".join(t.text for t in turns))

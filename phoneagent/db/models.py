@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import false as sql_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phoneagent.db.base import Base, new_id, utcnow
@@ -225,6 +226,10 @@ class CallTurn(Base):
     brain_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     tts_ms: Mapped[int | None] = mapped_column(Integer, default=None)
     total_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    # the agent's reply was cut short by the caller (its text is what was said before that)
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_false())
+    # where the reply's time went, as the worker saw it (phoneagent.worker.timing.SLICES, ms)
+    latency_split: Mapped[dict[str, int] | None] = mapped_column(JSON, default=None)
 
 
 class CallEvent(Base):

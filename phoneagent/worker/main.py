@@ -50,7 +50,7 @@ from phoneagent.worker.phone import job_metadata, room_is_gone, wait_for_answer
 from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
-from phoneagent.worker.timing import TurnClock, report_turns
+from phoneagent.worker.timing import OutputTap, TurnClock, report_turns
 from phoneagent.worker.turns import describe as describe_turns
 from phoneagent.worker.turns import load_turn_detector, turn_handling
 
@@ -188,7 +188,7 @@ async def entrypoint(ctx: JobContext) -> None:
         # calls while an echo canceller would adapt; a phone line's echo is the carrier's business
         aec_warmup_duration=None,
     )
-    clock = TurnClock()
+    clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
     report_turns(session, clock, functools.partial(reporter.report, room))
     # the caller hung up (or the agent did): the job leaves at once, freeing its place on this worker;
     # left alone it would sit in the empty room until LiveKit's departure timeout (20 s)
@@ -206,6 +206,8 @@ async def entrypoint(ctx: JobContext) -> None:
         clock=clock,
     )
     await session.start(agent=agent, room=ctx.room, record=False, room_options=room_options())
+    if session.output.audio is not None:
+        session.output.audio = OutputTap(session.output.audio, clock)  # notes barge-ins
     if isinstance(tts, PiperTTS):
         # what the scripted flow may say next is made while the caller listens to the greeting
         ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(tts.prepare(script_lines(flow.script)))))

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 from livekit.agents import AgentSession, llm
+from livekit.agents.voice import io
 from livekit.agents.voice.events import (
     ConversationItemAddedEvent,
     UserInputTranscribedEvent,
@@ -39,6 +40,10 @@ MARKS = ("heard", "eos", "transcript", "committed", "brain", "tts", "out")
 SLICES = ("vad", "transcript", "end_of_turn", "brain", "tts", "playout")
 SPEECH_DBFS = -45.0
 WINDOW_S = 0.005
+# a caller's sound after this much quiet is an onset; an agent cut short within BARGE_IN_WINDOW_S of
+# one was cut short by it
+QUIET_BEFORE_ONSET_S = 0.3
+BARGE_IN_WINDOW_S = 2.0
 
 
 def last_loud_end(frame: rtc.AudioFrame) -> float | None:
@@ -77,21 +82,48 @@ class TurnClock:
     """Collects the instants of the turn in progress; :meth:`committed` closes the caller's part, and
     the reply's instants go to that turn until :meth:`take` hands it over."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.time,
+        *,
+        on_barge_in: Callable[[dict[str, float]], object] | None = None,
+    ) -> None:
         self._clock = clock
         self._heard: float | None = None
+        self._onset: float | None = None  # the caller's latest first sound after a quiet spell
+        self._onset_told = True
         self._open: dict[str, float] = {}
         self._turn: dict[str, float] | None = None
+        self._on_barge_in = on_barge_in
 
     # ---- the caller ------------------------------------------------------------------------------
 
     async def tap(self, audio: AsyncIterable[rtc.AudioFrame]) -> AsyncIterator[rtc.AudioFrame]:
-        """Pass the room's audio through, noting when the caller's sound last arrived."""
+        """Pass the room's audio through, noting when the caller's sound started and last arrived."""
         async for frame in audio:
             back = last_loud_end(frame)
             if back is not None:
-                self._heard = self._clock() - back
+                now = self._clock()
+                if self._heard is None or now - self._heard > QUIET_BEFORE_ONSET_S:
+                    # the frame's sound began no later than its start
+                    self._onset, self._onset_told = now - frame.duration, False
+                self._heard = now - back
             yield frame
+
+    def agent_cut_off(self) -> None:
+        """The agent's speech was paused or cleared: a barge-in when the caller had just started."""
+        now = self._clock()
+        if self._onset is None or self._onset_told or now - self._onset > BARGE_IN_WINDOW_S:
+            return
+        self._onset_told = True
+        if self._on_barge_in is not None:
+            self._on_barge_in(
+                {
+                    "caller_started_at": round(self._onset, 4),
+                    "agent_stopped_at": round(now, 4),
+                    "ms": int(round((now - self._onset) * 1000)),
+                }
+            )
 
     def on_user_state(self, ev: UserStateChangedEvent) -> None:
         # now, not ev.created_at: livekit-agents dates the event back to where it thinks speech ended
@@ -129,6 +161,58 @@ class TurnClock:
         if out_at is not None:
             turn["out"] = out_at
         return turn
+
+
+class OutputTap(io.AudioOutput):
+    """The agent's audio on its way to the room, unchanged; tells ``clock`` when it is cut short
+    (paused or cleared while it plays: the caller barged in)."""
+
+    def __init__(self, next_in_chain: io.AudioOutput, clock: TurnClock) -> None:
+        super().__init__(
+            label="PhoneOutputTap",
+            next_in_chain=next_in_chain,
+            capabilities=io.AudioOutputCapabilities(pause=True),
+        )
+        self._clock = clock
+        self._playing = False
+
+    @property
+    def sample_rate(self) -> int | None:
+        return self.next_in_chain.sample_rate if self.next_in_chain else None
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        if self.next_in_chain:
+            await self.next_in_chain.capture_frame(frame)
+        await super().capture_frame(frame)
+        self._playing = True
+
+    def flush(self) -> None:
+        super().flush()
+        if self.next_in_chain:
+            self.next_in_chain.flush()
+
+    def clear_buffer(self) -> None:
+        self._cut()
+        if self.next_in_chain:
+            self.next_in_chain.clear_buffer()
+
+    def pause(self) -> None:
+        self._cut()
+        super().pause()
+
+    def on_playback_finished(
+        self, *, playback_position: float, interrupted: bool, synchronized_transcript: str | None = None
+    ) -> None:
+        super().on_playback_finished(
+            playback_position=playback_position,
+            interrupted=interrupted,
+            synchronized_transcript=synchronized_transcript,
+        )
+        self._playing = False
+
+    def _cut(self) -> None:
+        if self._playing:
+            self._clock.agent_cut_off()
 
 
 def report_turns(

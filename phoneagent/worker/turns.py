@@ -68,8 +68,9 @@ def turn_handling(
     return {
         "turn_detection": turn_detection,
         "endpointing": endpointing,
-        # barge-in by VAD: the adaptive interruption detector is a cloud service
-        "interruption": {"mode": "vad"},
+        # barge-in by VAD (the adaptive interruption detector is a cloud service), after a short
+        # stretch of the caller's speech
+        "interruption": {"mode": "vad", "min_duration": settings.barge_in_min_speech_s},
     }
 
 
