@@ -87,11 +87,10 @@ class Settings(BaseSettings):
     control_plane_url: str = ""
     # calls one worker takes at once; its load (active calls / this) is what LiveKit dispatch sees, so
     # unrelated CPU use on the machine does not make the worker refuse calls; a call beyond it gets a
-    # busy signal (486). Default from benchmarks/latency (BENCHMARKS.md, "Latency"): on 2 cores one
-    # call keeps voice-to-voice p95 under 1.5 s (1.34 s), two calls reach 1.66 s and three 2.48 s, so
-    # one call per two cores, plus one: a finished call's process takes a few seconds to leave, and a
-    # caller in that window should be answered (a little slower), not refused.
-    max_concurrent_calls: int = Field(default_factory=lambda: (os.cpu_count() or 2) // 2 + 1, ge=1, le=64)
+    # busy signal (486). Unset: from benchmarks/latency (BENCHMARKS.md, "Latency"): with shared speech
+    # models, 4 simultaneous calls on 2 cores kept voice-to-voice p95 under 1.2 s at the wire, so two
+    # calls per core; each job process loading its own models, one call per two cores, plus one.
+    max_concurrent_calls: int | None = Field(default=None, ge=1, le=64)
     # End of the caller's turn (defaults from benchmarks/latency, see BENCHMARKS.md, "Latency"):
     # Silero VAD calls the end of an utterance after vad_min_silence_s of silence; the turn then ends
     # endpointing_min_delay_s later, or up to endpointing_max_delay_s later when the words are
@@ -282,6 +281,14 @@ class Settings(BaseSettings):
     @property
     def livekit_http_url(self) -> str:
         return f"http://{self.bind_host}:{self.livekit_port}"
+
+    @property
+    def call_capacity(self) -> int:
+        """The calls one worker takes at once (``max_concurrent_calls``, or its measured default)."""
+        if self.max_concurrent_calls is not None:
+            return self.max_concurrent_calls
+        cores = os.cpu_count() or 2
+        return 2 * cores if self.shared_models else cores // 2 + 1
 
     @property
     def turn_timing(self) -> TurnTiming:

@@ -143,6 +143,7 @@ class PhoneAgent(Agent):
         self._callee_spoke = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.clock = clock or TurnClock()
+        self.last_heard: list[str] = []  # the recognizer's transcripts of the last utterance, best first
 
     # ---- the pipeline's nodes, timed -------------------------------------------------------------
 
@@ -150,7 +151,13 @@ class PhoneAgent(Agent):
         self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings
     ) -> AsyncIterable[stt.SpeechEvent]:
         events = Agent.default.stt_node(self, self.clock.tap(audio), model_settings)
-        return final_words(events, self.understood if self._scripted else None)
+        return self._heard(final_words(events, self.understood if self._scripted else None))
+
+    async def _heard(self, events: AsyncIterable[stt.SpeechEvent]) -> AsyncIterator[stt.SpeechEvent]:
+        async for ev in events:
+            if ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+                self.last_heard = [a.text for a in ev.alternatives]
+            yield ev
 
     def understood(self, text: str) -> bool:
         """Whether the scripted flow can act on the caller's ``text`` now."""

@@ -11,7 +11,13 @@ so far are transcribed, :func:`verdict` reads them:
 - ``complete``: the brain knows what to do with them (the scripted flow matched an intent, a yes or
   a no, a goodbye), or, for an LLM brain, they end a sentence (Whisper's final punctuation). The
   agent answers at once.
-- ``unsure``: anything else; the agent waits a little (:data:`UNSURE_WAIT_S`).
+- ``unsure``: anything else. A scripted flow waits as for unfinished words (what it would answer is
+  "could you say that again?": better late than over the caller's next words); an LLM brain waits a
+  little (:data:`UNSURE_WAIT_S`).
+
+Whisper may drop the word a fragment ends on ("I would like to book an" heard as "... book"), so
+the recognizer's next-best transcripts of the last utterance are read too: the words are unfinished
+when any of the best three is.
 
 Audio-only end-of-turn models were measured on the benchmark's phone voices and left out of the
 default (see BENCHMARKS.md, "End of turn"); LiveKit's own (``PHONEAGENT_TURN_DETECTION=turn-detector``)
@@ -29,6 +35,8 @@ from livekit.agents import llm
 
 Verdict = Literal["complete", "unsure", "unfinished"]
 
+# how many of the recognizer's transcripts of the last utterance are read for unfinished words
+ALTERNATIVES_READ = 3
 # after words the brain cannot place, the agent waits this much more before it answers: a caller
 # thinking in mid-sentence gets the time, and the answer to such words is mostly "could you say that
 # again?" anyway
@@ -119,13 +127,20 @@ def verdict(text: str, *, understood: Callable[[str], bool] | None = None) -> Ve
 
 class PhoneTurnDetector:
     """:func:`verdict` as a livekit-agents turn detector: ``complete`` is a likely end of turn (the
-    session waits ``min_delay``), ``unfinished`` an unlikely one (``max_delay``), and ``unsure``
-    waits :data:`UNSURE_WAIT_S` here before it answers likely."""
+    session waits ``min_delay``), ``unfinished`` an unlikely one (``max_delay``); ``unsure`` is
+    unlikely for a scripted flow, and for an LLM brain waits :data:`UNSURE_WAIT_S` here first.
+
+    ``heard`` gives the recognizer's transcripts of the caller's last utterance, best first."""
 
     def __init__(
-        self, *, understood: Callable[[str], bool] | None = None, unsure_wait_s: float = UNSURE_WAIT_S
+        self,
+        *,
+        understood: Callable[[str], bool] | None = None,
+        heard: Callable[[], list[str]] | None = None,
+        unsure_wait_s: float = UNSURE_WAIT_S,
     ) -> None:
         self._understood = understood
+        self._heard = heard
         self._unsure_wait_s = unsure_wait_s
         self.verdicts: list[tuple[str, Verdict]] = []  # what it decided, in order (for the log and tests)
 
@@ -143,6 +158,20 @@ class PhoneTurnDetector:
     async def supports_language(self, language: str | None) -> bool:
         return True  # the rules are English; other languages get "unsure" or "complete" from the brain
 
+    def readings(self, text: str) -> list[str]:
+        """``text`` as heard, and with its last utterance replaced by the recognizer's next best."""
+        heard = self._heard() if self._heard is not None else []
+        if not heard or not heard[0] or not text.endswith(heard[0]):
+            return [text]
+        before = text[: len(text) - len(heard[0])]
+        return [before + alt for alt in heard[:ALTERNATIVES_READ]]
+
+    def decide(self, text: str) -> Verdict:
+        readings = self.readings(text)
+        if any(unfinished(r) for r in readings):
+            return "unfinished"
+        return verdict(text, understood=self._understood)
+
     async def predict_end_of_turn(
         self,
         chat_ctx: llm.ChatContext,
@@ -157,9 +186,9 @@ class PhoneTurnDetector:
             ),
             "",
         )
-        found = verdict(text, understood=self._understood)
+        found = self.decide(text)
         self.verdicts.append((text, found))
-        if found == "unfinished":
+        if found == "unfinished" or (found == "unsure" and self._understood is not None):
             return 0.0
         if found == "unsure":
             await asyncio.sleep(self._unsure_wait_s)

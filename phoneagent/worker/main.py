@@ -171,6 +171,19 @@ async def entrypoint(ctx: JobContext) -> None:
     report_fallbacks(functools.partial(reporter.report, room), stt, tts, brain)
     for component in (stt, tts, brain):
         ctx.add_shutdown_callback(component.aclose)
+    control = CallControl(ctx, lambda type_, data: reporter.report(room, type_, data))
+    clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
+    agent = PhoneAgent(
+        flow=flow,
+        control=control,
+        outbound=outbound,
+        detect_machine=outbound and "voicemail" in profile.tools,
+        max_duration_s=float(profile.max_duration_s),
+        silence_timeout_s=float(profile.silence_timeout_s),
+        instructions=instructions,
+        llm_tools=None if scripted else profile.tools,
+        clock=clock,
+    )
     session: AgentSession = AgentSession(
         vad=vad,
         stt=stt,
@@ -181,30 +194,18 @@ async def entrypoint(ctx: JobContext) -> None:
         turn_handling=turn_handling(
             settings,
             ctx.proc.userdata.get("turn_detector"),
-            understood=(lambda text: flow.decide(text).intent != "fallback") if scripted else None,
+            understood=agent.understood if scripted else None,
+            heard=lambda: agent.last_heard,
         ),
         user_away_timeout=float(profile.silence_timeout_s),
         # livekit-agents mutes barge-in and feeds STT silence for the first 3 s of agent speech on SIP
         # calls while an echo canceller would adapt; a phone line's echo is the carrier's business
         aec_warmup_duration=None,
     )
-    clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
     report_turns(session, clock, functools.partial(reporter.report, room))
     # the caller hung up (or the agent did): the job leaves at once, freeing its place on this worker;
     # left alone it would sit in the empty room until LiveKit's departure timeout (20 s)
     session.on("close", lambda ev: ctx.shutdown(reason=f"call over: {ev.reason}"))
-    control = CallControl(ctx, lambda type_, data: reporter.report(room, type_, data))
-    agent = PhoneAgent(
-        flow=flow,
-        control=control,
-        outbound=outbound,
-        detect_machine=outbound and "voicemail" in profile.tools,
-        max_duration_s=float(profile.max_duration_s),
-        silence_timeout_s=float(profile.silence_timeout_s),
-        instructions=instructions,
-        llm_tools=None if isinstance(brain, ScriptedLLM) else profile.tools,
-        clock=clock,
-    )
     await session.start(agent=agent, room=ctx.room, record=False, room_options=room_options())
     if session.output.audio is not None:
         session.output.audio = OutputTap(session.output.audio, clock)  # notes barge-ins
@@ -295,8 +296,9 @@ def build_server(settings: Settings) -> AgentServer:
             port=settings.worker_http_port,
             # prewarm loads Piper, Whisper and Silero: allow for a loaded 2-core machine
             initialize_process_timeout=60.0,
-            num_idle_processes=1,
-            load_fnc=lambda server: len(server.active_jobs) / settings.max_concurrent_calls,
+            # a job process is light with shared speech models: two wait ready for calls that come together
+            num_idle_processes=2 if settings.speech_socket or settings.shared_models else 1,
+            load_fnc=lambda server: len(server.active_jobs) / settings.call_capacity,
             load_threshold=1.0,
         )
     )

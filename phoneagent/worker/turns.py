@@ -51,16 +51,20 @@ def load_turn_detector(settings: Settings) -> Any | None:
 
 
 def turn_handling(
-    settings: Settings, detector: Any | None, *, understood: Callable[[str], bool] | None = None
+    settings: Settings,
+    detector: Any | None,
+    *,
+    understood: Callable[[str], bool] | None = None,
+    heard: Callable[[], list[str]] | None = None,
 ) -> dict[str, Any]:
     """The AgentSession's turn handling for one call. ``detector`` is what :func:`load_turn_detector`
     gave; ``understood`` tells whether the call's brain can act on the caller's words (the scripted
-    flow; None for an LLM brain)."""
+    flow; None for an LLM brain); ``heard`` gives the recognizer's transcripts of the last utterance."""
     timing = settings.turn_timing
     endpointing: dict[str, Any] = {"min_delay": timing.min_delay_s}
     turn_detection: Any = "vad"
     if settings.turn_detection == "adaptive":
-        turn_detection = PhoneTurnDetector(understood=understood)
+        turn_detection = PhoneTurnDetector(understood=understood, heard=heard)
         endpointing["max_delay"] = timing.max_delay_s
     elif detector is not None:
         turn_detection = detector

@@ -1,0 +1,236 @@
+"""The conversation loop on real SIP calls: a caller who pauses in mid-sentence is answered once,
+after finishing; a caller who speaks over the agent stops it, and what it had not said is not
+recorded as said; four callers at once all get the right answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from phoneagent.speech.piper_tts import load_piper_voice
+from phoneagent.stack.services import Stack
+from phoneagent.testing.sip_phone import BaresipPhone, wait_until
+from phoneagent.testing.voices import caller_speech, load_caller_voice, paused_caller_speech
+from phoneagent.testing.wav import silence, speech_seconds, trailing_silence_seconds, write_wav
+from tests.stack_fixtures import ControlPlane, WorkerProcess
+
+RATE = 8000
+NUMBER = "+15550141"
+REPLIES = {
+    "hours": "We are open Monday to Friday from nine to five, and Saturday from ten to two.",
+    "appointment": "I can book that for you. Which day works best?",
+    "day": "Great, you are booked. Anything else?",
+}
+SCRIPT = {
+    "intents": [
+        {"name": "hours", "keywords": ["hours", "open", "close"], "reply": REPLIES["hours"]},
+        {
+            "name": "appointment",
+            "keywords": ["appointment", "book", "schedule"],
+            "reply": REPLIES["appointment"],
+        },
+        {"name": "day", "keywords": ["monday", "tuesday", "thursday"], "reply": REPLIES["day"]},
+    ]
+}
+
+
+@dataclass
+class Line:
+    c: httpx.Client
+    uri: str
+
+
+@pytest.fixture(scope="module")
+def line(stack: Stack, control_plane: ControlPlane, worker: WorkerProcess) -> Iterator[Line]:
+    host = stack.settings.bind_host
+    c = httpx.Client(base_url=control_plane.url, headers=control_plane.headers, timeout=30)
+    agent = c.post("/agents", json={"name": "loop", "llm": {"script": SCRIPT}, "silence_timeout_s": 60})
+    trunk = c.post("/trunks/inbound", json={"name": "loop", "numbers": [NUMBER], "allowed_addresses": [host]})
+    rule = c.post(
+        "/dispatch-rules",
+        json={"name": "loop", "inbound_trunk_id": trunk.json()["id"], "agent_profile_id": agent.json()["id"]},
+    )
+    for r in (agent, trunk, rule):
+        assert r.status_code == 201, r.text
+    try:
+        yield Line(c, f"sip:{NUMBER}@{host}:{stack.settings.sip_port}")
+    finally:
+        c.delete(f"/dispatch-rules/{rule.json()['id']}")
+        c.delete(f"/trunks/inbound/{trunk.json()['id']}")
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def voice() -> object:
+    return load_piper_voice()
+
+
+def _wav(path: Path, speech: np.ndarray) -> tuple[Path, float]:
+    """The phone's microphone: 0.3 s, the speech, then silence; and when the speech ends (s)."""
+    lead = silence(0.3)
+    return write_wav(path, np.concatenate([lead, speech, silence(60)]), RATE), (
+        lead.size + speech.size
+    ) / RATE
+
+
+def _loud(audio: np.ndarray) -> np.ndarray:
+    """Which 20 ms frames of 8 kHz audio are louder than -45 dBFS."""
+    n = audio.size // 160
+    frames = audio[: n * 160].astype(np.float64).reshape(n, 160)
+    return 20 * np.log10(np.maximum(np.sqrt(np.mean(frames**2, axis=1)), 1e-9) / 32768) > -45
+
+
+def _record(line: Line, caller: str, *, agent_turns: int) -> dict[str, Any]:
+    """The call record of ``caller`` (its SIP user), once ended with ``agent_turns`` agent turns."""
+    found: dict[str, Any] = {}
+
+    def ready() -> bool:
+        for item in line.c.get("/calls", params={"limit": 50}).json()["items"]:
+            if item["from_number"].endswith(caller) and item["status"] == "ended":
+                rec = line.c.get(f"/calls/{item['id']}").json()
+                if sum(t["speaker"] == "agent" for t in rec["transcript"]) >= agent_turns:
+                    found.update(rec)
+                    return True
+        return False
+
+    wait_until(ready, timeout=60, what=f"the call record of {caller} with {agent_turns} agent turns")
+    return found
+
+
+def _wait_reply(phone: BaresipPhone, mark: int, *, after_s: float = 0.0, timeout: float = 60) -> None:
+    """Until a reply (after sample ``mark`` of what the phone heard) is followed by 1.2 s of silence."""
+
+    def done() -> bool:
+        tail = phone.received_audio()[mark:]
+        heard_enough = tail.size / RATE >= after_s
+        return heard_enough and speech_seconds(tail) >= 0.8 and trailing_silence_seconds(tail) >= 1.2
+
+    wait_until(done, timeout=timeout, what="the agent's reply at the caller")
+
+
+def test_a_caller_pausing_in_mid_sentence_is_answered_once_after_finishing(
+    line: Line, tmp_path: Path
+) -> None:
+    wav, speech_ends_s = _wav(
+        tmp_path / "q.wav",
+        paused_caller_speech(
+            "I would like to book an", "appointment for next week.", load_caller_voice(), 0.7
+        ),
+    )
+    phone = BaresipPhone(tmp_path / "phone", rtp_ports=(43100, 43149), user="pauser").start()
+    try:
+        phone.dial(line.uri, timeout=30)
+        phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=1.2, timeout=90)  # the greeting
+        mark = phone.received_audio().size
+        phone.play(wav)
+        _wait_reply(phone, mark, after_s=speech_ends_s + 1.2)
+        heard = phone.received_audio()[mark:]
+        phone.bye_confirmed(since=phone.hangup())
+    finally:
+        phone.close()
+    # at the phone: nothing from the agent until the caller had said the whole sentence (both
+    # recordings start with the call; 60 ms of slack for the phone's own buffering)
+    loud = _loud(heard)
+    first_reply_frame = int(np.argmax(loud))
+    assert loud.any() and first_reply_frame * 0.02 > speech_ends_s - 0.06, (first_reply_frame, speech_ends_s)
+    rec = _record(line, "pauser", agent_turns=2)
+    turns = [(t["speaker"], t["text"]) for t in rec["transcript"]]
+    print("turns:", turns)
+    callers = [text for who, text in turns if who == "caller"]
+    agents = [text for who, text in turns[1:] if who == "agent"]
+    assert len(callers) == 1 and "appointment" in callers[0].lower(), turns
+    assert agents == [REPLIES["appointment"]], turns
+
+
+def test_barge_in_stops_the_agent_within_300_ms_and_the_unsaid_part_is_not_recorded(
+    line: Line, voice: object, tmp_path: Path
+) -> None:
+    ask, _ = _wav(tmp_path / "ask.wav", caller_speech("What are your opening hours?", voice))
+    interrupt, _ = _wav(tmp_path / "int.wav", caller_speech("Can I book an appointment?", voice))
+    phone = BaresipPhone(tmp_path / "phone", rtp_ports=(43150, 43199), user="barger").start()
+    try:
+        phone.dial(line.uri, timeout=30)
+        phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=1.2, timeout=90)
+        mark = phone.received_audio().size
+        phone.play(ask)
+        # the hours reply (about 4.5 s) has played for a second: the caller speaks over it
+        wait_until(
+            lambda: speech_seconds(phone.received_audio()[mark:]) >= 1.0,
+            timeout=60,
+            what="a second of the agent's reply",
+        )
+        cut = phone.received_audio().size
+        phone.play(interrupt)
+        _wait_reply(phone, cut, after_s=3.0)
+        phone.bye_confirmed(since=phone.hangup())
+    finally:
+        phone.close()
+    rec = _record(line, "barger", agent_turns=3)
+    barge = [e["payload"]["data"] for e in rec["events"] if e["type"] == "barge_in"]
+    agent = [t for t in rec["transcript"] if t["speaker"] == "agent"]
+    print("barge-ins:", barge, "agent turns:", [(t["text"], t["interrupted"]) for t in agent])
+    assert barge, "no barge-in reported"
+    # from the caller's first sound reaching the worker to the agent's audio stopped at the worker
+    assert barge[0]["ms"] <= 300, barge
+    hours = agent[1]
+    assert hours["interrupted"] is True
+    # what was said before the cut, not the whole reply
+    assert REPLIES["hours"].startswith(hours["text"].rstrip(".")) and len(hours["text"]) < len(
+        REPLIES["hours"]
+    )
+    assert agent[2]["text"] == REPLIES["appointment"]
+
+
+def test_four_callers_at_once_all_get_the_right_answers(line: Line, voice: object, tmp_path: Path) -> None:
+    questions = [
+        ("What are your opening hours?", "hours"),
+        ("Can I schedule an appointment?", "appointment"),
+        ("Tuesday works for me.", "day"),
+    ]
+    wavs = [
+        _wav(tmp_path / f"q{i}.wav", caller_speech(text, voice))
+        for i, (text, _intent) in enumerate(questions)
+    ]
+    errors: list[str] = []
+    answered = [threading.Event() for _ in range(4)]
+
+    def call(i: int) -> None:
+        phone = BaresipPhone(
+            tmp_path / f"phone{i}", rtp_ports=(43200 + 50 * i, 43249 + 50 * i), user=f"four{i}"
+        )
+        try:
+            phone.start()
+            phone.dial(line.uri, timeout=60)
+            answered[i].set()
+            phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=1.2, timeout=120)
+            for k in range(len(questions)):
+                wav, speech_ends_s = wavs[(i + k) % len(questions)]
+                mark = phone.received_audio().size
+                phone.play(wav)
+                _wait_reply(phone, mark, after_s=speech_ends_s + 1.2, timeout=90)
+            phone.bye_confirmed(since=phone.hangup())
+        except Exception as exc:  # noqa: BLE001 - each caller's failure is reported with the others'
+            errors.append(f"caller {i}: {type(exc).__name__}: {exc}")
+        finally:
+            answered[i].set()
+            phone.close()
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for i, t in enumerate(threads):
+        t.start()
+        answered[i].wait(90)  # the next caller dials once this one is answered, as calls come in
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for i in range(4):
+        rec = _record(line, f"four{i}", agent_turns=4)
+        said = [t["text"] for t in rec["transcript"] if t["speaker"] == "agent"][1:]
+        expected = [REPLIES[questions[(i + k) % len(questions)][1]] for k in range(len(questions))]
+        assert said == expected, (i, said, [t["text"] for t in rec["transcript"] if t["speaker"] == "caller"])
