@@ -35,7 +35,7 @@ class TurnTiming:
 # keep the timings they had before adaptive endpointing (0.45 s of silence: the VAD alone cannot tell
 # a thinking pause from the end)
 TURN_TIMING = {
-    "adaptive": TurnTiming(vad_silence_s=0.25, min_delay_s=0.0, max_delay_s=1.2),
+    "adaptive": TurnTiming(vad_silence_s=0.2, min_delay_s=0.0, max_delay_s=1.2),
     "vad": TurnTiming(vad_silence_s=0.45, min_delay_s=0.1, max_delay_s=1.5),
     "turn-detector": TurnTiming(vad_silence_s=0.45, min_delay_s=0.1, max_delay_s=1.5),
 }
@@ -106,11 +106,12 @@ class Settings(BaseSettings):
     vad_min_silence_s: float | None = Field(default=None, ge=0.1, le=3.0)
     # the caller's speech that interrupts the agent (barge-in): this long, by the VAD (livekit-agents'
     # own default is 0.5 s); the agent pauses, and resumes if the sound carried no words
-    barge_in_min_speech_s: float = Field(default=0.2, ge=0.05, le=2.0)
+    barge_in_min_speech_s: float = Field(default=0.12, ge=0.05, le=2.0)
     # local Whisper starts on an utterance after a short silence instead of at the VAD's end of speech
     # (phoneagent.speech.speculative); the transcript is the same, it is ready sooner
     speculative_stt: bool = True
-    # the raw silence after which local Whisper starts its guess; unset: half of the VAD's silence
+    # the raw silence after which local Whisper starts its guess; unset: a quarter of the VAD's silence
+    # (a guess then has the rest of it to finish: benchmarks/latency, BENCHMARKS.md "Latency")
     speculate_after_s: float | None = Field(default=None, ge=0.02, le=2.0)
     # one set of local speech models (Whisper, Piper) per worker host, in a process of its own that
     # every call's job process asks (phoneagent.speech.shared); false: each job process loads its own

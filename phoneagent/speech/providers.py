@@ -323,8 +323,8 @@ def build_stt(
     if len(chain) == 1 and chain[0].provider == "local":
         if settings.speculative_stt and not instances[0].capabilities.streaming:
             # in-process Whisper: transcribe while the VAD still waits to be sure the caller stopped
-            # it guesses halfway through the silence the VAD waits for, unless told otherwise
-            after = settings.speculate_after_s or settings.turn_timing.vad_silence_s / 2
+            # it guesses a quarter into the silence the VAD waits for, unless told otherwise
+            after = settings.speculate_after_s or settings.turn_timing.vad_silence_s / 4
             return SpeculativeStreamAdapter(stt=instances[0], vad=vad, speculate_after_s=after)
         return instances[0]  # the session cuts its utterances with its own VAD
     adapter = ClosingSTTFallback(

@@ -4,7 +4,7 @@ caller *seems* to have stopped, instead of when the VAD is sure.
 livekit-agents' StreamAdapter transcribes an utterance at the VAD's END_OF_SPEECH, which comes only
 after ``min_silence_duration`` of silence; Whisper then takes its few hundred milliseconds on top.
 Here the utterance so far is handed to the STT as soon as ``speculate_after_s`` of silence has
-passed (Silero reports the raw silence with each inference; the worker guesses halfway through the
+passed (Silero reports the raw silence with each inference; the worker guesses a quarter into the
 silence the VAD waits for). If the caller goes on speaking, that guess is dropped; if the silence
 holds until END_OF_SPEECH, its transcript is the final one, and most of the STT time has been spent
 inside the silence the VAD was waiting for anyway. The text is the same as without speculation,

@@ -18,7 +18,13 @@ from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
 from phoneagent.testing.sip_phone import BaresipPhone, wait_until
 from phoneagent.testing.voices import caller_speech, load_caller_voice, paused_caller_speech
-from phoneagent.testing.wav import silence, speech_seconds, trailing_silence_seconds, write_wav
+from phoneagent.testing.wav import (
+    read_growing_wav,
+    silence,
+    speech_seconds,
+    trailing_silence_seconds,
+    write_wav,
+)
 from tests.stack_fixtures import ControlPlane, WorkerProcess
 
 RATE = 8000
@@ -85,6 +91,10 @@ def _loud(audio: np.ndarray) -> np.ndarray:
     n = audio.size // 160
     frames = audio[: n * 160].astype(np.float64).reshape(n, 160)
     return 20 * np.log10(np.maximum(np.sqrt(np.mean(frames**2, axis=1)), 1e-9) / 32768) > -45
+
+
+def _sent(phone: BaresipPhone) -> np.ndarray:
+    return read_growing_wav(next(iter(sorted(phone.workdir.glob("rec/dump-*-enc.wav")))))
 
 
 def _record(line: Line, caller: str, *, agent_turns: int) -> dict[str, Any]:
@@ -167,11 +177,18 @@ def test_barge_in_stops_the_agent_within_300_ms_and_the_unsaid_part_is_not_recor
             what="a second of the agent's reply",
         )
         cut = phone.received_audio().size
+        sent_mark = _sent(phone).size
         phone.play(interrupt)
         _wait_reply(phone, cut, after_s=3.0)
         phone.bye_confirmed(since=phone.hangup())
     finally:
         phone.close()
+    # at the phone (its recordings of what it sent and heard both start with the call): from the
+    # caller's first sound to the agent's last before it fell silent, transport both ways included
+    onset = sent_mark + int(np.argmax(_loud(_sent(phone)[sent_mark:]))) * 160
+    heard = _loud(phone.received_audio()[onset:])
+    quiet = np.flatnonzero(np.convolve(~heard, np.ones(15, dtype=int), mode="valid") == 15)  # 300 ms
+    print(f"at the phone the agent stopped {quiet[0] * 20 if quiet.size else None} ms after the caller began")
     rec = _record(line, "barger", agent_turns=3)
     barge = [e["payload"]["data"] for e in rec["events"] if e["type"] == "barge_in"]
     agent = [t for t in rec["transcript"] if t["speaker"] == "agent"]
