@@ -489,7 +489,7 @@ CALL_COLS = (
 )  # fmt: skip
 TURN_COLS = (
     "call_id", "seq", "speaker", "text", "started_at", "ended_at", "stt_ms", "brain_ms", "tts_ms",
-    "total_ms",
+    "total_ms", "interrupted",
 )  # fmt: skip
 EVENT_COLS = ("call_id", "source", "event_id", "type", "payload", "occurred_at", "received_at")
 SEARCH_COLS = ("call_id", "tenant_id", "body")  # what index_transcript writes on PostgreSQL
@@ -645,9 +645,9 @@ def make_batch(world: World, b: int, batch_size: int, events_per_call: int) -> B
             en = st + (250 * txt.count(" ") + 250) * ms
             if s % 2 == 0:
                 stt, brain, tts = 80 + int(rand() * 320), 200 + int(rand() * 1000), 90 + int(rand() * 410)
-                turns.append((cid, s, "agent", txt, st, en, stt, brain, tts, stt + brain + tts))
+                turns.append((cid, s, "agent", txt, st, en, stt, brain, tts, stt + brain + tts, False))
             else:
-                turns.append((cid, s, "caller", txt, st, en, None, None, None, None))
+                turns.append((cid, s, "caller", txt, st, en, None, None, None, None, False))
         search.append((cid, t.id, "\n".join(texts), us))  # us: created_at in µs
         for e in range(events_per_call):
             at = created + (e * 5000) * ms
