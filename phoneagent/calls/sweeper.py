@@ -2,6 +2,9 @@
 
 Every ``interval`` it looks at live calls (dialing, ringing, in progress) against what LiveKit holds:
 
+- in progress, and every phone left in the room says it hung up (``sip.callStatus: hangup``, which
+  livekit-sip sets before it leaves; v1.8.0 sometimes never leaves): the call ends as
+  ``customer_hangup`` and its room is deleted.
 - in progress, the phone still in the room, but no agent there for ``worker_lost_after`` seconds
   (its job process or its whole worker died): the call ends as ``worker_lost`` and its room is
   deleted, so the caller is not left listening to silence. A worker is lost at most
@@ -97,6 +100,14 @@ class Sweeper:
             people = await self._calls.people(room)
             if people is None:
                 await asyncio.to_thread(self._end, call_id, "failed", lc.NO_EVIDENCE, "room_gone")
+                continue
+            if people.sip and all(p.get("sip.callStatus") == "hangup" for p in people.sip):
+                # livekit-sip v1.8.0 leaves a phone's participant in the room after some BYEs (about
+                # 1 in 100); its own status on it says the phone hung up, and nobody is on the line
+                log.info("the phone hung up; its participant was left behind", extra={"call_id": call_id})
+                await asyncio.to_thread(self._end, call_id, "customer_hangup", lc.OBSERVED, "sip_hangup_seen")
+                await self._calls.end_room(room)
+                self._no_agent_since.pop(call_id, None)
                 continue
             if people.agents > 0 or not people.sip:
                 self._no_agent_since.pop(call_id, None)

@@ -61,10 +61,16 @@ def short_window(features: np.ndarray) -> np.ndarray:
 
 
 def load_whisper(
-    name: str = "tiny.en", *, threads: int = 2, workers: int = 1, cache_dir: Path | None = None
+    name: str = "tiny.en",
+    *,
+    threads: int = 2,
+    workers: int = 1,
+    cache_dir: Path | None = None,
+    short: bool = True,
 ) -> WhisperModel:
     """The model, ready for :class:`WhisperSTT`; ``workers`` decodes may run at once (CTranslate2
-    replicas of ``threads`` threads each, sharing one copy of the weights)."""
+    replicas of ``threads`` threads each, sharing one copy of the weights). ``short``: utterances that
+    fit are encoded in the short window (False: always Whisper's 30 s, for comparisons)."""
     try:
         from faster_whisper import WhisperModel
     except ImportError:
@@ -72,7 +78,7 @@ def load_whisper(
 
     class ShortWindowWhisper(WhisperModel):
         def encode(self, features: np.ndarray) -> Any:
-            return super().encode(short_window(features))
+            return super().encode(short_window(features) if short else features)
 
     found = whisper_model_dir(name, cache_dir=cache_dir)
     model = ShortWindowWhisper(
