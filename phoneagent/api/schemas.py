@@ -229,14 +229,20 @@ class OutboundTrunkOut(_Out):
 
 # ---- dispatch rules ---------------------------------------------------------------------------------
 
-RoomPrefix = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
-
 
 class DispatchRuleUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    room_prefix: RoomPrefix | None = None
-    room_name: RoomPrefix | None = None
     agent_profile_id: str | None = Field(None, max_length=40)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rooms_are_the_servers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"room_prefix", "room_name"} & data.keys():
+            raise ValueError(
+                "room names are made by the server (every call gets a room of its own, named after its "
+                "rule); leave out room_prefix and room_name"
+            )
+        return data
 
 
 class DispatchRuleCreate(DispatchRuleUpdate):
@@ -254,23 +260,21 @@ class DispatchRuleCreate(DispatchRuleUpdate):
         },
     )
     name: Name
-    kind: Literal["individual", "direct", "callee"] = "individual"
+    kind: Literal["individual", "callee"] = Field(
+        "individual",
+        description="how the call's room is named: after the caller's number (individual) or the number "
+        "called (callee), each call in a room of its own. LiveKit's 'direct' rule, one room for every "
+        "caller, is refused: its callers would share one call record",
+    )
     inbound_trunk_id: str = Field(max_length=40)
     agent_profile_id: str = Field(max_length=40)
-
-    @model_validator(mode="after")
-    def _direct_needs_room(self) -> DispatchRuleCreate:
-        if self.kind == "direct" and not self.room_name:
-            raise ValueError("a direct rule needs room_name")
-        return self
 
 
 class DispatchRuleOut(_Out):
     id: str
     name: str
     kind: str
-    room_prefix: str
-    room_name: str
+    room_prefix: str = Field(description="the start of its calls' room names, made by the server")
     inbound_trunk_id: str | None
     agent_profile_id: str
     livekit_id: str | None

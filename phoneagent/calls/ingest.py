@@ -61,6 +61,23 @@ def _open_inbound(session: Session, event: api.WebhookEvent, at: datetime) -> Ca
     return call
 
 
+def _same_call(session: Session, call: Call, attrs: dict[str, str]) -> bool:
+    """Whether a SIP participant's event in ``call``'s room is about ``call``: the same SIP call id
+    when both are known, and the tenant of the rule or trunk it came in on. Room names are made by the
+    server and unique per call, so a mismatch means a room name reused or forged: logged, not applied."""
+    sip_call_id = attrs.get("sip.callID")
+    same = not (call.sip_call_id and sip_call_id and call.sip_call_id != sip_call_id)
+    if same and call.direction == "inbound" and ("sip.ruleID" in attrs or "sip.trunkID" in attrs):
+        tenant_id, _ = _tenant_for_sip(session, attrs)
+        same = tenant_id == call.tenant_id
+    if not same:
+        log.warning(
+            "a SIP participant's event names another call than the one in its room; not applied",
+            extra={"call_id": call.id, "room": call.room_name},
+        )
+    return same
+
+
 def _apply_egress(session: Session, info: api.EgressInfo) -> None:
     """An egress webhook about one of our track recordings (others are stored and otherwise ignored)."""
     row = session.scalar(select(RecordingEgress).where(RecordingEgress.egress_id == info.egress_id))
@@ -83,7 +100,9 @@ def ingest_livekit_event(session: Session, event: api.WebhookEvent) -> tuple[boo
         room = event.egress_info.room_name
     call = session.scalar(select(Call).where(Call.room_name == room)) if room else None
     sip = event.HasField("participant") and event.participant.kind == SIP_KIND
-    if call is None and sip and event.event == "participant_joined":
+    if call is not None and sip and not _same_call(session, call, dict(event.participant.attributes)):
+        call = None  # kept, unattached: never on another call's record, never a second call in its room
+    elif call is None and sip and event.event == "participant_joined":
         call = _open_inbound(session, event, at)
     payload = MessageToDict(event)
     try:

@@ -147,6 +147,7 @@ class _Job:
     max_call_s: int
     agent_profile_id: str | None
     metadata: dict[str, Any]
+    tenant_id: str
 
 
 class Dialer:
@@ -227,7 +228,7 @@ class Dialer:
                 jobs.append(
                     _Job(call.id, call.room_name or f"call-{call.id}", trunk.livekit_id, call.to_number,
                          call.from_number, call.ring_timeout_s, profile.max_duration_s if profile else 1800,
-                         call.agent_profile_id, call.call_metadata)
+                         call.agent_profile_id, call.call_metadata, call.tenant_id)
                 )  # fmt: skip
             s.commit()
         return jobs
@@ -240,7 +241,7 @@ class Dialer:
         ringing = asyncio.create_task(self._watch_ringing(job))
         try:
             meta = {"agent_profile_id": job.agent_profile_id, "call_id": job.call_id, "direction": "outbound",
-                    "metadata": job.metadata}  # fmt: skip
+                    "tenant_id": job.tenant_id, "metadata": job.metadata}  # fmt: skip
             await self._calls.dispatch_agent(job.room, self._agent_name, meta)
             outcome = await self._calls.dial(
                 room=job.room,

@@ -7,6 +7,7 @@ when the record appears (see ``attach_waiting``).
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from sqlalchemy.orm import Session
 from phoneagent.calls.query import index_transcript
 from phoneagent.calls.records import refresh
 from phoneagent.db.models import Call, CallEvent, CallTurn
+
+log = logging.getLogger("phoneagent.calls")
 
 
 def _ms(value: Any) -> int | None:
@@ -52,18 +55,33 @@ def _apply(session: Session, call: Call, ev: CallEvent) -> None:
     # what the event means for the call's state (answered, hung up and why) is read by refresh()
 
 
+def belongs(ev: CallEvent, call: Call) -> bool:
+    """Whether a worker's event in ``call``'s room is about ``call``: the tenant and call the worker
+    was dispatched for, when it says, are this call's (an event that names another is kept, unattached,
+    with a log line)."""
+    key = ev.payload or {}
+    if key.get("call_id", call.id) == call.id and key.get("tenant_id", call.tenant_id) == call.tenant_id:
+        return True
+    log.warning(
+        "a worker event names another call than the one in its room; not applied",
+        extra={"call_id": call.id, "event_id": ev.event_id},
+    )
+    return False
+
+
 def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> int:
     """Store and apply a batch; returns how many were new. Commits once per event (a duplicate in a
     batch does not undo the others)."""
     new = 0
     for raw in events:
         room = str(raw["room"])
+        key = {k: str(raw[k]) for k in ("tenant_id", "call_id") if raw.get(k)}
         ev = CallEvent(
             source="worker",
             event_id=str(raw["event_id"]),
             type=str(raw["type"]),
             room_name=room,
-            payload={"data": raw.get("data", {})},
+            payload={"data": raw.get("data", {}), **key},
             occurred_at=_ts(raw.get("at")) or datetime.now(UTC),
         )
         session.add(ev)
@@ -73,7 +91,7 @@ def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> int:
             session.rollback()
             continue
         call = session.scalar(select(Call).where(Call.room_name == room))
-        if call is not None:
+        if call is not None and belongs(ev, call):
             ev.call_id = call.id
             _apply(session, call, ev)
             refresh(session, call)
@@ -93,6 +111,8 @@ def attach_waiting(session: Session, call: Call) -> None:
     )
     found = False
     for ev in waiting:
+        if not belongs(ev, call):
+            continue
         ev.call_id = call.id
         _apply(session, call, ev)
         found = True

@@ -104,7 +104,8 @@ class DispatchRule(_Resource, Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dsp"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(12), default="individual")  # individual | direct | callee
+    kind: Mapped[str] = mapped_column(String(12), default="individual")  # individual | callee
+    # made by the server (provisioning.resources.room_prefix_for); a rule from before 0007 was migrated
     room_prefix: Mapped[str] = mapped_column(String(64), default="call-")
     room_name: Mapped[str] = mapped_column(String(128), default="")
     inbound_trunk_id: Mapped[str | None] = mapped_column(ForeignKey("inbound_trunks.id"), default=None)

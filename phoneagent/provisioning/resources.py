@@ -83,6 +83,13 @@ def _flush(session: Session, what: str) -> None:
 # ---- LiveKit bindings -------------------------------------------------------------------------------
 
 
+def room_prefix_for(rule_id: str) -> str:
+    """The start of the room names of a dispatch rule's calls: its id, which no other rule (of this
+    tenant or another) has; LiveKit adds the number and a random part, so every call has a room of
+    its own."""
+    return rule_id
+
+
 @dataclass(frozen=True)
 class Binding:
     to_spec: Callable[[Session, Any, str], Any]  # (session, row, agent_name) -> spec
@@ -118,9 +125,9 @@ def _rule_spec(session: Session, row: DispatchRule, agent_name: str) -> RuleSpec
         raise InvalidField("inbound_trunk_id", "the inbound trunk is not provisioned")
     return RuleSpec(
         name=row.name,
-        kind=row.kind,
-        room_prefix=row.room_prefix,
-        room_name=row.room_name,
+        # a rule from before server-made room names may say "direct": it gets a room per call too
+        kind="callee" if row.kind == "callee" else "individual",
+        room_prefix=room_prefix_for(row.id),
         trunk_ids=[trunk.livekit_id],
         agent_name=agent_name,
         agent_metadata=json.dumps({"agent_profile_id": row.agent_profile_id, "tenant_id": row.tenant_id}),

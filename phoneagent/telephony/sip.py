@@ -62,9 +62,8 @@ class OutboundSpec:
 @dataclass(frozen=True)
 class RuleSpec:
     name: str
-    kind: str  # individual | direct | callee
+    kind: str  # individual | callee
     room_prefix: str
-    room_name: str
     trunk_ids: list[str]
     agent_name: str
     agent_metadata: str = ""
@@ -145,13 +144,10 @@ class LiveKitSip:
 
     @staticmethod
     def _rule(spec: RuleSpec, tag: str) -> api.SIPDispatchRuleInfo:
-        if spec.kind == "direct":
+        # every call in a room of its own: never one room (and one call record) for many callers
+        if spec.kind == "callee":
             rule = api.SIPDispatchRule(
-                dispatch_rule_direct=api.SIPDispatchRuleDirect(room_name=spec.room_name)
-            )
-        elif spec.kind == "callee":
-            rule = api.SIPDispatchRule(
-                dispatch_rule_callee=api.SIPDispatchRuleCallee(room_prefix=spec.room_prefix)
+                dispatch_rule_callee=api.SIPDispatchRuleCallee(room_prefix=spec.room_prefix, randomize=True)
             )
         else:
             rule = api.SIPDispatchRule(

@@ -26,6 +26,7 @@ def sip_participant_event(
     at: float | None = None,
     caller: str = "+14155550123",
     callee: str = "+14155550100",
+    sip_call_id: str = "SCL_x",
 ) -> str:
     """``participant_joined`` or ``participant_left`` (the caller hung up) of a SIP caller."""
     ev = api.WebhookEvent(
@@ -40,7 +41,7 @@ def sip_participant_event(
                 "sip.ruleID": rule_id,
                 "sip.phoneNumber": caller,
                 "sip.trunkPhoneNumber": callee,
-                "sip.callID": "SCL_x",
+                "sip.callID": sip_call_id,
             },
             disconnect_reason=api.DisconnectReason.CLIENT_INITIATED if kind == "participant_left" else 0,
         ),

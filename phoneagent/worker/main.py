@@ -124,14 +124,15 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason="call already over")
         return
     log.info("call answered", extra={"room": room})
+    meta = job_metadata(ctx.job.metadata)
     reporter = EventReporter(
         url=settings.events_url,
         token=worker_token(settings),
         spool_dir=settings.state_dir.expanduser() / "spool",
+        scope=meta,
     )
     reporter.start()
     ctx.add_shutdown_callback(reporter.aclose)
-    meta = job_metadata(ctx.job.metadata)
     # an outbound agent is in the room before the phone rings: it greets only once it is answered
     outbound = meta.get("direction") == "outbound"
     if outbound and not await wait_for_answer(ctx.room, within_s=OUTBOUND_ANSWER_TIMEOUT_S):

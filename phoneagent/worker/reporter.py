@@ -24,10 +24,16 @@ log = logging.getLogger("phoneagent.worker")
 
 BATCH = 100
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
+SCOPE_KEYS = ("tenant_id", "call_id")
 
 
 class EventReporter:
-    def __init__(self, *, url: str, token: str, spool_dir: Path) -> None:
+    def __init__(
+        self, *, url: str, token: str, spool_dir: Path, scope: dict[str, Any] | None = None
+    ) -> None:
+        # whose call this is (the tenant and, for an outbound call, the call id from the job's
+        # dispatch): sent with every event so that the control plane never files it on another's call
+        self._scope = {k: str(v) for k, v in (scope or {}).items() if k in SCOPE_KEYS and v}
         self._url = url.rstrip("/") + "/webhooks/worker"
         self._token = token
         self._spool = spool_dir
@@ -41,7 +47,14 @@ class EventReporter:
         # time-ordered file names keep the send order; the event id makes them unique
         name = f"{time.time_ns():020d}-{event_id}.json"
         tmp = self._spool / f".{name}.tmp"
-        body = {"event_id": event_id, "room": room, "type": type_, "at": time.time(), "data": data or {}}
+        body = {
+            "event_id": event_id,
+            "room": room,
+            **self._scope,
+            "type": type_,
+            "at": time.time(),
+            "data": data or {},
+        }
         with tmp.open("w") as fh:
             json.dump(body, fh)
             fh.flush()

@@ -171,13 +171,14 @@ def test_dispatch_rule_sends_the_trunks_calls_to_the_agent(client: TestClient, s
             "name": "to-support",
             "inbound_trunk_id": trunk["id"],
             "agent_profile_id": agent["id"],
-            "room_prefix": "acme-",
         },
     )
     assert r.status_code == 201, r.text
     rule = _lk_rules(stack.settings)[r.json()["livekit_id"]]
     assert list(rule.trunk_ids) == [trunk["livekit_id"]]
-    assert rule.rule.dispatch_rule_individual.room_prefix == "acme-"
+    # the server names the rooms: after the rule's own id, a room per call (LiveKit adds the rest)
+    assert rule.rule.dispatch_rule_individual.room_prefix == r.json()["id"] == r.json()["room_prefix"]
+    assert not rule.rule.dispatch_rule_individual.no_randomness
     assert rule.room_config.agents[0].agent_name == stack.settings.agent_name
     assert agent["id"] in rule.room_config.agents[0].metadata
 

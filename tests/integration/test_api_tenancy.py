@@ -55,7 +55,7 @@ PATCHES = {
     "/agents": {"greeting": "hijacked"},
     "/trunks/inbound": {"numbers": ["+14155550199"]},
     "/trunks/outbound": {"transport": "tcp"},
-    "/dispatch-rules": {"room_prefix": "x-"},
+    "/dispatch-rules": {"agent_profile_id": "agt_hijacked"},
     "/numbers": {"label": "hijacked"},
 }
 
@@ -130,6 +130,11 @@ def test_missing_or_wrong_key_is_401_on_every_endpoint(client: TestClient, heade
         (
             "/dispatch-rules",
             {"name": "r", "kind": "direct", "inbound_trunk_id": "i", "agent_profile_id": "a"},
+            "kind",
+        ),
+        (
+            "/dispatch-rules",
+            {"name": "r", "room_name": "call-of-another", "inbound_trunk_id": "i", "agent_profile_id": "a"},
             "body",
         ),
         ("/numbers", {"number": "+1 999"}, "number"),

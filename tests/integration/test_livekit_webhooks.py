@@ -12,12 +12,12 @@ from phoneagent.testing.livekit_events import signed_headers, sip_participant_ev
 from tests.db_fixtures import new_key
 
 
-def _rule(client: TestClient, h: dict[str, str]) -> str:
+def _rule(client: TestClient, h: dict[str, str], number: str = "+14155550100") -> str:
     agent = client.post("/agents", headers=h, json={"name": "a"}).json()
     trunk = client.post(
         "/trunks/inbound",
         headers=h,
-        json={"name": "in", "numbers": ["+14155550100"], "allowed_addresses": ["127.0.0.1"]},
+        json={"name": "in", "numbers": [number], "allowed_addresses": ["127.0.0.1"]},
     ).json()
     rule = client.post(
         "/dispatch-rules",
@@ -66,3 +66,29 @@ def test_unsigned_forged_and_stale_events_are_401_and_write_nothing(client: Test
         r = client.post("/webhooks/livekit", content=content, headers=headers)
         assert r.status_code == 401, r.text
     assert client.get("/calls", headers=h).json()["items"] == []
+
+
+def test_a_sip_event_of_another_call_in_a_calls_room_is_not_applied(client: TestClient, stack: Stack) -> None:
+    """Room names are the server's, but were one ever reused or forged, another tenant's (or another
+    SIP dialog's) events in the room must not end, or land on, this call's record."""
+    creds = livekit_credentials(stack.settings)
+    ha, hb = new_key(client, "acme"), new_key(client, "globex")
+    rule_a, rule_b = _rule(client, ha), _rule(client, hb, "+14155550101")
+
+    def post(body: str) -> None:
+        r = client.post(
+            "/webhooks/livekit", content=body, headers=signed_headers(body, creds.api_key, creds.api_secret)
+        )
+        assert r.status_code == 200, r.text
+
+    post(sip_participant_event("EV_a", "participant_joined", "room-1", rule_a, sip_call_id="SCL_a"))
+    # another tenant's caller, and then another dialog of the same tenant, "in" the same room
+    post(sip_participant_event("EV_b", "participant_left", "room-1", rule_b, sip_call_id="SCL_b"))
+    post(sip_participant_event("EV_c", "participant_left", "room-1", rule_a, sip_call_id="SCL_c"))
+    [call] = client.get("/calls", headers=ha).json()["items"]
+    assert call["status"] != "ended", call
+    events = client.get(f"/calls/{call['id']}", headers=ha).json()["events"]
+    assert [e["event_id"] for e in events] == ["EV_a"]
+    assert client.get("/calls", headers=hb).json()["items"] == []
+    post(sip_participant_event("EV_a2", "participant_left", "room-1", rule_a, sip_call_id="SCL_a"))
+    assert client.get(f"/calls/{call['id']}", headers=ha).json()["end_reason"] == "customer_hangup"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from phoneagent.db.models import CallEvent
+from phoneagent.db.models import Call, CallEvent
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import worker_token
 from phoneagent.testing.livekit_events import signed_headers, sip_participant_event
@@ -73,6 +73,35 @@ def test_turns_before_the_call_record_are_applied_when_it_appears(client: TestCl
     assert (last["stt_ms"], last["brain_ms"], last["tts_ms"], last["total_ms"]) == (210, 1, 80, 710)
     found = client.get("/calls", headers=h, params={"q": "opening hours"}).json()["items"]
     assert [c["id"] for c in found] == [call["id"]]
+
+
+def test_a_worker_event_for_another_tenant_or_call_stays_off_the_record(
+    client: TestClient, stack: Stack
+) -> None:
+    """The worker says whose call it was dispatched for; an event naming another tenant or call is
+    kept but never applied to the call that has the room's name."""
+    from phoneagent.telephony.client import livekit_credentials
+
+    ha = new_key(client, "acme")
+    rule_a = _rule(client, ha)
+    creds = livekit_credentials(stack.settings)
+    body = sip_participant_event("EV_t", "participant_joined", "room-t", rule_a)
+    signed = signed_headers(body, creds.api_key, creds.api_secret)
+    assert client.post("/webhooks/livekit", content=body, headers=signed).status_code == 200
+    [call] = client.get("/calls", headers=ha).json()["items"]
+    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+        tenant_a = session.get(Call, call["id"]).tenant_id
+    w = {"Authorization": f"Bearer {worker_token(stack.settings)}"}
+    foreign = [
+        {**_turn("x0", "room-t", 0, "caller", "a stranger's words"), "tenant_id": "ten_other"},
+        {**_turn("x1", "room-t", 1, "caller", "another call's words"), "call_id": "call_other"},
+    ]
+    assert client.post("/webhooks/worker", json={"events": foreign}, headers=w).json()["new"] == 2
+    own = [{**_turn("o0", "room-t", 0, "agent", "Hello, how can I help?"), "tenant_id": tenant_a}]
+    assert client.post("/webhooks/worker", json={"events": own}, headers=w).json()["new"] == 1
+    detail = client.get(f"/calls/{call['id']}", headers=ha).json()
+    assert [t["text"] for t in detail["transcript"]] == ["Hello, how can I help?"]
+    assert client.get("/calls", headers=ha, params={"q": "stranger"}).json()["items"] == []
 
 
 def test_wrong_worker_token_is_401(client: TestClient) -> None:

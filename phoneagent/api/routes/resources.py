@@ -12,8 +12,15 @@ from pydantic import BaseModel
 
 from phoneagent.api import schemas as s
 from phoneagent.api.deps import ProvisionerDep
+from phoneagent.db.base import new_id
 from phoneagent.db.models import AgentProfile, DispatchRule, InboundTrunk, OutboundTrunk, PhoneNumber
-from phoneagent.provisioning.resources import get_owned, list_owned, trunk_fields_with_preset
+from phoneagent.provisioning.resources import get_owned, list_owned, room_prefix_for, trunk_fields_with_preset
+
+
+def _rule_create(d: dict[str, Any]) -> dict[str, Any]:
+    rule_id = new_id("dsp")
+    return {**d, "id": rule_id, "room_prefix": room_prefix_for(rule_id)}
+
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": s.Problem, "description": "the body is not parseable JSON"},
@@ -136,6 +143,7 @@ routers = [
         create_schema=s.DispatchRuleCreate,
         update_schema=s.DispatchRuleUpdate,
         out_schema=s.DispatchRuleOut,
+        prepare_create=_rule_create,
     ),
     crud_router(
         prefix="/numbers",

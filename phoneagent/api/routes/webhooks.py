@@ -56,6 +56,10 @@ async def livekit_webhook(request: Request, session: SessionDep) -> Any:
 class WorkerEvent(BaseModel):
     event_id: str = Field(min_length=1, max_length=128)
     room: str = Field(min_length=1, max_length=128)
+    # whose call it is, from the job's dispatch: an event lands on a call of this tenant (and this
+    # call, when known) in this room, never on another's that happens to use the room's name
+    tenant_id: str | None = Field(None, max_length=40)
+    call_id: str | None = Field(None, max_length=40)
     type: str = Field(min_length=1, max_length=64)
     at: float | None = None
     data: dict[str, Any] = Field(default_factory=dict)
