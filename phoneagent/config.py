@@ -6,6 +6,7 @@ Call :func:`get_settings`; nothing here reads the environment at import time.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from phoneagent.errors import ConfigError
+from phoneagent.netguard import AddressPolicy, parse_networks
 
 Mode = Literal["local", "api", "hybrid"]
 
@@ -133,6 +135,13 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(default=10.0, ge=0.05, le=3600.0)
     # call.ended waits this long for the last transcript turns before it is rendered and sent
     webhook_ended_grace_s: float = Field(default=3.0, ge=0.0, le=120.0)
+    # tenants' webhook URLs reach public addresses only; networks listed here (comma-separated CIDRs)
+    # are allowed besides, e.g. an internal receiver, or 127.0.0.0/8 on a developer's machine
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # plain http:// webhook URLs are refused unless this is off (phoneagent dev turns it off)
+    webhook_require_https: bool = True
+    # replays of webhook deliveries one tenant may ask for per minute (429 with Retry-After beyond)
+    webhook_replays_per_minute: int = Field(default=10, ge=1, le=10_000)
     # call recordings are local files: Call.recording_location is a path inside this directory
     # (relative to it, or absolute within it); empty: <state_dir>/recordings
     recordings_dir: Path | None = None
@@ -227,10 +236,26 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not an http:// or https:// URL")
         return v
 
-    @field_validator("extra_webhook_urls", mode="before")
+    @field_validator("extra_webhook_urls", "webhook_allowed_networks", mode="before")
     @classmethod
     def _comma_list(cls, v: object) -> object:
         return [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{net!r} is not a network (e.g. 10.0.0.0/8)") from exc
+        return v
+
+    def webhook_address_policy(self) -> AddressPolicy:
+        return AddressPolicy(
+            allowed_networks=parse_networks(self.webhook_allowed_networks),
+            require_https=self.webhook_require_https,
+        )
 
     @field_validator("bind_host")
     @classmethod

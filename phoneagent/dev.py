@@ -28,6 +28,10 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["PHONEAGENT_STATE_DIR"] = str(settings.state_dir)
     env["PHONEAGENT_CACHE_DIR"] = str(settings.cache_dir)
+    # a developer's webhook receiver runs on this machine over plain http: allowed here, unless the
+    # environment says otherwise (a deployment keeps the defaults: https, public addresses only)
+    env.setdefault("PHONEAGENT_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+    env.setdefault("PHONEAGENT_WEBHOOK_REQUIRE_HTTPS", "false")
     return env
 
 

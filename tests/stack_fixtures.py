@@ -46,6 +46,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONEAGENT_", "LIVEKIT_"))}
     for key in ("state_dir", "cache_dir", "agent_name", "dev_number", "greeting", *STACK_PORTS):
         env[f"PHONEAGENT_{key.upper()}"] = str(getattr(settings, key))
+    env["PHONEAGENT_WEBHOOK_ALLOWED_NETWORKS"] = ",".join(settings.webhook_allowed_networks)
+    env["PHONEAGENT_WEBHOOK_REQUIRE_HTTPS"] = str(settings.webhook_require_https).lower()
     return env
 
 
@@ -59,6 +61,10 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         state_dir=tmp_path_factory.mktemp("stack-state"),
         agent_name="phoneagent-test",
         extra_webhook_urls=[f"http://127.0.0.1:{SPARE_API_PORT}/webhooks/livekit"],
+        # the suite's webhook receivers listen on loopback over plain http: the operator settings that
+        # allow them (the address guard's own tests run with the defaults, which refuse them)
+        webhook_allowed_networks=["127.0.0.0/8"],
+        webhook_require_https=False,
         **STACK_PORTS,  # type: ignore[arg-type]
     )
 

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from phoneagent import __version__
 from phoneagent.api.access_log import AccessLog
 from phoneagent.api.deps import SignInRequired
+from phoneagent.api.ratelimit import RateLimiter
 from phoneagent.api.routes import calls, campaigns, health, resources, review, webhook_endpoints, webhooks
 from phoneagent.config import Settings, get_settings
 from phoneagent.db.engine import database_url, make_engine, session_factory
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     engine = make_engine(database_url(settings))
     app.state.settings = settings
+    app.state.replay_limiter = RateLimiter(settings.webhook_replays_per_minute)
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.livekit_sip = LiveKitSip(settings)

@@ -35,6 +35,7 @@ class Background:
                 base_s=settings.webhook_retry_base_s,
                 ended_grace_s=settings.webhook_ended_grace_s,
             ),
+            addresses=settings.webhook_address_policy(),
         )
         self.egress = LiveKitEgress(settings)
         self.recorder = Recorder(settings, sessions, self.egress)

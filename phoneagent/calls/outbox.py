@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.passes import run_passes
 from phoneagent.db.models import Call, CallTurn, WebhookDelivery, WebhookEndpoint
+from phoneagent.netguard import AddressPolicy, failure_class, guarded_client
 from phoneagent.webhooks import sign
 
 log = logging.getLogger("phoneagent.webhooks")
@@ -150,13 +151,14 @@ class Deliverer:
         sessions: sessionmaker[Session],
         *,
         policy: RetryPolicy | None = None,
-        client: httpx.AsyncClient | None = None,
+        addresses: AddressPolicy | None = None,
         batch: int = 50,
         concurrency: int = 8,
     ) -> None:
         self._sessions = sessions
         self.policy = policy or RetryPolicy()
-        self._client = client or httpx.AsyncClient(timeout=self.TIMEOUT_S, follow_redirects=False)
+        # tenants' URLs: public addresses only, checked on the address connected to (see netguard)
+        self._client = guarded_client(addresses or AddressPolicy(), timeout=self.TIMEOUT_S)
         self._batch = batch
         self._sem = asyncio.Semaphore(concurrency)
         self.wake = asyncio.Event()
@@ -228,7 +230,12 @@ class Deliverer:
                 if not 200 <= code < 300:
                     error = f"HTTP {code}"
             except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
+                # the tenant sees the kind of failure; the operator's log has the error itself
+                error = failure_class(exc)
+                log.info(
+                    "webhook delivery failed",
+                    extra={"delivery": row_id, "error": f"{type(exc).__name__}: {exc}"[:500]},
+                )
             await asyncio.to_thread(self._record, row_id, code, error)
 
     def _record(self, row_id: str, code: int | None, error: str | None) -> None:

@@ -17,12 +17,15 @@ from phoneagent.calls.outbound import CallRequest, place_call
 from phoneagent.calls.outbox import Deliverer, RetryPolicy
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import AgentProfile, OutboundTrunk, Tenant, WebhookDelivery, WebhookEndpoint
+from phoneagent.netguard import AddressPolicy, parse_networks
 from phoneagent.stack.services import Stack
 from phoneagent.testing.receiver import WebhookReceiver
 from phoneagent.testing.sip_phone import wait_until
 from tests.stack_fixtures import ApiProcess
 
 FAST = RetryPolicy(max_attempts=4, base_s=0.05, factor=2.0, ended_grace_s=0.0)
+# the receiver listens on loopback: allowed as an operator allows an internal receiver
+LOOPBACK = AddressPolicy(allowed_networks=parse_networks(["127.0.0.0/8"]), require_https=False)
 
 
 def _world(db: Session, url: str, secret: str) -> tuple[str, str, str]:
@@ -50,7 +53,7 @@ async def test_a_failing_receiver_gets_retries_until_it_accepts(db: Session, db_
         call, _ = place_call(db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent,
                                                      outbound_trunk_id=trunk))  # fmt: skip
         rx.status = 503
-        deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST)
+        deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         try:
             await _deliver_until(deliverer, lambda: len(rx.received) >= 2)
             rx.status = 200
@@ -72,7 +75,7 @@ async def test_after_the_last_attempt_a_delivery_is_dead_until_replayed(db: Sess
             db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent, outbound_trunk_id=trunk)
         )
         rx.status = 500
-        deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST)
+        deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         try:
             await _deliver_until(deliverer, lambda: len(rx.received) == FAST.max_attempts)
             await asyncio.sleep(0.3)  # no attempt after the last one

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request, Response, status
 from sqlalchemy import select
 
 from phoneagent.api import schemas as s
-from phoneagent.api.deps import SessionDep, TenantDep
+from phoneagent.api.deps import SessionDep, SettingsDep, TenantDep
+from phoneagent.api.ratelimit import RateLimiter
 from phoneagent.api.routes.resources import ERRORS, Cursor, Limit
 from phoneagent.api.schemas_outbound import (
     DeliveryOut,
@@ -18,8 +19,18 @@ from phoneagent.api.schemas_outbound import (
     WebhookEndpointUpdate,
 )
 from phoneagent.calls.outbox import replay
+from phoneagent.config import Settings
 from phoneagent.db.models import WebhookDelivery, WebhookEndpoint
+from phoneagent.errors import InvalidField
 from phoneagent.provisioning.resources import get_owned, list_owned
+
+
+def _check_url(settings: Settings, url: str) -> None:
+    """Refuse a URL that leads to this host, a private network or a metadata address (422)."""
+    try:
+        settings.webhook_address_policy().check_url(url)
+    except ValueError as exc:
+        raise InvalidField("url", str(exc)) from exc
 
 endpoints = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"], responses=ERRORS)
 deliveries = APIRouter(prefix="/webhook-deliveries", tags=["webhooks"], responses=ERRORS)
@@ -34,7 +45,10 @@ deliveries = APIRouter(prefix="/webhook-deliveries", tags=["webhooks"], response
     '(`Phoneagent-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`; refuse a `t` more '
     "than 300 s away from your clock).",
 )
-def create_endpoint(body: WebhookEndpointCreate, session: SessionDep, tenant: TenantDep) -> Any:
+def create_endpoint(
+    body: WebhookEndpointCreate, session: SessionDep, tenant: TenantDep, settings: SettingsDep
+) -> Any:
+    _check_url(settings, body.url)
     row = WebhookEndpoint(tenant_id=tenant, secret="whsec_" + secrets.token_urlsafe(32), **body.model_dump())
     session.add(row)
     session.commit()
@@ -56,9 +70,15 @@ def get_endpoint(endpoint_id: str, session: SessionDep, tenant: TenantDep) -> An
 
 @endpoints.patch("/{endpoint_id}", response_model=WebhookEndpointOut, summary="Change a webhook endpoint")
 def update_endpoint(
-    endpoint_id: str, body: WebhookEndpointUpdate, session: SessionDep, tenant: TenantDep
+    endpoint_id: str,
+    body: WebhookEndpointUpdate,
+    session: SessionDep,
+    tenant: TenantDep,
+    settings: SettingsDep,
 ) -> Any:
     row = get_owned(session, WebhookEndpoint, tenant, endpoint_id)
+    if body.url is not None:
+        _check_url(settings, body.url)
     for key, value in body.model_dump(exclude_none=True).items():
         setattr(row, key, value)
     session.commit()
@@ -102,9 +122,14 @@ def list_deliveries(
     "/{delivery_id}/replay",
     response_model=DeliveryOut,
     summary="Send a delivery again (same event id and payload)",
+    description="At most `PHONEAGENT_WEBHOOK_REPLAYS_PER_MINUTE` replays per tenant a minute (429 with "
+    "`Retry-After` beyond).",
+    responses={429: {"model": s.Problem, "description": "too many replays; see Retry-After"}},
 )
 def replay_delivery(delivery_id: str, request: Request, session: SessionDep, tenant: TenantDep) -> Any:
     row = get_owned(session, WebhookDelivery, tenant, delivery_id)
+    limiter: RateLimiter = request.app.state.replay_limiter
+    limiter.check(tenant, "replay")
     replay(session, row)
     session.commit()
     bg = getattr(request.app.state, "background", None)
