@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from phoneagent.errors import ConfigError
-from phoneagent.netguard import AddressPolicy, parse_networks
+from phoneagent.netguard import AddressPolicy, check_sip_host, parse_networks
 
 Mode = Literal["local", "api", "hybrid"]
 
@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # plain http:// webhook URLs are refused unless this is off (phoneagent dev turns it off)
     webhook_require_https: bool = True
+    # carrier trunks' addresses are public ones; networks listed here (comma-separated CIDRs) are
+    # allowed besides, e.g. a private PBX (the stack's own listeners are refused even then)
+    trunk_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # replays of webhook deliveries one tenant may ask for per minute (429 with Retry-After beyond)
     webhook_replays_per_minute: int = Field(default=10, ge=1, le=10_000)
     # call recordings are local files: Call.recording_location is a path inside this directory
@@ -236,12 +239,14 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not an http:// or https:// URL")
         return v
 
-    @field_validator("extra_webhook_urls", "webhook_allowed_networks", mode="before")
+    @field_validator(
+        "extra_webhook_urls", "webhook_allowed_networks", "trunk_allowed_networks", mode="before"
+    )
     @classmethod
     def _comma_list(cls, v: object) -> object:
         return [u.strip() for u in v.split(",") if u.strip()] if isinstance(v, str) else v
 
-    @field_validator("webhook_allowed_networks")
+    @field_validator("webhook_allowed_networks", "trunk_allowed_networks")
     @classmethod
     def _networks(cls, v: list[str]) -> list[str]:
         for net in v:
@@ -250,6 +255,16 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"{net!r} is not a network (e.g. 10.0.0.0/8)") from exc
         return v
+
+    def check_trunk_address(self, address: str) -> None:
+        """ValueError when a carrier trunk's address leads inside (see netguard.check_sip_host)."""
+        own = {
+            (ipaddress.ip_address("127.0.0.1" if self.bind_host == "localhost" else self.bind_host), port)
+            for port in (self.sip_port, self.livekit_port, self.livekit_rtc_tcp_port, self.redis_port,
+                         self.api_port, self.worker_http_port, self.sip_health_port)
+        }  # fmt: skip
+        allowed = parse_networks(self.trunk_allowed_networks)
+        check_sip_host(address, AddressPolicy(allowed_networks=allowed), own)
 
     def webhook_address_policy(self) -> AddressPolicy:
         return AddressPolicy(

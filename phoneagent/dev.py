@@ -32,6 +32,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
     # environment says otherwise (a deployment keeps the defaults: https, public addresses only)
     env.setdefault("PHONEAGENT_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
     env.setdefault("PHONEAGENT_WEBHOOK_REQUIRE_HTTPS", "false")
+    # and its test callees (a SIP phone on this machine) are trunks on loopback
+    env.setdefault("PHONEAGENT_TRUNK_ALLOWED_NETWORKS", "127.0.0.0/8")
     return env
 
 

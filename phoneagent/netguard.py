@@ -183,6 +183,31 @@ def guarded_client(policy: AddressPolicy, *, timeout: float) -> httpx.AsyncClien
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
+def check_sip_host(
+    address: str, policy: AddressPolicy, own: Iterable[tuple[IPAddress, int]] = ()
+) -> None:
+    """Refuse (ValueError) a carrier trunk address (``host[:port]``, port 5060 unless said) inside the
+    host's network, unless the operator allowed its network, and always the stack's own listeners
+    (``own``: address, port), where an INVITE from the bridge would loop back into the stack. A name
+    that does not resolve here is accepted: livekit-sip resolves it when it dials."""
+    host, _, port_s = address.rpartition(":") if ":" in address else (address, "", "5060")
+    port = int(port_s)
+    try:
+        addresses = asyncio.run(policy.resolve(host, port))
+    except (OSError, TimeoutError):
+        return
+    listeners = set(own)
+    for ip in addresses:
+        if (_unwrap(ip), port) in listeners or (ip, port) in listeners:
+            raise ValueError(f"{address} is this stack's own service, not a carrier")
+        reason = why_refused(ip, policy.allowed_networks)
+        if reason is not None:
+            raise ValueError(
+                f"{address} is {reason} ({ip}), not a carrier's; an operator may allow a private PBX's "
+                "network with PHONEAGENT_TRUNK_ALLOWED_NETWORKS"
+            )
+
+
 def failure_class(exc: BaseException) -> str:
     """What a tenant is shown when a delivery could not be made: the kind of failure, never the raw
     error (which would describe the network behind the control plane)."""

@@ -48,6 +48,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env[f"PHONEAGENT_{key.upper()}"] = str(getattr(settings, key))
     env["PHONEAGENT_WEBHOOK_ALLOWED_NETWORKS"] = ",".join(settings.webhook_allowed_networks)
     env["PHONEAGENT_WEBHOOK_REQUIRE_HTTPS"] = str(settings.webhook_require_https).lower()
+    env["PHONEAGENT_TRUNK_ALLOWED_NETWORKS"] = ",".join(settings.trunk_allowed_networks)
     return env
 
 
@@ -65,6 +66,8 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         # allow them (the address guard's own tests run with the defaults, which refuse them)
         webhook_allowed_networks=["127.0.0.0/8"],
         webhook_require_https=False,
+        # the suite's SIP callees (sipp, baresip) listen on loopback: allowed as a private PBX would be
+        trunk_allowed_networks=["127.0.0.0/8"],
         **STACK_PORTS,  # type: ignore[arg-type]
     )
 

@@ -85,7 +85,7 @@ CsrfCheckedDep = Annotated[ReviewSession, Depends(check_csrf)]
 def get_provisioner(request: Request, session: SessionDep, tenant: TenantDep) -> Provisioner:
     settings: Settings = request.app.state.settings
     lk: LiveKitSip = request.app.state.livekit_sip
-    return Provisioner(session, lk, tenant, settings.agent_name)
+    return Provisioner(session, lk, tenant, settings.agent_name, settings.check_trunk_address)
 
 
 ProvisionerDep = Annotated[Provisioner, Depends(get_provisioner)]

@@ -40,9 +40,13 @@ def _e164(v: str) -> str:
 
 def _cidr(v: str) -> str:
     try:
-        return str(ipaddress.ip_network(v.strip(), strict=False))
+        net = ipaddress.ip_network(v.strip(), strict=False)
     except ValueError:
         raise ValueError("not an IP address or CIDR, e.g. 203.0.113.0/24") from None
+    if net.prefixlen < (8 if net.version == 4 else 32):
+        # 0.0.0.0/0 and the like: anyone on the internet could call in on the tenant's numbers
+        raise ValueError(f"{net} is too wide: list the carrier's own ranges (at most a /8, IPv6 a /32)")
+    return str(net)
 
 
 _HOST = re.compile(
@@ -62,7 +66,7 @@ def _host(v: str) -> str:
 E164 = Annotated[str, Field(max_length=32, examples=["+14155550100"]), AfterValidator(_e164)]
 Cidr = Annotated[str, Field(max_length=64, examples=["203.0.113.0/24"]), AfterValidator(_cidr)]
 Host = Annotated[str, Field(max_length=260), AfterValidator(_host)]
-Numbers = Annotated[list[E164], Field(max_length=100)]
+Numbers = Annotated[list[E164], Field(min_length=1, max_length=100)]
 RecordingFormat = Annotated[
     Literal["ogg", "mp4", "m4a"],
     Field(description="ogg (Opus; the only one this egress build writes): mp4/m4a are refused (422)"),

@@ -148,11 +148,20 @@ BINDINGS: dict[type[Base], Binding] = {
 class Provisioner:
     """The service object behind the resource routes: one per request, owning its transaction."""
 
-    def __init__(self, session: Session, lk: LiveKitSip, tenant_id: str, agent_name: str) -> None:
+    def __init__(
+        self,
+        session: Session,
+        lk: LiveKitSip,
+        tenant_id: str,
+        agent_name: str,
+        check_trunk_address: Callable[[str], None] | None = None,
+    ) -> None:
         self.session = session
         self.lk = lk
         self.tenant_id = tenant_id
         self.agent_name = agent_name
+        # where a tenant's outbound trunk may send INVITEs (Settings.check_trunk_address)
+        self._check_trunk_address = check_trunk_address
 
     def _tag(self, row: Any) -> str:
         return owner_tag(self.tenant_id, row.id)
@@ -223,6 +232,11 @@ class Provisioner:
     # ---- references ----------------------------------------------------------------------------------
 
     def _check_refs(self, row: Any) -> None:
+        if isinstance(row, OutboundTrunk) and self._check_trunk_address is not None:
+            try:
+                self._check_trunk_address(row.address)
+            except ValueError as exc:
+                raise InvalidField("address", str(exc)) from None
         for attr, model in (("agent_profile_id", AgentProfile), ("inbound_trunk_id", InboundTrunk)):
             ref = getattr(row, attr, None)
             if ref is not None:
