@@ -56,6 +56,6 @@ def verify(
         raise BadSignature("malformed signature header") from None
     if abs((time.time() if now is None else now) - t) > tolerance_s:
         raise BadSignature("signature timestamp outside the tolerance (replayed or clock skew)")
-    if not hmac.compare_digest(_mac(secret, t, body), given):
+    if not hmac.compare_digest(_mac(secret, t, body).encode(), given.encode()):  # bytes: any input
         raise BadSignature("signature does not match the body")
     return t

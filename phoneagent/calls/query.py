@@ -55,6 +55,9 @@ class _Cursor:
     search_rowid: int | None = None  # set on pages of a SQLite transcript search
 
 
+_CURSOR_YEARS = (1970, 2200)
+
+
 def encode_cursor(call: Call, search_rowid: int | None = None) -> str:
     raw = f"{call.created_at.isoformat()}|{call.id}"
     if search_rowid is not None:
@@ -68,7 +71,12 @@ def decode_cursor(cursor: str) -> _Cursor:
         parts = raw.split("|")
         if len(parts) not in (2, 3) or not parts[1]:
             raise ValueError(raw)
-        return _Cursor(datetime.fromisoformat(parts[0]), parts[1], int(parts[2]) if len(parts) == 3 else None)
+        at = datetime.fromisoformat(parts[0])
+        rowid = int(parts[2]) if len(parts) == 3 else None
+        # only what encode_cursor makes: a call's time (no year 1 or 9999, whose search rowids overflow)
+        if not _CURSOR_YEARS[0] <= at.year <= _CURSOR_YEARS[1] or not 0 <= (rowid or 0) < 2**63:
+            raise ValueError(raw)
+        return _Cursor(at, parts[1], rowid)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidField("cursor", "not a cursor returned by this API") from None
 
@@ -85,7 +93,9 @@ def tenant_token(tenant_id: str) -> str:
 
 
 def _words(q: str) -> list[str]:
-    words = [w for w in q.replace('"', " ").split() if w]
+    # control characters (a NUL ends an FTS5 string, PostgreSQL refuses it in text) are not words
+    printable = "".join(ch if ch.isprintable() else " " for ch in q)
+    words = [w for w in printable.replace('"', " ").split() if w]
     if not words:
         raise InvalidField("q", "search needs at least one word")
     return words

@@ -98,6 +98,8 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header or "")
     if m is None or m.group(1) == m.group(2) == "":
         return None
+    if max(len(m.group(1)), len(m.group(2))) > 18:  # past any object's size (and int()'s digit limit)
+        return False
     if m.group(1) == "":  # the last n bytes
         n = int(m.group(2))
         return (max(0, size - n), size - 1) if n > 0 and size > 0 else False
