@@ -145,6 +145,11 @@ class Settings(BaseSettings):
     trunk_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # replays of webhook deliveries one tenant may ask for per minute (429 with Retry-After beyond)
     webhook_replays_per_minute: int = Field(default=10, ge=1, le=10_000)
+    # per tenant: POST /calls and POST /campaigns a minute, and outbound calls waiting in the queue
+    # (429 with Retry-After beyond each)
+    calls_per_minute: int = Field(default=600, ge=1, le=100_000)
+    campaigns_per_minute: int = Field(default=30, ge=1, le=10_000)
+    max_queued_calls_per_tenant: int = Field(default=1000, ge=1, le=1_000_000)
     # call recordings are local files: Call.recording_location is a path inside this directory
     # (relative to it, or absolute within it); empty: <state_dir>/recordings
     recordings_dir: Path | None = None

@@ -102,6 +102,13 @@ class Conflict(RequestError):
     status_code = 409
 
 
+class QueueFull(RequestError):
+    """Too much of a tenant's work is waiting already: come back when some of it is done."""
+
+    status_code = 429
+    headers = {"Retry-After": "30"}
+
+
 class InvalidField(RequestError):
     status_code = 422
 

@@ -79,7 +79,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     engine = make_engine(database_url(settings))
     app.state.settings = settings
-    app.state.replay_limiter = RateLimiter(settings.webhook_replays_per_minute)
+    app.state.limits = {
+        "replay": RateLimiter(settings.webhook_replays_per_minute),
+        "call": RateLimiter(settings.calls_per_minute),
+        "campaign": RateLimiter(settings.campaigns_per_minute),
+    }
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.livekit_sip = LiveKitSip(settings)
@@ -111,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> Response:
         detail = [{"field": exc.field, "reason": exc.reason}] if isinstance(exc, InvalidField) else []
-        return _problem(request, exc.status_code, exc.message, detail, hint=exc.hint)
+        headers = getattr(exc, "headers", None)
+        return _problem(request, exc.status_code, exc.message, detail, hint=exc.hint, headers=headers)
 
     @app.exception_handler(TelephonyError)
     async def _telephony(_: Request, exc: TelephonyError) -> JSONResponse:

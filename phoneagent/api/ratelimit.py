@@ -14,6 +14,13 @@ from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 
+RATE_LIMITED = {
+    429: {
+        "description": "too many requests of this kind from this tenant; `Retry-After` says when to retry",
+        "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+    }
+}
+
 
 class RateLimiter:
     def __init__(self, per_window: int, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic):

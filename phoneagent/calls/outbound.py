@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from phoneagent.calls.passes import run_passes
 from phoneagent.calls.records import own_event
 from phoneagent.db.base import new_id
 from phoneagent.db.models import AgentProfile, Call, OutboundTrunk
-from phoneagent.errors import Conflict, InvalidField
+from phoneagent.errors import Conflict, InvalidField, QueueFull
 from phoneagent.provisioning.resources import get_owned
 from phoneagent.telephony.calls import DialOutcome, LiveKitCalls
 
@@ -69,15 +70,30 @@ def _trunk_for(session: Session, tenant_id: str, req: CallRequest) -> tuple[Outb
 
 
 def place_call(
-    session: Session, tenant_id: str, req: CallRequest, *, idempotency_key: str | None = None
+    session: Session,
+    tenant_id: str,
+    req: CallRequest,
+    *,
+    idempotency_key: str | None = None,
+    max_queued: int | None = None,
 ) -> tuple[Call, bool]:
     """Queue an outbound call; (call, created). The same idempotency key gives the same call back,
-    also when requests race; reusing a key for a different request is a conflict. Commits."""
+    also when requests race; reusing a key for a different request is a conflict. A tenant with
+    ``max_queued`` calls waiting already gets QueueFull (429). Commits."""
     fingerprint = req.fingerprint()
     if idempotency_key:
         existing = _by_key(session, tenant_id, idempotency_key)
         if existing is not None:
             return _same_request(existing, fingerprint), False
+    if max_queued is not None:
+        waiting = session.scalar(
+            select(func.count()).where(Call.tenant_id == tenant_id, Call.status == "queued")
+        )
+        if (waiting or 0) >= max_queued:
+            raise QueueFull(
+                f"{waiting} of this tenant's calls are waiting to be dialed already (at most {max_queued}); "
+                "place more as they go out"
+            )
     get_owned(session, AgentProfile, tenant_id, req.agent_profile_id)
     trunk, from_number = _trunk_for(session, tenant_id, req)
     call_id = new_id("call")
@@ -150,6 +166,10 @@ class _Job:
     tenant_id: str
 
 
+# queued calls looked at per tenant in one dialer pass (the tenant and trunk caps decide how many go)
+CLAIM_PER_TENANT = 50
+
+
 class Dialer:
     """Dials queued outbound calls under the tenant and trunk caps; ``run`` loops until cancelled."""
 
@@ -190,18 +210,13 @@ class Dialer:
     def _claim(self) -> list[_Job]:
         jobs: list[_Job] = []
         with self._sessions() as s:
-            queued = s.scalars(
-                select(Call)
-                .where(Call.status == "queued", Call.direction == "outbound")
-                .order_by(Call.created_at, Call.id)
-                .limit(200)
-            ).all()
-            if not queued:
-                return jobs
             live_tenant = dict(
                 s.execute(select(Call.tenant_id, func.count()).where(Call.status.in_(LIVE))
                           .group_by(Call.tenant_id)).tuples().all()
             )  # fmt: skip
+            queued = self._fair_queue(s, live_tenant)
+            if not queued:
+                return jobs
             live_trunk = dict(
                 s.execute(select(Call.outbound_trunk_id, func.count()).where(Call.status.in_(LIVE))
                           .group_by(Call.outbound_trunk_id)).tuples().all()
@@ -232,6 +247,25 @@ class Dialer:
                 )  # fmt: skip
             s.commit()
         return jobs
+
+    def _fair_queue(self, s: Session, live_tenant: dict[str, int]) -> list[Call]:
+        """The queued calls to try in this pass, taken in turn from every tenant under its cap (each
+        tenant's oldest first): a tenant with a long queue, or one at its cap, holds no one else up."""
+        waiting = (Call.status == "queued", Call.direction == "outbound")
+        tenants = s.scalars(select(Call.tenant_id).where(*waiting).distinct()).all()
+        per_tenant = []
+        for tenant_id in sorted(tenants):
+            if live_tenant.get(tenant_id, 0) >= self._tenant_cap:
+                continue
+            per_tenant.append(
+                s.scalars(
+                    select(Call)
+                    .where(*waiting, Call.tenant_id == tenant_id)
+                    .order_by(Call.created_at, Call.id)
+                    .limit(CLAIM_PER_TENANT)
+                ).all()
+            )
+        return [c for turn in itertools.zip_longest(*per_tenant) for c in turn if c is not None]
 
     def _fail_now(self, s: Session, call: Call, why: str) -> None:
         own_event(s, call, "dial_failed", lc.Fact(datetime.now(UTC), "ended", "failed", lc.SIP_FINAL),

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 
 from phoneagent.api import schemas as s
 from phoneagent.api.deps import SessionDep, SettingsDep, TenantDep
+from phoneagent.api.ratelimit import RATE_LIMITED
 from phoneagent.api.routes.resources import ERRORS
 from phoneagent.api.schemas_outbound import CallCreate
 from phoneagent.calls import recording_state
@@ -177,7 +178,10 @@ def _poke(request: Request) -> None:
     description="Queues the call (status `queued`) and returns it; the dialer calls as soon as the "
     "tenant and the trunk are under their concurrency caps. Follow it with `GET /calls/{id}` or "
     "webhooks. 200 instead of 201: the Idempotency-Key matched an earlier call.",
-    responses={200: {"model": s.CallOut, "description": "the call made earlier with this Idempotency-Key"}},
+    responses={
+        200: {"model": s.CallOut, "description": "the call made earlier with this Idempotency-Key"},
+        **RATE_LIMITED,
+    },
 )
 async def place(
     body: CallCreate,
@@ -186,6 +190,8 @@ async def place(
     tenant: TenantDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
+    request.app.state.limits["call"].check(tenant, "call")
+    max_queued = request.app.state.settings.max_queued_calls_per_tenant
     req = CallRequest(
         to=body.to,
         agent_profile_id=body.agent_profile_id,
@@ -198,7 +204,9 @@ async def place(
 
     def _place() -> tuple[s.CallOut, bool]:
         with sessions() as session:
-            call, created = place_call(session, tenant, req, idempotency_key=idempotency_key)
+            call, created = place_call(
+                session, tenant, req, idempotency_key=idempotency_key, max_queued=max_queued
+            )
             return s.CallOut.model_validate(call), created
 
     call, created = await run_in_threadpool(_place)

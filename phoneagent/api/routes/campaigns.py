@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, status
 
 from phoneagent.api import schemas as s
 from phoneagent.api.deps import SessionDep, TenantDep
+from phoneagent.api.ratelimit import RATE_LIMITED
 from phoneagent.api.routes.resources import ERRORS, Cursor, Limit
 from phoneagent.api.schemas_outbound import CampaignCreate, CampaignOut
 from phoneagent.calls.campaigns import callee_timezone, cancel, counts
@@ -21,8 +22,15 @@ def _out(session: SessionDep, row: Campaign) -> CampaignOut:
                                        "progress": counts(session, row.id)})  # fmt: skip
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CampaignOut, summary="Start a campaign")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CampaignOut,
+    summary="Start a campaign",
+    responses=RATE_LIMITED,
+)
 def create(body: CampaignCreate, request: Request, session: SessionDep, tenant: TenantDep) -> Any:
+    request.app.state.limits["campaign"].check(tenant, "campaign")
     get_owned(session, AgentProfile, tenant, body.agent_profile_id)
     trunk = get_owned(session, OutboundTrunk, tenant, body.outbound_trunk_id)
     if body.from_number and trunk.numbers and body.from_number not in trunk.numbers:

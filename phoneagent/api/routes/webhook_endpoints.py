@@ -128,7 +128,7 @@ def list_deliveries(
 )
 def replay_delivery(delivery_id: str, request: Request, session: SessionDep, tenant: TenantDep) -> Any:
     row = get_owned(session, WebhookDelivery, tenant, delivery_id)
-    limiter: RateLimiter = request.app.state.replay_limiter
+    limiter: RateLimiter = request.app.state.limits["replay"]
     limiter.check(tenant, "replay")
     replay(session, row)
     session.commit()
