@@ -10,6 +10,7 @@ from phoneagent import cli_calls
 from phoneagent import log as pa_log
 from phoneagent.config import get_settings
 from phoneagent.errors import PhoneagentError
+from phoneagent.private import private_umask
 
 
 def _stack_cmd(args: argparse.Namespace) -> int:
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    private_umask()  # what phoneagent and the services it starts write is the owner's alone
     try:
         if args.command != "worker":  # the worker's logging is set up by livekit-agents
             pa_log.setup(get_settings().log_level)

@@ -10,13 +10,18 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.config import Settings
+from phoneagent.private import make_private, private_dir, private_file
 
 
 def database_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
     path = Path(settings.state_dir).expanduser() / "phoneagent.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
+    # secrets and transcripts: the owner's only (SQLite gives its -wal and -shm files the same mode)
+    private_file(path)
+    for side in ("-wal", "-shm"):
+        make_private(path.with_name(path.name + side))
     return f"sqlite:///{path}"
 
 

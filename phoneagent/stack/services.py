@@ -36,6 +36,7 @@ import psutil
 
 from phoneagent.config import Settings
 from phoneagent.errors import PortInUseError, ServiceStartError
+from phoneagent.private import private_dir
 from phoneagent.stack import install, ports
 from phoneagent.stack.paths import StackPaths, template
 from phoneagent.stack.secrets import StackSecrets, load_or_create
@@ -330,6 +331,8 @@ class Stack:
 
     def up(self, progress: Progress = print) -> None:
         started: list[Service] = []
+        # keys, configs with secrets, logs: the owner's only (also narrows an older install's 0755)
+        private_dir(self.paths.state)
         try:
             for svc in self.services(install_missing=True):
                 self._clear_stale(svc, progress)

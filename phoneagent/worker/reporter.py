@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from phoneagent.private import private_dir
+
 log = logging.getLogger("phoneagent.worker")
 
 BATCH = 100
@@ -37,7 +39,7 @@ class EventReporter:
         self._url = url.rstrip("/") + "/webhooks/worker"
         self._token = token
         self._spool = spool_dir
-        self._spool.mkdir(parents=True, exist_ok=True)
+        private_dir(self._spool)  # callers' words wait here
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -55,7 +57,7 @@ class EventReporter:
             "at": time.time(),
             "data": data or {},
         }
-        with tmp.open("w") as fh:
+        with os.fdopen(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "w") as fh:
             json.dump(body, fh)
             fh.flush()
             os.fsync(fh.fileno())
