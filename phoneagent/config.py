@@ -176,6 +176,10 @@ class Settings(BaseSettings):
     # signs the review pages' session cookies; empty: generated once into <state_dir>/review-secret.
     # Control planes behind one address need the same value.
     session_secret: SecretStr = SecretStr("")
+    # the bearer token workers send with call events and profile requests: a secret of its own (not
+    # derived from LiveKit's, which egress shows on its command line); empty: generated once into
+    # <state_dir>/worker-secret. Workers on other hosts need the same value.
+    worker_secret: SecretStr = SecretStr("")
     log_level: str = "INFO"
 
     # ---- speech and brain providers --------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +12,7 @@ from livekit import api
 
 from phoneagent.config import Settings
 from phoneagent.errors import Conflict, TelephonyError
-from phoneagent.stack.secrets import load_or_create
+from phoneagent.stack.secrets import load_or_create, load_or_create_token
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,8 @@ async def livekit_api(settings: Settings) -> AsyncIterator[api.LiveKitAPI]:
 
 
 def worker_token(settings: Settings) -> str:
-    """The bearer token workers send with call events: derived from the LiveKit secret both sides hold,
-    so a worker needs no extra secret and a leaked token says nothing about the LiveKit secret."""
-    creds = livekit_credentials(settings)
-    return hmac.new(creds.api_secret.encode(), b"phoneagent-worker-events", hashlib.sha256).hexdigest()
+    """The bearer token workers send with call events: ``PHONEAGENT_WORKER_SECRET``, or a random one
+    made once in the state directory (0600) that the control plane and workers on this host share.
+    Not derived from the LiveKit secret: egress v1.8.6 shows that one on its command line."""
+    given = settings.worker_secret.get_secret_value()
+    return given or load_or_create_token(settings.state_dir.expanduser() / "worker-secret")

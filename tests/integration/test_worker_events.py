@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from phoneagent.db.models import Call, CallEvent
 from phoneagent.stack.services import Stack
@@ -111,6 +112,26 @@ def test_wrong_worker_token_is_401(client: TestClient) -> None:
         headers={"Authorization": "Bearer nope"},
     )
     assert r.status_code == 401
+    # the token is checked before the body is validated: an oversized batch from a stranger is a 401
+    many = {"events": [_turn(f"x{i}", "call-x", i, "agent", "hi") for i in range(501)]}
+    stranger = {"Authorization": "Bearer nope"}
+    assert client.post("/webhooks/worker", json=many, headers=stranger).status_code == 401
+    assert client.get("/webhooks/worker/agents/agt_x", headers=stranger).status_code == 401
+
+
+def test_the_worker_token_is_a_secret_of_its_own(stack: Stack, tmp_path: Path) -> None:
+    """Not derived from the LiveKit secret (egress shows that one on its command line): a random
+    token kept 0600 in the state directory, or the operator's PHONEAGENT_WORKER_SECRET."""
+    from phoneagent.telephony.client import livekit_credentials
+
+    settings = stack.settings.model_copy(update={"state_dir": tmp_path})
+    token = worker_token(settings)
+    assert len(token) >= 32 and token == worker_token(settings)
+    assert livekit_credentials(stack.settings).api_secret not in token
+    assert oct((tmp_path / "worker-secret").stat().st_mode & 0o777) == "0o600"
+    assert worker_token(settings.model_copy(update={"state_dir": tmp_path / "other"})) != token
+    given = "s" * 40
+    assert worker_token(settings.model_copy(update={"worker_secret": SecretStr(given)})) == given
 
 
 def test_events_wait_in_the_spool_while_the_control_plane_is_down(stack: Stack, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ import hmac
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from livekit import api
 from pydantic import BaseModel, Field
@@ -69,28 +69,36 @@ class WorkerBatch(BaseModel):
     events: list[WorkerEvent] = Field(max_length=500)
 
 
-@router.post(
-    "/worker",
-    summary="Call events from phoneagent workers (idempotent by event_id)",
-    responses={401: {"description": "wrong worker token"}},
-)
-def worker_events(batch: WorkerBatch, request: Request, session: SessionDep) -> Any:
-    _check_worker(request)
-    new = ingest_worker_events(session, [e.model_dump() for e in batch.events])
-    return {"accepted": len(batch.events), "new": new}
-
-
-@router.get("/worker/agents/{agent_id}", summary="An agent profile, for the worker answering its call")
-def worker_agent_profile(agent_id: str, request: Request, session: SessionDep) -> Any:
-    _check_worker(request)
-    profile = session.get(AgentProfile, agent_id)
-    if profile is None:
-        raise NotFound(f"no agent profile with id {agent_id!r}")
-    return AgentProfileOut.model_validate(profile)
-
-
 def _check_worker(request: Request) -> None:
     expected = worker_token(request.app.state.settings)
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("wrong worker token")
+
+
+# a dependency: checked before the body is validated (a stranger's batch costs no validation)
+WorkerAuth = Depends(_check_worker)
+
+
+@router.post(
+    "/worker",
+    summary="Call events from phoneagent workers (idempotent by event_id)",
+    responses={401: {"description": "wrong worker token"}},
+    dependencies=[WorkerAuth],
+)
+def worker_events(batch: WorkerBatch, session: SessionDep) -> Any:
+    new = ingest_worker_events(session, [e.model_dump() for e in batch.events])
+    return {"accepted": len(batch.events), "new": new}
+
+
+@router.get(
+    "/worker/agents/{agent_id}",
+    summary="An agent profile, for the worker answering its call",
+    dependencies=[WorkerAuth],
+)
+def worker_agent_profile(agent_id: str, session: SessionDep) -> Any:
+    profile = session.get(AgentProfile, agent_id)
+    if profile is None:
+        raise NotFound(f"no agent profile with id {agent_id!r}")
+    return AgentProfileOut.model_validate(profile)
+
