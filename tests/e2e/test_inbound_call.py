@@ -27,7 +27,8 @@ async def _call_rooms(settings: Settings) -> dict[str, list[api.ParticipantInfo]
         rooms = (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
         out = {}
         for room in rooms:
-            if room.name.startswith("call-"):
+            # a call's room: named after its dispatch rule (inbound, dsp_...) or its call (outbound, call-)
+            if room.name.startswith(("dsp_", "call-")):
                 res = await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))
                 out[room.name] = list(res.participants)
         return out
