@@ -76,13 +76,14 @@ def svg(data: list[tuple[str, str, dict[str, Any]]]) -> str:
             f'<line x1="{x(goal):.1f}" y1="{top - 8}" x2="{x(goal):.1f}" y2="{height - 45}" '
             'stroke="#c00" stroke-dasharray="4 3"/>'
         )
-    for i, (kind, label, row) in enumerate(data):
+    for i, (_kind, label, row) in enumerate(data):
         y = top + i * (bar_h + gap)
         v = row["voice_to_voice_wire_ms"]
         out.append(f'<text x="{label_w - 8}" y="{y + bar_h - 3}" text-anchor="end">{escape(label)}</text>')
         if "p50" not in v:
             continue
-        if kind == "split" and row["hops_ms"]["inbound"].get("p50") is not None:
+        # a worker from before the timing marks reports no hops: one plain bar
+        if (row.get("hops_ms") or {}).get("inbound", {}).get("p50") is not None:
             at = 0.0
             for hop in HOPS:
                 ms = max(0.0, row["hops_ms"][hop].get("p50", 0.0))
