@@ -3,6 +3,7 @@ session cookie), the CSRF check of review forms, LiveKit, settings."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from phoneagent.config import Settings
 from phoneagent.errors import Forbidden, RequestError
 from phoneagent.provisioning.keys import key_is_active, tenant_for_key
+from phoneagent.provisioning.profiles import check_profile
 from phoneagent.provisioning.resources import Provisioner
 from phoneagent.review.session import COOKIE, ReviewSession, decode_session, same_origin, tokens_match
 from phoneagent.telephony.sip import LiveKitSip
@@ -85,7 +87,14 @@ CsrfCheckedDep = Annotated[ReviewSession, Depends(check_csrf)]
 def get_provisioner(request: Request, session: SessionDep, tenant: TenantDep) -> Provisioner:
     settings: Settings = request.app.state.settings
     lk: LiveKitSip = request.app.state.livekit_sip
-    return Provisioner(session, lk, tenant, settings.agent_name, settings.check_trunk_address)
+    return Provisioner(
+        session,
+        lk,
+        tenant,
+        settings.agent_name,
+        settings.check_trunk_address,
+        functools.partial(check_profile, settings),
+    )
 
 
 ProvisionerDep = Annotated[Provisioner, Depends(get_provisioner)]

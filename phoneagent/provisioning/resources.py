@@ -155,6 +155,7 @@ class Provisioner:
         tenant_id: str,
         agent_name: str,
         check_trunk_address: Callable[[str], None] | None = None,
+        check_profile: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.session = session
         self.lk = lk
@@ -162,6 +163,8 @@ class Provisioner:
         self.agent_name = agent_name
         # where a tenant's outbound trunk may send INVITEs (Settings.check_trunk_address)
         self._check_trunk_address = check_trunk_address
+        # what an agent profile's llm section may say (provisioning.profiles.check_profile)
+        self._check_profile = check_profile
 
     def _tag(self, row: Any) -> str:
         return owner_tag(self.tenant_id, row.id)
@@ -232,6 +235,8 @@ class Provisioner:
     # ---- references ----------------------------------------------------------------------------------
 
     def _check_refs(self, row: Any) -> None:
+        if isinstance(row, AgentProfile) and self._check_profile is not None:
+            self._check_profile(row.llm)
         if isinstance(row, OutboundTrunk) and self._check_trunk_address is not None:
             try:
                 self._check_trunk_address(row.address)

@@ -31,6 +31,10 @@ def _out(session: SessionDep, row: Campaign) -> CampaignOut:
 )
 def create(body: CampaignCreate, request: Request, session: SessionDep, tenant: TenantDep) -> Any:
     request.app.state.limits["campaign"].check(tenant, "campaign")
+    numbers = request.app.state.settings.number_policy()
+    for i, contact in enumerate(body.contacts):
+        if (why := numbers.why_refused(contact.number)) is not None:
+            raise InvalidField(f"contacts[{i}].number", why)
     get_owned(session, AgentProfile, tenant, body.agent_profile_id)
     trunk = get_owned(session, OutboundTrunk, tenant, body.outbound_trunk_id)
     if body.from_number and trunk.numbers and body.from_number not in trunk.numbers:
