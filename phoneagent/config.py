@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     calls_per_minute: int = Field(default=600, ge=1, le=100_000)
     campaigns_per_minute: int = Field(default=30, ge=1, le=10_000)
     max_queued_calls_per_tenant: int = Field(default=1000, ge=1, le=1_000_000)
+    # the largest request body the control plane reads (413 beyond), and how many of each kind of
+    # resource one tenant may have (403 beyond): agent profiles, trunks, rules, numbers, webhook
+    # endpoints, campaigns
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=16 * 1024, le=1024 * 1024 * 1024)
+    max_resources_per_tenant: int = Field(default=500, ge=1, le=1_000_000)
+    max_webhook_endpoints_per_tenant: int = Field(default=20, ge=1, le=10_000)
     # toll fraud: number types no call (outbound, campaign contact, transfer) may go to, and the
     # countries calls may go to (ISO 3166 codes, comma-separated; empty: any)
     call_number_types_denied: Annotated[list[str], NoDecode] = Field(

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneagent import __version__
 from phoneagent.api.access_log import AccessLog
+from phoneagent.api.body_limit import BodyLimit
 from phoneagent.api.deps import SignInRequired
 from phoneagent.api.ratelimit import RateLimiter
 from phoneagent.api.routes import calls, campaigns, health, resources, review, webhook_endpoints, webhooks
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.livekit_sip = LiveKitSip(settings)
     app.state.templates = make_templates()
     app.state.review_signer = signer_for(settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(AccessLog)
 
     @app.exception_handler(RequestValidationError)

@@ -94,6 +94,7 @@ def get_provisioner(request: Request, session: SessionDep, tenant: TenantDep) ->
         settings.agent_name,
         settings.check_trunk_address,
         functools.partial(check_profile, settings),
+        settings.max_resources_per_tenant,
     )
 
 
