@@ -196,6 +196,11 @@ class Settings(BaseSettings):
     # derived from LiveKit's, which egress shows on its command line); empty: generated once into
     # <state_dir>/worker-secret. Workers on other hosts need the same value.
     worker_secret: SecretStr = SecretStr("")
+    # a TLS proxy in front of the control plane: the addresses whose X-Forwarded-Proto/-For are
+    # believed (comma-separated; uvicorn's default is 127.0.0.1), so that review cookies get Secure;
+    # cookie_secure sets Secure on them whatever the request says
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1"])
+    cookie_secure: bool = False
     log_level: str = "INFO"
 
     # ---- speech and brain providers --------------------------------------------------------------
@@ -271,6 +276,7 @@ class Settings(BaseSettings):
         "call_number_types_denied",
         "call_countries",
         "profile_llm_urls",
+        "trusted_proxies",
         mode="before",
     )
     @classmethod

@@ -19,7 +19,16 @@ from phoneagent.api.access_log import AccessLog
 from phoneagent.api.body_limit import BodyLimit
 from phoneagent.api.deps import SignInRequired
 from phoneagent.api.ratelimit import RateLimiter
-from phoneagent.api.routes import calls, campaigns, health, resources, review, webhook_endpoints, webhooks
+from phoneagent.api.routes import (
+    calls,
+    campaigns,
+    health,
+    keys,
+    resources,
+    review,
+    webhook_endpoints,
+    webhooks,
+)
 from phoneagent.config import Settings, get_settings
 from phoneagent.db.engine import database_url, make_engine, session_factory
 from phoneagent.errors import InvalidField, PhoneagentError, RequestError, StorageError, TelephonyError
@@ -142,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(r)
     app.include_router(calls.router)
     app.include_router(campaigns.router)
+    app.include_router(keys.router)
     app.include_router(webhook_endpoints.endpoints)
     app.include_router(webhook_endpoints.deliveries)
     app.include_router(webhooks.router)

@@ -62,7 +62,7 @@ TenantDep = Annotated[str, Depends(get_tenant)]
 def get_review_session(request: Request, session: SessionDep) -> ReviewSession:
     raw = request.cookies.get(COOKIE)
     rs = decode_session(request.app.state.review_signer, raw) if raw else None
-    if rs is None or not key_is_active(session, rs.key_id, rs.tenant_id):
+    if rs is None or not key_is_active(session, rs.key_id, rs.tenant_id, rs.issued):
         raise SignInRequired("sign in to review calls", hint="sign in with an API key at /review/sign-in")
     return rs
 
