@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from phoneagent import cli_calls
 from phoneagent import log as pa_log
 from phoneagent.config import get_settings
-from phoneagent.errors import PhoneagentError
+from phoneagent.errors import PhoneagentError, RequestError
 from phoneagent.private import private_umask
 
 
@@ -61,6 +61,9 @@ def _api_cmd(args: argparse.Namespace) -> int:
         port=settings.api_port,
         log_level="info",
         access_log=False,
+        # behind a TLS proxy: the scheme it saw (https) counts, so review cookies get Secure
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
     )
     return 0
 
@@ -75,14 +78,36 @@ def _db_cmd(args: argparse.Namespace) -> int:
 
 
 def _keys_cmd(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
     from phoneagent.db.engine import database_url, make_engine, session_factory
-    from phoneagent.provisioning.keys import create_key
+    from phoneagent.db.models import Tenant
+    from phoneagent.provisioning import keys
 
     engine = make_engine(database_url(get_settings()))
     with session_factory(engine)() as session:
-        token, key = create_key(session, tenant_name=args.tenant, name=args.name)
+        if args.action in ("create", "list") and not args.tenant:
+            raise RequestError(f"keys {args.action} needs --tenant NAME")
+        if args.action in ("revoke", "rotate") and not args.key:
+            raise RequestError(f"keys {args.action} needs --key PREFIX (as `keys list` shows it)")
+        if args.action == "create":
+            token, key = keys.create_key(session, tenant_name=args.tenant, name=args.name)
+        elif args.action == "list":
+            tenant = session.scalar(select(Tenant).where(Tenant.name == args.tenant))
+            if tenant is None:
+                raise RequestError(f"no tenant named {args.tenant!r}")
+            for k in keys.tenant_keys(session, tenant.id):
+                state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+                print(f"pa_{k.prefix}  {state:<24}  created {k.created_at:%Y-%m-%d %H:%M}  {k.name}")
+            return 0
+        elif args.action == "revoke":
+            key = keys.revoke_key(session, keys.key_by_prefix(session, args.key))
+            print(f"pa_{key.prefix} revoked: it and its review sessions stop working now", file=sys.stderr)
+            return 0
+        else:
+            token, key = keys.rotate_key(session, keys.key_by_prefix(session, args.key))
     print(token)
-    print(f"(tenant {args.tenant!r}, key {key.prefix}: shown once, store it now)", file=sys.stderr)
+    print(f"(key {key.prefix}: shown once, store it now)", file=sys.stderr)
     return 0
 
 
@@ -157,9 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["upgrade"])
     p.set_defaults(func=_db_cmd)
 
-    p = sub.add_parser("keys", help="API keys")
-    p.add_argument("action", choices=["create"])
-    p.add_argument("--tenant", required=True, help="tenant name (created if new)")
+    p = sub.add_parser("keys", help="API keys: create, list, revoke, rotate")
+    p.add_argument("action", choices=["create", "list", "revoke", "rotate"])
+    p.add_argument("--tenant", help="tenant name (create: made if new; list)")
+    p.add_argument("--key", help="revoke, rotate: the key's prefix, as `keys list` shows it")
     p.add_argument("--name", default="", help="a label for the key")
     p.set_defaults(func=_keys_cmd)
 

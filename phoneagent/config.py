@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from phoneagent.errors import ConfigError
 from phoneagent.netguard import AddressPolicy, check_sip_host, parse_networks
+from phoneagent.telephony.destinations import DENIED_BY_DEFAULT, TYPE_NAMES, NumberPolicy
 
 Mode = Literal["local", "api", "hybrid"]
 
@@ -150,6 +151,21 @@ class Settings(BaseSettings):
     calls_per_minute: int = Field(default=600, ge=1, le=100_000)
     campaigns_per_minute: int = Field(default=30, ge=1, le=10_000)
     max_queued_calls_per_tenant: int = Field(default=1000, ge=1, le=1_000_000)
+    # the largest request body the control plane reads (413 beyond), and how many of each kind of
+    # resource one tenant may have (403 beyond): agent profiles, trunks, rules, numbers, webhook
+    # endpoints, campaigns
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=16 * 1024, le=1024 * 1024 * 1024)
+    max_resources_per_tenant: int = Field(default=500, ge=1, le=1_000_000)
+    max_webhook_endpoints_per_tenant: int = Field(default=20, ge=1, le=10_000)
+    # toll fraud: number types no call (outbound, campaign contact, transfer) may go to, and the
+    # countries calls may go to (ISO 3166 codes, comma-separated; empty: any)
+    call_number_types_denied: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DENIED_BY_DEFAULT)
+    )
+    call_countries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # base URLs an agent profile's LLM may name (comma-separated; empty: none, the operator's
+    # OPENAI_BASE_URL / LOCAL_LLM_URL only): a tenant's profile must not make the worker call inside
+    profile_llm_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # call recordings are local files: Call.recording_location is a path inside this directory
     # (relative to it, or absolute within it); empty: <state_dir>/recordings
     recordings_dir: Path | None = None
@@ -180,6 +196,11 @@ class Settings(BaseSettings):
     # derived from LiveKit's, which egress shows on its command line); empty: generated once into
     # <state_dir>/worker-secret. Workers on other hosts need the same value.
     worker_secret: SecretStr = SecretStr("")
+    # a TLS proxy in front of the control plane: the addresses whose X-Forwarded-Proto/-For are
+    # believed (comma-separated; uvicorn's default is 127.0.0.1), so that review cookies get Secure;
+    # cookie_secure sets Secure on them whatever the request says
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1"])
+    cookie_secure: bool = False
     log_level: str = "INFO"
 
     # ---- speech and brain providers --------------------------------------------------------------
@@ -249,7 +270,14 @@ class Settings(BaseSettings):
         return v
 
     @field_validator(
-        "extra_webhook_urls", "webhook_allowed_networks", "trunk_allowed_networks", mode="before"
+        "extra_webhook_urls",
+        "webhook_allowed_networks",
+        "trunk_allowed_networks",
+        "call_number_types_denied",
+        "call_countries",
+        "profile_llm_urls",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _comma_list(cls, v: object) -> object:
@@ -274,6 +302,30 @@ class Settings(BaseSettings):
         }  # fmt: skip
         allowed = parse_networks(self.trunk_allowed_networks)
         check_sip_host(address, AddressPolicy(allowed_networks=allowed), own)
+
+    @field_validator("call_number_types_denied")
+    @classmethod
+    def _number_types(cls, v: list[str]) -> list[str]:
+        unknown = [t for t in v if t not in TYPE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown number types {unknown}; known: {', '.join(TYPE_NAMES)}")
+        return v
+
+    @field_validator("call_countries")
+    @classmethod
+    def _countries(cls, v: list[str]) -> list[str]:
+        v = [c.upper() for c in v]
+        if any(len(c) != 2 or not c.isalpha() for c in v):
+            raise ValueError("countries are ISO 3166 two-letter codes, e.g. US,CA,GB")
+        return v
+
+    @field_validator("profile_llm_urls")
+    @classmethod
+    def _llm_urls(cls, v: list[str]) -> list[str]:
+        return [u.strip().rstrip("/") for u in v]
+
+    def number_policy(self) -> NumberPolicy:
+        return NumberPolicy(tuple(self.call_number_types_denied), tuple(self.call_countries))
 
     def webhook_address_policy(self) -> AddressPolicy:
         return AddressPolicy(

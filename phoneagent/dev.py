@@ -34,6 +34,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env.setdefault("PHONEAGENT_WEBHOOK_REQUIRE_HTTPS", "false")
     # and its test callees (a SIP phone on this machine) are trunks on loopback
     env.setdefault("PHONEAGENT_TRUNK_ALLOWED_NETWORKS", "127.0.0.0/8")
+    # test phones on this machine answer made-up numbers (of no known type); premium ones stay refused
+    env.setdefault("PHONEAGENT_CALL_NUMBER_TYPES_DENIED", "premium_rate,shared_cost")
     return env
 
 

@@ -49,6 +49,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env["PHONEAGENT_WEBHOOK_ALLOWED_NETWORKS"] = ",".join(settings.webhook_allowed_networks)
     env["PHONEAGENT_WEBHOOK_REQUIRE_HTTPS"] = str(settings.webhook_require_https).lower()
     env["PHONEAGENT_TRUNK_ALLOWED_NETWORKS"] = ",".join(settings.trunk_allowed_networks)
+    env["PHONEAGENT_CALL_NUMBER_TYPES_DENIED"] = ",".join(settings.call_number_types_denied)
     return env
 
 
@@ -68,6 +69,9 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         webhook_require_https=False,
         # the suite's SIP callees (sipp, baresip) listen on loopback: allowed as a private PBX would be
         trunk_allowed_networks=["127.0.0.0/8"],
+        # the suite's callees have made-up numbers (+1555...), of no known type: allowed as an operator
+        # may; premium-rate and shared-cost numbers stay refused
+        call_number_types_denied=["premium_rate", "shared_cost"],
         **STACK_PORTS,  # type: ignore[arg-type]
     )
 

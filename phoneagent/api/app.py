@@ -16,9 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneagent import __version__
 from phoneagent.api.access_log import AccessLog
+from phoneagent.api.body_limit import BodyLimit
 from phoneagent.api.deps import SignInRequired
 from phoneagent.api.ratelimit import RateLimiter
-from phoneagent.api.routes import calls, campaigns, health, resources, review, webhook_endpoints, webhooks
+from phoneagent.api.routes import (
+    calls,
+    campaigns,
+    health,
+    keys,
+    resources,
+    review,
+    webhook_endpoints,
+    webhooks,
+)
 from phoneagent.config import Settings, get_settings
 from phoneagent.db.engine import database_url, make_engine, session_factory
 from phoneagent.errors import InvalidField, PhoneagentError, RequestError, StorageError, TelephonyError
@@ -89,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.livekit_sip = LiveKitSip(settings)
     app.state.templates = make_templates()
     app.state.review_signer = signer_for(settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(AccessLog)
 
     @app.exception_handler(RequestValidationError)
@@ -140,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(r)
     app.include_router(calls.router)
     app.include_router(campaigns.router)
+    app.include_router(keys.router)
     app.include_router(webhook_endpoints.endpoints)
     app.include_router(webhook_endpoints.deliveries)
     app.include_router(webhooks.router)

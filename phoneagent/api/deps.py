@@ -3,6 +3,7 @@ session cookie), the CSRF check of review forms, LiveKit, settings."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from phoneagent.config import Settings
 from phoneagent.errors import Forbidden, RequestError
 from phoneagent.provisioning.keys import key_is_active, tenant_for_key
+from phoneagent.provisioning.profiles import check_profile
 from phoneagent.provisioning.resources import Provisioner
 from phoneagent.review.session import COOKIE, ReviewSession, decode_session, same_origin, tokens_match
 from phoneagent.telephony.sip import LiveKitSip
@@ -60,7 +62,7 @@ TenantDep = Annotated[str, Depends(get_tenant)]
 def get_review_session(request: Request, session: SessionDep) -> ReviewSession:
     raw = request.cookies.get(COOKIE)
     rs = decode_session(request.app.state.review_signer, raw) if raw else None
-    if rs is None or not key_is_active(session, rs.key_id, rs.tenant_id):
+    if rs is None or not key_is_active(session, rs.key_id, rs.tenant_id, rs.issued):
         raise SignInRequired("sign in to review calls", hint="sign in with an API key at /review/sign-in")
     return rs
 
@@ -85,7 +87,15 @@ CsrfCheckedDep = Annotated[ReviewSession, Depends(check_csrf)]
 def get_provisioner(request: Request, session: SessionDep, tenant: TenantDep) -> Provisioner:
     settings: Settings = request.app.state.settings
     lk: LiveKitSip = request.app.state.livekit_sip
-    return Provisioner(session, lk, tenant, settings.agent_name, settings.check_trunk_address)
+    return Provisioner(
+        session,
+        lk,
+        tenant,
+        settings.agent_name,
+        settings.check_trunk_address,
+        functools.partial(check_profile, settings),
+        settings.max_resources_per_tenant,
+    )
 
 
 ProvisionerDep = Annotated[Provisioner, Depends(get_provisioner)]

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from phoneagent.telephony.numbers import to_e164
 
@@ -97,6 +106,10 @@ class Problem(BaseModel):
 # ---- agent profiles --------------------------------------------------------------------------------
 
 
+# the most each JSON section of an agent profile may hold (a scripted flow lives in llm)
+PROFILE_SECTION_BYTES = {"stt": 16 * 1024, "tts": 16 * 1024, "llm": 256 * 1024}
+
+
 class AgentProfileUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     greeting: str | None = Field(None, max_length=2000)
@@ -111,6 +124,14 @@ class AgentProfileUpdate(BaseModel):
     recording: bool | None = None
     recording_format: RecordingFormat | None = None
     recording_layout: RecordingLayout | None = None
+
+    @field_validator("stt", "tts", "llm")
+    @classmethod
+    def _bounded(cls, v: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        limit = PROFILE_SECTION_BYTES[info.field_name or ""]
+        if v is not None and len(json.dumps(v)) > limit:
+            raise ValueError(f"is over {limit // 1024} kB")
+        return v
 
 
 class AgentProfileCreate(AgentProfileUpdate):

@@ -98,10 +98,15 @@ class DeliveryOut(_Out):
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
+# a contact's variables (the agent reads them): bounded, so a campaign stays a reasonable size
+VarName = Annotated[str, Field(max_length=64)]
+VarValue = Annotated[str, Field(max_length=500)] | int | float | bool
+
+
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     number: E164
-    variables: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=50)
+    variables: dict[VarName, VarValue] = Field(default_factory=dict, max_length=50)
 
 
 class CampaignCreate(BaseModel):

@@ -32,6 +32,7 @@ from phoneagent.db.models import AgentProfile, Call, OutboundTrunk
 from phoneagent.errors import Conflict, InvalidField, QueueFull
 from phoneagent.provisioning.resources import get_owned
 from phoneagent.telephony.calls import DialOutcome, LiveKitCalls
+from phoneagent.telephony.destinations import NumberPolicy
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -76,6 +77,7 @@ def place_call(
     *,
     idempotency_key: str | None = None,
     max_queued: int | None = None,
+    numbers: NumberPolicy | None = None,
 ) -> tuple[Call, bool]:
     """Queue an outbound call; (call, created). The same idempotency key gives the same call back,
     also when requests race; reusing a key for a different request is a conflict. A tenant with
@@ -85,6 +87,8 @@ def place_call(
         existing = _by_key(session, tenant_id, idempotency_key)
         if existing is not None:
             return _same_request(existing, fingerprint), False
+    if numbers is not None and (why := numbers.why_refused(req.to)) is not None:
+        raise InvalidField("to", why)
     if max_queued is not None:
         waiting = session.scalar(
             select(func.count()).where(Call.tenant_id == tenant_id, Call.status == "queued")

@@ -28,6 +28,9 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # review sessions signed in with this key before this instant are over (sign-out ends them here,
+    # on the server, not only in the browser)
+    sessions_after: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class _Resource:

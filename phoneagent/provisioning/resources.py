@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from phoneagent.db.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from phoneagent.errors import Conflict, InvalidField, NotFound
+from phoneagent.errors import Conflict, Forbidden, InvalidField, NotFound
 from phoneagent.telephony.presets import PresetError, TrunkFields, apply_preset
 from phoneagent.telephony.sip import InboundSpec, LiveKitSip, OutboundSpec, RuleSpec, owner_tag
 
@@ -78,6 +78,19 @@ def _flush(session: Session, what: str) -> None:
     except IntegrityError:
         session.rollback()
         raise Conflict(f"{what} conflicts with an existing one (names are unique per tenant)") from None
+
+
+def check_quota(
+    session: Session, model: type, tenant_id: str, limit: int | None, what: str, *conds: Any
+) -> None:
+    """Forbidden (403) when the tenant has ``limit`` rows of ``model`` (matching ``conds``) already."""
+    if limit is None:
+        return
+    have = session.scalar(
+        select(func.count()).select_from(model).where(model.tenant_id == tenant_id, *conds)  # type: ignore[attr-defined]
+    )
+    if (have or 0) >= limit:
+        raise Forbidden(f"this tenant has {have} {what}, the most it may have; delete some first")
 
 
 # ---- LiveKit bindings -------------------------------------------------------------------------------
@@ -155,6 +168,8 @@ class Provisioner:
         tenant_id: str,
         agent_name: str,
         check_trunk_address: Callable[[str], None] | None = None,
+        check_profile: Callable[[dict[str, Any]], None] | None = None,
+        max_per_kind: int | None = None,
     ) -> None:
         self.session = session
         self.lk = lk
@@ -162,6 +177,9 @@ class Provisioner:
         self.agent_name = agent_name
         # where a tenant's outbound trunk may send INVITEs (Settings.check_trunk_address)
         self._check_trunk_address = check_trunk_address
+        # what an agent profile's llm section may say (provisioning.profiles.check_profile)
+        self._check_profile = check_profile
+        self._max_per_kind = max_per_kind  # how many of each kind of resource a tenant may have
 
     def _tag(self, row: Any) -> str:
         return owner_tag(self.tenant_id, row.id)
@@ -169,6 +187,7 @@ class Provisioner:
     def create(self, row: M) -> M:
         what = _KIND_NAMES[type(row)]
         row.tenant_id = self.tenant_id  # type: ignore[attr-defined]
+        check_quota(self.session, type(row), self.tenant_id, self._max_per_kind, f"{what}s")
         self._check_refs(row)
         self.session.add(row)
         _flush(self.session, what)
@@ -232,6 +251,8 @@ class Provisioner:
     # ---- references ----------------------------------------------------------------------------------
 
     def _check_refs(self, row: Any) -> None:
+        if isinstance(row, AgentProfile) and self._check_profile is not None:
+            self._check_profile(row.llm)
         if isinstance(row, OutboundTrunk) and self._check_trunk_address is not None:
             try:
                 self._check_trunk_address(row.address)

@@ -38,6 +38,7 @@ class ReviewSession:
     key_id: str
     csrf: str
     expires: int
+    issued: float = 0.0  # when it was signed in (sign-out ends the sessions of its key issued before)
 
 
 def _b64(raw: bytes) -> str:
@@ -85,18 +86,23 @@ def signer_for(settings: Settings) -> Signer:
 
 
 def new_session(tenant_id: str, key_id: str) -> ReviewSession:
-    return ReviewSession(tenant_id, key_id, secrets.token_urlsafe(24), int(time.time()) + MAX_AGE_S)
+    now = time.time()
+    return ReviewSession(tenant_id, key_id, secrets.token_urlsafe(24), int(now) + MAX_AGE_S, now)
 
 
 def encode_session(signer: Signer, s: ReviewSession) -> str:
-    return signer.dumps("session", {"t": s.tenant_id, "k": s.key_id, "c": s.csrf, "exp": s.expires})
+    return signer.dumps(
+        "session", {"t": s.tenant_id, "k": s.key_id, "c": s.csrf, "exp": s.expires, "i": s.issued}
+    )
 
 
 def decode_session(signer: Signer, value: str) -> ReviewSession | None:
     data = signer.loads("session", value)
     if data is None or not all(isinstance(data.get(k), str) for k in ("t", "k", "c")):
         return None
-    return ReviewSession(data["t"], data["k"], data["c"], data["exp"])
+    issued = data.get("i")
+    issued = float(issued) if isinstance(issued, int | float) else float(data["exp"] - MAX_AGE_S)
+    return ReviewSession(data["t"], data["k"], data["c"], data["exp"], issued)
 
 
 def new_sign_in_token(signer: Signer) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from livekit.agents import Agent, JobContext, ModelSettings, StopResponse, llm, 
 from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateChangedEvent
 
 from phoneagent.speech.numbers import normalize_numbers
+from phoneagent.telephony.destinations import TransferPolicy
 from phoneagent.worker.phone import sip_participant
 from phoneagent.worker.scripted import Decision, ScriptedFlow
 from phoneagent.worker.timing import TurnClock
@@ -48,9 +49,16 @@ def is_machine(text: str, speech_s: float | None) -> bool:
 class CallControl:
     """What the agent does to the call itself; every ending is reported with its reason."""
 
-    def __init__(self, ctx: JobContext | None, report: Callable[[str, dict[str, Any]], object]) -> None:
+    def __init__(
+        self,
+        ctx: JobContext | None,
+        report: Callable[[str, dict[str, Any]], object],
+        transfers: TransferPolicy | None = None,
+    ) -> None:
         self._ctx = ctx  # None: a session without a room (tests drive the agent with text)
         self._report = report
+        # where transfers may go: the profile's destinations only (none when not given)
+        self.transfers = transfers or TransferPolicy(frozenset())
         self.ended = False
 
     @property
@@ -70,6 +78,12 @@ class CallControl:
             await self._ctx.delete_room()
 
     async def transfer(self, to: str) -> bool:
+        try:
+            to = self.transfers.check(to)
+        except ValueError as exc:
+            self._report("tool", {"name": "transfer", "to": to, "ok": False, "error": "not_allowed"})
+            log.warning("transfer refused", extra={"error": str(exc)[:200]})
+            return False
         phone = sip_participant(self._ctx.room) if self._ctx is not None else None
         if self._ctx is None or phone is None:
             return False

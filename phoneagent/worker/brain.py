@@ -25,108 +25,52 @@ gets no key, so a profile cannot send the operator's key to a server of its choo
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 from livekit.agents import llm
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.providers import RETRY_INTERVAL_S, ProviderChoice, retries
+from phoneagent.telephony.destinations import TransferPolicy
+from phoneagent.worker.brain_spec import (
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_MODELS,
+    BrainSpec,
+    LLMTarget,
+    parse_brain,
+)
 from phoneagent.worker.scripted import ScriptedFlow, ScriptedLLM
 
-DEFAULT_INSTRUCTIONS = (
-    "You are a phone agent. The caller hears what you write, through a phone line: answer in one or "
-    "two short, plain spoken sentences, with no lists, markup or emoji."
-)
-DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-6"}
-Provider = Literal["openai", "anthropic", "local"]
 
-
-def _http_url(v: str | None) -> str | None:
-    if v is None:
-        return None
-    v = v.strip().rstrip("/")
-    if not v.startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
-    return v
-
-
-class LLMTarget(BaseModel):
-    """One LLM: a provider, its model, and (for OpenAI-compatible ones) where it answers."""
-
-    model_config = ConfigDict(extra="forbid")
-    provider: Provider
-    model: str | None = Field(default=None, min_length=1, max_length=200)
-    base_url: str | None = None
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        return _http_url(v)
-
-    @model_validator(mode="after")
-    def _base_url_applies(self) -> LLMTarget:
-        if self.base_url and self.provider == "anthropic":
-            raise ValueError("base_url applies to provider openai or local, not anthropic")
-        return self
-
-
-class BrainSpec(BaseModel):
-    """The agent profile's ``llm`` dict, validated."""
-
-    model_config = ConfigDict(extra="forbid")
-    brain: Literal["scripted", "llm"] = "scripted"
-    provider: Provider | None = None
-    model: str | None = Field(default=None, min_length=1, max_length=200)
-    base_url: str | None = None
-    instructions: str | None = Field(default=None, min_length=1, max_length=20_000)
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    fallbacks: list[LLMTarget] = Field(default_factory=list, max_length=4)
-    # the scripted flow's intents (phoneagent.worker.scripted.Script.from_dict)
-    script: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        return _http_url(v)
-
-    @model_validator(mode="after")
-    def _llm_fields_need_the_llm_brain(self) -> BrainSpec:
-        if self.brain == "scripted":
-            given = [k for k in ("provider", "model", "base_url", "fallbacks") if getattr(self, k)]
-            if given:
-                raise ValueError(f"{', '.join(given)} set but brain is 'scripted'; set brain to 'llm'")
-        return self
-
-    @property
-    def primary(self) -> LLMTarget | None:
-        if self.brain != "llm":
-            return None
-        return LLMTarget(provider=self.provider or "openai", model=self.model, base_url=self.base_url)
-
-
-def parse_brain(profile_llm: dict[str, Any] | None) -> BrainSpec:
-    """The profile's ``llm`` dict as a BrainSpec; a ConfigError that names the field when it is wrong."""
+def transfer_policy(profile_llm: dict[str, Any] | None, script_destinations: list[str]) -> TransferPolicy:
+    """The destinations a call's agent may transfer to: the profile's list and its flow's own."""
     try:
-        return BrainSpec.model_validate(profile_llm or {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"llm.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else f"llm: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigError(
-            f"agent profile brain is invalid: {problems}",
-            hint='e.g. {"brain": "llm", "provider": "openai", "model": "gpt-4o-mini"}',
-        ) from None
+        listed = parse_brain(profile_llm).transfer_destinations
+    except ConfigError:
+        listed = []  # the brain is unusable (the scripted flow answers): its list is not trusted either
+    return TransferPolicy.from_profile([*listed, *script_destinations])
 
 
 def instructions_for(spec: BrainSpec) -> str:
     return spec.instructions or DEFAULT_INSTRUCTIONS
 
 
+def check_profile_url(settings: Settings, url: str | None) -> None:
+    """A profile's ``base_url`` is used only when the operator listed it (PHONEAGENT_PROFILE_LLM_URLS):
+    a tenant's profile must not make the worker send requests where it chooses (this host, the
+    private network), in any mode."""
+    if url and url.rstrip("/") not in settings.profile_llm_urls:
+        raise ConfigError(
+            f"the agent profile's llm base_url {url!r} is not one the operator allows",
+            hint="leave base_url out (the operator's OPENAI_BASE_URL / LOCAL_LLM_URL answer), or ask the "
+            "operator to list it in PHONEAGENT_PROFILE_LLM_URLS",
+        )
+
+
 def _choice(settings: Settings, target: LLMTarget) -> tuple[ProviderChoice, str | None]:
     """The target as a provider choice, with the key it may carry (None: no key)."""
+    check_profile_url(settings, target.base_url)
     if target.provider == "local":
         url = target.base_url or settings.local_llm_url
         if not url:

@@ -45,6 +45,7 @@ from phoneagent.worker.brain import (
     describe_brain,
     instructions_for,
     parse_brain,
+    transfer_policy,
 )
 from phoneagent.worker.phone import job_metadata, room_is_gone, wait_for_answer
 from phoneagent.worker.profiles import Profile, ProfileCache
@@ -172,7 +173,8 @@ async def entrypoint(ctx: JobContext) -> None:
     report_fallbacks(functools.partial(reporter.report, room), stt, tts, brain)
     for component in (stt, tts, brain):
         ctx.add_shutdown_callback(component.aclose)
-    control = CallControl(ctx, lambda type_, data: reporter.report(room, type_, data))
+    transfers = transfer_policy(profile.llm, [i.transfer_to for i in flow.script.intents if i.transfer_to])
+    control = CallControl(ctx, lambda type_, data: reporter.report(room, type_, data), transfers)
     clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
     agent = PhoneAgent(
         flow=flow,

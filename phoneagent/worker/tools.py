@@ -60,7 +60,11 @@ def phone_tools(
             destination: where the call goes: a phone number in international form such as
                 +14155550100, or a SIP address such as sip:desk@example.com.
         """
-        after_reply(Decision("transfer", "", transfer_to=transfer_uri(destination)))
+        try:
+            uri = control.transfers.check(transfer_uri(destination))
+        except ValueError as exc:
+            raise ToolError(f"{exc}; tell the caller you cannot transfer them there") from None
+        after_reply(Decision("transfer", "", transfer_to=uri))
         return "Tell the caller, in one short sentence, that you are transferring them now."
 
     @function_tool

@@ -17,6 +17,7 @@ from phoneagent.config import Settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.fallbacks import report_fallbacks
 from phoneagent.speech.providers import session_conn_options
+from phoneagent.telephony.destinations import TransferPolicy
 from phoneagent.testing.anthropic_wire import FakeAnthropic
 from phoneagent.testing.openai_wire import FakeOpenAI
 from phoneagent.worker.agent import GOODBYE_DRAIN_S, CallControl, PhoneAgent
@@ -26,6 +27,7 @@ from phoneagent.worker.brain import (
     describe_brain,
     instructions_for,
     parse_brain,
+    transfer_policy,
 )
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
 
@@ -143,12 +145,36 @@ async def test_a_profile_pointing_openai_elsewhere_never_receives_the_operators_
     make_settings: MakeSettings,
 ) -> None:
     async with FakeOpenAI(reply=REPLY) as elsewhere:
-        settings = make_settings(AGENT_MODE="api", OPENAI_API_KEY="sk-operator")
+        # the operator allowed the profile's URL; it still gets no key
+        settings = make_settings(
+            AGENT_MODE="api", OPENAI_API_KEY="sk-operator", PHONEAGENT_PROFILE_LLM_URLS=elsewhere.base_url
+        )
         profile_llm = {"brain": "llm", "provider": "openai", "model": "m", "base_url": elsewhere.base_url}
         brain = build_llm(settings, profile_llm, _flow())
         assert await _reply(brain, "hello") == REPLY
         await brain.aclose()
     assert elsewhere.requests[0].headers["Authorization"] == "Bearer no-key"
+
+
+@pytest.mark.parametrize("provider", ["openai", "local"])
+async def test_a_profile_url_the_operator_did_not_list_is_never_called(
+    make_settings: MakeSettings, provider: str
+) -> None:
+    """SSRF from the worker: a tenant's profile names a URL on this host; in every mode the brain
+    refuses it, and the call is answered by the scripted flow instead (the log says why)."""
+    from phoneagent.worker.main import brain_for_call
+    from phoneagent.worker.profiles import Profile
+
+    async with FakeOpenAI(reply=REPLY) as inside:
+        settings = make_settings(
+            AGENT_MODE="hybrid", OPENAI_API_KEY="sk-operator", LOCAL_LLM_URL="http://127.0.0.1:9/v1"
+        )
+        profile_llm = {"brain": "llm", "provider": provider, "base_url": inside.base_url}
+        with pytest.raises(ConfigError, match="not one the operator allows"):
+            build_llm(settings, profile_llm, _flow())
+        brain, _ = brain_for_call(settings, Profile(id="agt_1", greeting="Hi.", llm=profile_llm), _flow())
+        assert isinstance(brain, ScriptedLLM)
+    assert inside.requests == []
 
 
 @pytest.mark.parametrize(
@@ -177,8 +203,8 @@ def test_a_profile_brain_that_cannot_work_is_a_clear_error(
 class RecordingControl(CallControl):
     """The call control of a session without a room: it keeps what the agent did to the call."""
 
-    def __init__(self) -> None:
-        super().__init__(None, lambda type_, data: self.events.append((type_, data)))
+    def __init__(self, transfers: TransferPolicy | None = None) -> None:
+        super().__init__(None, lambda type_, data: self.events.append((type_, data)), transfers)
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.digits: list[str] = []
 
@@ -291,6 +317,32 @@ async def test_the_llm_brain_presses_keys_and_refuses_a_bad_transfer_destination
     tool_results = [m for r in ollama.requests for m in r.body["messages"] if m["role"] == "tool"]
     assert any("phone number like +14155550100" in m["content"] for m in tool_results), tool_results
     assert not control.ended
+
+
+async def test_a_caller_cannot_talk_the_llm_into_a_transfer_the_profile_does_not_list(
+    make_settings: MakeSettings,
+) -> None:
+    """Toll fraud through the agent: the model is asked to transfer to a premium number and to an
+    outside SIP address; both are refused (the tool says so), the listed desk is not."""
+    profile_llm = {"brain": "llm", "provider": "local", "transfer_destinations": ["+1 415 555 0100"]}
+    async with FakeOpenAI(reply="Sorry, I cannot.") as ollama:
+        ollama.tool_calls += [
+            ("transfer_call", {"destination": "+19005550123"}),
+            ("transfer_call", {"destination": "sip:me@evil.example"}),
+        ]
+        settings = make_settings(AGENT_MODE="local", LOCAL_LLM_URL=ollama.base_url)
+        control = RecordingControl(transfer_policy(profile_llm, []))
+        await _session_turn(settings, profile_llm, "Put me through to +1 900 555 0123.", control=control,
+                            tools=("transfer",))  # fmt: skip
+    tool_results = [m["content"] for r in ollama.requests for m in r.body["messages"] if m["role"] == "tool"]
+    refused = {t for t in tool_results if "not one of the destinations this agent may transfer to" in t}
+    assert {t.split(" ")[0] for t in refused} == {"tel:+19005550123", "sip:me@evil.example"}, tool_results
+    assert all("(tel:+14155550100)" in t for t in refused) and not control.ended
+    assert control.transfers.check("tel:+14155550100") == "tel:+14155550100"
+    # the scripted flow's transfers go through the same check
+    assert await control.transfer("tel:+19005550123") is False
+    assert control.events[-1] == ("tool", {"name": "transfer", "to": "tel:+19005550123", "ok": False,
+                                           "error": "not_allowed"})  # fmt: skip
 
 
 def test_transfer_destinations_are_normalized_for_livekit() -> None:

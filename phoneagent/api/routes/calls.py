@@ -191,7 +191,8 @@ async def place(
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
     request.app.state.limits["call"].check(tenant, "call")
-    max_queued = request.app.state.settings.max_queued_calls_per_tenant
+    settings = request.app.state.settings
+    max_queued, numbers = settings.max_queued_calls_per_tenant, settings.number_policy()
     req = CallRequest(
         to=body.to,
         agent_profile_id=body.agent_profile_id,
@@ -205,7 +206,7 @@ async def place(
     def _place() -> tuple[s.CallOut, bool]:
         with sessions() as session:
             call, created = place_call(
-                session, tenant, req, idempotency_key=idempotency_key, max_queued=max_queued
+                session, tenant, req, idempotency_key=idempotency_key, max_queued=max_queued, numbers=numbers
             )
             return s.CallOut.model_validate(call), created
 

@@ -12,7 +12,7 @@ from phoneagent.api.schemas_outbound import CampaignCreate, CampaignOut
 from phoneagent.calls.campaigns import callee_timezone, cancel, counts
 from phoneagent.db.models import AgentProfile, Campaign, CampaignContact, OutboundTrunk
 from phoneagent.errors import Conflict, InvalidField
-from phoneagent.provisioning.resources import get_owned, list_owned
+from phoneagent.provisioning.resources import check_quota, get_owned, list_owned
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=ERRORS)
 
@@ -31,6 +31,14 @@ def _out(session: SessionDep, row: Campaign) -> CampaignOut:
 )
 def create(body: CampaignCreate, request: Request, session: SessionDep, tenant: TenantDep) -> Any:
     request.app.state.limits["campaign"].check(tenant, "campaign")
+    settings = request.app.state.settings
+    live = Campaign.status.in_(("running", "paused"))
+    quota = settings.max_resources_per_tenant
+    check_quota(session, Campaign, tenant, quota, "running or paused campaigns", live)
+    numbers = settings.number_policy()
+    for i, contact in enumerate(body.contacts):
+        if (why := numbers.why_refused(contact.number)) is not None:
+            raise InvalidField(f"contacts[{i}].number", why)
     get_owned(session, AgentProfile, tenant, body.agent_profile_id)
     trunk = get_owned(session, OutboundTrunk, tenant, body.outbound_trunk_id)
     if body.from_number and trunk.numbers and body.from_number not in trunk.numbers:

@@ -20,7 +20,7 @@ from phoneagent.calls.recordings import recording_note, recording_response
 from phoneagent.db.base import utcnow
 from phoneagent.db.models import AgentProfile, Call
 from phoneagent.errors import Forbidden, InvalidField
-from phoneagent.provisioning.keys import key_for_token
+from phoneagent.provisioning.keys import end_sessions, key_for_token
 from phoneagent.provisioning.resources import get_owned, list_owned
 from phoneagent.review import charts, views
 from phoneagent.review.pages import render
@@ -47,7 +47,8 @@ STATUSES, END_REASONS, DIRECTIONS = get_args(s.CallStatus), get_args(s.EndReason
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    # the scheme is the client's: uvicorn takes it from a trusted proxy's X-Forwarded-Proto
+    return request.app.state.settings.cookie_secure or request.url.scheme == "https"
 
 
 @router.get("")
@@ -122,7 +123,9 @@ def sign_in(
 
 
 @router.post("/sign-out")
-def sign_out(rs: CsrfCheckedDep) -> RedirectResponse:
+def sign_out(rs: CsrfCheckedDep, session: SessionDep) -> RedirectResponse:
+    # on the server too: a copy of the cookie (another browser, a stolen one) stops working now
+    end_sessions(session, rs.key_id)
     response = RedirectResponse(f"{COOKIE_PATH}/sign-in?signed_out=1", status_code=303)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response

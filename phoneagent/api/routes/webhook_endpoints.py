@@ -22,7 +22,7 @@ from phoneagent.calls.outbox import replay
 from phoneagent.config import Settings
 from phoneagent.db.models import WebhookDelivery, WebhookEndpoint
 from phoneagent.errors import InvalidField
-from phoneagent.provisioning.resources import get_owned, list_owned
+from phoneagent.provisioning.resources import check_quota, get_owned, list_owned
 
 
 def _check_url(settings: Settings, url: str) -> None:
@@ -49,6 +49,8 @@ def create_endpoint(
     body: WebhookEndpointCreate, session: SessionDep, tenant: TenantDep, settings: SettingsDep
 ) -> Any:
     _check_url(settings, body.url)
+    quota = settings.max_webhook_endpoints_per_tenant
+    check_quota(session, WebhookEndpoint, tenant, quota, "webhook endpoints")
     row = WebhookEndpoint(tenant_id=tenant, secret="whsec_" + secrets.token_urlsafe(32), **body.model_dump())
     session.add(row)
     session.commit()

@@ -1,0 +1,39 @@
+"""An agent profile as the worker will use it, checked when it is saved: a profile the worker could
+not use, or one that points the worker somewhere it must not go, is a 422 naming the field.
+
+- ``llm``: the worker's own schema (:class:`phoneagent.worker.brain_spec.BrainSpec`); a ``base_url``
+  (also in ``fallbacks``) only when the operator listed it (``PHONEAGENT_PROFILE_LLM_URLS``);
+- transfer destinations (``llm.transfer_destinations`` and the scripted flow's ``transfer_to``):
+  numbers the operator's number policy allows (no premium-rate, shared-cost or unknown numbers,
+  only the allowed countries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phoneagent.config import Settings
+from phoneagent.errors import ConfigError, InvalidField
+from phoneagent.telephony.destinations import check_destinations
+from phoneagent.worker.brain_spec import parse_brain
+
+
+def check_profile(settings: Settings, llm: dict[str, Any] | None) -> None:
+    try:
+        spec = parse_brain(llm)
+    except ConfigError as exc:
+        raise InvalidField("llm", exc.message) from None
+    urls = [spec.base_url, *(f.base_url for f in spec.fallbacks)]
+    for url in urls:
+        if url and url.rstrip("/") not in settings.profile_llm_urls:
+            raise InvalidField(
+                "llm",
+                f"base_url {url!r} is not one the operator allows (PHONEAGENT_PROFILE_LLM_URLS); leave it "
+                "out to use the operator's",
+            )
+    intents = spec.script.get("intents", []) if isinstance(spec.script, dict) else []
+    flow_targets = [str(i["transfer_to"]) for i in intents if isinstance(i, dict) and i.get("transfer_to")]
+    try:
+        check_destinations([*spec.transfer_destinations, *flow_targets], settings.number_policy())
+    except ValueError as exc:
+        raise InvalidField("llm", f"transfer destination: {exc}") from None

@@ -1,0 +1,105 @@
+"""Toll fraud: no call goes to a premium-rate, shared-cost or unknown number, or outside the allowed
+countries (POST /calls, campaign contacts), and an agent profile cannot list such a transfer
+destination, nor point the worker's LLM at a URL the operator did not list."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from phoneagent.api.app import create_app
+from phoneagent.stack.services import Stack
+from tests.db_fixtures import api_settings, new_key, remove_phoneagent_objects
+
+
+@pytest.fixture
+def strict(stack: Stack, db_url: str) -> Iterator[TestClient]:
+    """The defaults a deployment has (premium-rate, shared-cost, unknown refused), calls to the US
+    and Canada only."""
+    denied = ["premium_rate", "shared_cost", "unknown"]
+    update = {"call_number_types_denied": denied, "call_countries": ["US", "CA"]}
+    app = create_app(api_settings(stack, db_url).model_copy(update=update))
+    with TestClient(app) as c:
+        yield c
+    app.state.engine.dispose()
+    remove_phoneagent_objects(stack)
+
+
+def _setup(client: TestClient, h: dict[str, str]) -> tuple[str, str]:
+    agent = client.post("/agents", headers=h, json={"name": "caller"}).json()["id"]
+    out = {"name": "out", "address": "127.0.0.1:5999", "numbers": ["+14155550100"]}
+    trunk = client.post("/trunks/outbound", headers=h, json=out)
+    assert trunk.status_code == 201, trunk.text
+    return agent, trunk.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("to", "says"),
+    [
+        ("+19005550123", "premium-rate"),  # US 900
+        ("+448712345678", "premium-rate"),  # UK 087x
+        ("+15550001111", "not a number of any known type"),
+        ("+12125550123", None),  # an ordinary New York number: queued
+        ("+442079460000", "calls go to US, CA only"),  # London: outside the allowed countries
+    ],
+)
+def test_outbound_calls_go_only_to_ordinary_numbers_in_allowed_countries(
+    strict: TestClient, to: str, says: str | None
+) -> None:
+    h = new_key(strict, "mallory")
+    agent, trunk = _setup(strict, h)
+    body = {"to": to, "agent_profile_id": agent, "outbound_trunk_id": trunk}
+    r = strict.post("/calls", headers=h, json=body)
+    if says is None:
+        assert r.status_code == 201, r.text
+        return
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "to" and says in r.json()["detail"][0]["reason"]
+    assert strict.get("/calls", headers=h).json()["items"] == []
+
+
+def test_a_campaign_with_a_premium_contact_is_refused(strict: TestClient) -> None:
+    h = new_key(strict, "mallory")
+    agent, trunk = _setup(strict, h)
+    contacts = [{"number": "+12125550123"}, {"number": "+19005550123"}]
+    body = {"name": "c", "agent_profile_id": agent, "outbound_trunk_id": trunk, "contacts": contacts}
+    r = strict.post("/campaigns", headers=h, json=body)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "contacts[1].number", r.text
+    assert strict.get("/campaigns", headers=h).json()["items"] == []
+
+
+LLM = {"brain": "llm", "provider": "openai"}
+PREMIUM_INTENT = {"name": "x", "keywords": ["human"], "reply": "ok", "action": "transfer",
+                  "transfer_to": "tel:+19005550123"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("llm", "says"),
+    [
+        ({**LLM, "transfer_destinations": ["+19005550123"]}, "premium-rate"),
+        ({"brain": "scripted", "script": {"intents": [PREMIUM_INTENT]}}, "premium-rate"),
+        ({**LLM, "transfer_destinations": ["the boss"]}, "destination"),
+        ({"brain": "llm", "provider": "local", "base_url": "http://127.0.0.1:6389/v1"}, "not one the"),
+        ({**LLM, "fallbacks": [{"provider": "local", "base_url": "http://169.254.169.254"}]}, "not one the"),
+        ({"brain": "lmm"}, "llm.brain"),
+    ],
+)
+def test_a_profile_cannot_list_a_premium_transfer_or_an_unlisted_url(
+    strict: TestClient, llm: dict[str, object], says: str
+) -> None:
+    h = new_key(strict, "mallory")
+    r = strict.post("/agents", headers=h, json={"name": "a", "llm": llm})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["field"] == "llm" and says in r.json()["detail"][0]["reason"], r.text
+    ok = strict.post("/agents", headers=h, json={"name": "b"}).json()["id"]
+    r = strict.patch(f"/agents/{ok}", headers=h, json={"llm": llm})
+    assert r.status_code == 422, r.text
+
+
+def test_a_listed_destination_is_accepted(strict: TestClient) -> None:
+    h = new_key(strict, "acme")
+    llm = {**LLM, "transfer_destinations": ["+1 415 555 0100", "sip:desk@example.com"]}
+    r = strict.post("/agents", headers=h, json={"name": "a", "llm": llm})
+    assert r.status_code == 201, r.text
