@@ -8,6 +8,8 @@ ControlPlaneError here, and only here: one line with a hint, no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import logging
 import os
 import signal
@@ -15,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 import httpx
@@ -203,13 +205,36 @@ def _tail(client: ApiClient, args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
 
 
+class Printable(io.TextIOBase):
+    """A terminal's stream that shows control characters as ``?``: what callers said (transcripts,
+    numbers, names) cannot move the cursor, clear the screen or retitle the terminal."""
+
+    def __init__(self, target: TextIO) -> None:
+        self._target = target
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self._target.write(printable(text))
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+def printable(text: str) -> str:
+    return "".join(ch if ch in "\n\t" or ch.isprintable() else "?" for ch in text)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request (URL, query) at INFO
     client = ApiClient(
         args.url or get_settings().api_url, args.key or os.environ.get("PHONEAGENT_API_KEY", "")
     )
     try:
-        return {"list": _list, "show": _show, "tail": _tail}[args.action](client, args)
+        out, err = Printable(sys.stdout), Printable(sys.stderr)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
+            return {"list": _list, "show": _show, "tail": _tail}[args.action](client, args)
     finally:
         client.close()
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import itertools
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -67,13 +69,31 @@ def api_settings(stack: Stack, db_url: str) -> Settings:
     return stack.settings.model_copy(update={"database_url": db_url, "background": False})
 
 
-@pytest.fixture
-def client(stack: Stack, db_url: str) -> Iterator[TestClient]:
-    app = create_app(api_settings(stack, db_url))
+@contextmanager
+def client_with(stack: Stack, db_url: str, **settings: Any) -> Iterator[TestClient]:
+    """The control plane (TestClient) with these settings changed from the suite's."""
+    app = create_app(api_settings(stack, db_url).model_copy(update=settings))
     with TestClient(app) as c:
         yield c
     app.state.engine.dispose()
     remove_phoneagent_objects(stack)
+
+
+@pytest.fixture
+def client(stack: Stack, db_url: str) -> Iterator[TestClient]:
+    with client_with(stack, db_url) as c:
+        yield c
+
+
+def agent_and_trunk(
+    client: TestClient, h: dict[str, str], address: str = "127.0.0.1:5999"
+) -> tuple[str, str]:
+    """An agent profile and an outbound trunk (to a number that answers nothing) of the key's tenant."""
+    agent = client.post("/agents", headers=h, json={"name": "caller"})
+    out = {"name": "out", "address": address, "numbers": ["+14155550100"]}
+    trunk = client.post("/trunks/outbound", headers=h, json=out)
+    assert agent.status_code == 201 and trunk.status_code == 201, (agent.text, trunk.text)
+    return agent.json()["id"], trunk.json()["id"]
 
 
 def remove_phoneagent_objects(stack: Stack) -> None:

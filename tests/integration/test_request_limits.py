@@ -10,25 +10,16 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from phoneagent.api.app import create_app
 from phoneagent.stack.services import Stack
-from tests.db_fixtures import api_settings, new_key, remove_phoneagent_objects
+from tests.db_fixtures import client_with, new_key
 
 
 @pytest.fixture
 def small(stack: Stack, db_url: str) -> Iterator[TestClient]:
-    update = {
-        "max_request_bytes": 64 * 1024,
-        "max_resources_per_tenant": 2,
-        "max_webhook_endpoints_per_tenant": 1,
-        "webhook_allowed_networks": [],
-        "webhook_require_https": True,
-    }
-    app = create_app(api_settings(stack, db_url).model_copy(update=update))
-    with TestClient(app) as c:
+    with client_with(stack, db_url, max_request_bytes=64 * 1024, max_resources_per_tenant=2,
+                     max_webhook_endpoints_per_tenant=1, webhook_allowed_networks=[],
+                     webhook_require_https=True) as c:  # fmt: skip
         yield c
-    app.state.engine.dispose()
-    remove_phoneagent_objects(stack)
 
 
 def test_a_body_over_the_limit_is_a_413_declared_or_streamed(small: TestClient) -> None:

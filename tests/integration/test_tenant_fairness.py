@@ -11,13 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from phoneagent.api.app import create_app
 from phoneagent.calls.outbound import Dialer
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import AgentProfile, Call, OutboundTrunk, Tenant
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.calls import LiveKitCalls
-from tests.db_fixtures import api_settings, new_key, remove_phoneagent_objects
+from tests.db_fixtures import agent_and_trunk, client_with, new_key
 
 
 def _tenant(db: Session, name: str) -> tuple[str, str, str]:
@@ -75,25 +74,14 @@ def test_tenants_under_their_caps_are_served_in_turn(db: Session, db_url: str, s
 
 @pytest.fixture
 def limited(stack: Stack, db_url: str) -> Iterator[TestClient]:
-    update = {"calls_per_minute": 5, "campaigns_per_minute": 2, "max_queued_calls_per_tenant": 3}
-    app = create_app(api_settings(stack, db_url).model_copy(update=update))
-    with TestClient(app) as c:
+    with client_with(stack, db_url, calls_per_minute=5, campaigns_per_minute=2,
+                     max_queued_calls_per_tenant=3) as c:  # fmt: skip
         yield c
-    app.state.engine.dispose()
-    remove_phoneagent_objects(stack)
-
-
-def _setup(client: TestClient, h: dict[str, str]) -> tuple[str, str]:
-    agent = client.post("/agents", headers=h, json={"name": "caller"}).json()["id"]
-    out = {"name": "out", "address": "127.0.0.1:5999", "numbers": ["+15550001111"]}
-    trunk = client.post("/trunks/outbound", headers=h, json=out)
-    assert trunk.status_code == 201, trunk.text
-    return agent, trunk.json()["id"]
 
 
 def test_a_tenants_queue_has_a_cap(limited: TestClient) -> None:
     h = new_key(limited, "acme")
-    agent, trunk = _setup(limited, h)
+    agent, trunk = agent_and_trunk(limited, h)
     body = {"to": "+14155550123", "agent_profile_id": agent, "outbound_trunk_id": trunk}
     for _ in range(3):
         assert limited.post("/calls", headers=h, json=body).status_code == 201
@@ -101,14 +89,14 @@ def test_a_tenants_queue_has_a_cap(limited: TestClient) -> None:
     assert r.status_code == 429 and r.headers["retry-after"] == "30", r.text
     assert "waiting" in r.json()["error"]
     other = new_key(limited, "globex")
-    agent_o, trunk_o = _setup(limited, other)
+    agent_o, trunk_o = agent_and_trunk(limited, other)
     body_o = {"to": "+14155550123", "agent_profile_id": agent_o, "outbound_trunk_id": trunk_o}
     assert limited.post("/calls", headers=other, json=body_o).status_code == 201
 
 
 def test_posting_calls_and_campaigns_is_rate_limited_per_tenant(limited: TestClient) -> None:
     h = new_key(limited, "acme")
-    agent, trunk = _setup(limited, h)
+    agent, trunk = agent_and_trunk(limited, h)
     codes = []
     for i in range(6):  # the queue cap is 3: cancel each call so that only the rate counts
         r = limited.post("/calls", headers=h, json={"to": f"+1415555012{i}", "agent_profile_id": agent,

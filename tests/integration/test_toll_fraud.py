@@ -9,9 +9,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from phoneagent.api.app import create_app
 from phoneagent.stack.services import Stack
-from tests.db_fixtures import api_settings, new_key, remove_phoneagent_objects
+from tests.db_fixtures import agent_and_trunk, client_with, new_key
 
 
 @pytest.fixture
@@ -19,20 +18,8 @@ def strict(stack: Stack, db_url: str) -> Iterator[TestClient]:
     """The defaults a deployment has (premium-rate, shared-cost, unknown refused), calls to the US
     and Canada only."""
     denied = ["premium_rate", "shared_cost", "unknown"]
-    update = {"call_number_types_denied": denied, "call_countries": ["US", "CA"]}
-    app = create_app(api_settings(stack, db_url).model_copy(update=update))
-    with TestClient(app) as c:
+    with client_with(stack, db_url, call_number_types_denied=denied, call_countries=["US", "CA"]) as c:
         yield c
-    app.state.engine.dispose()
-    remove_phoneagent_objects(stack)
-
-
-def _setup(client: TestClient, h: dict[str, str]) -> tuple[str, str]:
-    agent = client.post("/agents", headers=h, json={"name": "caller"}).json()["id"]
-    out = {"name": "out", "address": "127.0.0.1:5999", "numbers": ["+14155550100"]}
-    trunk = client.post("/trunks/outbound", headers=h, json=out)
-    assert trunk.status_code == 201, trunk.text
-    return agent, trunk.json()["id"]
 
 
 @pytest.mark.parametrize(
@@ -49,7 +36,7 @@ def test_outbound_calls_go_only_to_ordinary_numbers_in_allowed_countries(
     strict: TestClient, to: str, says: str | None
 ) -> None:
     h = new_key(strict, "mallory")
-    agent, trunk = _setup(strict, h)
+    agent, trunk = agent_and_trunk(strict, h)
     body = {"to": to, "agent_profile_id": agent, "outbound_trunk_id": trunk}
     r = strict.post("/calls", headers=h, json=body)
     if says is None:
@@ -62,7 +49,7 @@ def test_outbound_calls_go_only_to_ordinary_numbers_in_allowed_countries(
 
 def test_a_campaign_with_a_premium_contact_is_refused(strict: TestClient) -> None:
     h = new_key(strict, "mallory")
-    agent, trunk = _setup(strict, h)
+    agent, trunk = agent_and_trunk(strict, h)
     contacts = [{"number": "+12125550123"}, {"number": "+19005550123"}]
     body = {"name": "c", "agent_profile_id": agent, "outbound_trunk_id": trunk, "contacts": contacts}
     r = strict.post("/campaigns", headers=h, json=body)

@@ -9,29 +9,22 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from phoneagent.api.app import create_app
 from phoneagent.stack.services import Stack
-from tests.db_fixtures import api_settings, new_key, remove_phoneagent_objects
-
-
-def _client(stack: Stack, db_url: str, allowed: list[str]) -> Iterator[TestClient]:
-    app = create_app(api_settings(stack, db_url).model_copy(update={"trunk_allowed_networks": allowed}))
-    with TestClient(app) as c:
-        yield c
-    app.state.engine.dispose()
-    remove_phoneagent_objects(stack)
+from tests.db_fixtures import client_with, new_key
 
 
 @pytest.fixture
 def strict(stack: Stack, db_url: str) -> Iterator[TestClient]:
     """The defaults a deployment has: carrier trunks at public addresses only."""
-    yield from _client(stack, db_url, [])
+    with client_with(stack, db_url, trunk_allowed_networks=[]) as c:
+        yield c
 
 
 @pytest.fixture
 def pbx(stack: Stack, db_url: str) -> Iterator[TestClient]:
     """An operator who allowed loopback (a PBX on this machine)."""
-    yield from _client(stack, db_url, ["127.0.0.0/8"])
+    with client_with(stack, db_url, trunk_allowed_networks=["127.0.0.0/8"]) as c:
+        yield c
 
 
 def _out(address: str) -> dict[str, object]:

@@ -14,7 +14,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from phoneagent.api.app import create_app
 from phoneagent.calls.outbound import CallRequest, place_call
 from phoneagent.calls.outbox import Deliverer, RetryPolicy
 from phoneagent.db.engine import make_engine, session_factory
@@ -22,7 +21,7 @@ from phoneagent.db.models import AgentProfile, OutboundTrunk, Tenant, WebhookDel
 from phoneagent.netguard import AddressPolicy, parse_networks
 from phoneagent.stack.services import Stack
 from phoneagent.testing.receiver import WebhookReceiver
-from tests.db_fixtures import api_settings, new_key, remove_phoneagent_objects
+from tests.db_fixtures import client_with, new_key
 
 ONE_TRY = RetryPolicy(max_attempts=1, base_s=0.05, ended_grace_s=0.0)
 
@@ -44,13 +43,9 @@ INSIDE = [
 @pytest.fixture
 def strict(stack: Stack, db_url: str) -> Iterator[TestClient]:
     """The control plane with the defaults a deployment has: https, public addresses only."""
-    defaults = {"webhook_allowed_networks": [], "webhook_require_https": True}
-    settings = api_settings(stack, db_url).model_copy(update={**defaults, "webhook_replays_per_minute": 3})
-    app = create_app(settings)
-    with TestClient(app) as c:
+    with client_with(stack, db_url, webhook_allowed_networks=[], webhook_require_https=True,
+                     webhook_replays_per_minute=3) as c:  # fmt: skip
         yield c
-    app.state.engine.dispose()
-    remove_phoneagent_objects(stack)
 
 
 @pytest.mark.parametrize("url", INSIDE)
