@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -21,6 +22,22 @@ PERSONAL_FIELDS = frozenset(
 # livekit-agents marks personal data in its own log fields with this prefix (e.g. lk.pii.chat_ctx)
 PERSONAL_PREFIX = "lk.pii."
 _STD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+# a phone number, card or account number inside free text (an error's message, a traceback)
+_NUMBERS = re.compile(r"\+?\d[\d ().-]{4,}\d")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}( \d{2})?")
+# fields that carry an error's text: scrubbed of numbers like tracebacks are
+ERROR_FIELDS = frozenset({"error"})
+
+
+def scrub(text: str) -> str:
+    """Free text with every run of five or more digits masked (its first two and last two kept)."""
+    def masked(m: re.Match[str]) -> str:
+        found = m.group(0)
+        return found if _DATE.fullmatch(found) else mask(found)
+
+    return _NUMBERS.sub(masked, text)
 
 
 def mask(value: Any) -> str:
@@ -48,10 +65,13 @@ class MaskingFormatter(logging.Formatter):
         for key, value in fields.items():
             personal = key in PERSONAL_FIELDS or key.startswith(PERSONAL_PREFIX)
             shown = value if self._show_personal or not personal else mask(value)
+            if key in ERROR_FIELDS and not self._show_personal:
+                shown = scrub(str(shown))
             parts.append(f"{key}={json.dumps(shown, default=str)}")
         line = " ".join(parts)
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            trace = self.formatException(record.exc_info)
+            line += "\n" + (trace if self._show_personal else scrub(trace))
         return line
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 from phoneagent.log import MaskingFormatter, mask
 
@@ -33,3 +34,18 @@ def test_livekits_personal_fields_are_masked_too() -> None:
         _record(text_sent="your code is 4711", **{"lk.pii.data": {"transcript": "my card is 4111"}})
     )
     assert "4711" not in line and "4111" not in line
+
+
+def test_numbers_in_errors_and_tracebacks_are_masked() -> None:
+    """A background pass that fails logs its error and traceback: phone and card numbers inside them
+    are masked (dates, line numbers and short numbers stay readable)."""
+    try:
+        raise ValueError("dial +14155550123 refused; card 4111 1111 1111 1111 on 2026-11-30")
+    except ValueError:
+        rec = _record(error="TelephonyError: callee +14155550123 busy")
+        rec.exc_info = sys.exc_info()
+    line = MaskingFormatter().format(rec)
+    assert "4155550123" not in line and "1111 1111" not in line
+    assert "+1***23" in line and "2026-11-30" in line and "line " in line
+    shown = MaskingFormatter(show_personal=True).format(rec)
+    assert "+14155550123" in shown
