@@ -75,6 +75,34 @@ class MaskingFormatter(logging.Formatter):
         return line
 
 
+class MaskPersonal(logging.Filter):
+    """Masks personal fields of a record in place, whatever formats it next: for handlers phoneagent
+    does not format itself (livekit-agents' JSON logs in the worker's job processes, which carry the
+    caller's words in ``lk.pii.*`` fields)."""
+
+    def __init__(self, *, show_personal: bool = False) -> None:
+        super().__init__()
+        self._show_personal = show_personal
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._show_personal:
+            return True
+        for key, value in list(record.__dict__.items()):
+            if key in PERSONAL_FIELDS or key.startswith(PERSONAL_PREFIX):
+                setattr(record, key, mask(value))
+            elif key in ERROR_FIELDS:
+                setattr(record, key, scrub(str(value)))
+        return True
+
+
+def mask_personal_in_handlers() -> None:
+    """Every handler of the root logger masks personal fields (once per handler)."""
+    show = os.environ.get("PHONEAGENT_LOG_PERSONAL_DATA") == "1"
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskPersonal) for f in handler.filters):
+            handler.addFilter(MaskPersonal(show_personal=show))
+
+
 def setup(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

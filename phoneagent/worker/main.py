@@ -20,6 +20,7 @@ from livekit.plugins import silero
 
 from phoneagent.config import Settings, get_settings
 from phoneagent.errors import ConfigError
+from phoneagent.log import mask_personal_in_handlers
 from phoneagent.speech.audio import PHONE_RATE
 from phoneagent.speech.fallbacks import report_fallbacks
 from phoneagent.speech.piper_tts import PiperTTS, SpeechCache, load_piper_voice
@@ -62,6 +63,7 @@ OUTBOUND_ANSWER_TIMEOUT_S = 90.0
 
 
 def prewarm(proc: JobProcess) -> None:
+    mask_personal_in_handlers()  # livekit-agents' own JSON logs carry the caller's words
     settings = get_settings()
     # only the local models this AGENT_MODE uses, and only when this worker has no shared models
     # (speech_host.py); a call's STT/TTS are built over them (providers.py)
@@ -116,6 +118,7 @@ def brain_for_call(settings: Settings, profile: Profile, flow: ScriptedFlow) -> 
 
 
 async def entrypoint(ctx: JobContext) -> None:
+    mask_personal_in_handlers()
     settings = get_settings()
     await ctx.connect()
     room = ctx.room.name

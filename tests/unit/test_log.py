@@ -49,3 +49,31 @@ def test_numbers_in_errors_and_tracebacks_are_masked() -> None:
     assert "+1***23" in line and "2026-11-30" in line and "line " in line
     shown = MaskingFormatter(show_personal=True).format(rec)
     assert "+14155550123" in shown
+
+
+def test_livekits_own_json_logs_in_the_worker_are_masked() -> None:
+    """The worker's job processes log through livekit-agents' JSON formatter, which knows nothing of
+    phoneagent's masking: the filter on every root handler masks the caller's words before it."""
+    import io
+    import json
+
+    from livekit.agents.cli.log import JsonFormatter
+
+    from phoneagent.log import mask_personal_in_handlers
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        mask_personal_in_handlers()
+        mask_personal_in_handlers()  # twice: one filter
+        assert len(handler.filters) == 1
+        logging.getLogger("livekit.agents").warning(
+            "received user transcript", extra={"lk.pii.user_transcript": "my card is 4111 2222 3333"}
+        )
+    finally:
+        root.removeHandler(handler)
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert "4111" not in out.getvalue() and line["lk.pii.user_transcript"] == "my***33"
