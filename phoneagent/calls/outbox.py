@@ -16,6 +16,7 @@ The signature scheme and the receiver's check are in ``phoneagent.webhooks``.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import random
@@ -140,7 +141,12 @@ def envelope(row: WebhookDelivery) -> dict[str, Any]:
 
 
 class Deliverer:
-    """Sends due outbox rows; ``run`` loops until cancelled, ``deliver_due`` is one pass."""
+    """Sends due outbox rows; ``run`` loops until cancelled, ``deliver_due`` is one pass.
+
+    Fair between tenants: at most ``per_tenant`` of one tenant's deliveries are in flight at once,
+    and each pass takes due rows from every tenant in turn, so one tenant's slow or dead endpoints
+    (each attempt may hang for the timeout) hold up no one else's. ``run`` does not wait for a pass's
+    sends before it looks for more."""
 
     TIMEOUT_S = 10.0  # per request
     # a leased row is not picked again before this, even if the process that leased it died mid-send
@@ -154,6 +160,7 @@ class Deliverer:
         addresses: AddressPolicy | None = None,
         batch: int = 50,
         concurrency: int = 8,
+        per_tenant: int = 2,
     ) -> None:
         self._sessions = sessions
         self.policy = policy or RetryPolicy()
@@ -161,38 +168,75 @@ class Deliverer:
         self._client = guarded_client(addresses or AddressPolicy(), timeout=self.TIMEOUT_S)
         self._batch = batch
         self._sem = asyncio.Semaphore(concurrency)
+        self._per_tenant = per_tenant
+        self._in_flight: dict[str, int] = {}  # tenant -> its deliveries leased and not yet recorded
+        self._sending: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
 
     async def aclose(self) -> None:
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
         await self._client.aclose()
 
     async def run(self, *, idle_s: float = 1.0) -> None:
-        # a pass that sent something looks again at once: more may be due
-        await run_passes(log, "webhook delivery pass", self.deliver_due, self.wake, idle_s, more=bool)
+        # a pass that started sends looks again at once (more may be due, of other tenants); the sends
+        # go on meanwhile, and their end wakes the next pass (their tenants have room again)
+        await run_passes(log, "webhook delivery pass", self._start_due, self.wake, idle_s, more=bool)
 
     async def deliver_due(self) -> int:
-        leased = await asyncio.to_thread(self._lease_due)
-        await asyncio.gather(*(self._send(row_id) for row_id in leased))
+        """One pass, waiting for its sends (tests, and a control plane that is stopping)."""
+        leased = await self._lease()
+        await asyncio.gather(*(self._send(row_id, tenant) for row_id, tenant in leased))
         return len(leased)
 
-    def _lease_due(self) -> list[str]:
+    async def _start_due(self) -> int:
+        leased = await self._lease()
+        for row_id, tenant in leased:
+            task = asyncio.create_task(self._send(row_id, tenant), name=f"webhook-{row_id}")
+            self._sending.add(task)
+            task.add_done_callback(self._sent)
+        return len(leased)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self.wake.set()
+
+    async def _lease(self) -> list[tuple[str, str]]:
+        room = {t: self._per_tenant - n for t, n in self._in_flight.items()}
+        leased = await asyncio.to_thread(self._lease_due, room)
+        for _row, tenant in leased:
+            self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
+        return leased
+
+    def _lease_due(self, room: dict[str, int]) -> list[tuple[str, str]]:
+        """Lease due rows, taken from every tenant in turn (oldest first within each), at most as many
+        of a tenant's as it has room for; (row id, tenant id) each."""
         now = datetime.now(UTC)
         with self._sessions() as s:
             due = s.execute(
-                select(WebhookDelivery.id, WebhookDelivery.next_attempt_at)
+                select(WebhookDelivery.id, WebhookDelivery.tenant_id, WebhookDelivery.next_attempt_at)
                 .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
                 .order_by(WebhookDelivery.next_attempt_at)
-                .limit(self._batch)
+                .limit(self._batch * 4)
             ).all()
+            per_tenant: dict[str, list[tuple[str, datetime]]] = {}
+            for row_id, tenant, at in due:
+                if len(per_tenant.setdefault(tenant, [])) < room.get(tenant, self._per_tenant):
+                    per_tenant[tenant].append((row_id, at))
+            queues = [[(row_id, tenant, at) for row_id, at in rows] for tenant, rows in per_tenant.items()]
+            turns = itertools.zip_longest(*queues)
             leased = []
-            for row_id, at in due:
+            for row_id, tenant, at in (x for turn in turns for x in turn if x is not None):
+                if len(leased) >= self._batch:
+                    break
                 got = s.execute(
                     update(WebhookDelivery)
                     .where(WebhookDelivery.id == row_id, WebhookDelivery.next_attempt_at == at)
                     .values(next_attempt_at=now + self.LEASE)
                 )
                 if got.rowcount == 1:  # type: ignore[attr-defined]
-                    leased.append(row_id)
+                    leased.append((row_id, tenant))
             s.commit()
         return leased
 
@@ -216,11 +260,18 @@ class Deliverer:
             }
             return endpoint.url, headers, body
 
-    async def _send(self, row_id: str) -> None:
-        async with self._sem:
-            prepared = await asyncio.to_thread(self._prepare, row_id)
-            if prepared is None:
-                return
+    async def _send(self, row_id: str, tenant: str) -> None:
+        try:
+            async with self._sem:
+                await self._attempt(row_id)
+        finally:
+            self._in_flight[tenant] -= 1
+            if not self._in_flight[tenant]:
+                del self._in_flight[tenant]
+
+    async def _attempt(self, row_id: str) -> None:
+        prepared = await asyncio.to_thread(self._prepare, row_id)
+        if prepared is not None:
             url, headers, body = prepared
             code: int | None = None
             error: str | None = None

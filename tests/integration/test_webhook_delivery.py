@@ -5,6 +5,7 @@ control plane is killed while deliveries are pending."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,8 +29,8 @@ FAST = RetryPolicy(max_attempts=4, base_s=0.05, factor=2.0, ended_grace_s=0.0)
 LOOPBACK = AddressPolicy(allowed_networks=parse_networks(["127.0.0.0/8"]), require_https=False)
 
 
-def _world(db: Session, url: str, secret: str) -> tuple[str, str, str]:
-    tenant = Tenant(name="acme")
+def _world(db: Session, url: str, secret: str, name: str = "acme") -> tuple[str, str, str]:
+    tenant = Tenant(name=name)
     db.add(tenant)
     db.flush()
     agent = AgentProfile(tenant_id=tenant.id, name="a")
@@ -92,6 +93,41 @@ async def test_after_the_last_attempt_a_delivery_is_dead_until_replayed(db: Sess
             await _deliver_until(deliverer, lambda: len(rx.accepted()) == 1)
         finally:
             await deliverer.aclose()
+    assert rx.accepted()[0].signature_ok
+
+
+async def test_a_tenants_hanging_endpoint_holds_up_no_one_else(db: Session, db_url: str) -> None:
+    """Tenant A's endpoint accepts connections and never answers (each attempt hangs for the 10 s
+    timeout); tenant B's webhook, queued after A's ten, is delivered while A's first attempts still
+    hang: at most two of a tenant's deliveries are in flight, and tenants are served in turn."""
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(64)  # the kernel completes the handshakes; nobody ever reads or answers
+    port = hanging.getsockname()[1]
+    with WebhookReceiver(secret="whsec_b") as rx:
+        tenant_a, agent_a, trunk_a = _world(db, f"http://127.0.0.1:{port}/hook", "whsec_a", name="slow")
+        for i in range(10):
+            place_call(db, tenant_a, CallRequest(to=f"+1415555010{i}", agent_profile_id=agent_a,
+                                                 outbound_trunk_id=trunk_a))  # fmt: skip
+        tenant_b, agent_b, trunk_b = _world(db, rx.url, "whsec_b", name="quick")
+        place_call(db, tenant_b, CallRequest(to="+14155550123", agent_profile_id=agent_b,
+                                             outbound_trunk_id=trunk_b))  # fmt: skip
+        deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
+        running = asyncio.create_task(deliverer.run(idle_s=0.05))
+        try:
+            deadline = time.monotonic() + 30
+            while not rx.accepted():
+                assert time.monotonic() < deadline, "tenant B's webhook was not delivered"
+                await asyncio.sleep(0.02)
+            db.expire_all()
+            a_rows = db.query(WebhookDelivery).filter_by(tenant_id=tenant_a).all()
+            # not one of A's attempts has ended yet (they hang until the timeout), yet B's went out
+            assert len(a_rows) == 10 and all(r.attempts == 0 for r in a_rows)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await deliverer.aclose()
+            hanging.close()
     assert rx.accepted()[0].signature_ok
 
 
