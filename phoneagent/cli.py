@@ -111,6 +111,19 @@ def _keys_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenants_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.db.engine import database_url, make_engine, session_factory
+    from phoneagent.provisioning.tenants import set_countries
+
+    settings = get_settings()
+    with session_factory(make_engine(database_url(settings)))() as session:
+        tenant = set_countries(session, args.tenant, args.allow.split(","))
+    default = ", ".join(settings.call_countries) or "any"
+    shown = ", ".join(tenant.allowed_countries) or f"the default ({default})"
+    print(f"tenant {tenant.name!r}: calls go to {shown}")
+    return 0
+
+
 def _reconcile_cmd(args: argparse.Namespace) -> int:
     from phoneagent.db.engine import database_url, make_engine, session_factory
     from phoneagent.provisioning.reconcile import reconcile
@@ -181,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("db", help="database schema")
     p.add_argument("action", choices=["upgrade"])
     p.set_defaults(func=_db_cmd)
+
+    p = sub.add_parser("tenants", help="what the operator sets per tenant")
+    p.add_argument("action", choices=["countries"])
+    p.add_argument("tenant", help="tenant name")
+    p.add_argument(
+        "--allow", required=True, help="ISO country codes its calls may go to, e.g. US,CA ('': the default)"
+    )
+    p.set_defaults(func=_tenants_cmd)
 
     p = sub.add_parser("keys", help="API keys: create, list, revoke, rotate")
     p.add_argument("action", choices=["create", "list", "revoke", "rotate"])

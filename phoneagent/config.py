@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -324,8 +325,9 @@ class Settings(BaseSettings):
     def _llm_urls(cls, v: list[str]) -> list[str]:
         return [u.strip().rstrip("/") for u in v]
 
-    def number_policy(self) -> NumberPolicy:
-        return NumberPolicy(tuple(self.call_number_types_denied), tuple(self.call_countries))
+    def number_policy(self, countries: Sequence[str] = ()) -> NumberPolicy:
+        """The operator's number policy; ``countries`` (a tenant's own list) replaces theirs."""
+        return NumberPolicy(tuple(self.call_number_types_denied), tuple(countries or self.call_countries))
 
     def webhook_address_policy(self) -> AddressPolicy:
         return AddressPolicy(

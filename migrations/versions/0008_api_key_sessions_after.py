@@ -1,4 +1,5 @@
-"""api keys: sessions_after, the instant before which review sessions of the key are over (sign-out)
+"""api keys: sessions_after, the instant before which review sessions of the key are over (sign-out);
+tenants: allowed_countries, where the operator lets a tenant's calls go
 
 Revision ID: 0008
 Revises: 0007
@@ -19,8 +20,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('api_keys') as batch:
         batch.add_column(sa.Column('sessions_after', sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table('tenants') as batch:
+        batch.add_column(sa.Column('allowed_countries', sa.JSON(), nullable=False, server_default='[]'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('tenants') as batch:
+        batch.drop_column('allowed_countries')
     with op.batch_alter_table('api_keys') as batch:
         batch.drop_column('sessions_after')

@@ -17,6 +17,9 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ten"))
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the countries this tenant's calls may go to (ISO codes), set by the operator
+    # (`phoneagent tenants countries`); empty: the operator's PHONEAGENT_CALL_COUNTRIES
+    allowed_countries: Mapped[list[str]] = mapped_column(default=list, server_default="[]")
 
 
 class ApiKey(Base):

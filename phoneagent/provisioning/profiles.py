@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError, InvalidField
+from phoneagent.provisioning.tenants import number_policy_for
 from phoneagent.telephony.destinations import check_destinations
 from phoneagent.worker.brain_spec import parse_brain
 
 
-def check_profile(settings: Settings, llm: dict[str, Any] | None) -> None:
+def check_profile(settings: Settings, session: Session, tenant_id: str, llm: dict[str, Any] | None) -> None:
     try:
         spec = parse_brain(llm)
     except ConfigError as exc:
@@ -34,6 +37,7 @@ def check_profile(settings: Settings, llm: dict[str, Any] | None) -> None:
     intents = spec.script.get("intents", []) if isinstance(spec.script, dict) else []
     flow_targets = [str(i["transfer_to"]) for i in intents if isinstance(i, dict) and i.get("transfer_to")]
     try:
-        check_destinations([*spec.transfer_destinations, *flow_targets], settings.number_policy())
+        numbers = number_policy_for(session, settings, tenant_id)
+        check_destinations([*spec.transfer_destinations, *flow_targets], numbers)
     except ValueError as exc:
         raise InvalidField("llm", f"transfer destination: {exc}") from None

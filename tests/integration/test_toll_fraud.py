@@ -4,6 +4,9 @@ destination, nor point the worker's LLM at a URL the operator did not list."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -89,4 +92,31 @@ def test_a_listed_destination_is_accepted(strict: TestClient) -> None:
     h = new_key(strict, "acme")
     llm = {**LLM, "transfer_destinations": ["+1 415 555 0100", "sip:desk@example.com"]}
     r = strict.post("/agents", headers=h, json={"name": "a", "llm": llm})
+    assert r.status_code == 201, r.text
+
+
+def test_the_operator_sets_a_tenants_countries(client: TestClient, db_url: str) -> None:
+    """`phoneagent tenants countries acme --allow US`: acme's calls go to the US only, another
+    tenant's are not affected, and `--allow ''` gives acme the operator's default back."""
+    acme, globex = new_key(client, "acme"), new_key(client, "globex")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEAGENT_")}
+    env["PHONEAGENT_DATABASE_URL"] = db_url
+
+    def countries(allow: str) -> str:
+        cmd = [sys.executable, "-m", "phoneagent.cli", "tenants", "countries", "acme", "--allow", allow]
+        r = subprocess.run(cmd, env=env, text=True, capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    assert "calls go to US" in countries("us")
+    london = "+442079460000"
+    made = {}
+    for name, h, allowed in (("acme", acme, False), ("globex", globex, True)):
+        made[name] = agent_and_trunk(client, h)
+        body = {"to": london, "agent_profile_id": made[name][0], "outbound_trunk_id": made[name][1]}
+        r = client.post("/calls", headers=h, json=body)
+        assert (r.status_code == 201) is allowed, r.text
+    assert "the default (any)" in countries("")
+    body = {"to": london, "agent_profile_id": made["acme"][0], "outbound_trunk_id": made["acme"][1]}
+    r = client.post("/calls", headers=acme, json=body)
     assert r.status_code == 201, r.text

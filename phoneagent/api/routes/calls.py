@@ -24,6 +24,7 @@ from phoneagent.calls.timeline import summarize_event
 from phoneagent.db.models import Call
 from phoneagent.errors import InvalidField
 from phoneagent.provisioning.resources import get_owned
+from phoneagent.provisioning.tenants import number_policy_for
 from phoneagent.telephony.numbers import to_e164
 
 router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)
@@ -192,7 +193,7 @@ async def place(
 ) -> Any:
     request.app.state.limits["call"].check(tenant, "call")
     settings = request.app.state.settings
-    max_queued, numbers = settings.max_queued_calls_per_tenant, settings.number_policy()
+    max_queued = settings.max_queued_calls_per_tenant
     req = CallRequest(
         to=body.to,
         agent_profile_id=body.agent_profile_id,
@@ -205,6 +206,7 @@ async def place(
 
     def _place() -> tuple[s.CallOut, bool]:
         with sessions() as session:
+            numbers = number_policy_for(session, settings, tenant)
             call, created = place_call(
                 session, tenant, req, idempotency_key=idempotency_key, max_queued=max_queued, numbers=numbers
             )

@@ -13,6 +13,7 @@ from phoneagent.calls.campaigns import callee_timezone, cancel, counts
 from phoneagent.db.models import AgentProfile, Campaign, CampaignContact, OutboundTrunk
 from phoneagent.errors import Conflict, InvalidField
 from phoneagent.provisioning.resources import check_quota, get_owned, list_owned
+from phoneagent.provisioning.tenants import number_policy_for
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=ERRORS)
 
@@ -35,7 +36,7 @@ def create(body: CampaignCreate, request: Request, session: SessionDep, tenant: 
     live = Campaign.status.in_(("running", "paused"))
     quota = settings.max_resources_per_tenant
     check_quota(session, Campaign, tenant, quota, "running or paused campaigns", live)
-    numbers = settings.number_policy()
+    numbers = number_policy_for(session, settings, tenant)
     for i, contact in enumerate(body.contacts):
         if (why := numbers.why_refused(contact.number)) is not None:
             raise InvalidField(f"contacts[{i}].number", why)
