@@ -1,5 +1,6 @@
 """Tiers by directory: tests/unit (fast, no processes), tests/integration (real stack, real DB),
-tests/e2e (real SIP calls). `pytest -m unit` runs the fast tier alone."""
+tests/e2e (real SIP calls), tests/security (generated attacks on the real control plane). `pytest -m
+unit` runs the fast tier alone."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-_TIERS = ("unit", "integration", "e2e")
+_TIERS = ("unit", "integration", "e2e", "security")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneagent import __version__
@@ -128,6 +129,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         detail = [{"field": exc.field, "reason": exc.reason}] if isinstance(exc, InvalidField) else []
         headers = getattr(exc, "headers", None)
         return _problem(request, exc.status_code, exc.message, detail, hint=exc.hint, headers=headers)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> Response:
+        # input the database cannot hold (PostgreSQL refuses NUL bytes in text, numbers out of range):
+        # the client's fault, said without the statement or its values
+        log.info("request refused by the database as data", extra={"error": type(exc.orig).__name__})
+        return _problem(request, 422, "the request holds characters or numbers the database cannot store "
+                        "(e.g. a NUL byte)")  # fmt: skip
 
     @app.exception_handler(TelephonyError)
     async def _telephony(_: Request, exc: TelephonyError) -> JSONResponse:

@@ -168,7 +168,7 @@ class Provisioner:
         tenant_id: str,
         agent_name: str,
         check_trunk_address: Callable[[str], None] | None = None,
-        check_profile: Callable[[dict[str, Any]], None] | None = None,
+        check_profile: Callable[[Session, str, dict[str, Any]], None] | None = None,
         max_per_kind: int | None = None,
     ) -> None:
         self.session = session
@@ -212,9 +212,12 @@ class Provisioner:
         what = _KIND_NAMES[type(row)]
         binding = BINDINGS.get(type(row))
         old_spec = binding.to_spec(self.session, row, self.agent_name) if binding else None
-        for key, value in changes.items():
-            setattr(row, key, value)
-        self._check_refs(row)
+        # no autoflush while the references are checked: a change naming a row that does not exist
+        # must be a 422 from the check, not a foreign-key error from a flush on the way to it
+        with self.session.no_autoflush:
+            for key, value in changes.items():
+                setattr(row, key, value)
+            self._check_refs(row)
         _flush(self.session, what)
         if binding is None:
             _commit(self.session, what)
@@ -252,7 +255,7 @@ class Provisioner:
 
     def _check_refs(self, row: Any) -> None:
         if isinstance(row, AgentProfile) and self._check_profile is not None:
-            self._check_profile(row.llm)
+            self._check_profile(self.session, self.tenant_id, row.llm)
         if isinstance(row, OutboundTrunk) and self._check_trunk_address is not None:
             try:
                 self._check_trunk_address(row.address)
