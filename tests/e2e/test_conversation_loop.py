@@ -14,6 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
+from phoneagent.config import Settings
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
 from phoneagent.testing.sip_phone import BaresipPhone, wait_until
@@ -205,7 +206,18 @@ def test_barge_in_stops_the_agent_within_300_ms_and_the_unsaid_part_is_not_recor
     assert agent[2]["text"] == REPLIES["appointment"]
 
 
-def test_four_callers_at_once_all_get_the_right_answers(line: Line, voice: object, tmp_path: Path) -> None:
+def _worker_idle(settings: Settings) -> bool:
+    """The worker runs no job and has told LiveKit so (its load, reported every few seconds, is 0): a
+    call that just ended elsewhere no longer holds one of its four places."""
+    info = httpx.get(f"http://{settings.bind_host}:{settings.worker_http_port}/worker", timeout=5).json()
+    return int(info.get("active_jobs", 0)) == 0 and float(info.get("worker_load", 0.0)) == 0.0
+
+
+def test_four_callers_at_once_all_get_the_right_answers(
+    stack: Stack, line: Line, voice: object, tmp_path: Path
+) -> None:
+    # four callers fill the 2-core worker's four places: the previous test's call must have left
+    wait_until(lambda: _worker_idle(stack.settings), timeout=60, what="the worker to be idle")
     questions = [
         ("What are your opening hours?", "hours"),
         ("Can I schedule an appointment?", "appointment"),
