@@ -17,7 +17,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from phoneagent.db.models import Call, Campaign, CampaignContact, WebhookDelivery, WebhookEndpoint
-from tests.db_fixtures import new_key
+from phoneagent.stack.services import Stack
+from tests.db_fixtures import client_with, new_key
 
 NASTY_STRINGS = [
     "\x00",
@@ -40,7 +41,7 @@ def _seed(client: TestClient, h: dict[str, str]) -> dict[str, str]:
     agent = client.post("/agents", headers=h, json={"name": "a"}).json()["id"]
     inbound = {"name": "in", "numbers": ["+14155550100"], "allowed_addresses": ["127.0.0.1"]}
     trunk_in = client.post("/trunks/inbound", headers=h, json=inbound).json()["id"]
-    outbound = {"name": "out", "address": "127.0.0.1:5999", "numbers": ["+14155550100"]}
+    outbound = {"name": "out", "address": "8.8.8.8:5060", "numbers": ["+14155550100"]}  # never dialed
     trunk_out = client.post("/trunks/outbound", headers=h, json=outbound).json()["id"]
     rule = client.post("/dispatch-rules", headers=h, json={
         "name": "r", "inbound_trunk_id": trunk_in, "agent_profile_id": agent}).json()["id"]  # fmt: skip
@@ -148,3 +149,38 @@ def test_malformed_and_oversized_input_is_never_a_500(client: TestClient) -> Non
                 sent += 1
                 assert r.status_code < 500, (method, path, bad[:40], r.text[:300])
     assert sent > 500, sent
+
+
+INSIDE = ["127.0.0.1:6389", "localhost:7880", "169.254.169.254", "10.0.0.5:5060", "0.0.0.0", "100.64.0.1"]
+
+
+def test_every_url_field_refuses_internal_addresses(stack: Stack, db_url: str) -> None:
+    """Every field of the spec that takes an address (webhook URLs, trunk addresses, a profile's LLM
+    URL), created and changed, with the host's own and private addresses: never accepted. With the
+    strict defaults (the suite's own settings allow loopback for its receivers and test phones)."""
+    url_fields = {"url", "address", "base_url"}
+    tried = 0
+    with client_with(stack, db_url, webhook_allowed_networks=[], trunk_allowed_networks=[]) as c:
+        spec = c.app.openapi()  # type: ignore[attr-defined]
+        h = new_key(c, "prober")
+        ids = _seed(c, h)
+        for method, path, op in _operations(c):
+            if method not in ("POST", "PATCH") or path.startswith(("/review", "/webhooks")):
+                continue
+            if "application/json" not in op.get("requestBody", {}).get("content", {}):
+                continue
+            fields = set(_fields(op, spec))
+            url = _fill(path, ids)
+            for field in fields & url_fields:
+                for host in INSIDE:
+                    value = f"https://{host}/x" if field in ("url", "base_url") else host
+                    r = c.request(method, url, headers=h, json={field: value})
+                    tried += 1
+                    assert not 200 <= r.status_code < 300, (method, path, field, value, r.text[:200])
+            if "llm" in fields:
+                for host in INSIDE:
+                    llm = {"brain": "llm", "provider": "local", "base_url": f"http://{host}/v1"}
+                    r = c.request(method, url, headers=h, json={"name": f"p{tried}", "llm": llm})
+                    tried += 1
+                    assert not 200 <= r.status_code < 300, (method, path, llm, r.text[:200])
+    assert tried >= 30, tried
