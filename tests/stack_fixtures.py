@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -109,6 +109,13 @@ class ControlPlane:
     agent_id: str
     trunk_id: str
     rule_id: str
+    env: dict[str, str] = field(default_factory=dict)  # its settings, for `phoneagent` commands on its DB
+
+    def new_tenant_key(self, tenant: str) -> dict[str, str]:
+        """Headers with a key of another tenant (made by `phoneagent keys create`, as an operator would)."""
+        cmd = [sys.executable, "-m", "phoneagent.cli", "keys", "create", "--tenant", tenant]
+        token = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120, check=True)
+        return {"Authorization": f"Bearer {token.stdout.strip()}"}
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +154,7 @@ def control_plane(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
             )
             for r in (agent, trunk, rule):
                 assert r.status_code == 201, r.text
-        yield ControlPlane(url, h, agent.json()["id"], trunk.json()["id"], rule.json()["id"])
+        yield ControlPlane(url, h, agent.json()["id"], trunk.json()["id"], rule.json()["id"], env)
     finally:
         proc.stop()
         assert_all_gone(proc.seen_pids)
