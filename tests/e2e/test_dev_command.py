@@ -20,8 +20,9 @@ PORTS = {
     "livekit_rtc_udp_start": 53000,
     "livekit_rtc_udp_end": 53019,
     "sip_port": 35060,
-    "sip_rtp_start": 13000,
-    "sip_rtp_end": 13019,
+    # outside the suite stack's RTP range (13000-13299), which livekit-sip holds for 30 s after calls
+    "sip_rtp_start": 13400,
+    "sip_rtp_end": 13419,
     "sip_health_port": 38089,
     "worker_http_port": 38081,
     "api_port": 38000,
