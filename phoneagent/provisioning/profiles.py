@@ -1,6 +1,7 @@
 """An agent profile as the worker will use it, checked when it is saved: a profile the worker could
 not use, or one that points the worker somewhere it must not go, is a 422 naming the field.
 
+- ``stt``: the worker's own reading (:meth:`WhisperOptions.from_profile`: known keys, models, values);
 - ``llm``: the worker's own schema (:class:`phoneagent.worker.brain_spec.BrainSpec`); a ``base_url``
   (also in ``fallbacks``) only when the operator listed it (``PHONEAGENT_PROFILE_LLM_URLS``);
 - transfer destinations (``llm.transfer_destinations`` and the scripted flow's ``transfer_to``):
@@ -21,7 +22,22 @@ from phoneagent.telephony.destinations import check_destinations
 from phoneagent.worker.brain_spec import parse_brain
 
 
-def check_profile(settings: Settings, session: Session, tenant_id: str, llm: dict[str, Any] | None) -> None:
+def check_profile(
+    settings: Settings,
+    session: Session,
+    tenant_id: str,
+    llm: dict[str, Any] | None,
+    stt: dict[str, Any] | None = None,
+) -> None:
+    if stt:
+        # the worker's own reading of the section (imported only when a profile sets one: it loads
+        # livekit-agents)
+        from phoneagent.speech.whisper_stt import WhisperOptions
+
+        try:
+            WhisperOptions.from_profile(stt)
+        except ConfigError as exc:
+            raise InvalidField("stt", f"{exc.message} ({exc.hint})" if exc.hint else exc.message) from None
     try:
         spec = parse_brain(llm)
     except ConfigError as exc:

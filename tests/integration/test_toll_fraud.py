@@ -120,3 +120,23 @@ def test_the_operator_sets_a_tenants_countries(client: TestClient, db_url: str) 
     body = {"to": london, "agent_profile_id": made["acme"][0], "outbound_trunk_id": made["acme"][1]}
     r = client.post("/calls", headers=acme, json=body)
     assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize(
+    ("stt", "says"),
+    [
+        ({"modle": "base"}, "unknown stt setting"),
+        ({"model": "large-v3"}, "not available"),
+        ({"model": "tiny.en", "language": "de"}, "English only"),
+    ],
+)
+def test_a_profiles_stt_section_is_read_as_the_worker_reads_it(
+    client: TestClient, stt: dict[str, object], says: str
+) -> None:
+    """A section the worker could not use is refused when saved, not silently replaced on a call."""
+    h = new_key(client, "acme")
+    r = client.post("/agents", headers=h, json={"name": "a", "stt": stt})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "stt" and says in r.text, r.text
+    good = {"name": "b", "stt": {"vocabulary": ["Acme", "Maple Avenue"]}}
+    ok = client.post("/agents", headers=h, json=good)
+    assert ok.status_code == 201, ok.text
