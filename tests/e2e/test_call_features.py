@@ -126,11 +126,18 @@ def _dial(stack: Stack, phone: BaresipPhone, number: str) -> None:
     phone.dial(f"sip:{number}@{stack.settings.bind_host}:{stack.settings.sip_port}", timeout=30)
 
 
-def _call_of(f: Features, agent_id: str, *, ended: bool = True) -> dict[str, Any]:
+def _call_of(
+    f: Features, agent_id: str, *, ended: bool = True, worker_said: str | None = None
+) -> dict[str, Any]:
+    """The agent's latest call record, once ended (and, with ``worker_said``, once the worker's event
+    of that type is in it: LiveKit's webhook for the phone leaving may come before it)."""
+
     def find() -> dict[str, Any] | None:
         items = f.c.get("/calls", params={"agent_id": agent_id, "limit": 1}).json()["items"]
         if items and (items[0]["status"] == "ended" or not ended):
-            return dict(f.c.get(f"/calls/{items[0]['id']}").json())
+            record = dict(f.c.get(f"/calls/{items[0]['id']}").json())
+            if worker_said is None or any(e["type"] == worker_said for e in record["events"]):
+                return record
         return None
 
     wait_until(lambda: find() is not None, timeout=30, what="the call record")
@@ -204,7 +211,7 @@ def test_a_transfer_sends_a_refer_that_the_phone_follows(
     finally:
         phone.close()
     assert f"+15550199@{features.target.address}" in refer_to
-    record = _call_of(features, features.lines["features"].agent_id)
+    record = _call_of(features, features.lines["features"].agent_id, worker_said="hangup")
     assert record["end_reason"] == "transferred", record
     assert any(e["type"] == "tool" and e["payload"]["data"]["ok"] for e in record["events"])
 
