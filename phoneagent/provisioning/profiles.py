@@ -19,7 +19,7 @@ from phoneagent.config import Settings
 from phoneagent.errors import ConfigError, InvalidField
 from phoneagent.provisioning.tenants import number_policy_for
 from phoneagent.telephony.destinations import check_destinations
-from phoneagent.worker.brain_spec import parse_brain
+from phoneagent.worker.brain_spec import check_profile_url, parse_brain
 
 
 def check_profile(
@@ -42,14 +42,11 @@ def check_profile(
         spec = parse_brain(llm)
     except ConfigError as exc:
         raise InvalidField("llm", exc.message) from None
-    urls = [spec.base_url, *(f.base_url for f in spec.fallbacks)]
-    for url in urls:
-        if url and url.rstrip("/") not in settings.profile_llm_urls:
-            raise InvalidField(
-                "llm",
-                f"base_url {url!r} is not one the operator allows (PHONEAGENT_PROFILE_LLM_URLS); leave it "
-                "out to use the operator's",
-            )
+    for url in (spec.base_url, *(f.base_url for f in spec.fallbacks)):
+        try:
+            check_profile_url(settings.profile_llm_urls, url)  # the worker's own check
+        except ConfigError as exc:
+            raise InvalidField("llm", f"{exc.message} ({exc.hint})") from None
     intents = spec.script.get("intents", []) if isinstance(spec.script, dict) else []
     flow_targets = [str(i["transfer_to"]) for i in intents if isinstance(i, dict) and i.get("transfer_to")]
     try:

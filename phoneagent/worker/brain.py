@@ -38,6 +38,7 @@ from phoneagent.worker.brain_spec import (
     DEFAULT_MODELS,
     BrainSpec,
     LLMTarget,
+    check_profile_url,
     parse_brain,
 )
 from phoneagent.worker.scripted import ScriptedFlow, ScriptedLLM
@@ -56,21 +57,9 @@ def instructions_for(spec: BrainSpec) -> str:
     return spec.instructions or DEFAULT_INSTRUCTIONS
 
 
-def check_profile_url(settings: Settings, url: str | None) -> None:
-    """A profile's ``base_url`` is used only when the operator listed it (PHONEAGENT_PROFILE_LLM_URLS):
-    a tenant's profile must not make the worker send requests where it chooses (this host, the
-    private network), in any mode."""
-    if url and url.rstrip("/") not in settings.profile_llm_urls:
-        raise ConfigError(
-            f"the agent profile's llm base_url {url!r} is not one the operator allows",
-            hint="leave base_url out (the operator's OPENAI_BASE_URL / LOCAL_LLM_URL answer), or ask the "
-            "operator to list it in PHONEAGENT_PROFILE_LLM_URLS",
-        )
-
-
 def _choice(settings: Settings, target: LLMTarget) -> tuple[ProviderChoice, str | None]:
     """The target as a provider choice, with the key it may carry (None: no key)."""
-    check_profile_url(settings, target.base_url)
+    check_profile_url(settings.profile_llm_urls, target.base_url)
     if target.provider == "local":
         url = target.base_url or settings.local_llm_url
         if not url:

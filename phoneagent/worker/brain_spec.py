@@ -4,6 +4,7 @@ the control plane loads it at start."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -110,3 +111,15 @@ def parse_brain(profile_llm: dict[str, Any] | None) -> BrainSpec:
             f"agent profile brain is invalid: {problems}",
             hint='e.g. {"brain": "llm", "provider": "openai", "model": "gpt-4o-mini"}',
         ) from None
+
+
+def check_profile_url(allowed: Sequence[str], url: str | None) -> None:
+    """A profile's ``base_url`` is used only when the operator listed it (PHONEAGENT_PROFILE_LLM_URLS):
+    a tenant's profile must not make the worker send requests where it chooses (this host, the
+    private network), in any mode. The worker and the control plane both ask here."""
+    if url and url.rstrip("/") not in allowed:
+        raise ConfigError(
+            f"the agent profile's llm base_url {url!r} is not one the operator allows",
+            hint="leave base_url out (the operator's OPENAI_BASE_URL / LOCAL_LLM_URL answer), or ask the "
+            "operator to list it in PHONEAGENT_PROFILE_LLM_URLS",
+        )
