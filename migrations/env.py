@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 
 from phoneagent.config import get_settings
+from phoneagent.db import models  # noqa: F401  (registers the tables)
 from phoneagent.db.base import Base
 from phoneagent.db.engine import database_url, make_engine
-from phoneagent.db import models  # noqa: F401  (registers the tables)
 
 config = context.config
 url = config.attributes.get("url") or database_url(get_settings())

@@ -18,10 +18,10 @@ from phoneagent.config import Settings
 from phoneagent.db.engine import database_url
 from phoneagent.db.migrate import upgrade
 from phoneagent.errors import ServiceStartError
+from phoneagent.stack.dev_phone import write_phone_config
+from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.dev_routing import ensure_dev_routing
-from phoneagent.testing.processes import LoggedProcess
-from phoneagent.testing.sip_phone import write_phone_config
 
 
 def _child_env(settings: Settings) -> dict[str, str]:

@@ -24,7 +24,7 @@ from phoneagent.db.migrate import upgrade
 from phoneagent.provisioning.keys import create_key
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.sip import LiveKitSip
-from phoneagent.testing.postgres import TempPostgres
+from tests.peers.postgres import TempPostgres
 from tests.stack_fixtures import PORT_OFFSET
 
 PG_PORT = 25433 + PORT_OFFSET

@@ -23,8 +23,8 @@ from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.migrate import upgrade
 from phoneagent.db.models import AgentProfile, Call, CallEvent, CallTurn
 from phoneagent.provisioning.keys import create_key
-from phoneagent.testing.processes import LoggedProcess, assert_all_gone
-from phoneagent.testing.wav import write_wav
+from tests.peers.processes import LoggedProcess, assert_all_gone
+from tests.peers.wav import write_wav
 from tests.stack_fixtures import TEST_PORTS, settings_env
 
 RATE = 8000

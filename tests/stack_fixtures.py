@@ -16,7 +16,7 @@ import pytest
 
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
-from phoneagent.testing.processes import LoggedProcess, assert_all_gone
+from tests.peers.processes import LoggedProcess, assert_all_gone
 
 # PHONEAGENT_TEST_PORT_OFFSET moves every test port, so that two checkouts can run their suites at once
 # (with offset 4000 no port, nor the RTP range, lands on one of the unmoved suite's)

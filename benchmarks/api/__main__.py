@@ -32,11 +32,11 @@ import httpx
 from benchmarks.calllog.report import git_state, machine, versions, write_json
 from phoneagent.config import Settings
 from phoneagent.db.migrate import REPO_ROOT, upgrade
+from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_credentials
-from phoneagent.testing.livekit_events import signed_headers, sip_participant_event
-from phoneagent.testing.processes import LoggedProcess
-from phoneagent.testing.sipp import SippCallee
+from tests.peers.livekit_events import signed_headers, sip_participant_event
+from tests.peers.sipp import SippCallee
 
 PORTS = {
     "redis_port": 36389,

@@ -128,7 +128,7 @@ def run_sqlite(world: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_postgres(world: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from phoneagent.testing.postgres import TempPostgres
+    from tests.peers.postgres import TempPostgres
 
     pg = TempPostgres(port=args.port)
     log(f"[postgresql] initdb + start on 127.0.0.1:{args.port} under {pg.root}")

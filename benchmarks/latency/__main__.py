@@ -56,7 +56,7 @@ from benchmarks.latency.calls import (
 from benchmarks.latency.rig import Arm, ArmSpec, Rig
 from benchmarks.latency.wire import RtpCapture
 from phoneagent.db.migrate import REPO_ROOT
-from phoneagent.testing.voices import load_caller_voice
+from tests.peers.voices import load_caller_voice
 
 GOAL = {"p50_ms": 600, "p95_ms": 900, "concurrency_p95_ms": 1200, "cut_offs_per_paused": 1 / 20}
 HOPS = ("inbound", "vad", "transcript", "end_of_turn", "brain", "tts", "playout", "outbound")

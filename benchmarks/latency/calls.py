@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.latency.wire import RtpCapture, Stream
-from phoneagent.testing.sip_phone import BaresipPhone, wait_until
-from phoneagent.testing.voices import caller_speech, paused_caller_speech
-from phoneagent.testing.wav import read_growing_wav, rms_dbfs, silence, write_wav
+from tests.peers.sip_phone import BaresipPhone, wait_until
+from tests.peers.voices import caller_speech, paused_caller_speech
+from tests.peers.wav import read_growing_wav, rms_dbfs, silence, write_wav
 
 MID_PAUSE_S = 0.7
 RATE = 8000

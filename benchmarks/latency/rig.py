@@ -26,8 +26,8 @@ import psutil
 
 from phoneagent.config import Settings
 from phoneagent.db.migrate import REPO_ROOT
+from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.services import Stack
-from phoneagent.testing.processes import LoggedProcess
 
 PORTS = {
     "redis_port": 46389,

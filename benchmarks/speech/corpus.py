@@ -4,7 +4,7 @@ domain vocabulary an agent profile would list. Fixed lists: every run measures t
 from __future__ import annotations
 
 # (category, reference text). Written the way a careful transcriber would; the WER normalizer
-# (phoneagent.testing.wer) makes "5" and "five", "2:30" and "two thirty" compare equal.
+# (tests.peers.wer) makes "5" and "five", "2:30" and "two thirty" compare equal.
 UTTERANCES: list[tuple[str, str]] = [
     ("number", "I need 5 tickets for the show."),
     ("number", "There are 12 people in my group."),

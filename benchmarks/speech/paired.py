@@ -23,7 +23,7 @@ from benchmarks.speech.run import REPO_ROOT, Quiet, _git, log, versions
 from benchmarks.speech.voices import make_clip
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.speech.whisper_stt import load_whisper, vocabulary_prompt
-from phoneagent.testing.wer import Score, corpus_wer, score
+from tests.peers.wer import Score, corpus_wer, score
 
 VARIANTS = [
     BASELINE,

@@ -21,7 +21,7 @@ from benchmarks.speech.report import markdown_tables, summarize, svg_chart
 from benchmarks.speech.voices import ESPEAK_VOICES, espeak_available, make_clip, non_speech_clips
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.speech.whisper_stt import WhisperOptions, load_whisper, vocabulary_prompt
-from phoneagent.testing.wer import normalize, score
+from tests.peers.wer import normalize, score
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OTHER_BENCHMARKS = r"benchmarks\.(calllog|review|latency)"
@@ -257,7 +257,7 @@ def _method(args: argparse.Namespace, voices: list[str], n: int) -> dict[str, An
         "baseline": replace(BASELINE, beam_size=args.beam_size).__dict__,
         "sweep": [v.__dict__ for v in SWEEP],
         "sweep_condition": "8k",
-        "wer": "corpus WER: word edits / reference words after phoneagent.testing.wer.normalize "
+        "wer": "corpus WER: word edits / reference words after tests.peers.wer.normalize "
         "(lowercase, no punctuation, number words to digits, numbers compared digit by digit)",
         "latency": "wall time of one transcription (16 kHz float input to last segment), per utterance",
         "rtf": "sum of transcription time / sum of audio duration",

@@ -1,7 +1,7 @@
 """The benchmark's callers and the two ways their speech reaches Whisper.
 
 Voices (none is the agent's own voice as it sounds on a call):
-- ``caller``: the project's test caller (phoneagent.testing.voices: Piper en_US-joe-medium pitched up
+- ``caller``: the project's test caller (tests.peers.voices: Piper en_US-joe-medium pitched up
   18 % and sped up by resampling);
 - ``espeak:<voice>``: espeak-ng (Debian package), a formant synthesizer, much harder for Whisper.
 
@@ -24,7 +24,7 @@ from livekit import rtc
 
 from phoneagent.speech.audio import PHONE_RATE
 from phoneagent.speech.whisper_stt import WHISPER_RATE, to_whisper_input
-from phoneagent.testing.voices import caller_source, phone_line
+from tests.peers.voices import caller_source, phone_line
 
 ESPEAK_VOICES = ("en-us", "en+f3", "en-gb-x-rp")
 PAD_S = 0.2  # silence either side, as a VAD-cut utterance has

@@ -25,7 +25,7 @@ from benchmarks.speech.run import REPO_ROOT, _git, log, versions
 from benchmarks.speech.voices import ESPEAK_VOICES, espeak_available, make_clip, non_speech_clips
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.speech.whisper_stt import WhisperOptions, load_whisper, transcribe_blocking
-from phoneagent.testing.wer import Score, corpus_wer, score
+from tests.peers.wer import Score, corpus_wer, score
 
 WINDOWS = {"30 s": False, "10 s": True}
 

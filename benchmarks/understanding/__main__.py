@@ -46,9 +46,9 @@ from phoneagent.speech.whisper_stt import (
     to_whisper_input,
     turn_prompt,
 )
-from phoneagent.testing.voices import mu_law_roundtrip
-from phoneagent.testing.wer import Score, corpus_wer, score
 from phoneagent.worker.scripted import NO, YES, Script, ScriptedFlow
+from tests.peers.voices import mu_law_roundtrip
+from tests.peers.wer import Score, corpus_wer, score
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VOICES = ("caller", "espeak:en-us", "espeak:en+f3", "espeak:en-gb-x-rp", "espeak:en-us+m3")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from alembic import op
 
-
 revision = '0007'
 down_revision = '0006'
 branch_labels = None

@@ -18,11 +18,11 @@ import pytest
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack import ports
 from phoneagent.stack.services import Stack
-from phoneagent.testing.sip_phone import BaresipPhone, wait_until
-from phoneagent.testing.sipp import SippCallee
-from phoneagent.testing.voices import caller_speech
-from phoneagent.testing.wav import silence, write_wav
 from tests.e2e.conftest import transcribe
+from tests.peers.sip_phone import BaresipPhone, wait_until
+from tests.peers.sipp import SippCallee
+from tests.peers.voices import caller_speech
+from tests.peers.wav import silence, write_wav
 from tests.stack_fixtures import ControlPlane, WorkerProcess
 
 VOICEMAIL = "Hello, this is Acme Dental calling about your appointment. Please call us back. Goodbye."

@@ -12,10 +12,10 @@ import pytest
 
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
-from phoneagent.testing.sip_phone import BaresipPhone, wait_until
-from phoneagent.testing.voices import caller_wav
-from phoneagent.testing.wav import speech_seconds, trailing_silence_seconds, write_wav
 from tests.e2e.conftest import transcribe
+from tests.peers.sip_phone import BaresipPhone, wait_until
+from tests.peers.voices import caller_wav
+from tests.peers.wav import speech_seconds, trailing_silence_seconds, write_wav
 from tests.stack_fixtures import ControlPlane, WorkerProcess
 
 

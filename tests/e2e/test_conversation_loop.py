@@ -17,9 +17,9 @@ import pytest
 from phoneagent.config import Settings
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
-from phoneagent.testing.sip_phone import BaresipPhone, wait_until
-from phoneagent.testing.voices import caller_speech, load_caller_voice, paused_caller_speech
-from phoneagent.testing.wav import (
+from tests.peers.sip_phone import BaresipPhone, wait_until
+from tests.peers.voices import caller_speech, load_caller_voice, paused_caller_speech
+from tests.peers.wav import (
     read_growing_wav,
     silence,
     speech_seconds,

@@ -9,9 +9,9 @@ import signal
 import sys
 from pathlib import Path
 
-from phoneagent.testing.processes import LoggedProcess, assert_all_gone
-from phoneagent.testing.sip_phone import BaresipPhone
 from tests.e2e.conftest import transcribe
+from tests.peers.processes import LoggedProcess, assert_all_gone
+from tests.peers.sip_phone import BaresipPhone
 
 PORTS = {
     "redis_port": 36389,

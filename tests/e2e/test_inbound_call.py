@@ -13,10 +13,10 @@ from livekit import api
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_api
-from phoneagent.testing.processes import assert_all_gone
-from phoneagent.testing.sip_phone import BaresipPhone, wait_until
-from phoneagent.testing.wav import speech_seconds
 from tests.e2e.conftest import transcribe
+from tests.peers.processes import assert_all_gone
+from tests.peers.sip_phone import BaresipPhone, wait_until
+from tests.peers.wav import speech_seconds
 from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess
 
 AGENT_STATE = "lk.agent.state"

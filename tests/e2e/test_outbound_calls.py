@@ -15,11 +15,11 @@ import pytest
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack import ports
 from phoneagent.stack.services import Stack
-from phoneagent.testing.receiver import WebhookReceiver
-from phoneagent.testing.sip_phone import BaresipPhone, wait_until
-from phoneagent.testing.sipp import SippCallee
-from phoneagent.testing.voices import caller_wav
 from tests.e2e.conftest import transcribe
+from tests.peers.receiver import WebhookReceiver
+from tests.peers.sip_phone import BaresipPhone, wait_until
+from tests.peers.sipp import SippCallee
+from tests.peers.voices import caller_wav
 from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess
 
 CALLEE = "+15550142"

@@ -23,12 +23,12 @@ from livekit import api
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_api
-from phoneagent.testing.receiver import WebhookReceiver
-from phoneagent.testing.recording import decode
-from phoneagent.testing.sip_phone import BaresipPhone, wait_until
-from phoneagent.testing.voices import caller_wav
-from phoneagent.testing.wav import speech_seconds, trailing_silence_seconds
 from tests.e2e.conftest import transcribe
+from tests.peers.receiver import WebhookReceiver
+from tests.peers.recording import decode
+from tests.peers.sip_phone import BaresipPhone, wait_until
+from tests.peers.voices import caller_wav
+from tests.peers.wav import speech_seconds, trailing_silence_seconds
 from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess
 
 QUESTION = "What are your opening hours on Saturday?"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from phoneagent.stack.services import Stack
-from phoneagent.testing.sip_phone import BaresipPhone, speech_seconds, trailing_silence_seconds, wait_until
+from tests.peers.sip_phone import BaresipPhone, speech_seconds, trailing_silence_seconds, wait_until
 from tests.stack_fixtures import ControlPlane, WorkerProcess
 
 GREETINGS = {

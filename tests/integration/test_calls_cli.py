@@ -10,7 +10,7 @@ from pathlib import Path
 
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import CallEvent
-from phoneagent.testing.processes import LoggedProcess, assert_all_gone
+from tests.peers.processes import LoggedProcess, assert_all_gone
 from tests.review_fixtures import PHRASE, TURNS, RunningApp, free_port
 
 

@@ -12,7 +12,7 @@ import httpx
 
 from phoneagent.stack import ports
 from phoneagent.stack.services import Stack
-from phoneagent.testing.sipp import SippCallee
+from tests.peers.sipp import SippCallee
 from tests.stack_fixtures import ApiProcess
 
 N, CONCURRENCY = 100, 5

@@ -17,7 +17,7 @@ from phoneagent.errors import EgressUnavailable
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_credentials
 from phoneagent.telephony.egress import LiveKitEgress
-from phoneagent.testing.recording import decode, tone_share
+from tests.peers.recording import decode, tone_share
 
 
 async def _publish_tone(

@@ -8,8 +8,8 @@ from fastapi.testclient import TestClient
 
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_credentials
-from phoneagent.testing.livekit_events import signed_headers, sip_participant_event
 from tests.db_fixtures import new_key
+from tests.peers.livekit_events import signed_headers, sip_participant_event
 
 
 def _rule(client: TestClient, h: dict[str, str], number: str = "+14155550100") -> str:

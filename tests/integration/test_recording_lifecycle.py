@@ -22,8 +22,8 @@ from phoneagent.config import Settings
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import Call, RecordingEgress
 from phoneagent.telephony.egress import CallTracks
-from phoneagent.testing.recording import decode, tone_track
 from tests.integration.recording_helpers import T0, FakeEgress, end_call, recording_call, state, webhooks
+from tests.peers.recording import decode, tone_track
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 
 from phoneagent.recording.merge import MergeError, TrackFile, merge_tracks, offsets_ns
 from phoneagent.recording.ogg import NotOggOpus, opus_duration_s
-from phoneagent.testing.recording import decode, onsets, tone_share, tone_track
+from tests.peers.recording import decode, onsets, tone_share, tone_track
 
 T0 = 1_795_600_000_000_000_000  # a wall-clock time in ns, like FileInfo.started_at
 CALLER_HZ, AGENT_HZ = 440.0, 1000.0

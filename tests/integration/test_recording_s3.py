@@ -23,9 +23,9 @@ from phoneagent.db.models import Call
 from phoneagent.provisioning.keys import create_key
 from phoneagent.recording.storage import S3Store
 from phoneagent.stack.paths import StackPaths
-from phoneagent.testing.minio import TempMinio
-from phoneagent.testing.recording import decode, tone_track
 from tests.integration.recording_helpers import T0, FakeEgress, end_call, recording_call, state, webhooks
+from tests.peers.minio import TempMinio
+from tests.peers.recording import decode, tone_track
 from tests.stack_fixtures import TEST_PORTS
 
 BUCKET = "calls"

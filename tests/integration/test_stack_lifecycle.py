@@ -19,7 +19,7 @@ import pytest
 from phoneagent.config import Settings
 from phoneagent.errors import PortInUseError, ServiceStartError
 from phoneagent.stack.services import Service, Stack
-from phoneagent.testing.processes import alive, assert_all_gone
+from tests.peers.processes import alive, assert_all_gone
 from tests.stack_fixtures import PORT_OFFSET
 
 PORTS = {  # moved by PHONEAGENT_TEST_PORT_OFFSET like every test port

@@ -20,8 +20,8 @@ from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import AgentProfile, OutboundTrunk, Tenant, WebhookDelivery, WebhookEndpoint
 from phoneagent.netguard import AddressPolicy, parse_networks
 from phoneagent.stack.services import Stack
-from phoneagent.testing.receiver import WebhookReceiver
-from phoneagent.testing.sip_phone import wait_until
+from tests.peers.receiver import WebhookReceiver
+from tests.peers.sip_phone import wait_until
 from tests.stack_fixtures import ApiProcess
 
 FAST = RetryPolicy(max_attempts=4, base_s=0.05, factor=2.0, ended_grace_s=0.0)

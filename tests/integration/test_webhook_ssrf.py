@@ -20,8 +20,8 @@ from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import AgentProfile, OutboundTrunk, Tenant, WebhookDelivery, WebhookEndpoint
 from phoneagent.netguard import AddressPolicy, parse_networks
 from phoneagent.stack.services import Stack
-from phoneagent.testing.receiver import WebhookReceiver
 from tests.db_fixtures import client_with, new_key
+from tests.peers.receiver import WebhookReceiver
 
 ONE_TRY = RetryPolicy(max_attempts=1, base_s=0.05, ended_grace_s=0.0)
 

@@ -14,13 +14,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from phoneagent.db.models import Call, CallEvent
+from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import worker_token
-from phoneagent.testing.livekit_events import signed_headers, sip_participant_event
-from phoneagent.testing.processes import LoggedProcess
 from phoneagent.worker.reporter import EventReporter
 from tests.db_fixtures import new_key
 from tests.integration.test_livekit_webhooks import _rule
+from tests.peers.livekit_events import signed_headers, sip_participant_event
 from tests.stack_fixtures import SPARE_API_PORT, settings_env
 
 

@@ -18,8 +18,6 @@ from phoneagent.errors import ConfigError
 from phoneagent.speech.fallbacks import report_fallbacks
 from phoneagent.speech.providers import session_conn_options
 from phoneagent.telephony.destinations import TransferPolicy
-from phoneagent.testing.anthropic_wire import FakeAnthropic
-from phoneagent.testing.openai_wire import FakeOpenAI
 from phoneagent.worker.agent import GOODBYE_DRAIN_S, CallControl, PhoneAgent
 from phoneagent.worker.brain import (
     DEFAULT_INSTRUCTIONS,
@@ -30,6 +28,8 @@ from phoneagent.worker.brain import (
     transfer_policy,
 )
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
+from tests.peers.anthropic_wire import FakeAnthropic
+from tests.peers.openai_wire import FakeOpenAI
 
 MakeSettings = Callable[..., Settings]
 REPLY = "We are open from nine to five, Monday to Friday."

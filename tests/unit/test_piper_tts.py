@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from phoneagent.speech.piper_tts import PiperTTS, load_piper_voice
-from phoneagent.testing.wav import speech_seconds
+from tests.peers.wav import speech_seconds
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import socket
 import pytest
 from aiohttp import web
 
-from phoneagent.testing.local_server import LocalServer
 from phoneagent.worker.profiles import ProfileCache
+from tests.peers.local_server import LocalServer
 
 
 def _closed_port() -> int:

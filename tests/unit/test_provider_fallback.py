@@ -17,11 +17,11 @@ from livekit.agents import stt, utils
 from phoneagent.config import Settings
 from phoneagent.speech.fallbacks import report_fallbacks
 from phoneagent.speech.providers import build_stt, build_tts
-from phoneagent.testing.deepgram_wire import FakeDeepgram
-from phoneagent.testing.local_server import closed_port_url
-from phoneagent.testing.openai_wire import FakeOpenAI
-from phoneagent.testing.voices import caller_speech
-from phoneagent.testing.wav import frames_pcm, pcm_frames, silence, speech_seconds
+from tests.peers.deepgram_wire import FakeDeepgram
+from tests.peers.local_server import closed_port_url
+from tests.peers.openai_wire import FakeOpenAI
+from tests.peers.voices import caller_speech
+from tests.peers.wav import frames_pcm, pcm_frames, silence, speech_seconds
 
 MakeSettings = Callable[..., Settings]
 DEEPGRAM_STT_DOWN = {"component": "stt", "provider": "deepgram", "model": "nova-3", "available": False}

@@ -14,10 +14,10 @@ from livekit.agents import stt, tts, utils
 
 from phoneagent.config import Settings
 from phoneagent.speech.providers import build_stt, build_tts
-from phoneagent.testing.deepgram_wire import FakeDeepgram
-from phoneagent.testing.local_server import seconds_for, tone
-from phoneagent.testing.openai_wire import FakeOpenAI
-from phoneagent.testing.wav import dominant_hz, frames_pcm, pcm_frames
+from tests.peers.deepgram_wire import FakeDeepgram
+from tests.peers.local_server import seconds_for, tone
+from tests.peers.openai_wire import FakeOpenAI
+from tests.peers.wav import dominant_hz, frames_pcm, pcm_frames
 
 MakeSettings = Callable[..., Settings]
 CALLER = "I would like to book an appointment for Tuesday."

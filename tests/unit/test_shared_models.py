@@ -17,7 +17,7 @@ import pytest
 from phoneagent.errors import SharedModelsError
 from phoneagent.speech.shared import ModelHost, SharedModels, read_frame, send_frame
 from phoneagent.speech.whisper_stt import WhisperOptions
-from phoneagent.testing.voices import caller_speech
+from tests.peers.voices import caller_speech
 
 pytestmark = pytest.mark.unit
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import wave
 from pathlib import Path
 
-from phoneagent.testing.sip_phone import write_phone_config
-from phoneagent.testing.wav import read_growing_wav, write_wav
+from phoneagent.stack.dev_phone import write_phone_config
+from tests.peers.wav import read_growing_wav, write_wav
 
 
 def test_phone_stays_on_loopback_with_pcmu(tmp_path: Path) -> None:
@@ -29,7 +29,7 @@ def test_growing_wav_reads_samples_before_the_header_is_final(tmp_path: Path) ->
 def test_trailing_silence_and_speech_meters() -> None:
     import numpy as np
 
-    from phoneagent.testing.wav import speech_seconds, trailing_silence_seconds
+    from tests.peers.wav import speech_seconds, trailing_silence_seconds
 
     t = np.arange(8000) / 8000
     tone = (8000 * np.sin(2 * np.pi * 440 * t)).astype(np.int16)

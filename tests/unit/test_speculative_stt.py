@@ -16,8 +16,8 @@ from livekit.plugins import silero
 
 from phoneagent.speech.speculative import SpeculativeStreamAdapter
 from phoneagent.speech.whisper_stt import WhisperSTT
-from phoneagent.testing.voices import caller_speech
-from phoneagent.testing.wav import silence
+from tests.peers.voices import caller_speech
+from tests.peers.wav import silence
 
 RATE = 8000
 

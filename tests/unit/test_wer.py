@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from phoneagent.testing.wer import Score, corpus_wer, edit_distance, normalize, score
+from tests.peers.wer import Score, corpus_wer, edit_distance, normalize, score
 
 
 @pytest.mark.parametrize(

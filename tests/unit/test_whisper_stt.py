@@ -8,8 +8,8 @@ from livekit import rtc
 
 from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.speech.whisper_stt import WhisperOptions, WhisperSTT, load_whisper, to_whisper_input
-from phoneagent.testing.voices import caller_speech
-from phoneagent.testing.wer import score
+from tests.peers.voices import caller_speech
+from tests.peers.wer import score
 
 
 @pytest.fixture(scope="module")

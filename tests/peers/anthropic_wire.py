@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from phoneagent.testing.local_server import LocalServer
+from tests.peers.local_server import LocalServer
 
 
 class FakeAnthropic(LocalServer):

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from phoneagent.testing.local_server import LocalServer, seconds_for, tone
+from tests.peers.local_server import LocalServer, seconds_for, tone
 
 
 def _words(transcript: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from phoneagent.speech.audio import PHONE_RATE, PhoneLineResampler
-from phoneagent.testing.wav import silence, write_wav
+from tests.peers.wav import silence, write_wav
 
 PITCH = 1.18
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from phoneagent.testing.local_server import LocalServer, seconds_for, tone
+from tests.peers.local_server import LocalServer, seconds_for, tone
 
 OPENAI_PCM_RATE = 24000
 

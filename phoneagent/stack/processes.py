@@ -1,5 +1,5 @@
-"""Run phoneagent commands as real child processes, wait on their log lines with deadlines, and
-check afterwards that the whole process tree is gone."""
+"""Child processes whose output goes to a log file that can be waited on with a deadline
+(``phoneagent dev`` runs the API and the worker this way; tests and benchmarks too)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from pathlib import Path
 
 import psutil
 
+from phoneagent.errors import StackError
 
-class ProcessError(AssertionError):
-    pass
+
+class ProcessError(StackError):
+    """A child exited, or did not print what was awaited, before its deadline."""
 
 
 class LoggedProcess:
@@ -88,24 +90,3 @@ class LoggedProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self._log.close()
-
-
-def alive(pids: set[int]) -> list[str]:
-    """The processes among ``pids`` that still run (zombies count as gone), described."""
-    left = []
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            if p.status() != psutil.STATUS_ZOMBIE:
-                left.append(f"{pid} {p.name()}")
-        except psutil.NoSuchProcess:
-            continue
-    return left
-
-
-def assert_all_gone(pids: set[int], *, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (left := alive(pids)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if left:
-        raise ProcessError(f"processes still running after stop: {', '.join(left)}")
