@@ -20,7 +20,9 @@ try:
             target_metadata=Base.metadata,
             render_as_batch=True,
             # the full-text tables are made by hand (FTS5 / tsvector): autogenerate must not drop them
-            include_name=lambda name, kind, _parent: not (kind == "table" and str(name).startswith("call_search")),
+            include_name=lambda name, kind, _parent: (
+                not (kind == "table" and str(name).startswith("call_search"))
+            ),
         )
         with context.begin_transaction():
             context.run_migrations()

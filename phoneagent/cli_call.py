@@ -75,8 +75,12 @@ def run_call(args: argparse.Namespace, settings: Settings) -> int:
         if len(trunks) != 1:
             raise RequestError(f"you have {len(trunks)} outbound trunks", hint="choose one with --trunk")
         trunk = trunks[0]
-    body = {"to": args.to, "agent_profile_id": agent["id"], "outbound_trunk_id": trunk["id"],
-            "ring_timeout_s": args.ring_timeout}  # fmt: skip
+    body = {
+        "to": args.to,
+        "agent_profile_id": agent["id"],
+        "outbound_trunk_id": trunk["id"],
+        "ring_timeout_s": args.ring_timeout,
+    }
     if args.from_number:
         body["from_number"] = args.from_number
     call = api("POST", "/calls", json=body, headers={"Idempotency-Key": f"cli-{uuid.uuid4().hex}"})

@@ -260,9 +260,13 @@ class Settings(BaseSettings):
         return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator(
-        "deepgram_base_url", "openai_base_url", "anthropic_base_url", "whisper_local_url", "piper_url",
+        "deepgram_base_url",
+        "openai_base_url",
+        "anthropic_base_url",
+        "whisper_local_url",
+        "piper_url",
         "local_llm_url",
-    )  # fmt: skip
+    )
     @classmethod
     def _http_url(cls, v: str) -> str:
         v = v.strip().rstrip("/")
@@ -298,9 +302,16 @@ class Settings(BaseSettings):
         """ValueError when a carrier trunk's address leads inside (see netguard.check_sip_host)."""
         own = {
             (ipaddress.ip_address("127.0.0.1" if self.bind_host == "localhost" else self.bind_host), port)
-            for port in (self.sip_port, self.livekit_port, self.livekit_rtc_tcp_port, self.redis_port,
-                         self.api_port, self.worker_http_port, self.sip_health_port)
-        }  # fmt: skip
+            for port in (
+                self.sip_port,
+                self.livekit_port,
+                self.livekit_rtc_tcp_port,
+                self.redis_port,
+                self.api_port,
+                self.worker_http_port,
+                self.sip_health_port,
+            )
+        }
         allowed = parse_networks(self.trunk_allowed_networks)
         check_sip_host(address, AddressPolicy(allowed_networks=allowed), own)
 

@@ -33,6 +33,7 @@ ERROR_FIELDS = frozenset({"error"})
 
 def scrub(text: str) -> str:
     """Free text with every run of five or more digits masked (its first two and last two kept)."""
+
     def masked(m: re.Match[str]) -> str:
         found = m.group(0)
         return found if _DATE.fullmatch(found) else mask(found)

@@ -159,8 +159,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                 return await self._inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 error = exc
-        assert error is not None
-        raise error
+        raise error or httpcore.ConnectError(f"no address to connect to for {host}")
 
     async def connect_unix_socket(
         self,
@@ -183,9 +182,7 @@ def guarded_client(policy: AddressPolicy, *, timeout: float) -> httpx.AsyncClien
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
 
 
-def check_sip_host(
-    address: str, policy: AddressPolicy, own: Iterable[tuple[IPAddress, int]] = ()
-) -> None:
+def check_sip_host(address: str, policy: AddressPolicy, own: Iterable[tuple[IPAddress, int]] = ()) -> None:
     """Refuse (ValueError) a carrier trunk address (``host[:port]``, port 5060 unless said) inside the
     host's network, unless the operator allowed its network, and always the stack's own listeners
     (``own``: address, port), where an INVITE from the bridge would loop back into the stack. A name

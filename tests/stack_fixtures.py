@@ -222,8 +222,12 @@ class ApiProcess:
     @classmethod
     def create(cls, settings: Settings, db_url: str, log_dir: Path, **extra_env: str) -> ApiProcess:
         port = SPARE_API_PORT
-        env = {**settings_env(settings), "PHONEAGENT_DATABASE_URL": db_url, "PHONEAGENT_API_PORT": str(port),
-               **extra_env}  # fmt: skip
+        env = {
+            **settings_env(settings),
+            "PHONEAGENT_DATABASE_URL": db_url,
+            "PHONEAGENT_API_PORT": str(port),
+            **extra_env,
+        }
         run = functools.partial(
             subprocess.run, env=env, capture_output=True, text=True, timeout=120, check=True
         )

@@ -481,16 +481,47 @@ def to_dt(us: int) -> datetime:
 # JSON columns (calls.metadata, call_events.payload) hold Python objects: Core serialises them on
 # SQLite, the COPY seeder json-encodes them itself.
 CALL_COLS = (
-    "id", "tenant_id", "direction", "status", "end_reason", "from_number", "to_number",
-    "agent_profile_id", "room_name", "sip_call_id", "sip_status_code", "sip_status_reason",
-    "disconnect_reason", "created_at", "ringing_at", "answered_at", "ended_at", "duration_ms",
-    "recording_egress_id", "recording_status", "recording_location", "recording_size_bytes",
-    "cost_telephony_microusd", "cost_speech_microusd", "cost_llm_microusd", "metadata", "ring_timeout_s",
-)  # fmt: skip
+    "id",
+    "tenant_id",
+    "direction",
+    "status",
+    "end_reason",
+    "from_number",
+    "to_number",
+    "agent_profile_id",
+    "room_name",
+    "sip_call_id",
+    "sip_status_code",
+    "sip_status_reason",
+    "disconnect_reason",
+    "created_at",
+    "ringing_at",
+    "answered_at",
+    "ended_at",
+    "duration_ms",
+    "recording_egress_id",
+    "recording_status",
+    "recording_location",
+    "recording_size_bytes",
+    "cost_telephony_microusd",
+    "cost_speech_microusd",
+    "cost_llm_microusd",
+    "metadata",
+    "ring_timeout_s",
+)
 TURN_COLS = (
-    "call_id", "seq", "speaker", "text", "started_at", "ended_at", "stt_ms", "brain_ms", "tts_ms",
-    "total_ms", "interrupted",
-)  # fmt: skip
+    "call_id",
+    "seq",
+    "speaker",
+    "text",
+    "started_at",
+    "ended_at",
+    "stt_ms",
+    "brain_ms",
+    "tts_ms",
+    "total_ms",
+    "interrupted",
+)
 EVENT_COLS = ("call_id", "source", "event_id", "type", "payload", "occurred_at", "received_at")
 SEARCH_COLS = ("call_id", "tenant_id", "body")  # what index_transcript writes on PostgreSQL
 

@@ -82,8 +82,15 @@ def summarize(ms: list[float]) -> dict[str, float]:
 # parameters (deterministic from the World, identical on every engine; cursors come from the engine)
 
 
-def sample_call_ids(world: World, batch_size: int, k: int, rnd: random.Random, tenant_id: str | None = None,
-                    lo_frac: float = 0.0, hi_frac: float = 1.0) -> list[str]:  # fmt: skip
+def sample_call_ids(
+    world: World,
+    batch_size: int,
+    k: int,
+    rnd: random.Random,
+    tenant_id: str | None = None,
+    lo_frac: float = 0.0,
+    hi_frac: float = 1.0,
+) -> list[str]:
     """Ids of k calls, regenerated from a few batches (so no table scan is needed to find them)."""
     nb = n_batches(world, batch_size)
     first, last = int(nb * lo_frac), max(int(nb * lo_frac), int(nb * hi_frac) - 1)
@@ -119,12 +126,30 @@ def build_cases(world: World, sessions: sessionmaker[Session], batch_size: int) 
     if deep:
         cases.append(Case("list_deep_page", "no filter, pages 16-25 by following cursors", "list", deep))
 
-    cases.append(Case("list_status", "status = each of 5 statuses", "list",
-                      [Param(st, CallFilter(status=st)) for st in STATUSES]))  # fmt: skip
-    cases.append(Case("list_end_reason", "end_reason = each of 11 reasons", "list",
-                      [Param(r, CallFilter(end_reason=r)) for r in END_REASONS]))  # fmt: skip
-    cases.append(Case("list_direction", "direction = inbound / outbound", "list",
-                      [Param(d, CallFilter(direction=d)) for d in ("inbound", "outbound")]))  # fmt: skip
+    cases.append(
+        Case(
+            "list_status",
+            "status = each of 5 statuses",
+            "list",
+            [Param(st, CallFilter(status=st)) for st in STATUSES],
+        )
+    )
+    cases.append(
+        Case(
+            "list_end_reason",
+            "end_reason = each of 11 reasons",
+            "list",
+            [Param(r, CallFilter(end_reason=r)) for r in END_REASONS],
+        )
+    )
+    cases.append(
+        Case(
+            "list_direction",
+            "direction = inbound / outbound",
+            "list",
+            [Param(d, CallFilter(direction=d)) for d in ("inbound", "outbound")],
+        )
+    )
 
     # customer numbers drawn with the same popularity the calls were generated with
     nums = []
@@ -132,33 +157,72 @@ def build_cases(world: World, sessions: sessionmaker[Session], batch_size: int) 
         x = rnd.random() * world.customer_cum[-1]
         rank = bisect.bisect_right(world.customer_cum, x)
         nums.append(world.customers[(rank + big.offset) % N_CUSTOMERS])
-    cases.append(Case("list_number", "number = a customer's number (200 different, from or to)", "list",
-                      [Param(n, CallFilter(number=n)) for n in nums]))  # fmt: skip
-    cases.append(Case("list_number_own_line", "number = one of the tenant's own lines (3)", "list",
-                      [Param(n, CallFilter(number=n)) for n in big.lines], extra=True))  # fmt: skip
-    cases.append(Case("list_agent", "agent_profile_id = each of the tenant's 12 agents", "list",
-                      [Param(a, CallFilter(agent_profile_id=a)) for a, _ in big.agents]))  # fmt: skip
+    cases.append(
+        Case(
+            "list_number",
+            "number = a customer's number (200 different, from or to)",
+            "list",
+            [Param(n, CallFilter(number=n)) for n in nums],
+        )
+    )
+    cases.append(
+        Case(
+            "list_number_own_line",
+            "number = one of the tenant's own lines (3)",
+            "list",
+            [Param(n, CallFilter(number=n)) for n in big.lines],
+            extra=True,
+        )
+    )
+    cases.append(
+        Case(
+            "list_agent",
+            "agent_profile_id = each of the tenant's 12 agents",
+            "list",
+            [Param(a, CallFilter(agent_profile_id=a)) for a, _ in big.agents],
+        )
+    )
 
     windows = []
     for _ in range(200):
         length = rnd.choice([timedelta(hours=1), timedelta(hours=6), timedelta(days=1), timedelta(days=7)])
         since = START + timedelta(seconds=rnd.uniform(0, DAYS * 86400 - length.total_seconds()))
         windows.append(Param(f"{since.isoformat()} +{length}", CallFilter(since=since, until=since + length)))
-    cases.append(Case("list_time_range", "since/until window of 1 h, 6 h, 1 d or 7 d (200 different)",
-                      "list", windows))  # fmt: skip
+    cases.append(
+        Case("list_time_range", "since/until window of 1 h, 6 h, 1 d or 7 d (200 different)", "list", windows)
+    )
 
     combos = [
         Param(f"{d}+{r}", CallFilter(direction=d, end_reason=r))
         for d in ("inbound", "outbound")
         for r in ("customer_hangup", "no_answer", "voicemail", "transferred", "busy")
     ]
-    cases.append(Case("list_direction_end_reason", "direction AND end_reason (10 combinations)", "list",
-                      combos, extra=True))  # fmt: skip
+    cases.append(
+        Case(
+            "list_direction_end_reason",
+            "direction AND end_reason (10 combinations)",
+            "list",
+            combos,
+            extra=True,
+        )
+    )
 
-    cases.append(Case("list_search_common", f"q = a common word ({len(COMMON_Q)} different)", "list",
-                      [Param(w, CallFilter(q=w)) for w in COMMON_Q]))  # fmt: skip
-    cases.append(Case("list_search_rare", f"q = a rare two-word phrase ({len(RARE)} different)", "list",
-                      [Param(p, CallFilter(q=p)) for p in RARE]))  # fmt: skip
+    cases.append(
+        Case(
+            "list_search_common",
+            f"q = a common word ({len(COMMON_Q)} different)",
+            "list",
+            [Param(w, CallFilter(q=w)) for w in COMMON_Q],
+        )
+    )
+    cases.append(
+        Case(
+            "list_search_rare",
+            f"q = a rare two-word phrase ({len(RARE)} different)",
+            "list",
+            [Param(p, CallFilter(q=p)) for p in RARE],
+        )
+    )
 
     # words frequent in the data set but absent from this tenant's calls: the other tenants' names
     others = [t.name.split("-")[0] for t in world.tenants[1:]]
@@ -184,12 +248,25 @@ def build_cases(world: World, sessions: sessionmaker[Session], batch_size: int) 
                     Param(f"cursor at {c.created_at.isoformat()}", CallFilter(), cursor=encode_cursor(c))
                 )
     if mids:
-        cases.append(Case("list_cursor_mid_history", "no filter, a page whose cursor is ~half-way back "
-                          "(~400k rows deep)", "list", mids, extra=True))  # fmt: skip
+        cases.append(
+            Case(
+                "list_cursor_mid_history",
+                "no filter, a page whose cursor is ~half-way back (~400k rows deep)",
+                "list",
+                mids,
+                extra=True,
+            )
+        )
 
     detail_ids = sample_call_ids(world, batch_size, 250, rnd)
-    cases.append(Case("detail", "call_detail (turns + events) of 250 random calls", "detail",
-                      [Param(c, CallFilter(), call_id=c) for c in detail_ids]))  # fmt: skip
+    cases.append(
+        Case(
+            "detail",
+            "call_detail (turns + events) of 250 random calls",
+            "detail",
+            [Param(c, CallFilter(), call_id=c) for c in detail_ids],
+        )
+    )
     return cases
 
 
@@ -240,8 +317,12 @@ def plan_for(engine: Engine, sessions: sessionmaker[Session], tenant_id: str, p:
 def count_matches(sessions: sessionmaker[Session], tenant_id: str, f: CallFilter) -> int:
     """How many calls a filter matches (informational; mirrors list_calls' WHERE without the cursor)."""
     conds = [Call.tenant_id == tenant_id]
-    for col, v in ((Call.status, f.status), (Call.end_reason, f.end_reason), (Call.direction, f.direction),
-                   (Call.agent_profile_id, f.agent_profile_id)):  # fmt: skip
+    for col, v in (
+        (Call.status, f.status),
+        (Call.end_reason, f.end_reason),
+        (Call.direction, f.direction),
+        (Call.agent_profile_id, f.agent_profile_id),
+    ):
         if v is not None:
             conds.append(col == v)
     if f.number:
@@ -257,8 +338,10 @@ def count_matches(sessions: sessionmaker[Session], tenant_id: str, f: CallFilter
                 sql = "SELECT count(*) FROM call_search WHERE call_search MATCH :p"
                 match = f'tenant : "{tenant_token(tenant_id)}" AND body : "{words}"'
                 return int(s.execute(text(sql), {"p": match}).scalar_one())
-            sql = ("SELECT count(*) FROM call_search WHERE tsv @@ phraseto_tsquery('english', :p) "
-                   "AND tenant_id = :t")  # fmt: skip
+            sql = (
+                "SELECT count(*) FROM call_search WHERE tsv @@ phraseto_tsquery('english', :p) "
+                "AND tenant_id = :t"
+            )
             return int(s.execute(text(sql), {"p": words, "t": tenant_id}).scalar_one())
         return int(s.execute(select(func.count()).select_from(Call).where(and_(*conds))).scalar_one())
 
@@ -282,8 +365,14 @@ def _run_once(sessions: sessionmaker[Session], tenant_id: str, case: Case, p: Pa
         return dt * 1000, len(rows)
 
 
-def time_case(sessions: sessionmaker[Session], tenant_id: str, case: Case, warmup: int, reps: int,
-              log: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+def time_case(
+    sessions: sessionmaker[Session],
+    tenant_id: str,
+    case: Case,
+    warmup: int,
+    reps: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     gc.collect()
     n = len(case.params)
     t_case = time.perf_counter()
@@ -311,6 +400,8 @@ def time_case(sessions: sessionmaker[Session], tenant_id: str, case: Case, warmu
     }
     if n <= 25:  # small parameter sets: show which parameter is slow
         out["p50_ms_by_param"] = {k: round(percentile(sorted(v), 50), 3) for k, v in per_param.items()}
-    log(f"    {case.name:<28} p50 {out['p50_ms']:8.2f}  p95 {out['p95_ms']:8.2f}  p99 {out['p99_ms']:8.2f}"
-        f"  max {out['max_ms']:8.2f} ms   ({out['wall_seconds']}s)")  # fmt: skip
+    log(
+        f"    {case.name:<28} p50 {out['p50_ms']:8.2f}  p95 {out['p95_ms']:8.2f}  p99 {out['p99_ms']:8.2f}"
+        f"  max {out['max_ms']:8.2f} ms   ({out['wall_seconds']}s)"
+    )
     return out

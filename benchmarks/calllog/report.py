@@ -182,8 +182,10 @@ def svg_chart(results: dict[str, Any]) -> str:
         lbl = f"{ENGINE_LABEL[e]} {s[:3]}"
         out.append(f'<text x="{lx + 18}" y="61">{lbl}</text>')
         lx += 30 + 7 * len(lbl)
-    out.append(f'<line x1="{lx + 4}" y1="57" x2="{lx + 26}" y2="57" stroke="#c00" stroke-width="2" '
-               f'stroke-dasharray="5,3"/>')  # fmt: skip
+    out.append(
+        f'<line x1="{lx + 4}" y1="57" x2="{lx + 26}" y2="57" stroke="#c00" stroke-width="2" '
+        f'stroke-dasharray="5,3"/>'
+    )
     out.append(f'<text x="{lx + 30}" y="61" fill="#c00">goal: p99 &lt; {goal:g} ms</text>')
     # grid
     plot_bottom = top + group_h * len(names) - gap / 2
@@ -198,13 +200,19 @@ def svg_chart(results: dict[str, Any]) -> str:
             )
             if major or d >= 0:
                 txt = f"{v:g}" if v < 1000 else f"{v / 1000:g} s"
-                out.append(f'<text x="{gx:.1f}" y="{plot_bottom + 16:.1f}" text-anchor="middle" '
-                           f'fill="#444" font-size="11">{txt}</text>')  # fmt: skip
-    out.append(f'<text x="{label_w + plot_w / 2}" y="{plot_bottom + 34:.1f}" text-anchor="middle" '
-               f'fill="#444">milliseconds</text>')  # fmt: skip
+                out.append(
+                    f'<text x="{gx:.1f}" y="{plot_bottom + 16:.1f}" text-anchor="middle" '
+                    f'fill="#444" font-size="11">{txt}</text>'
+                )
+    out.append(
+        f'<text x="{label_w + plot_w / 2}" y="{plot_bottom + 34:.1f}" text-anchor="middle" '
+        f'fill="#444">milliseconds</text>'
+    )
     gx = x(goal)
-    out.append(f'<line x1="{gx:.1f}" y1="{top - 10}" x2="{gx:.1f}" y2="{plot_bottom:.1f}" stroke="#c00" '
-               f'stroke-width="2" stroke-dasharray="5,3"/>')  # fmt: skip
+    out.append(
+        f'<line x1="{gx:.1f}" y1="{top - 10}" x2="{gx:.1f}" y2="{plot_bottom:.1f}" stroke="#c00" '
+        f'stroke-width="2" stroke-dasharray="5,3"/>'
+    )
     # bars
     for i, n in enumerate(names):
         y0 = top + i * group_h
@@ -219,10 +227,14 @@ def svg_chart(results: dict[str, Any]) -> str:
                 continue
             by = y0 + j * bar_h
             bx = x(q[s])
-            out.append(f'<rect x="{label_w}" y="{by}" width="{max(bx - label_w, 1):.1f}" '
-                       f'height="{bar_h - 1}" fill="{col}"/>')  # fmt: skip
-            out.append(f'<text x="{bx + 3:.1f}" y="{by + bar_h - 1.5:.1f}" font-size="9" '
-                       f'fill="#333">{_fmt(q[s])}</text>')  # fmt: skip
+            out.append(
+                f'<rect x="{label_w}" y="{by}" width="{max(bx - label_w, 1):.1f}" '
+                f'height="{bar_h - 1}" fill="{col}"/>'
+            )
+            out.append(
+                f'<text x="{bx + 3:.1f}" y="{by + bar_h - 1.5:.1f}" font-size="9" '
+                f'fill="#333">{_fmt(q[s])}</text>'
+            )
     out.append(
         f'<text x="{label_w}" y="{height - 8}" fill="#555" font-size="11">* extra case (not a '
         f"goal case in the brief, added to show a behaviour); bars: p50 then p99 per engine</text>"

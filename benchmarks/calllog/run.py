@@ -105,8 +105,10 @@ def run_sqlite(world: Any, args: argparse.Namespace) -> dict[str, Any]:
         revision = _revision(url)
         log(f"[sqlite] schema at alembic revision {revision}; seeding {world.n:,} calls")
         stats = seed_sqlite(url, world, args.batch, args.events_per_call)
-        log(f"[sqlite] seeded in {stats.insert_seconds:.1f}s; ANALYZE + PRAGMA optimize "
-            f"{stats.analyze_seconds:.1f}s")  # fmt: skip
+        log(
+            f"[sqlite] seeded in {stats.insert_seconds:.1f}s; ANALYZE + PRAGMA optimize "
+            f"{stats.analyze_seconds:.1f}s"
+        )
         size = sum(p.stat().st_size for p in tmp.iterdir())
         log("[sqlite] measuring")
         load_before = os.getloadavg()
@@ -148,8 +150,10 @@ def run_postgres(world: Any, args: argparse.Namespace) -> dict[str, Any]:
         engine.dispose()
         log(f"[postgresql] server {server_version}, schema at revision {revision}; seeding {world.n:,} calls")
         stats = seed_postgres(url, world, args.batch, args.events_per_call)
-        log(f"[postgresql] seeded in {stats.insert_seconds:.1f}s; VACUUM (ANALYZE) + CHECKPOINT "
-            f"{stats.analyze_seconds:.1f}s")  # fmt: skip
+        log(
+            f"[postgresql] seeded in {stats.insert_seconds:.1f}s; VACUUM (ANALYZE) + CHECKPOINT "
+            f"{stats.analyze_seconds:.1f}s"
+        )
         engine = make_engine(url)
         with engine.connect() as conn:
             size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "tenants": [
                 {"id": t.id, "name": t.name, "lines": t.lines, "agents": len(t.agents)} for t in world.tenants
-            ],  # fmt: skip
+            ],
             "tenant_weights_percent": [80, 8, 6, 4, 2],
             "customer_numbers": len(world.customers),
             "created_at_range": [

@@ -51,9 +51,13 @@ class _SearchRows:
             self._slot = self._slot + 1 if us == self._last_us else 0
             self._last_us = us
             out.append(
-                {"rowid": us * SEARCH_SLOTS + self._slot, "id": call_id, "tenant": tenant_token(tenant_id),
-                 "body": body}
-            )  # fmt: skip
+                {
+                    "rowid": us * SEARCH_SLOTS + self._slot,
+                    "id": call_id,
+                    "tenant": tenant_token(tenant_id),
+                    "body": body,
+                }
+            )
         return out
 
 
@@ -91,16 +95,18 @@ class SeedStats:
 Transform = Callable[[Batch], Batch]
 
 
-def _produce(world: World, batch_size: int, events_per_call: int, transform: Transform | None,
-             q: mp.Queue) -> None:  # type: ignore[type-arg]  # fmt: skip
+def _produce(
+    world: World, batch_size: int, events_per_call: int, transform: Transform | None, q: mp.Queue
+) -> None:  # type: ignore[type-arg]
     for b in range(n_batches(world, batch_size)):
         batch = make_batch(world, b, batch_size, events_per_call)
         q.put(transform(batch) if transform else batch)
     q.put(None)
 
 
-def _feed(world: World, batch_size: int, events_per_call: int, stats: SeedStats,
-          transform: Transform | None = None) -> Iterator[Batch]:  # fmt: skip
+def _feed(
+    world: World, batch_size: int, events_per_call: int, stats: SeedStats, transform: Transform | None = None
+) -> Iterator[Batch]:
     ctx = mp.get_context("fork")
     q = ctx.Queue(maxsize=4)
     proc = ctx.Process(target=_produce, args=(world, batch_size, events_per_call, transform, q), daemon=True)
@@ -272,8 +278,13 @@ def seed_sqlite(
     return stats
 
 
-def _copy(cur: psycopg.Cursor, table: str, cols: tuple[str, ...], rows: list[tuple],
-          fix: Callable[[tuple], tuple] | None = None) -> None:  # fmt: skip
+def _copy(
+    cur: psycopg.Cursor,
+    table: str,
+    cols: tuple[str, ...],
+    rows: list[tuple],
+    fix: Callable[[tuple], tuple] | None = None,
+) -> None:
     with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
         if fix is None:
             for r in rows:

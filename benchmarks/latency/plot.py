@@ -102,7 +102,7 @@ def svg(data: list[tuple[str, str, dict[str, Any]]]) -> str:
                 f'stroke="#000" stroke-width="{w}"/>'
             )
         tx = x(v["p95"]) + 5
-        figures = f'{v["p50"]:.0f} / {v["p95"]:.0f} (n={v["n"]})'
+        figures = f"{v['p50']:.0f} / {v['p95']:.0f} (n={v['n']})"
         out.append(f'<text x="{tx:.1f}" y="{y + bar_h - 3}" fill="#333">{figures}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

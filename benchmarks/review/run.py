@@ -36,9 +36,16 @@ GOAL_ROWS = 1_000_000
 # the brief's cases (first page, a filter, a search, a deeper page), every filter counted; the rest are
 # shown for what they tell (calllog's known slow cases on SQLite, the live poll, the call page)
 GOAL_CASES = {
-    "list_first_page", "list_deep_page", "list_status", "list_end_reason", "list_direction", "list_number",
-    "list_agent", "list_time_range", "list_search_rare",
-}  # fmt: skip
+    "list_first_page",
+    "list_deep_page",
+    "list_status",
+    "list_end_reason",
+    "list_direction",
+    "list_number",
+    "list_agent",
+    "list_time_range",
+    "list_search_rare",
+}
 TIMING = re.compile(r"app;dur=([0-9.]+)")
 
 
@@ -64,11 +71,16 @@ def page_url(p: Param) -> str:
         return f"/review/calls/{p.call_id}"
     f = p.filter
     q = {
-        "status": f.status, "end_reason": f.end_reason, "direction": f.direction, "number": f.number,
-        "agent": f.agent_profile_id, "q": f.q, "cursor": p.cursor,
+        "status": f.status,
+        "end_reason": f.end_reason,
+        "direction": f.direction,
+        "number": f.number,
+        "agent": f.agent_profile_id,
+        "q": f.q,
+        "cursor": p.cursor,
         "from": f.since.date().isoformat() if f.since else None,
         "to": (f.until - timedelta(microseconds=1)).date().isoformat() if f.until else None,
-    }  # fmt: skip
+    }
     return "/review/calls?" + urlencode({k: v for k, v in q.items() if v})
 
 
@@ -110,8 +122,10 @@ def time_case(client: TestClient, case: Case, urls: list[str], warmup: int, reps
     if case.name in GOAL_CASES:
         out["p99_under_goal"] = s["p99_ms"] < GOAL_P99_MS
     wall = out["wall_incl_test_client"]["p50_ms"]
-    log(f"    {case.name:<30} server p50 {s['p50_ms']:8.2f}  p95 {s['p95_ms']:8.2f}  p99 {s['p99_ms']:8.2f}"
-        f" ms   (wall p50 {wall:.2f})")  # fmt: skip
+    log(
+        f"    {case.name:<30} server p50 {s['p50_ms']:8.2f}  p95 {s['p95_ms']:8.2f}  p99 {s['p99_ms']:8.2f}"
+        f" ms   (wall p50 {wall:.2f})"
+    )
     return out
 
 
@@ -140,9 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         cases = build_cases(world, app.state.sessions, args.batch)
         own = sample_call_ids(world, args.batch, 250, random.Random(args.seed + 7), world.large.id)
         cases = [c for c in cases if c.kind == "list"] + [
-            Case("detail", "the call page of 250 of the tenant's calls", "detail",
-                 [Param(cid, cases[0].params[0].filter, call_id=cid) for cid in own])
-        ]  # fmt: skip
+            Case(
+                "detail",
+                "the call page of 250 of the tenant's calls",
+                "detail",
+                [Param(cid, cases[0].params[0].filter, call_id=cid) for cid in own],
+            )
+        ]
         results: dict[str, Any] = {
             "benchmark": "review",
             "date": started.isoformat(timespec="seconds"),
@@ -182,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         results["goal"]["all_met"] = all(met.values()) and args.rows >= GOAL_ROWS
         results["total_wall_seconds"] = round(time.perf_counter() - t_all, 1)
         write_json(out_json, results)
-        log(f"goal (p99 < {GOAL_P99_MS:g} ms on every goal case at {GOAL_ROWS:,} rows): "
-            f"{'met' if results['goal']['all_met'] else 'NOT met'}; results: {out_json}")  # fmt: skip
+        log(
+            f"goal (p99 < {GOAL_P99_MS:g} ms on every goal case at {GOAL_ROWS:,} rows): "
+            f"{'met' if results['goal']['all_met'] else 'NOT met'}; results: {out_json}"
+        )
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -71,11 +71,29 @@ UTTERANCES: list[tuple[str, str]] = [
 # What an agent profile for these calls would list as its vocabulary: the names, streets and words
 # of its business. It contains the test set's proper nouns, so the prompt result is a best case.
 VOCABULARY: list[str] = [
-    "Acme", "Sarah Johnson", "Michael Chen", "Doctor Patel", "Maria Garcia", "Robert Williams",
-    "Emily", "Nguyen", "Maple Avenue", "Harbor Street", "West Pine Road", "Springfield", "Oak Lane",
-    "Lakeshore Drive", "Denver", "appointment", "cleaning", "subscription", "confirmation code",
-    "member ID", "zip code", "extension",
-]  # fmt: skip
+    "Acme",
+    "Sarah Johnson",
+    "Michael Chen",
+    "Doctor Patel",
+    "Maria Garcia",
+    "Robert Williams",
+    "Emily",
+    "Nguyen",
+    "Maple Avenue",
+    "Harbor Street",
+    "West Pine Road",
+    "Springfield",
+    "Oak Lane",
+    "Lakeshore Drive",
+    "Denver",
+    "appointment",
+    "cleaning",
+    "subscription",
+    "confirmation code",
+    "member ID",
+    "zip code",
+    "extension",
+]
 
 # What the agent says: short confirmations to multi-sentence answers (TTS timing).
 AGENT_SENTENCES: list[str] = [

@@ -59,9 +59,18 @@ def main(argv: list[str] | None = None) -> int:
             for v in order:
                 hyp, seconds = transcribe(stts[v.name], clip.narrow, v)
                 s = score(UTTERANCES[clip.index][1], hyp)
-                rows.append({"model": name, "variant": v.name, "utterance": clip.index, "hyp": hyp,
-                             "errors": s.errors, "ref_words": s.ref_words, "audio_s": clip.audio_s,
-                             "seconds": round(seconds, 4)})  # fmt: skip
+                rows.append(
+                    {
+                        "model": name,
+                        "variant": v.name,
+                        "utterance": clip.index,
+                        "hyp": hyp,
+                        "errors": s.errors,
+                        "ref_words": s.ref_words,
+                        "audio_s": clip.audio_s,
+                        "seconds": round(seconds, 4),
+                    }
+                )
         quiet.done(f"paired {name}")
         log(f"  {name}: {time.monotonic() - t0:.0f} s")
     summary: dict[str, Any] = {}
@@ -92,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_start": loadavg_start,
             "loadavg_end": [round(x, 2) for x in os.getloadavg()],
             "phases": quiet.log,
-        },  # fmt: skip
+        },
         "method": {
             "voice": "caller",
             "condition": "8k",
@@ -100,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             "threads": args.threads,
             "variants": [v.__dict__ for v in VARIANTS],
             "order": "rotating per utterance",
-        },  # fmt: skip
+        },
         "rows": rows,
         "summary": summary,
     }
     write_json(out.with_suffix(".json"), results)
-    lines = ["| model | variant | WER 8 kHz (caller) | p50 | p95 | RTF | extra vs beam 1 (p50) |",
-             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| model | variant | WER 8 kHz (caller) | p50 | p95 | RTF | extra vs beam 1 (p50) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for name, variants in summary.items():
         for v, s in variants.items():
             lat = s["latency"]

@@ -222,20 +222,26 @@ def svg_chart(results: dict[str, Any]) -> str:
         y += 30
         y0 = y
         for label, bars in rows:
-            out.append(f'<text x="{label_w - 6}" y="{y + bar_h * len(bars) / 2 + 4}" text-anchor="end">'
-                       f"{escape(label)}</text>")  # fmt: skip
+            out.append(
+                f'<text x="{label_w - 6}" y="{y + bar_h * len(bars) / 2 + 4}" text-anchor="end">'
+                f"{escape(label)}</text>"
+            )
             for value, col in bars:
                 w = max(plot_w * min(value, top_wer) / top_wer, 1)
                 out.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 1}" fill="{col}"/>')
-                out.append(f'<text x="{label_w + w + 3:.1f}" y="{y + bar_h - 1.5}" font-size="9">'
-                           f"{100 * value:.1f}</text>")  # fmt: skip
+                out.append(
+                    f'<text x="{label_w + w + 3:.1f}" y="{y + bar_h - 1.5}" font-size="9">'
+                    f"{100 * value:.1f}</text>"
+                )
                 y += bar_h
             y += 6
         for k in range(0, 6):
             gx = label_w + plot_w * k / 5
             out.append(f'<line x1="{gx:.1f}" y1="{y0 - 4}" x2="{gx:.1f}" y2="{y}" stroke="#ddd"/>')
-            out.append(f'<text x="{gx:.1f}" y="{y + 12}" text-anchor="middle" font-size="10" fill="#555">'
-                       f"{100 * top_wer * k / 5:.0f} %</text>")  # fmt: skip
+            out.append(
+                f'<text x="{gx:.1f}" y="{y + 12}" text-anchor="middle" font-size="10" fill="#555">'
+                f"{100 * top_wer * k / 5:.0f} %</text>"
+            )
         y += 40
 
     m = results["machine"]

@@ -219,13 +219,13 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_start": loadavg_start,
             "loadavg_end": [round(x, 2) for x in os.getloadavg()],
             "phases": quiet.log,
-        },  # fmt: skip
+        },
         "method": _method(args, voices, len(utterances)),
         "corpus": {
             "utterances": [{"category": c, "text": t} for c, t in utterances],
             "vocabulary": VOCABULARY,
             "agent_sentences": AGENT_SENTENCES,
-        },  # fmt: skip
+        },
         "defaults_in_code": WhisperOptions().__dict__,
         "stt": records,
         "non_speech": silent,

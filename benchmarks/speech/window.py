@@ -54,9 +54,18 @@ def main(argv: list[str] | None = None) -> int:
                 heard = transcribe_blocking(models[window], clip.narrow, options)
                 seconds = time.perf_counter() - t0
                 s = score(text, heard)
-                rows.append({"voice": voice, "utterance": i, "window": window, "heard": heard,
-                             "errors": s.errors, "ref_words": s.ref_words, "audio_s": clip.audio_s,
-                             "seconds": round(seconds, 4)})  # fmt: skip
+                rows.append(
+                    {
+                        "voice": voice,
+                        "utterance": i,
+                        "window": window,
+                        "heard": heard,
+                        "errors": s.errors,
+                        "ref_words": s.ref_words,
+                        "audio_s": clip.audio_s,
+                        "seconds": round(seconds, 4),
+                    }
+                )
         log(f"  {voice}: done")
     noise = {
         window: {
@@ -96,14 +105,17 @@ def main(argv: list[str] | None = None) -> int:
             "condition": "8 kHz G.711",
             "utterances": len(UTTERANCES),
             "voices": voices,
-        },  # fmt: skip
+        },
         "rows": rows,
         "summary": summary,
     }
     write_json(out.with_suffix(".json"), results)
-    lines = ["| window | WER, all voices | " + " | ".join(f"WER {v}" for v in voices)
-             + " | p50 | p95 | non-speech clips with words |",
-             "|---|---:|" + "---:|" * len(voices) + "---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| window | WER, all voices | "
+        + " | ".join(f"WER {v}" for v in voices)
+        + " | p50 | p95 | non-speech clips with words |",
+        "|---|---:|" + "---:|" * len(voices) + "---:|---:|---:|",
+    ]
     for window, s in summary.items():
         lat = s["latency"]
         lines.append(

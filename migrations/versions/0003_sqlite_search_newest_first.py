@@ -8,6 +8,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25
 """
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

@@ -8,12 +8,13 @@ Create Date: 2026-11-29 23:40:00
 LiveKit's copies of existing rules keep their old room names until each rule is updated (any PATCH
 re-sends it) or re-created; README, "Security", says so.
 """
+
 from __future__ import annotations
 
 from alembic import op
 
-revision = '0007'
-down_revision = '0006'
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

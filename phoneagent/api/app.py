@@ -135,8 +135,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # input the database cannot hold (PostgreSQL refuses NUL bytes in text, numbers out of range):
         # the client's fault, said without the statement or its values
         log.info("request refused by the database as data", extra={"error": type(exc.orig).__name__})
-        return _problem(request, 422, "the request holds characters or numbers the database cannot store "
-                        "(e.g. a NUL byte)")  # fmt: skip
+        return _problem(
+            request,
+            422,
+            "the request holds characters or numbers the database cannot store (e.g. a NUL byte)",
+        )
 
     @app.exception_handler(TelephonyError)
     async def _telephony(_: Request, exc: TelephonyError) -> JSONResponse:

@@ -9,11 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from phoneagent.api.schemas import E164, Name, _Out
-from phoneagent.calls.outbox import EVENT_TYPES
-
-EventType = Literal["call.queued", "call.ringing", "call.answered", "call.ended", "recording.ready",
-                    "recording.failed"]  # fmt: skip
-assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
+from phoneagent.calls.outbox import EventType
 
 
 class CallCreate(BaseModel):
@@ -21,11 +17,16 @@ class CallCreate(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"to": "+14155550123", "agent_profile_id": "agt_...", "outbound_trunk_id": "otr_...",
-                 "metadata": {"order": "A-1001"}, "wait_until_answered": False}
+                {
+                    "to": "+14155550123",
+                    "agent_profile_id": "agt_...",
+                    "outbound_trunk_id": "otr_...",
+                    "metadata": {"order": "A-1001"},
+                    "wait_until_answered": False,
+                }
             ]
         },
-    )  # fmt: skip
+    )
     to: E164
     agent_profile_id: str = Field(max_length=40)
     outbound_trunk_id: str | None = Field(None, max_length=40)
@@ -114,12 +115,18 @@ class CampaignCreate(BaseModel):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"name": "reminders", "agent_profile_id": "agt_...", "outbound_trunk_id": "otr_...",
-                 "concurrency": 5, "window_start": "09:00", "window_end": "19:30",
-                 "contacts": [{"number": "+14155550123", "variables": {"name": "Ada"}}]}
+                {
+                    "name": "reminders",
+                    "agent_profile_id": "agt_...",
+                    "outbound_trunk_id": "otr_...",
+                    "concurrency": 5,
+                    "window_start": "09:00",
+                    "window_end": "19:30",
+                    "contacts": [{"number": "+14155550123", "variables": {"name": "Ada"}}],
+                }
             ]
         },
-    )  # fmt: skip
+    )
     name: Name
     agent_profile_id: str = Field(max_length=40)
     outbound_trunk_id: str = Field(max_length=40)

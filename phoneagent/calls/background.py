@@ -25,9 +25,11 @@ class Background:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
         self.calls = LiveKitCalls(settings)
         self.dialer = Dialer(
-            sessions, self.calls, agent_name=settings.agent_name,
+            sessions,
+            self.calls,
+            agent_name=settings.agent_name,
             max_calls_per_tenant=settings.max_calls_per_tenant,
-        )  # fmt: skip
+        )
         self.deliverer = Deliverer(
             sessions,
             policy=RetryPolicy(
@@ -40,10 +42,13 @@ class Background:
         self.egress = LiveKitEgress(settings)
         self.recorder = Recorder(settings, sessions, self.egress)
         self.sweeper = Sweeper(
-            sessions, self.calls, worker_lost_after_s=settings.worker_lost_after_s,
-            interval_s=settings.sweep_interval_s, dialing=lambda: self.dialer.dialing,
+            sessions,
+            self.calls,
+            worker_lost_after_s=settings.worker_lost_after_s,
+            interval_s=settings.sweep_interval_s,
+            dialing=lambda: self.dialer.dialing,
             recorder=self.recorder,
-        )  # fmt: skip
+        )
         self.campaigns = CampaignRunner(sessions, wake_dialer=self.dialer.wake.set)
         self._tasks: list[asyncio.Task[None]] = []
 

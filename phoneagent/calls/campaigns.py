@@ -133,12 +133,19 @@ class CampaignRunner:
         return queued
 
     def _settle(self, s: Session, campaign: Campaign, now: datetime) -> None:
-        calling = s.execute(
-            select(CampaignContact, Call)
-            .join(Call, Call.id == CampaignContact.last_call_id)
-            .where(CampaignContact.campaign_id == campaign.id, CampaignContact.status == "calling",
-                   Call.status == "ended")
-        ).tuples().all()  # fmt: skip
+        calling = (
+            s.execute(
+                select(CampaignContact, Call)
+                .join(Call, Call.id == CampaignContact.last_call_id)
+                .where(
+                    CampaignContact.campaign_id == campaign.id,
+                    CampaignContact.status == "calling",
+                    Call.status == "ended",
+                )
+            )
+            .tuples()
+            .all()
+        )
         for contact, call in calling:
             contact.last_end_reason = call.end_reason
             if call.answered_at is not None:
@@ -149,9 +156,10 @@ class CampaignRunner:
             else:
                 contact.status = "failed"
         open_contacts = s.scalar(
-            select(func.count()).where(CampaignContact.campaign_id == campaign.id,
-                                       CampaignContact.status.in_(("pending", "calling")))
-        )  # fmt: skip
+            select(func.count()).where(
+                CampaignContact.campaign_id == campaign.id, CampaignContact.status.in_(("pending", "calling"))
+            )
+        )
         if not open_contacts:
             campaign.status = "completed"
             log.info("campaign completed", extra={"campaign_id": campaign.id})
@@ -164,11 +172,14 @@ class CampaignRunner:
             return 0
         due = s.scalars(
             select(CampaignContact)
-            .where(CampaignContact.campaign_id == campaign.id, CampaignContact.status == "pending",
-                   CampaignContact.next_attempt_at <= now)
+            .where(
+                CampaignContact.campaign_id == campaign.id,
+                CampaignContact.status == "pending",
+                CampaignContact.next_attempt_at <= now,
+            )
             .order_by(CampaignContact.next_attempt_at, CampaignContact.id)
             .limit(free * 4)
-        ).all()  # fmt: skip
+        ).all()
         placed = 0
         for contact in due:
             if placed >= free:

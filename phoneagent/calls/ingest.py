@@ -108,12 +108,19 @@ def ingest_livekit_event(session: Session, event: api.WebhookEvent) -> tuple[boo
     try:
         if call is None:
             session.add(
-                CallEvent(room_name=room or None, source="livekit", event_id=event.id, type=event.event,
-                          payload=payload, occurred_at=at)
-            )  # fmt: skip
+                CallEvent(
+                    room_name=room or None,
+                    source="livekit",
+                    event_id=event.id,
+                    type=event.event,
+                    payload=payload,
+                    occurred_at=at,
+                )
+            )
         else:
-            record_event(session, call, source="livekit", event_id=event.id, type_=event.event,
-                         payload=payload, at=at)  # fmt: skip
+            record_event(
+                session, call, source="livekit", event_id=event.id, type_=event.event, payload=payload, at=at
+            )
             attach_waiting(session, call)
         if event.HasField("egress_info"):
             _apply_egress(session, event.egress_info)

@@ -86,8 +86,15 @@ class CallState:
 
 
 def _order(f: Fact) -> tuple[object, ...]:
-    return (f.at, _RANK[f.status], f.end_reason or "", f.strength, f.sip_status_code or 0,
-            f.sip_status_reason or "", f.disconnect_reason or "")  # fmt: skip
+    return (
+        f.at,
+        _RANK[f.status],
+        f.end_reason or "",
+        f.strength,
+        f.sip_status_code or 0,
+        f.sip_status_reason or "",
+        f.disconnect_reason or "",
+    )
 
 
 def _earliest(facts: list[Fact], status: str) -> datetime | None:

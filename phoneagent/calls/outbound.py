@@ -150,8 +150,13 @@ def request_hangup(session: Session, call: Call) -> bool:
         return False
     live = call.status != "queued"
     now = datetime.now(UTC)
-    own_event(session, call, "hangup_requested", lc.Fact(now, "ended", "api_hangup", lc.DECLARED),
-              f"{call.id}:hangup")  # fmt: skip
+    own_event(
+        session,
+        call,
+        "hangup_requested",
+        lc.Fact(now, "ended", "api_hangup", lc.DECLARED),
+        f"{call.id}:hangup",
+    )
     session.commit()
     return live
 
@@ -215,16 +220,24 @@ class Dialer:
         jobs: list[_Job] = []
         with self._sessions() as s:
             live_tenant = dict(
-                s.execute(select(Call.tenant_id, func.count()).where(Call.status.in_(LIVE))
-                          .group_by(Call.tenant_id)).tuples().all()
-            )  # fmt: skip
+                s.execute(
+                    select(Call.tenant_id, func.count()).where(Call.status.in_(LIVE)).group_by(Call.tenant_id)
+                )
+                .tuples()
+                .all()
+            )
             queued = self._fair_queue(s, live_tenant)
             if not queued:
                 return jobs
             live_trunk = dict(
-                s.execute(select(Call.outbound_trunk_id, func.count()).where(Call.status.in_(LIVE))
-                          .group_by(Call.outbound_trunk_id)).tuples().all()
-            )  # fmt: skip
+                s.execute(
+                    select(Call.outbound_trunk_id, func.count())
+                    .where(Call.status.in_(LIVE))
+                    .group_by(Call.outbound_trunk_id)
+                )
+                .tuples()
+                .all()
+            )
             for call in queued:
                 trunk = s.get(OutboundTrunk, call.outbound_trunk_id) if call.outbound_trunk_id else None
                 if trunk is None or not trunk.livekit_id:
@@ -245,10 +258,19 @@ class Dialer:
                 live_trunk[trunk.id] = live_trunk.get(trunk.id, 0) + 1
                 profile = s.get(AgentProfile, call.agent_profile_id) if call.agent_profile_id else None
                 jobs.append(
-                    _Job(call.id, call.room_name or f"call-{call.id}", trunk.livekit_id, call.to_number,
-                         call.from_number, call.ring_timeout_s, profile.max_duration_s if profile else 1800,
-                         call.agent_profile_id, call.call_metadata, call.tenant_id)
-                )  # fmt: skip
+                    _Job(
+                        call.id,
+                        call.room_name or f"call-{call.id}",
+                        trunk.livekit_id,
+                        call.to_number,
+                        call.from_number,
+                        call.ring_timeout_s,
+                        profile.max_duration_s if profile else 1800,
+                        call.agent_profile_id,
+                        call.call_metadata,
+                        call.tenant_id,
+                    )
+                )
             s.commit()
         return jobs
 
@@ -272,14 +294,25 @@ class Dialer:
         return [c for turn in itertools.zip_longest(*per_tenant) for c in turn if c is not None]
 
     def _fail_now(self, s: Session, call: Call, why: str) -> None:
-        own_event(s, call, "dial_failed", lc.Fact(datetime.now(UTC), "ended", "failed", lc.SIP_FINAL),
-                  f"{call.id}:dial", detail=why)  # fmt: skip
+        own_event(
+            s,
+            call,
+            "dial_failed",
+            lc.Fact(datetime.now(UTC), "ended", "failed", lc.SIP_FINAL),
+            f"{call.id}:dial",
+            detail=why,
+        )
 
     async def _dial(self, job: _Job) -> None:
         ringing = asyncio.create_task(self._watch_ringing(job))
         try:
-            meta = {"agent_profile_id": job.agent_profile_id, "call_id": job.call_id, "direction": "outbound",
-                    "tenant_id": job.tenant_id, "metadata": job.metadata}  # fmt: skip
+            meta = {
+                "agent_profile_id": job.agent_profile_id,
+                "call_id": job.call_id,
+                "direction": "outbound",
+                "tenant_id": job.tenant_id,
+                "metadata": job.metadata,
+            }
             await self._calls.dispatch_agent(job.room, self._agent_name, meta)
             outcome = await self._calls.dial(
                 room=job.room,
@@ -293,7 +326,7 @@ class Dialer:
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # LiveKit refused the dispatch or the room: the call failed
+        except Exception as exc:  # noqa: BLE001 - LiveKit refused the dispatch or the room: the call failed
             outcome = DialOutcome("failed", detail=f"{type(exc).__name__}: {exc}"[:300])
         finally:
             ringing.cancel()
@@ -324,7 +357,8 @@ class Dialer:
             await asyncio.sleep(0.3)
             try:
                 people = await self._calls.people(job.room)
-            except Exception:  # noqa: BLE001 - a missed poll only delays ringing_at
+            except Exception as exc:  # noqa: BLE001 - a missed poll only delays ringing_at
+                log.debug("ringing poll failed", extra={"call_id": job.call_id, "error": type(exc).__name__})
                 continue
             if people and any(p.get("sip.callStatus") in ("ringing", "active") for p in people.sip):
                 break

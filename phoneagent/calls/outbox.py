@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 import httpx
 from sqlalchemy import select, update
@@ -37,8 +37,10 @@ from phoneagent.webhooks import sign
 
 log = logging.getLogger("phoneagent.webhooks")
 
-EVENT_TYPES = ("call.queued", "call.ringing", "call.answered", "call.ended", "recording.ready",
-               "recording.failed")  # fmt: skip
+EventType = Literal[
+    "call.queued", "call.ringing", "call.answered", "call.ended", "recording.ready", "recording.failed"
+]
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,14 @@ def call_payload(session: Session, call: Call, *, with_transcript: bool = False)
     if with_transcript:
         turns = session.scalars(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
         body["transcript"] = [
-            {"seq": t.seq, "speaker": t.speaker, "text": t.text,
-             "started_at": t.started_at.isoformat() if t.started_at else None}
+            {
+                "seq": t.seq,
+                "speaker": t.speaker,
+                "text": t.text,
+                "started_at": t.started_at.isoformat() if t.started_at else None,
+            }
             for t in turns
-        ]  # fmt: skip
+        ]
     return body
 
 
@@ -302,9 +308,10 @@ class Deliverer:
             elif row.attempts >= self.policy.max_attempts:
                 row.status = "dead"
                 log.warning(
-                    "webhook delivery is dead after %d attempts", row.attempts,
+                    "webhook delivery is dead after %d attempts",
+                    row.attempts,
                     extra={"delivery": row.id, "event_type": row.event_type, "error": error},
-                )  # fmt: skip
+                )
             else:
                 row.next_attempt_at = now + self.policy.backoff(row.attempts)
             s.commit()

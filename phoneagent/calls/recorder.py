@@ -76,8 +76,10 @@ class Recorder:
             except EgressUnavailable as exc:
                 await asyncio.to_thread(self._fail, call_id, f"egress is not running ({exc.message})")
             except PhoneagentError as exc:
-                log.warning("could not start a track recording; retrying",
-                            extra={"call_id": call_id, "error": exc.message})  # fmt: skip
+                log.warning(
+                    "could not start a track recording; retrying",
+                    extra={"call_id": call_id, "error": exc.message},
+                )
 
     async def _start_tracks(self, call_id: str, room: str) -> None:
         tracks = await self._egress.tracks(room)
@@ -90,8 +92,10 @@ class Recorder:
             path = rs.tracks_dir(self._root, call_id) / f"{role}.ogg"
             path.parent.mkdir(parents=True, exist_ok=True)
             state = await self._egress.start_track(room=room, track_id=track_id, filepath=str(path))
-            log.info("track recording started",
-                     extra={"call_id": call_id, "role": role, "egress_id": state.egress_id})  # fmt: skip
+            log.info(
+                "track recording started",
+                extra={"call_id": call_id, "role": role, "egress_id": state.egress_id},
+            )
             await asyncio.to_thread(self._add, call_id, role, state, str(path))
 
     def _started_roles(self, call_id: str) -> set[str]:
@@ -124,8 +128,10 @@ class Recorder:
                 reason = exc.message if isinstance(exc, PhoneagentError) else f"{type(exc).__name__}: {exc}"
                 tries = self._finish_attempts[call_id] = self._finish_attempts.get(call_id, 0) + 1
                 if getattr(exc, "retryable", False) and tries < self.MAX_FINISH_ATTEMPTS:
-                    log.warning("could not finish a recording; retrying",
-                                extra={"call_id": call_id, "error": reason, "attempt": tries})  # fmt: skip
+                    log.warning(
+                        "could not finish a recording; retrying",
+                        extra={"call_id": call_id, "error": reason, "attempt": tries},
+                    )
                     continue
                 await asyncio.to_thread(self._fail, call_id, reason)
             self._finish_attempts.pop(call_id, None)
@@ -147,7 +153,8 @@ class Recorder:
         (the agent's track may have been stopped later, with egress's 4 s drain after the stop)."""
         with self._sessions() as s:
             call = s.get(Call, call_id)
-            assert call is not None
+            if call is None:
+                raise LookupError(f"call {call_id} is gone")
             rows = rs.egresses(s, call)
             files = {}
             for role, row in rows.items():
@@ -185,8 +192,9 @@ class Recorder:
         if probe:
             self._last_probe = now
         running = await asyncio.to_thread(self._running)
-        await asyncio.gather(*(self._watch(row, status, ended_at, now, probe=probe)
-                               for row, status, ended_at in running))  # fmt: skip
+        await asyncio.gather(
+            *(self._watch(row, status, ended_at, now, probe=probe) for row, status, ended_at in running)
+        )
         if self._settings.recording_retention_days > 0:
             await self.apply_retention()
 
@@ -206,8 +214,9 @@ class Recorder:
             if probe:
                 await self._probe(row)
         except PhoneagentError as exc:  # LiveKit itself unreachable: nothing can be said about egress
-            log.warning("could not check a track recording", extra={"egress_id": row.egress_id,
-                                                                      "error": exc.message})  # fmt: skip
+            log.warning(
+                "could not check a track recording", extra={"egress_id": row.egress_id, "error": exc.message}
+            )
 
     async def _probe(self, row: RecordingEgress) -> None:
         answered = await self._egress.answers(row.egress_id)
@@ -285,8 +294,10 @@ class Recorder:
                     if call.recording_location:
                         delete_location(self._settings, call.recording_location)
                 except PhoneagentError as exc:
-                    log.warning("could not delete an expired recording",
-                                extra={"call_id": call.id, "error": exc.message})  # fmt: skip
+                    log.warning(
+                        "could not delete an expired recording",
+                        extra={"call_id": call.id, "error": exc.message},
+                    )
                     continue
                 rs.mark_deleted(s, call)
                 deleted += 1

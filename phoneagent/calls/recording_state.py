@@ -61,8 +61,16 @@ def egresses(session: Session, call: Call) -> dict[str, RecordingEgress]:
 
 
 def add_egress(session: Session, call: Call, role: str, state: EgressState, filepath: str) -> None:
-    session.add(RecordingEgress(call_id=call.id, role=role, egress_id=state.egress_id,
-                                track_id=state.track_id, status=state.status, filepath=filepath))  # fmt: skip
+    session.add(
+        RecordingEgress(
+            call_id=call.id,
+            role=role,
+            egress_id=state.egress_id,
+            track_id=state.track_id,
+            status=state.status,
+            filepath=filepath,
+        )
+    )
     session.flush()
     rows = egresses(session, call)
     call.recording_egress_id = ",".join(rows[r].egress_id for r in ROLES if r in rows)

@@ -134,8 +134,13 @@ class Sweeper:
         with self._sessions() as s:
             call = s.get(Call, call_id)
             if call is not None:
-                own_event(s, call, "answered_seen", lc.Fact(datetime.now(UTC), "in_progress"),
-                          f"{call_id}:answered-seen")  # fmt: skip
+                own_event(
+                    s,
+                    call,
+                    "answered_seen",
+                    lc.Fact(datetime.now(UTC), "in_progress"),
+                    f"{call_id}:answered-seen",
+                )
                 s.commit()
 
     def _end(self, call_id: str, reason: str, strength: int, kind: str) -> None:

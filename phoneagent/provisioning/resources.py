@@ -271,8 +271,11 @@ class Provisioner:
     def _check_unreferenced(self, row: Any) -> None:
         users: list[tuple[type[Base], str]] = []
         if isinstance(row, AgentProfile):
-            users = [(DispatchRule, "agent_profile_id"), (PhoneNumber, "agent_profile_id"),
-                     (Campaign, "agent_profile_id")]  # fmt: skip
+            users = [
+                (DispatchRule, "agent_profile_id"),
+                (PhoneNumber, "agent_profile_id"),
+                (Campaign, "agent_profile_id"),
+            ]
         elif isinstance(row, InboundTrunk):
             users = [(DispatchRule, "inbound_trunk_id"), (PhoneNumber, "inbound_trunk_id")]
         elif isinstance(row, OutboundTrunk):

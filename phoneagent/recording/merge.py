@@ -81,16 +81,37 @@ def merge_pipeline(
     encode = ["opusenc", f"bitrate={_BITRATE[layout]}", "!", "oggmux", "!", "filesink", f"location={out}"]
     args = [*sink, f"sink_0::offset={off[0]}", f"sink_1::offset={off[1]}", "!", *post, "!", *encode]
     for i, track in enumerate((caller, agent)):
-        args += ["filesrc", f"location={track.path}", "!", "oggdemux", "!", "opusdec", "!", "audioconvert",
-                 "!", "audioresample", "!", _MONO, "!", "queue", "!", f"m.sink_{i}"]  # fmt: skip
+        args += [
+            "filesrc",
+            f"location={track.path}",
+            "!",
+            "oggdemux",
+            "!",
+            "opusdec",
+            "!",
+            "audioconvert",
+            "!",
+            "audioresample",
+            "!",
+            _MONO,
+            "!",
+            "queue",
+            "!",
+            f"m.sink_{i}",
+        ]
     return args
 
 
 async def _run(args: list[str], *, timeout_s: float) -> None:
     proc = await asyncio.create_subprocess_exec(
-        gst_launch(), "-q", "-e", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        gst_launch(),
+        "-q",
+        "-e",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=timeout_s)
     except TimeoutError:
@@ -126,7 +147,26 @@ async def merge_tracks(
 async def decode_wav(src: Path, dst: Path, *, rate: int = OPUS_RATE, timeout_s: float = 120) -> Path:
     """Decode an Ogg/Opus file to 16-bit WAV, keeping its channels (for checks and transcription)."""
     caps = f"audio/x-raw,format=S16LE,rate={rate}"
-    await _run(["filesrc", f"location={src}", "!", "oggdemux", "!", "opusdec", "!", "audioconvert", "!",
-                "audioresample", "!", caps, "!", "wavenc", "!", "filesink", f"location={dst}"],
-               timeout_s=timeout_s)  # fmt: skip
+    await _run(
+        [
+            "filesrc",
+            f"location={src}",
+            "!",
+            "oggdemux",
+            "!",
+            "opusdec",
+            "!",
+            "audioconvert",
+            "!",
+            "audioresample",
+            "!",
+            caps,
+            "!",
+            "wavenc",
+            "!",
+            "filesink",
+            f"location={dst}",
+        ],
+        timeout_s=timeout_s,
+    )
     return dst

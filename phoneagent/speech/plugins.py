@@ -16,6 +16,7 @@ from livekit.agents import llm, stt, tts
 from livekit.agents.types import NOT_GIVEN
 
 from phoneagent.config import Settings
+from phoneagent.errors import ConfigError
 from phoneagent.speech.audio import PHONE_RATE
 from phoneagent.speech.fallbacks import remember
 from phoneagent.speech.providers import ProviderChoice
@@ -32,8 +33,13 @@ NO_KEY = "no-key"
 LANGUAGE = "en"
 
 
-PROVIDER_PLUGINS = {"deepgram": "deepgram", "openai": "openai", "openai-compatible": "openai",
-                    "local-llm": "openai", "anthropic": "anthropic"}  # fmt: skip
+PROVIDER_PLUGINS = {
+    "deepgram": "deepgram",
+    "openai": "openai",
+    "openai-compatible": "openai",
+    "local-llm": "openai",
+    "anthropic": "anthropic",
+}
 
 
 def _plugin(name: str) -> Any:
@@ -47,8 +53,11 @@ def preload(settings: Settings) -> list[str]:
     may pick in this mode); returns their names."""
     from phoneagent.speech.providers import stt_chain, tts_chain
 
-    wanted = {PROVIDER_PLUGINS[c.provider] for c in [*stt_chain(settings), *tts_chain(settings)]
-              if c.provider in PROVIDER_PLUGINS}  # fmt: skip
+    wanted = {
+        PROVIDER_PLUGINS[c.provider]
+        for c in [*stt_chain(settings), *tts_chain(settings)]
+        if c.provider in PROVIDER_PLUGINS
+    }
     if settings.agent_mode != "local" or settings.local_llm_url:
         wanted.add("openai")
     if settings.agent_mode != "local" and settings.anthropic_api_key:
@@ -153,7 +162,8 @@ def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float 
     """An LLM over the network; ``api_key`` None sends the placeholder (servers that need none)."""
     made: llm.LLM
     if choice.provider == "anthropic":
-        assert api_key is not None
+        if api_key is None:
+            raise ConfigError("the anthropic LLM needs an API key", hint="set ANTHROPIC_API_KEY")
         made = _plugin("anthropic").LLM(
             model=choice.model,
             api_key=api_key,

@@ -180,7 +180,6 @@ def _require_key(settings: Settings, choice: ProviderChoice, key_var: str, prese
     if present:
         return
     comp = choice.component
-    assert comp != "llm"
     other = "openai" if choice.provider == "deepgram" else "deepgram"
     var = _mode_var(settings, comp)
     raise ConfigError(

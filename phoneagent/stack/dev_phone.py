@@ -32,7 +32,6 @@ rtp_ports		{rtp_start}-{rtp_end}
 """
 
 
-
 def _write_silence(path: Path, seconds: float, rate: int = 8000) -> Path:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -63,10 +62,14 @@ def write_phone_config(
         source = _write_silence(workdir / "silence.wav", max_call_s)
     (workdir / "config").write_text(
         _CONFIG.format(
-            host=host, source=source, rec=rec, rtp_start=rtp_ports[0], rtp_end=rtp_ports[1],
+            host=host,
+            source=source,
+            rec=rec,
+            rtp_start=rtp_ports[0],
+            rtp_end=rtp_ports[1],
             listen_port=listen_port,
         )
-    )  # fmt: skip
+    )
     answer = ";answermode=auto" if auto_answer else ""
     (workdir / "accounts").write_text(f"<sip:{user}@{host}>;regint=0;audio_codecs=PCMU{answer}\n")
     (workdir / "contacts").touch()

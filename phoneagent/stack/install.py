@@ -35,12 +35,20 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def _tool(name: str) -> str:
+    """The full path of a program the install runs (never a bare name looked up by the child)."""
+    path = shutil.which(name)
+    if path is None:
+        raise MissingToolError(f"{name} is not installed or not on PATH", hint=f"install {name}")
+    return path
+
+
 def missing_apt(packages: Iterable[str]) -> list[str]:
     names = list(packages)
     if not names or shutil.which("dpkg-query") is None:
         return names if shutil.which("dpkg-query") is None else []
     out = subprocess.run(
-        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *names],
+        [_tool("dpkg-query"), "-W", "-f=${Package} ${db:Status-Status}\n", *names],
         capture_output=True,
         text=True,
         check=False,
@@ -60,8 +68,8 @@ def ensure_apt(packages: Mapping[str, str], *, install: bool = True) -> None:
         raise MissingToolError(f"missing Debian packages: {why}", hint="run: sudo " + " ".join(cmd))
     log.info("installing Debian packages", extra={"packages": missing})
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, env=env)
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    subprocess.run([_tool("apt-get"), "update", "-q"], check=False, capture_output=True, env=env)
+    done = subprocess.run([_tool("apt-get"), *cmd[1:]], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         last = "\n".join(done.stderr.splitlines()[-10:])
         raise MissingToolError(f"apt-get could not install {' '.join(missing)}:\n{last}", hint=" ".join(cmd))
@@ -99,8 +107,9 @@ def _require_pkg_config(spec: GoBinary) -> None:
         raise MissingToolError(
             f"pkg-config is missing (needed by {spec.name}'s cgo build)", hint="apt-get install pkg-config"
         )
+    pkg_config = _tool("pkg-config")
     missing = [
-        lib for lib in libs if subprocess.run(["pkg-config", "--exists", lib], check=False).returncode != 0
+        lib for lib in libs if subprocess.run([pkg_config, "--exists", lib], check=False).returncode != 0
     ]
     if missing:
         raise MissingToolError(
@@ -141,7 +150,7 @@ def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
     started = time.monotonic()
     with build_log.open("w") as fh, tempfile.TemporaryDirectory(prefix="build-", dir=target.parent) as work:
         dl = subprocess.run(
-            ["go", "mod", "download", "-json", f"{spec.module}@{spec.version}"],
+            [_tool("go"), "mod", "download", "-json", f"{spec.module}@{spec.version}"],
             capture_output=True,
             text=True,
             env=env,
@@ -159,7 +168,7 @@ def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
         src = _writable_copy(Path(info["Dir"]), spec, Path(work)) if spec.placeholders else Path(info["Dir"])
         fh.flush()
         built = subprocess.run(
-            ["go", "build", "-trimpath", "-o", str(tmp), spec.package],
+            [_tool("go"), "build", "-trimpath", "-o", str(tmp), spec.package],
             cwd=src,
             stdout=fh,
             stderr=subprocess.STDOUT,

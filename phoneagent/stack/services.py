@@ -26,12 +26,11 @@ import string
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psutil
 
 from phoneagent.config import Settings
@@ -98,12 +97,10 @@ def _egress_tmpdir(scratch: Path) -> Path | None:
 
 def _http_ok(url: str, *, also: tuple[int, ...] = ()) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except urllib.error.HTTPError as exc:
-        return exc.code in also
-    except (urllib.error.URLError, OSError):
+        status = httpx.get(url, timeout=2, trust_env=False).status_code
+    except httpx.HTTPError:
         return False
+    return status == 200 or status in also
 
 
 def _redis_ok(host: str, port: int, password: str) -> bool:
@@ -183,8 +180,10 @@ class Stack:
         return load_or_create(self.paths.secrets)
 
     def _render(self, relative: str, out_name: str, secrets: StackSecrets) -> Path:
-        urls = [f"http://{self.settings.bind_host}:{self.settings.api_port}/webhooks/livekit",
-                *self.settings.extra_webhook_urls]  # fmt: skip
+        urls = [
+            f"http://{self.settings.bind_host}:{self.settings.api_port}/webhooks/livekit",
+            *self.settings.extra_webhook_urls,
+        ]
         values = {
             **{k: str(v) for k, v in self.settings.model_dump().items()},
             **secrets.__dict__,

@@ -53,8 +53,12 @@ async def wait_for_answer(room: rtc.Room, *, within_s: float) -> bool:
     def poke(*_args: object) -> None:
         changed.set()
 
-    events = ("participant_connected", "participant_disconnected", "participant_attributes_changed",
-              "disconnected")  # fmt: skip
+    events = (
+        "participant_connected",
+        "participant_disconnected",
+        "participant_attributes_changed",
+        "disconnected",
+    )
     for name in events:
         room.on(name, poke)
     loop = asyncio.get_running_loop()

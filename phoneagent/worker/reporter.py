@@ -30,9 +30,7 @@ SCOPE_KEYS = ("tenant_id", "call_id")
 
 
 class EventReporter:
-    def __init__(
-        self, *, url: str, token: str, spool_dir: Path, scope: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, *, url: str, token: str, spool_dir: Path, scope: dict[str, Any] | None = None) -> None:
         # whose call this is (the tenant and, for an outbound call, the call id from the job's
         # dispatch): sent with every event so that the control plane never files it on another's call
         self._scope = {k: str(v) for k, v in (scope or {}).items() if k in SCOPE_KEYS and v}
@@ -99,7 +97,8 @@ class EventReporter:
                 events.append(json.loads(f.read_text()))
             except FileNotFoundError:  # another process of this worker sent it already
                 continue
-        assert self._client is not None
+        if self._client is None:
+            raise RuntimeError("EventReporter.send before start")
         resp = await self._client.post(
             self._url, json={"events": events}, headers={"Authorization": f"Bearer {self._token}"}
         )

@@ -79,8 +79,7 @@ class SpeechHost:
         self._spawn()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._answers():
-            assert self._proc is not None
-            if self._proc.poll() is not None or time.monotonic() > deadline:
+            if self._proc is None or self._proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = self._log_path.read_text(errors="replace").splitlines()[-15:]
                 raise ConfigError(

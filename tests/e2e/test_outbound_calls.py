@@ -99,9 +99,13 @@ def _listen_port(phone: BaresipPhone) -> int:
 
 
 def test_answered_the_callee_hears_the_agent_then_hangs_up(
-    stack: Stack, control_plane: ControlPlane, worker: WorkerProcess, hooks: WebhookReceiver,
-    whisper_tiny: object, tmp_path: Path,
-) -> None:  # fmt: skip
+    stack: Stack,
+    control_plane: ControlPlane,
+    worker: WorkerProcess,
+    hooks: WebhookReceiver,
+    whisper_tiny: object,
+    tmp_path: Path,
+) -> None:
     host = stack.settings.bind_host
     phone = _callee_phone(tmp_path, host, (44000, 44049)).start()
     out = Outbound(control_plane, f"{host}:{_listen_port(phone)}", "to-baresip")
@@ -118,7 +122,10 @@ def test_answered_the_callee_hears_the_agent_then_hangs_up(
     heard = set(re.findall(r"[a-z']+", transcribe(whisper_tiny, str(phone.received_wav())).lower()))
     assert {"thank", "calling", "dental", "help"} <= heard, sorted(heard)
     assert (record["direction"], record["end_reason"], record["to_number"]) == (
-        "outbound", "customer_hangup", CALLEE)  # fmt: skip
+        "outbound",
+        "customer_hangup",
+        CALLEE,
+    )
     assert record["answered_at"] and record["duration_ms"] > 2000
     sent = _webhooks(hooks, call["id"])
     assert {"call.queued", "call.answered", "call.ended"} <= set(sent)
@@ -177,8 +184,11 @@ def test_the_agent_says_goodbye_and_hangs_up(
         phone.wait_for_remote_bye(since=since, timeout=60)
         out.wait_status(call["id"], "ended", timeout=30)
         # the worker's own report ends the record; LiveKit's webhook adds its evidence a moment later
-        wait_until(lambda: out.get(call["id"])["disconnect_reason"] is not None, timeout=30,
-                   what="LiveKit's disconnect reason")  # fmt: skip
+        wait_until(
+            lambda: out.get(call["id"])["disconnect_reason"] is not None,
+            timeout=30,
+            what="LiveKit's disconnect reason",
+        )
         record = out.get(call["id"])
     finally:
         phone.close()
@@ -221,10 +231,25 @@ def test_the_call_command_follows_a_call_live_to_its_end(
         try:
             key = control_plane.headers["Authorization"].removeprefix("Bearer ")
             run = subprocess.run(
-                [sys.executable, "-m", "phoneagent.cli", "call", "+1 555 0142", "--agent", "e2e",
-                 "--trunk", "cli-busy", "--url", control_plane.url, "--key", key],
-                capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "phoneagent.cli",
+                    "call",
+                    "+1 555 0142",
+                    "--agent",
+                    "e2e",
+                    "--trunk",
+                    "cli-busy",
+                    "--url",
+                    control_plane.url,
+                    "--key",
+                    key,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
         finally:
             out.close()
     assert run.returncode == 3, run.stdout + run.stderr
@@ -234,8 +259,21 @@ def test_the_call_command_follows_a_call_live_to_its_end(
         "ended: busy, SIP 486"
     )
     bad = subprocess.run(
-        [sys.executable, "-m", "phoneagent.cli", "call", "+15550142", "--agent", "nobody", "--url",
-         control_plane.url, "--key", "pa_wrong"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "phoneagent.cli",
+            "call",
+            "+15550142",
+            "--agent",
+            "nobody",
+            "--url",
+            control_plane.url,
+            "--key",
+            "pa_wrong",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "401" in bad.stderr and "Traceback" not in bad.stderr

@@ -124,9 +124,15 @@ def _at(value: str) -> datetime:
 
 
 def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_with_ranges(
-    stack: Stack, control_plane: ControlPlane, worker: WorkerProcess, recording_on: None,
-    hooks: WebhookReceiver, whisper_tiny: object, voice: object, tmp_path: Path,
-) -> None:  # fmt: skip
+    stack: Stack,
+    control_plane: ControlPlane,
+    worker: WorkerProcess,
+    recording_on: None,
+    hooks: WebhookReceiver,
+    whisper_tiny: object,
+    voice: object,
+    tmp_path: Path,
+) -> None:
     settings = stack.settings
     cp = control_plane
     before = _call_ids(cp)
@@ -140,8 +146,11 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
         # the agent publishes its audio without Opus DTX (with DTX egress misplaces speech in time)
         tracks = asyncio.run(_agent_tracks(settings, call["room_name"]))
         assert tracks and all(t.disable_dtx for t in tracks), tracks
-        wait_until(lambda: _get(cp, f"/calls/{call['id']}").json()["recording_status"] == "recording",
-                   timeout=30, what="both track recordings to start")  # fmt: skip
+        wait_until(
+            lambda: _get(cp, f"/calls/{call['id']}").json()["recording_status"] == "recording",
+            timeout=30,
+            what="both track recordings to start",
+        )
 
         # three questions: a call of about 25 s, as calls are. The recording misses the 1.3-2.3 s egress
         # v1.8.6 takes to start its first track (measured), which a 15 s call could not hide in 10 %.
@@ -162,7 +171,9 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
     assert (detail["status"], detail["end_reason"]) == ("ended", "customer_hangup")
     assert detail["recording_status"] == "ready" and detail["recording_error"] is None, detail
     assert [(t["role"], t["status"]) for t in detail["recording_tracks"]] == [
-        ("caller", "complete"), ("agent", "complete")]  # fmt: skip
+        ("caller", "complete"),
+        ("agent", "complete"),
+    ]
     assert detail["recording_egress_id"] == ",".join(t["egress_id"] for t in detail["recording_tracks"])
     assert ready["recording"]["status"] == "ready"
     assert ready["recording"]["location"] == detail["recording_location"]
@@ -185,10 +196,12 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
     rec = decode(tmp_path / "recording.ogg")
     assert rec.channels.shape[0] == 2
     call_s = detail["duration_ms"] / 1000
-    print(f"[recording] call {call_s:.2f} s, recording {rec.duration_s:.2f} s "
-          f"(reported {detail['recording_duration_ms'] / 1000:.2f} s); recording started "
-          f"{(_at(detail['recording_started_at']) - _at(detail['answered_at'])).total_seconds():.2f} s "
-          "after the answer")  # fmt: skip
+    print(
+        f"[recording] call {call_s:.2f} s, recording {rec.duration_s:.2f} s "
+        f"(reported {detail['recording_duration_ms'] / 1000:.2f} s); recording started "
+        f"{(_at(detail['recording_started_at']) - _at(detail['answered_at'])).total_seconds():.2f} s "
+        "after the answer"
+    )
     assert abs(rec.duration_s - call_s) <= 0.1 * call_s, (rec.duration_s, call_s)
     assert abs(rec.duration_s - detail["recording_duration_ms"] / 1000) < 0.1
 
@@ -204,8 +217,10 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
         if b - a < 0.5:
             continue
         own, other = (AGENT, CALLER) if t["speaker"] == "agent" else (CALLER, AGENT)
-        print(f"[recording] {t['speaker']} turn {a:.2f}-{b:.2f} s: rms own {rec.rms(own, a, b):.4f} "
-              f"other {rec.rms(other, a, b):.4f}")  # fmt: skip
+        print(
+            f"[recording] {t['speaker']} turn {a:.2f}-{b:.2f} s: rms own {rec.rms(own, a, b):.4f} "
+            f"other {rec.rms(other, a, b):.4f}"
+        )
         assert rec.rms(own, a, b) > 10 * rec.rms(other, a, b) + 1e-4, t
 
     # in time with each other: the caller's question and the agent's reply to it follow each other in
@@ -214,9 +229,11 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
     reply_start = min(s[0] for s in rec.speech_spans(AGENT) if s[0] > question_span[0])
     gap = reply_start - question_span[1]
     reply_turn = next(t for t in agent_turns if _at(t["started_at"]) > _at(caller_turns[-1]["started_at"]))
-    print(f"[recording] question {question_span[0]:.2f}-{question_span[1]:.2f} s, reply at "
-          f"{reply_start:.2f} s: gap {gap:.3f} s; the worker measured {reply_turn['total_ms']} ms "
-          "from end of speech to first audio")  # fmt: skip
+    print(
+        f"[recording] question {question_span[0]:.2f}-{question_span[1]:.2f} s, reply at "
+        f"{reply_start:.2f} s: gap {gap:.3f} s; the worker measured {reply_turn['total_ms']} ms "
+        "from end of speech to first audio"
+    )
     assert gap > 0 and abs(gap - reply_turn["total_ms"] / 1000) < 0.4
 
     # what the recording says: the greeting on the agent's channel (its own span: the whole channel,
@@ -246,9 +263,14 @@ def _kill_egress(stack: Stack) -> set[int]:
 
 
 def test_egress_killed_mid_call_the_call_goes_on_and_the_recording_says_why_it_failed(
-    stack: Stack, control_plane: ControlPlane, worker: WorkerProcess, recording_on: None,
-    hooks: WebhookReceiver, voice: object, tmp_path: Path,
-) -> None:  # fmt: skip
+    stack: Stack,
+    control_plane: ControlPlane,
+    worker: WorkerProcess,
+    recording_on: None,
+    hooks: WebhookReceiver,
+    voice: object,
+    tmp_path: Path,
+) -> None:
     settings = stack.settings
     cp = control_plane
     before = _call_ids(cp)
@@ -260,8 +282,11 @@ def test_egress_killed_mid_call_the_call_goes_on_and_the_recording_says_why_it_f
         phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=1.2, timeout=90)  # the greeting
         call = _newest_call(cp, before)
         assert call is not None
-        wait_until(lambda: _get(cp, f"/calls/{call['id']}").json()["recording_status"] == "recording",
-                   timeout=30, what="both track recordings to start")  # fmt: skip
+        wait_until(
+            lambda: _get(cp, f"/calls/{call['id']}").json()["recording_status"] == "recording",
+            timeout=30,
+            what="both track recordings to start",
+        )
         killed = _kill_egress(stack)
         assert "egress" in [s.name for s in stack.status() if not s.running]
 

@@ -30,10 +30,18 @@ def tenants(stack: Stack, control_plane: ControlPlane, worker: WorkerProcess) ->
     for name, h in keys.items():
         with httpx.Client(base_url=control_plane.url, headers=h, timeout=30) as c:
             agent = c.post("/agents", json={"name": name, "greeting": GREETINGS[name]})
-            trunk = c.post("/trunks/inbound", json={"name": name, "numbers": [NUMBERS[name]],
-                                                    "allowed_addresses": [host]})  # fmt: skip
-            rule = c.post("/dispatch-rules", json={"name": name, "inbound_trunk_id": trunk.json()["id"],
-                                                   "agent_profile_id": agent.json()["id"]})  # fmt: skip
+            trunk = c.post(
+                "/trunks/inbound",
+                json={"name": name, "numbers": [NUMBERS[name]], "allowed_addresses": [host]},
+            )
+            rule = c.post(
+                "/dispatch-rules",
+                json={
+                    "name": name,
+                    "inbound_trunk_id": trunk.json()["id"],
+                    "agent_profile_id": agent.json()["id"],
+                },
+            )
             for r in (agent, trunk, rule):
                 assert r.status_code == 201, r.text
             out[name] = {"headers": h, "rule": rule.json()}

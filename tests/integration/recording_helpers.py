@@ -53,18 +53,38 @@ class FakeEgress(LiveKitEgress):
         return self.stop_answers
 
 
-def state(egress_id: str, status: str, *, track_id: str = "", error: str = "", filename: str = "",
-          started_ns: int | None = None, ended_ns: int | None = None) -> EgressState:  # fmt: skip
+def state(
+    egress_id: str,
+    status: str,
+    *,
+    track_id: str = "",
+    error: str = "",
+    filename: str = "",
+    started_ns: int | None = None,
+    ended_ns: int | None = None,
+) -> EgressState:
     return EgressState(
-        egress_id=egress_id, status=status, error=error, room="call-rec", track_id=track_id,
-        filename=filename, file_started_ns=started_ns, file_ended_ns=ended_ns,
+        egress_id=egress_id,
+        status=status,
+        error=error,
+        room="call-rec",
+        track_id=track_id,
+        filename=filename,
+        file_started_ns=started_ns,
+        file_ended_ns=ended_ns,
         file_duration_ns=(ended_ns - started_ns) if started_ns and ended_ns else None,
         file_size=1000 if status == "complete" else None,
-    )  # fmt: skip
+    )
 
 
-def recording_call(sessions: sessionmaker[Session], *, tenant: str = "acme", fmt: str = "ogg",
-                   layout: str = "dual", hook_url: str = "http://127.0.0.1:9/hooks") -> str:  # fmt: skip
+def recording_call(
+    sessions: sessionmaker[Session],
+    *,
+    tenant: str = "acme",
+    fmt: str = "ogg",
+    layout: str = "dual",
+    hook_url: str = "http://127.0.0.1:9/hooks",
+) -> str:
     """An inbound call of a recording profile, answered now (through the call's own event fold)."""
     with sessions() as s:
         t = s.scalar(select(Tenant).where(Tenant.name == tenant))
@@ -73,8 +93,13 @@ def recording_call(sessions: sessionmaker[Session], *, tenant: str = "acme", fmt
             s.add(t)
             s.flush()
             s.add(WebhookEndpoint(tenant_id=t.id, url=hook_url, secret="s" * 32, events=[]))
-        agent = AgentProfile(tenant_id=t.id, name=f"rec-{datetime.now(UTC).timestamp()}", recording=True,
-                             recording_format=fmt, recording_layout=layout)  # fmt: skip
+        agent = AgentProfile(
+            tenant_id=t.id,
+            name=f"rec-{datetime.now(UTC).timestamp()}",
+            recording=True,
+            recording_format=fmt,
+            recording_layout=layout,
+        )
         s.add(agent)
         s.flush()
         call = Call(

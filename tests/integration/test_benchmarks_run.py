@@ -15,10 +15,25 @@ from phoneagent.db.migrate import REPO_ROOT
 
 def _run(module: str, out: Path, *args: str) -> dict:
     run = subprocess.run(
-        [sys.executable, "-m", module, "--rows", "3000", "--reps", "200", "--warmup", "1",
-         "--out-dir", str(out), *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            module,
+            "--rows",
+            "3000",
+            "--reps",
+            "200",
+            "--warmup",
+            "1",
+            "--out-dir",
+            str(out),
+            *args,
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     (result,) = out.glob("*.json")
     return json.loads(result.read_text())

@@ -34,25 +34,36 @@ def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
 def test_a_campaign_never_exceeds_its_concurrency(stack: Stack, tmp_path: Path) -> None:
     host = stack.settings.bind_host
     # no worker serves this agent name: the callee alone decides how long each call lasts
-    api = ApiProcess.create(stack.settings, "sqlite:///" + str(tmp_path / "cp.db"), tmp_path,
-                            PHONEAGENT_AGENT_NAME="campaign-load-nobody").start()  # fmt: skip
+    api = ApiProcess.create(
+        stack.settings,
+        "sqlite:///" + str(tmp_path / "cp.db"),
+        tmp_path,
+        PHONEAGENT_AGENT_NAME="campaign-load-nobody",
+    ).start()
     peak_seen = 0
     try:
         with (
             # known to fail now and then: livekit-sip v1.8.0 sometimes leaves a participant in the room
             # after the callee's BYE (1-2 of 100 calls, at 1 s and at 2.5 s holds alike), and the sweeper
             # then ends that call as worker_lost. README, "Outbound calls", known limit; not fixed.
-            SippCallee("uas_answer_then_hangup", workdir=tmp_path, port=_free_udp(host), host=host,
-                       hold_ms=1000) as sipp,
+            SippCallee(
+                "uas_answer_then_hangup", workdir=tmp_path, port=_free_udp(host), host=host, hold_ms=1000
+            ) as sipp,
             httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as c,
-        ):  # fmt: skip
+        ):
             agent = c.post("/agents", json={"name": "a"}).json()["id"]
             out = {"name": "o", "address": sipp.address, "numbers": ["+15550100"], "max_concurrent_calls": 50}
             trunk = c.post("/trunks/outbound", json=out).json()["id"]
             contacts = [{"number": f"+1415555{i:04d}", "variables": {"n": i}} for i in range(N)]
-            body = {"name": "load", "agent_profile_id": agent, "outbound_trunk_id": trunk,
-                    "concurrency": CONCURRENCY, "window_start": "00:00", "window_end": "00:00",
-                    "contacts": contacts}  # fmt: skip
+            body = {
+                "name": "load",
+                "agent_profile_id": agent,
+                "outbound_trunk_id": trunk,
+                "concurrency": CONCURRENCY,
+                "window_start": "00:00",
+                "window_end": "00:00",
+                "contacts": contacts,
+            }
             r = c.post("/campaigns", json=body)
             assert r.status_code == 201, r.text
             campaign = r.json()["id"]
@@ -71,10 +82,13 @@ def test_a_campaign_never_exceeds_its_concurrency(stack: Stack, tmp_path: Path) 
                 if not (cursor := page["next_cursor"]):
                     break
             dialed = {
-                call["id"]: next(e["occurred_at"] for e in c.get(f"/calls/{call['id']}").json()["events"]
-                                 if e["type"] == "dialing")
+                call["id"]: next(
+                    e["occurred_at"]
+                    for e in c.get(f"/calls/{call['id']}").json()["events"]
+                    if e["type"] == "dialing"
+                )
                 for call in calls
-            }  # fmt: skip
+            }
     finally:
         api.stop()
     assert progress["progress"]["done"] == N, progress

@@ -25,8 +25,13 @@ async def _publish_tone(
 ) -> tuple[rtc.Room, str, asyncio.Task[None]]:
     """An agent in ``room_name`` publishing a tone without DTX, as phoneagent's worker publishes."""
     creds = livekit_credentials(stack.settings)
-    token = (api.AccessToken(creds.api_key, creds.api_secret).with_identity("agent").with_kind("agent")
-             .with_grants(api.VideoGrants(room_join=True, room=room_name)).to_jwt())  # fmt: skip
+    token = (
+        api.AccessToken(creds.api_key, creds.api_secret)
+        .with_identity("agent")
+        .with_kind("agent")
+        .with_grants(api.VideoGrants(room_join=True, room=room_name))
+        .to_jwt()
+    )
     room = rtc.Room()
     await room.connect(creds.url, token)
     source = rtc.AudioSource(48_000, 1)

@@ -59,8 +59,13 @@ def test_the_cli_lists_revokes_and_rotates(tmp_path: Path) -> None:
     env["PHONEAGENT_STATE_DIR"] = str(tmp_path / "state")
 
     def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run([sys.executable, "-m", "phoneagent.cli", *args], env=env, text=True,
-                           capture_output=True, timeout=120)  # fmt: skip
+        r = subprocess.run(
+            [sys.executable, "-m", "phoneagent.cli", *args],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=120,
+        )
         assert (r.returncode == 0) is ok, r.stderr
         return r
 
@@ -102,8 +107,12 @@ def test_cookies_are_secure_behind_a_tls_proxy(review: ReviewClient) -> None:
         assert "Secure" in sign_in
         # the browser (on https) sends the Secure cookie back; this client is on http, so by hand
         raw = {"cookie": sign_in.split(";", 1)[0]}
-        r = c.post("/review/sign-in", data={"api_key": review.data.token, "csrf_token": _csrf(form.text)},
-                   headers=raw, follow_redirects=False)  # fmt: skip
+        r = c.post(
+            "/review/sign-in",
+            data={"api_key": review.data.token, "csrf_token": _csrf(form.text)},
+            headers=raw,
+            follow_redirects=False,
+        )
         cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith(f"{COOKIE}="))
         assert "Secure" in cookie
         c.app.state.engine.dispose()  # type: ignore[attr-defined]

@@ -13,9 +13,13 @@ def _setup(client: TestClient, h: dict[str, str]) -> tuple[str, str]:
     trunk = client.post(
         "/trunks/outbound",
         headers=h,
-        json={"name": "out", "address": "127.0.0.1:5999", "numbers": ["+15550001111"],
-              "max_concurrent_calls": 2},
-    )  # fmt: skip
+        json={
+            "name": "out",
+            "address": "127.0.0.1:5999",
+            "numbers": ["+15550001111"],
+            "max_concurrent_calls": 2,
+        },
+    )
     assert agent.status_code == 201 and trunk.status_code == 201, (agent.text, trunk.text)
     assert trunk.json()["max_concurrent_calls"] == 2
     return agent.json()["id"], trunk.json()["id"]
@@ -24,13 +28,21 @@ def _setup(client: TestClient, h: dict[str, str]) -> tuple[str, str]:
 def test_a_call_is_queued_with_its_record(client: TestClient) -> None:
     h = new_key(client, "acme")
     agent, trunk = _setup(client, h)
-    body = {"to": "+1 415 555 0123", "agent_profile_id": agent, "outbound_trunk_id": trunk,
-            "metadata": {"order": 7}}  # fmt: skip
+    body = {
+        "to": "+1 415 555 0123",
+        "agent_profile_id": agent,
+        "outbound_trunk_id": trunk,
+        "metadata": {"order": 7},
+    }
     r = client.post("/calls", headers=h, json=body)
     assert r.status_code == 201, r.text
     call = r.json()
     assert (call["status"], call["direction"], call["to_number"], call["from_number"]) == (
-        "queued", "outbound", "+14155550123", "+15550001111")  # fmt: skip
+        "queued",
+        "outbound",
+        "+14155550123",
+        "+15550001111",
+    )
     detail = client.get(f"/calls/{call['id']}", headers=h).json()
     assert detail["call_metadata"] == {"order": 7}
     assert [e["type"] for e in detail["events"]] == ["queued"]
@@ -50,8 +62,11 @@ def test_the_same_idempotency_key_gives_the_same_call_and_a_new_body_is_409(clie
     # keys are per tenant: another tenant's same key is its own call
     h2 = new_key(client, "globex")
     agent2, trunk2 = _setup(client, h2)
-    mine = client.post("/calls", headers={**h2, "Idempotency-Key": "k-1"},
-                       json={**body, "agent_profile_id": agent2, "outbound_trunk_id": trunk2})  # fmt: skip
+    mine = client.post(
+        "/calls",
+        headers={**h2, "Idempotency-Key": "k-1"},
+        json={**body, "agent_profile_id": agent2, "outbound_trunk_id": trunk2},
+    )
     assert mine.status_code == 201 and mine.json()["id"] != first.json()["id"]
 
 
@@ -82,8 +97,11 @@ def test_bad_call_requests_are_4xx_naming_the_field(client: TestClient) -> None:
 def test_a_queued_call_hung_up_ends_at_once_and_a_second_hangup_changes_nothing(client: TestClient) -> None:
     h = new_key(client, "acme")
     agent, trunk = _setup(client, h)
-    call = client.post("/calls", headers=h, json={"to": "+14155550123", "agent_profile_id": agent,
-                                                  "outbound_trunk_id": trunk}).json()  # fmt: skip
+    call = client.post(
+        "/calls",
+        headers=h,
+        json={"to": "+14155550123", "agent_profile_id": agent, "outbound_trunk_id": trunk},
+    ).json()
     r = client.post(f"/calls/{call['id']}/hangup", headers=h)
     assert r.status_code == 200
     assert (r.json()["status"], r.json()["end_reason"]) == ("ended", "api_hangup")
@@ -96,8 +114,9 @@ def test_a_queued_call_hung_up_ends_at_once_and_a_second_hangup_changes_nothing(
 def test_webhook_endpoints_show_the_secret_once_and_are_tenant_scoped(client: TestClient) -> None:
     h = new_key(client, "acme")
     # a public address literal: registration resolves names, and this machine has no DNS
-    r = client.post("/webhook-endpoints", headers=h, json={"url": "https://93.184.216.34/hook",
-                                                           "events": ["call.ended"]})  # fmt: skip
+    r = client.post(
+        "/webhook-endpoints", headers=h, json={"url": "https://93.184.216.34/hook", "events": ["call.ended"]}
+    )
     assert r.status_code == 201 and r.json()["secret"].startswith("whsec_")
     ep = r.json()["id"]
     got = client.get(f"/webhook-endpoints/{ep}", headers=h).json()
@@ -113,9 +132,13 @@ def test_webhook_endpoints_show_the_secret_once_and_are_tenant_scoped(client: Te
 def test_a_campaign_is_validated_and_can_be_paused_resumed_and_cancelled(client: TestClient) -> None:
     h = new_key(client, "acme")
     agent, trunk = _setup(client, h)
-    body = {"name": "remind", "agent_profile_id": agent, "outbound_trunk_id": trunk, "concurrency": 2,
-            "contacts": [{"number": "+14155550123", "variables": {"name": "Ada"}},
-                         {"number": "+4930123456"}]}  # fmt: skip
+    body = {
+        "name": "remind",
+        "agent_profile_id": agent,
+        "outbound_trunk_id": trunk,
+        "concurrency": 2,
+        "contacts": [{"number": "+14155550123", "variables": {"name": "Ada"}}, {"number": "+4930123456"}],
+    }
     r = client.post("/campaigns", headers=h, json=body)
     assert r.status_code == 201, r.text
     c = r.json()
@@ -151,8 +174,12 @@ def test_deleting_what_calls_were_made_with_keeps_the_calls(client: TestClient) 
 def test_an_agent_or_trunk_a_campaign_uses_cannot_be_deleted(client: TestClient) -> None:
     h = new_key(client, "acme")
     agent, trunk = _setup(client, h)
-    body = {"name": "c", "agent_profile_id": agent, "outbound_trunk_id": trunk,
-            "contacts": [{"number": "+14155550123"}]}  # fmt: skip
+    body = {
+        "name": "c",
+        "agent_profile_id": agent,
+        "outbound_trunk_id": trunk,
+        "contacts": [{"number": "+14155550123"}],
+    }
     campaign = client.post("/campaigns", headers=h, json=body).json()["id"]
     for path in (f"/agents/{agent}", f"/trunks/outbound/{trunk}"):
         r = client.delete(path, headers=h)

@@ -29,8 +29,9 @@ class Api:
 
 @pytest.fixture
 def rec_api(db_url: str, tmp_path: Path) -> Iterator[Api]:
-    settings = Settings(state_dir=tmp_path / "state", recordings_dir=tmp_path / "rec", database_url=db_url,
-                        background=False)  # fmt: skip
+    settings = Settings(
+        state_dir=tmp_path / "state", recordings_dir=tmp_path / "rec", database_url=db_url, background=False
+    )
     app = create_app(settings)
     with app.state.sessions() as s:
         acme, _ = create_key(s, tenant_name="acme")

@@ -61,9 +61,13 @@ class Env:
 @pytest.fixture
 def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
     settings = Settings(
-        state_dir=tmp_path / "state", recordings_dir=tmp_path / "rec", database_url=db_url,
-        recording_probe_interval_s=0.5, recording_stop_after_s=2, recording_lost_after_s=5,
-    )  # fmt: skip
+        state_dir=tmp_path / "state",
+        recordings_dir=tmp_path / "rec",
+        database_url=db_url,
+        recording_probe_interval_s=0.5,
+        recording_stop_after_s=2,
+        recording_lost_after_s=5,
+    )
     engine = make_engine(db_url)
     sessions = session_factory(engine)
     egress = FakeEgress(settings)
@@ -188,7 +192,9 @@ def test_a_stop_nobody_answers_loses_the_recording_at_once(env: Env) -> None:
     env.egress.stop_answers = False
     asyncio.run(env.recorder.sweep())
     assert env.call(call_id).recording_error in (
-        "caller track: egress stopped responding", "agent track: egress stopped responding")  # fmt: skip
+        "caller track: egress stopped responding",
+        "agent track: egress stopped responding",
+    )
 
 
 def test_a_call_that_ends_before_its_tracks_are_recorded_says_so(env: Env) -> None:
@@ -207,12 +213,24 @@ def test_complete_tracks_are_merged_stored_and_announced_and_the_track_files_rem
     tone_track(Path(paths["TR_agent"]), freq=1000, bursts=[0.5, 1.5], length_s=3)
     end_call(env.sessions, call_id)
     with env.sessions() as s:
-        spans = (("caller", "TR_caller", T0, T0 + 4_000_000_000),
-                 ("agent", "TR_agent", T0 + 800_000_000, T0 + 3_800_000_000))  # fmt: skip
+        spans = (
+            ("caller", "TR_caller", T0, T0 + 4_000_000_000),
+            ("agent", "TR_agent", T0 + 800_000_000, T0 + 3_800_000_000),
+        )
         for role, track, start, end in spans:
             row = rs.egresses(s, s.get(Call, call_id))[role]  # type: ignore[arg-type]
-            rs.apply_egress(s, row, state(row.egress_id, "complete", track_id=track, filename=paths[track],
-                                          started_ns=start, ended_ns=end))  # fmt: skip
+            rs.apply_egress(
+                s,
+                row,
+                state(
+                    row.egress_id,
+                    "complete",
+                    track_id=track,
+                    filename=paths[track],
+                    started_ns=start,
+                    ended_ns=end,
+                ),
+            )
         s.commit()
     assert env.call(call_id).recording_status == "processing"
     asyncio.run(env.recorder.step())

@@ -46,10 +46,17 @@ def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TempMinio]:
 @pytest.fixture
 def s3_settings(minio: TempMinio, db_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        state_dir=tmp_path / "state", recordings_dir=tmp_path / "rec", database_url=db_url, background=False,
-        recording_storage="s3", s3_bucket=BUCKET, s3_prefix=f"rec-{tmp_path.name}/",
-        s3_endpoint=minio.endpoint, s3_access_key=minio.access_key, s3_secret_key=SecretStr(minio.secret_key),
-    )  # fmt: skip
+        state_dir=tmp_path / "state",
+        recordings_dir=tmp_path / "rec",
+        database_url=db_url,
+        background=False,
+        recording_storage="s3",
+        s3_bucket=BUCKET,
+        s3_prefix=f"rec-{tmp_path.name}/",
+        s3_endpoint=minio.endpoint,
+        s3_access_key=minio.access_key,
+        s3_secret_key=SecretStr(minio.secret_key),
+    )
 
 
 @pytest.fixture
@@ -74,8 +81,13 @@ def _record(settings: Settings, client: TestClient, tmp_path: Path) -> str:
     with sessions() as s:
         rows = rs.egresses(s, s.get(Call, call_id))  # type: ignore[arg-type]
         for role, track, start in (("caller", "TR_caller", T0), ("agent", "TR_agent", T0 + 500_000_000)):
-            done = state(rows[role].egress_id, "complete", started_ns=start, ended_ns=T0 + 3_000_000_000,
-                         filename=paths[track])  # fmt: skip
+            done = state(
+                rows[role].egress_id,
+                "complete",
+                started_ns=start,
+                ended_ns=T0 + 3_000_000_000,
+                filename=paths[track],
+            )
             rs.apply_egress(s, rows[role], done)
         s.commit()
     asyncio.run(recorder.step())
@@ -113,9 +125,12 @@ def test_recording_is_uploaded_served_with_ranges_tenant_scoped_and_deleted(
     rec = decode(tmp_path / "got.ogg")
     assert rec.channels.shape[0] == 2 and abs(rec.duration_s - 3.0) < 0.03
     size = len(body)
-    ranges = (("bytes=0-99", body[:100], 0, 99), ("bytes=100-", body[100:], 100, size - 1),
-              ("bytes=-50", body[-50:], size - 50, size - 1),
-              (f"bytes=10-{size + 999}", body[10:], 10, size - 1))  # fmt: skip
+    ranges = (
+        ("bytes=0-99", body[:100], 0, 99),
+        ("bytes=100-", body[100:], 100, size - 1),
+        ("bytes=-50", body[-50:], size - 50, size - 1),
+        (f"bytes=10-{size + 999}", body[10:], 10, size - 1),
+    )
     for rng, want, start, end in ranges:
         r = c.get(url, headers={**h, "Range": rng})
         assert r.status_code == 206 and r.content == want, rng
@@ -123,8 +138,11 @@ def test_recording_is_uploaded_served_with_ranges_tenant_scoped_and_deleted(
         assert int(r.headers["content-length"]) == len(want)
     r = c.get(url, headers={**h, "Range": f"bytes={size}-"})
     assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
-    assert c.get(url, headers={**h, "Range": "bytes=0-9"}, params={"download": 1}).headers[
-        "content-disposition"].startswith("attachment")  # fmt: skip
+    assert (
+        c.get(url, headers={**h, "Range": "bytes=0-9"}, params={"download": 1})
+        .headers["content-disposition"]
+        .startswith("attachment")
+    )
 
     # another tenant: no such call, whatever it asks
     assert c.get(url, headers=h_other).status_code == 404

@@ -16,9 +16,15 @@ from tests.db_fixtures import client_with, new_key
 
 @pytest.fixture
 def small(stack: Stack, db_url: str) -> Iterator[TestClient]:
-    with client_with(stack, db_url, max_request_bytes=64 * 1024, max_resources_per_tenant=2,
-                     max_webhook_endpoints_per_tenant=1, webhook_allowed_networks=[],
-                     webhook_require_https=True) as c:  # fmt: skip
+    with client_with(
+        stack,
+        db_url,
+        max_request_bytes=64 * 1024,
+        max_resources_per_tenant=2,
+        max_webhook_endpoints_per_tenant=1,
+        webhook_allowed_networks=[],
+        webhook_require_https=True,
+    ) as c:
         yield c
 
 
@@ -61,8 +67,10 @@ def test_a_tenant_has_quotas(small: TestClient) -> None:
     assert [small.post("/agents", headers=h, json={"name": n}).status_code for n in "abc"] == [201, 201, 403]
     r = small.post("/agents", headers=h, json={"name": "d"})
     assert "the most it may have" in r.json()["error"]
-    hooks = [small.post("/webhook-endpoints", headers=h, json={"url": f"https://8.8.8.8/{n}"}).status_code
-             for n in "ab"]  # fmt: skip
+    hooks = [
+        small.post("/webhook-endpoints", headers=h, json={"url": f"https://8.8.8.8/{n}"}).status_code
+        for n in "ab"
+    ]
     assert hooks == [201, 403]
     # another tenant has its own quota
     other = new_key(small, "globex")

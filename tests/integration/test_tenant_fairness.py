@@ -24,17 +24,32 @@ def _tenant(db: Session, name: str) -> tuple[str, str, str]:
     db.add(tenant)
     db.flush()
     agent = AgentProfile(tenant_id=tenant.id, name="a")
-    trunk = OutboundTrunk(tenant_id=tenant.id, name="o", address="127.0.0.1:9", numbers=["+15550001111"],
-                          livekit_id=f"ST_{name}", max_concurrent_calls=1000)  # fmt: skip
+    trunk = OutboundTrunk(
+        tenant_id=tenant.id,
+        name="o",
+        address="127.0.0.1:9",
+        numbers=["+15550001111"],
+        livekit_id=f"ST_{name}",
+        max_concurrent_calls=1000,
+    )
     db.add_all([agent, trunk])
     db.flush()
     return tenant.id, agent.id, trunk.id
 
 
 def _queued(db: Session, tenant: str, agent: str, trunk: str, at: datetime, status: str = "queued") -> None:
-    db.add(Call(tenant_id=tenant, direction="outbound", status=status, from_number="+15550001111",
-                to_number="+14155550123", agent_profile_id=agent, outbound_trunk_id=trunk,
-                created_at=at))  # fmt: skip
+    db.add(
+        Call(
+            tenant_id=tenant,
+            direction="outbound",
+            status=status,
+            from_number="+15550001111",
+            to_number="+14155550123",
+            agent_profile_id=agent,
+            outbound_trunk_id=trunk,
+            created_at=at,
+        )
+    )
 
 
 def test_a_tenant_at_its_cap_with_a_long_queue_does_not_starve_another(
@@ -48,8 +63,12 @@ def test_a_tenant_at_its_cap_with_a_long_queue_does_not_starve_another(
         _queued(db, a, agent_a, trunk_a, start + timedelta(seconds=i))
     _queued(db, b, agent_b, trunk_b, start + timedelta(minutes=30))
     db.commit()
-    dialer = Dialer(session_factory(make_engine(db_url)), LiveKitCalls(stack.settings),
-                    agent_name="phoneagent-test", max_calls_per_tenant=1)  # fmt: skip
+    dialer = Dialer(
+        session_factory(make_engine(db_url)),
+        LiveKitCalls(stack.settings),
+        agent_name="phoneagent-test",
+        max_calls_per_tenant=1,
+    )
     jobs = dialer._claim()  # the dialer's pass, without dialing
     assert [j.tenant_id for j in jobs] == [b]
     db.expire_all()
@@ -65,8 +84,12 @@ def test_tenants_under_their_caps_are_served_in_turn(db: Session, db_url: str, s
     for i in range(2):
         _queued(db, b, agent_b, trunk_b, start + timedelta(minutes=5, seconds=i))
     db.commit()
-    dialer = Dialer(session_factory(make_engine(db_url)), LiveKitCalls(stack.settings),
-                    agent_name="phoneagent-test", max_calls_per_tenant=3)  # fmt: skip
+    dialer = Dialer(
+        session_factory(make_engine(db_url)),
+        LiveKitCalls(stack.settings),
+        agent_name="phoneagent-test",
+        max_calls_per_tenant=3,
+    )
     jobs = dialer._claim()
     # three each at most; B's two are not behind A's five
     assert sorted(j.tenant_id for j in jobs) == sorted([a, a, a, b, b])
@@ -74,8 +97,9 @@ def test_tenants_under_their_caps_are_served_in_turn(db: Session, db_url: str, s
 
 @pytest.fixture
 def limited(stack: Stack, db_url: str) -> Iterator[TestClient]:
-    with client_with(stack, db_url, calls_per_minute=5, campaigns_per_minute=2,
-                     max_queued_calls_per_tenant=3) as c:  # fmt: skip
+    with client_with(
+        stack, db_url, calls_per_minute=5, campaigns_per_minute=2, max_queued_calls_per_tenant=3
+    ) as c:
         yield c
 
 
@@ -99,8 +123,11 @@ def test_posting_calls_and_campaigns_is_rate_limited_per_tenant(limited: TestCli
     agent, trunk = agent_and_trunk(limited, h)
     codes = []
     for i in range(6):  # the queue cap is 3: cancel each call so that only the rate counts
-        r = limited.post("/calls", headers=h, json={"to": f"+1415555012{i}", "agent_profile_id": agent,
-                                                     "outbound_trunk_id": trunk})  # fmt: skip
+        r = limited.post(
+            "/calls",
+            headers=h,
+            json={"to": f"+1415555012{i}", "agent_profile_id": agent, "outbound_trunk_id": trunk},
+        )
         codes.append(r.status_code)
         if r.status_code == 201:
             assert limited.post(f"/calls/{r.json()['id']}/hangup", headers=h).status_code == 200

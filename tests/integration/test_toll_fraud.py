@@ -61,8 +61,13 @@ def test_a_campaign_with_a_premium_contact_is_refused(strict: TestClient) -> Non
 
 
 LLM = {"brain": "llm", "provider": "openai"}
-PREMIUM_INTENT = {"name": "x", "keywords": ["human"], "reply": "ok", "action": "transfer",
-                  "transfer_to": "tel:+19005550123"}  # fmt: skip
+PREMIUM_INTENT = {
+    "name": "x",
+    "keywords": ["human"],
+    "reply": "ok",
+    "action": "transfer",
+    "transfer_to": "tel:+19005550123",
+}
 
 
 @pytest.mark.parametrize(

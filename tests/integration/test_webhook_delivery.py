@@ -51,8 +51,9 @@ async def _deliver_until(deliverer: Deliverer, done: object) -> None:
 async def test_a_failing_receiver_gets_retries_until_it_accepts(db: Session, db_url: str) -> None:
     with WebhookReceiver(secret="whsec_t") as rx:
         tenant, agent, trunk = _world(db, rx.url, "whsec_t")
-        call, _ = place_call(db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent,
-                                                     outbound_trunk_id=trunk))  # fmt: skip
+        call, _ = place_call(
+            db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent, outbound_trunk_id=trunk)
+        )
         rx.status = 503
         deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         try:
@@ -107,11 +108,15 @@ async def test_a_tenants_hanging_endpoint_holds_up_no_one_else(db: Session, db_u
     with WebhookReceiver(secret="whsec_b") as rx:
         tenant_a, agent_a, trunk_a = _world(db, f"http://127.0.0.1:{port}/hook", "whsec_a", name="slow")
         for i in range(10):
-            place_call(db, tenant_a, CallRequest(to=f"+1415555010{i}", agent_profile_id=agent_a,
-                                                 outbound_trunk_id=trunk_a))  # fmt: skip
+            place_call(
+                db,
+                tenant_a,
+                CallRequest(to=f"+1415555010{i}", agent_profile_id=agent_a, outbound_trunk_id=trunk_a),
+            )
         tenant_b, agent_b, trunk_b = _world(db, rx.url, "whsec_b", name="quick")
-        place_call(db, tenant_b, CallRequest(to="+14155550123", agent_profile_id=agent_b,
-                                             outbound_trunk_id=trunk_b))  # fmt: skip
+        place_call(
+            db, tenant_b, CallRequest(to="+14155550123", agent_profile_id=agent_b, outbound_trunk_id=trunk_b)
+        )
         deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         running = asyncio.create_task(deliverer.run(idle_s=0.05))
         try:
@@ -136,9 +141,12 @@ def test_killing_the_control_plane_loses_and_doubles_nothing(
     stack: Stack, db_url: str, tmp_path: Path
 ) -> None:
     api = ApiProcess.create(
-        stack.settings, db_url, tmp_path, PHONEAGENT_WEBHOOK_RETRY_BASE_S="0.2",
+        stack.settings,
+        db_url,
+        tmp_path,
+        PHONEAGENT_WEBHOOK_RETRY_BASE_S="0.2",
         PHONEAGENT_WEBHOOK_ENDED_GRACE_S="0",
-    )  # fmt: skip
+    )
     with WebhookReceiver() as rx:
         api.start()
         try:
@@ -150,8 +158,12 @@ def test_killing_the_control_plane_loses_and_doubles_nothing(
                 trunk = c.post("/trunks/outbound", json=nowhere).json()["id"]
                 rx.status = 503
                 for i in range(5):
-                    body = {"to": f"+1415555012{i}", "agent_profile_id": agent, "outbound_trunk_id": trunk,
-                            "ring_timeout_s": 5}  # fmt: skip
+                    body = {
+                        "to": f"+1415555012{i}",
+                        "agent_profile_id": agent,
+                        "outbound_trunk_id": trunk,
+                        "ring_timeout_s": 5,
+                    }
                     r = c.post("/calls", json=body)
                     assert r.status_code == 201, r.text
             with httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as c:

@@ -43,8 +43,9 @@ INSIDE = [
 @pytest.fixture
 def strict(stack: Stack, db_url: str) -> Iterator[TestClient]:
     """The control plane with the defaults a deployment has: https, public addresses only."""
-    with client_with(stack, db_url, webhook_allowed_networks=[], webhook_require_https=True,
-                     webhook_replays_per_minute=3) as c:  # fmt: skip
+    with client_with(
+        stack, db_url, webhook_allowed_networks=[], webhook_require_https=True, webhook_replays_per_minute=3
+    ) as c:
         yield c
 
 
@@ -86,8 +87,9 @@ def _one_delivery(db: Session, url: str) -> str:
     # stored as if registered when the name still led outside (or before registration was checked)
     db.add_all([agent, trunk, WebhookEndpoint(tenant_id=tenant.id, url=url, secret="whsec_t")])
     db.commit()
-    place_call(db, tenant.id, CallRequest(to="+14155550123", agent_profile_id=agent.id,
-                                          outbound_trunk_id=trunk.id))  # fmt: skip
+    place_call(
+        db, tenant.id, CallRequest(to="+14155550123", agent_profile_id=agent.id, outbound_trunk_id=trunk.id)
+    )
     return tenant.id
 
 
@@ -148,9 +150,15 @@ def test_replays_are_rate_limited_per_tenant(strict: TestClient, db: Session) ->
         ep = WebhookEndpoint(tenant_id=tenant.id, url="https://8.8.8.8/hook", secret="whsec_x", enabled=False)
         db.add(ep)
         db.flush()
-        row = WebhookDelivery(tenant_id=tenant.id, endpoint_id=ep.id, event_id=f"evt_{name}",
-                              event_type="call.queued", payload={}, status="dead",
-                              next_attempt_at=datetime.now(UTC))  # fmt: skip
+        row = WebhookDelivery(
+            tenant_id=tenant.id,
+            endpoint_id=ep.id,
+            event_id=f"evt_{name}",
+            event_type="call.queued",
+            payload={},
+            status="dead",
+            next_attempt_at=datetime.now(UTC),
+        )
         db.add(row)
         db.commit()
         ids[name] = row.id

@@ -42,10 +42,22 @@ class TempMinio:
         log = (self.workdir / "minio.log").open("wb")
         # the console gets an ephemeral loopback port: it is off (MINIO_BROWSER) but still binds one
         self.proc = subprocess.Popen(
-            [str(self.binary), "server", str(data), "--address", f"{self.host}:{self.port}",
-             "--console-address", f"{self.host}:0", "--quiet"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-        )  # fmt: skip
+            [
+                str(self.binary),
+                "server",
+                str(data),
+                "--address",
+                f"{self.host}:{self.port}",
+                "--console-address",
+                f"{self.host}:0",
+                "--quiet",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -41,10 +41,14 @@ class WebhookReceiver:
                 status = owner.status
                 with owner._lock:
                     owner.received.append(
-                        Received(self.headers.get("phoneagent-event-id", ""),
-                                 self.headers.get("phoneagent-event-type", ""), json.loads(raw or b"{}"),
-                                 ok, status)
-                    )  # fmt: skip
+                        Received(
+                            self.headers.get("phoneagent-event-id", ""),
+                            self.headers.get("phoneagent-event-type", ""),
+                            json.loads(raw or b"{}"),
+                            ok,
+                            status,
+                        )
+                    )
                 self.send_response(status)
                 self.send_header("content-length", "0")
                 self.end_headers()

@@ -99,10 +99,29 @@ def tone_track(
         w.setframerate(rate)
         w.writeframes((x * 32767).astype("<i2").tobytes())
     subprocess.run(
-        [gst_launch(), "-q", "-e", "filesrc", f"location={wav_path}", "!", "wavparse", "!", "audioconvert",
-         "!", "opusenc", "bitrate=64000", "!", "oggmux", "!", "filesink", f"location={path}"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            gst_launch(),
+            "-q",
+            "-e",
+            "filesrc",
+            f"location={wav_path}",
+            "!",
+            "wavparse",
+            "!",
+            "audioconvert",
+            "!",
+            "opusenc",
+            "bitrate=64000",
+            "!",
+            "oggmux",
+            "!",
+            "filesink",
+            f"location={path}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     wav_path.unlink()
     return path
 

@@ -38,10 +38,25 @@ class SippCallee:
         self.host, self.port = host, port
         self.messages = workdir / f"sipp-{scenario}-messages.log"
         self._argv = [
-            "sipp", "-sf", str(template(f"sip/scenarios/{scenario}.xml")), "-i", host, "-p", str(port),
-            "-mi", host, "-d", str(hold_ms), "-trace_msg", "-message_file", str(self.messages),
-            "-trace_err", "-error_file", str(workdir / f"sipp-{scenario}-errors.log"), "-nostdin",
-        ]  # fmt: skip
+            "sipp",
+            "-sf",
+            str(template(f"sip/scenarios/{scenario}.xml")),
+            "-i",
+            host,
+            "-p",
+            str(port),
+            "-mi",
+            host,
+            "-d",
+            str(hold_ms),
+            "-trace_msg",
+            "-message_file",
+            str(self.messages),
+            "-trace_err",
+            "-error_file",
+            str(workdir / f"sipp-{scenario}-errors.log"),
+            "-nostdin",
+        ]
         if media_port:
             self._argv += ["-mp", str(media_port)]
         self._log = (workdir / f"sipp-{scenario}.out").open("wb")
@@ -53,9 +68,12 @@ class SippCallee:
 
     def start(self, *, timeout: float = 10.0) -> SippCallee:
         self._proc = subprocess.Popen(
-            self._argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            self._argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + timeout
         while ports.is_free(self.host, self.port, "udp"):
             if self._proc.poll() is not None or time.monotonic() > deadline:

@@ -31,7 +31,16 @@ NASTY_STRINGS = [
     "http://127.0.0.1:6389/",
 ]
 NASTY_VALUES: list[Any] = [
-    *NASTY_STRINGS, -1, 10**30, 1e308, None, True, [], {}, [[[[[[[[]]]]]]]], {"a": {"b": {"c": {}}}},
+    *NASTY_STRINGS,
+    -1,
+    10**30,
+    1e308,
+    None,
+    True,
+    [],
+    {},
+    [[[[[[[[]]]]]]]],
+    {"a": {"b": {"c": {}}}},
 ]
 NASTY_PATHS = ["..%2F..%2Fetc", "%00", "x" * 2000, "' OR 1=1", "%1b%5b2J", "-1"]
 
@@ -43,8 +52,11 @@ def _seed(client: TestClient, h: dict[str, str]) -> dict[str, str]:
     trunk_in = client.post("/trunks/inbound", headers=h, json=inbound).json()["id"]
     outbound = {"name": "out", "address": "8.8.8.8:5060", "numbers": ["+14155550100"]}  # never dialed
     trunk_out = client.post("/trunks/outbound", headers=h, json=outbound).json()["id"]
-    rule = client.post("/dispatch-rules", headers=h, json={
-        "name": "r", "inbound_trunk_id": trunk_in, "agent_profile_id": agent}).json()["id"]  # fmt: skip
+    rule = client.post(
+        "/dispatch-rules",
+        headers=h,
+        json={"name": "r", "inbound_trunk_id": trunk_in, "agent_profile_id": agent},
+    ).json()["id"]
     number = client.post("/numbers", headers=h, json={"number": "+14155550177"}).json()["id"]
     prefix = client.get("/keys", headers=h).json()[0]["prefix"]
     with client.app.state.sessions() as s:  # type: ignore[attr-defined]
@@ -57,15 +69,31 @@ def _seed(client: TestClient, h: dict[str, str]) -> dict[str, str]:
         s.add_all([call, endpoint, campaign])
         s.flush()
         s.add(CampaignContact(campaign_id=campaign.id, number="+14155550123", timezone="America/New_York"))
-        delivery = WebhookDelivery(tenant_id=tenant, endpoint_id=endpoint.id, event_id="evt_1",
-                                   event_type="call.ended", call_id=call.id, payload={}, status="dead",
-                                   next_attempt_at=datetime.now(UTC))  # fmt: skip
+        delivery = WebhookDelivery(
+            tenant_id=tenant,
+            endpoint_id=endpoint.id,
+            event_id="evt_1",
+            event_type="call.ended",
+            call_id=call.id,
+            payload={},
+            status="dead",
+            next_attempt_at=datetime.now(UTC),
+        )
         s.add(delivery)
         s.commit()
-        ids = {"call_id": call.id, "endpoint_id": endpoint.id, "campaign_id": campaign.id,
-               "delivery_id": delivery.id}  # fmt: skip
-    by_prefix = {"/agents": agent, "/trunks/inbound": trunk_in, "/trunks/outbound": trunk_out,
-                 "/dispatch-rules": rule, "/numbers": number}  # fmt: skip
+        ids = {
+            "call_id": call.id,
+            "endpoint_id": endpoint.id,
+            "campaign_id": campaign.id,
+            "delivery_id": delivery.id,
+        }
+    by_prefix = {
+        "/agents": agent,
+        "/trunks/inbound": trunk_in,
+        "/trunks/outbound": trunk_out,
+        "/dispatch-rules": rule,
+        "/numbers": number,
+    }
     return {**ids, "prefix": prefix, "agent_id": agent, **{f"item_id:{k}": v for k, v in by_prefix.items()}}
 
 

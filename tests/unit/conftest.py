@@ -12,10 +12,20 @@ from phoneagent.config import Settings
 
 # every variable that chooses or configures a provider: a developer's shell must not leak into tests
 PROVIDER_ENV = (
-    "AGENT_MODE", "DEEPGRAM_API_KEY", "DEEPGRAM_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-    "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "WHISPER_LOCAL_URL", "WHISPER_LOCAL_MODEL", "PIPER_URL",
-    "PIPER_VOICE", "LOCAL_LLM_URL", "LOCAL_LLM_MODEL",
-)  # fmt: skip
+    "AGENT_MODE",
+    "DEEPGRAM_API_KEY",
+    "DEEPGRAM_BASE_URL",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "WHISPER_LOCAL_URL",
+    "WHISPER_LOCAL_MODEL",
+    "PIPER_URL",
+    "PIPER_VOICE",
+    "LOCAL_LLM_URL",
+    "LOCAL_LLM_MODEL",
+)
 
 
 @pytest.fixture
@@ -29,8 +39,10 @@ def make_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
 
     def make(**values: Any) -> Settings:
         # PHONEAGENT_X is the field x; the seed scheme's names are the fields' aliases
-        fields = {k.removeprefix("PHONEAGENT_").lower() if k.startswith("PHONEAGENT_") else k: v
-                  for k, v in values.items()}  # fmt: skip
+        fields = {
+            k.removeprefix("PHONEAGENT_").lower() if k.startswith("PHONEAGENT_") else k: v
+            for k, v in values.items()
+        }
         return Settings(_env_file=None, **fields)  # type: ignore[call-arg]
 
     return make

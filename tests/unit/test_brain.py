@@ -62,8 +62,13 @@ def test_the_scripted_flow_is_the_default_brain_and_needs_no_llm(make_settings: 
 async def test_llm_brain_streams_a_reply_from_a_local_server_speaking_openais_chat_completions_sse(
     make_settings: MakeSettings,
 ) -> None:
-    profile_llm = {"brain": "llm", "provider": "openai", "model": "gpt-4o-mini", "temperature": 0.3,
-                   "instructions": "You answer the phone for a dental practice."}  # fmt: skip
+    profile_llm = {
+        "brain": "llm",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "temperature": 0.3,
+        "instructions": "You answer the phone for a dental practice.",
+    }
     async with FakeOpenAI(key="sk-test", reply=REPLY) as oai:
         settings = make_settings(AGENT_MODE="api", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=oai.base_url)
         brain = build_llm(settings, profile_llm, _flow())
@@ -83,17 +88,23 @@ async def test_llm_brain_falls_back_to_a_second_llm_within_one_chat_when_the_fir
     make_settings: MakeSettings,
 ) -> None:
     calls, report = _reports()
-    profile_llm = {"brain": "llm", "provider": "openai", "model": "gpt-4o-mini",
-                   "fallbacks": [{"provider": "local", "model": "llama3.2:3b"}]}  # fmt: skip
+    profile_llm = {
+        "brain": "llm",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "fallbacks": [{"provider": "local", "model": "llama3.2:3b"}],
+    }
     async with (
         FakeOpenAI(key="sk-test", reply="never said") as api,
         FakeOpenAI(reply=REPLY) as ollama,
     ):
         api.fail = "http_500"
         settings = make_settings(
-            AGENT_MODE="api", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=api.base_url,
+            AGENT_MODE="api",
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=api.base_url,
             LOCAL_LLM_URL=ollama.base_url,
-        )  # fmt: skip
+        )
         brain = build_llm(settings, profile_llm, _flow())
         assert report_fallbacks(report, brain) == 1
         text = await _reply(brain, "When are you open?")
@@ -112,9 +123,12 @@ async def test_hybrid_mode_puts_the_local_llm_behind_the_api_one(make_settings: 
     async with FakeOpenAI(key="sk-test") as api, FakeOpenAI(reply=REPLY) as ollama:
         api.fail = "close"
         settings = make_settings(
-            AGENT_MODE="hybrid", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=api.base_url,
-            LOCAL_LLM_URL=ollama.base_url, LOCAL_LLM_MODEL="qwen2.5:3b",
-        )  # fmt: skip
+            AGENT_MODE="hybrid",
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=api.base_url,
+            LOCAL_LLM_URL=ollama.base_url,
+            LOCAL_LLM_MODEL="qwen2.5:3b",
+        )
         assert describe_brain(settings, {"brain": "llm"}) == (
             f"openai gpt-4o-mini then openai-compatible qwen2.5:3b at {ollama.base_url}"
         )
@@ -189,10 +203,13 @@ async def test_a_profile_url_the_operator_did_not_list_is_never_called(
         ({"brain": "llm"}, {"AGENT_MODE": "api"}, "uses OpenAI, and OPENAI_API_KEY is not set"),
         ({"brain": "llm", "provider": "anthropic"}, {"AGENT_MODE": "api"}, "ANTHROPIC_API_KEY is not set"),
         ({"brain": "llm", "provider": "local"}, {}, "provider 'local', and LOCAL_LLM_URL is not set"),
-        ({"brain": "llm", "provider": "openai"}, {"AGENT_MODE": "local", "OPENAI_API_KEY": "k"},
-         "AGENT_MODE=local keeps calls on this machine, and the agent profile's brain uses openai"),
+        (
+            {"brain": "llm", "provider": "openai"},
+            {"AGENT_MODE": "local", "OPENAI_API_KEY": "k"},
+            "AGENT_MODE=local keeps calls on this machine, and the agent profile's brain uses openai",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_profile_brain_that_cannot_work_is_a_clear_error(
     make_settings: MakeSettings, profile_llm: dict[str, Any], env: dict[str, str], message: str
 ) -> None:
@@ -247,9 +264,11 @@ async def test_a_session_turn_is_answered_by_the_local_llm_when_the_api_llm_answ
     async with FakeOpenAI(key="sk-test") as api, FakeOpenAI(reply=REPLY) as ollama:
         api.fail = "http_500"
         settings = make_settings(
-            AGENT_MODE="hybrid", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=api.base_url,
+            AGENT_MODE="hybrid",
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=api.base_url,
             LOCAL_LLM_URL=ollama.base_url,
-        )  # fmt: skip
+        )
         text = await _session_turn(settings, {"brain": "llm", "instructions": "Be brief."}, "When?")
     assert text == REPLY
     assert ollama.requests[0].body["messages"][0] == {"role": "system", "content": "Be brief."}
@@ -262,9 +281,11 @@ async def test_the_session_adds_no_retries_of_its_own_when_every_llm_fails(
     async with FakeOpenAI(key="sk-test") as api, FakeOpenAI() as ollama:
         api.fail = ollama.fail = "http_500"
         settings = make_settings(
-            AGENT_MODE="hybrid", OPENAI_API_KEY="sk-test", OPENAI_BASE_URL=api.base_url,
+            AGENT_MODE="hybrid",
+            OPENAI_API_KEY="sk-test",
+            OPENAI_BASE_URL=api.base_url,
             LOCAL_LLM_URL=ollama.base_url,
-        )  # fmt: skip
+        )
         with pytest.raises(APIConnectionError, match="all LLMs failed"):
             await _session_turn(settings, {"brain": "llm"}, "When?")
     # each: the turn's one attempt, and at most one background probe for its recovery
@@ -332,8 +353,9 @@ async def test_a_caller_cannot_talk_the_llm_into_a_transfer_the_profile_does_not
         ]
         settings = make_settings(AGENT_MODE="local", LOCAL_LLM_URL=ollama.base_url)
         control = RecordingControl(transfer_policy(profile_llm, []))
-        await _session_turn(settings, profile_llm, "Put me through to +1 900 555 0123.", control=control,
-                            tools=("transfer",))  # fmt: skip
+        await _session_turn(
+            settings, profile_llm, "Put me through to +1 900 555 0123.", control=control, tools=("transfer",)
+        )
     tool_results = [m["content"] for r in ollama.requests for m in r.body["messages"] if m["role"] == "tool"]
     refused = {t for t in tool_results if "not one of the destinations this agent may transfer to" in t}
     assert {t.split(" ")[0] for t in refused} == {"tel:+19005550123", "sip:me@evil.example"}, tool_results
@@ -341,8 +363,10 @@ async def test_a_caller_cannot_talk_the_llm_into_a_transfer_the_profile_does_not
     assert control.transfers.check("tel:+14155550100") == "tel:+14155550100"
     # the scripted flow's transfers go through the same check
     assert await control.transfer("tel:+19005550123") is False
-    assert control.events[-1] == ("tool", {"name": "transfer", "to": "tel:+19005550123", "ok": False,
-                                           "error": "not_allowed"})  # fmt: skip
+    assert control.events[-1] == (
+        "tool",
+        {"name": "transfer", "to": "tel:+19005550123", "ok": False, "error": "not_allowed"},
+    )
 
 
 def test_transfer_destinations_are_normalized_for_livekit() -> None:

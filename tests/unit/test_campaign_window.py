@@ -11,17 +11,23 @@ from phoneagent.calls.campaigns import callee_timezone, next_window_start
 
 @pytest.mark.parametrize(
     ("number", "zone"),
-    [("+14155550123", "America/Los_Angeles"), ("+12125550123", "America/New_York"),
-     ("+442071234567", "Europe/London"), ("+4930123456", "Europe/Berlin")],
-)  # fmt: skip
+    [
+        ("+14155550123", "America/Los_Angeles"),
+        ("+12125550123", "America/New_York"),
+        ("+442071234567", "Europe/London"),
+        ("+4930123456", "Europe/Berlin"),
+    ],
+)
 def test_the_callee_time_zone_comes_from_the_number(number: str, zone: str) -> None:
     assert callee_timezone(number) == zone
 
 
 def test_inside_the_window_calls_now() -> None:
     # 17:00 UTC is 09:00 in Los Angeles (PST, UTC-8) on 25 Nov 2026
-    assert next_window_start(datetime(2026, 11, 25, 17, 0, tzinfo=UTC), "America/Los_Angeles",
-                             "09:00", "20:00") is None  # fmt: skip
+    assert (
+        next_window_start(datetime(2026, 11, 25, 17, 0, tzinfo=UTC), "America/Los_Angeles", "09:00", "20:00")
+        is None
+    )
 
 
 def test_before_the_window_waits_for_its_opening_in_the_callee_zone() -> None:

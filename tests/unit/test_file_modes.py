@@ -20,8 +20,14 @@ def _mode(path: Path) -> int:
 def _run(*args: str, state: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHONEAGENT_")}
     env["PHONEAGENT_STATE_DIR"] = str(state)
-    subprocess.run([sys.executable, "-m", "phoneagent.cli", *args], env=env, check=True, timeout=120,
-                   capture_output=True, umask=0o022)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "phoneagent.cli", *args],
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+        umask=0o022,
+    )
 
 
 def test_a_new_state_directory_and_database_are_private(tmp_path: Path) -> None:

@@ -19,8 +19,14 @@ def test_missing_go_is_diagnosed_with_a_hint(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_missing_system_library_is_named_with_its_package() -> None:
-    spec = GoBinary(name="x", module="example.com/x", version="v1.0.0", package=".",
-                    pkg_config=("opus", "no-such-library-phoneagent"), apt_hint="libx-dev")  # fmt: skip
+    spec = GoBinary(
+        name="x",
+        module="example.com/x",
+        version="v1.0.0",
+        package=".",
+        pkg_config=("opus", "no-such-library-phoneagent"),
+        apt_hint="libx-dev",
+    )
     with pytest.raises(MissingToolError, match="no-such-library-phoneagent") as err:
         install._require_pkg_config(spec)
     assert err.value.hint == "apt-get install libx-dev"

@@ -114,9 +114,11 @@ async def test_hybrid_openai_stt_hands_the_same_utterance_to_local_whisper_when_
     async with FakeOpenAI(key="sk-test", transcript="never heard") as oai:
         oai.fail = "http_500"
         settings = make_settings(
-            AGENT_MODE="hybrid", PHONEAGENT_STT_PROVIDER="openai", OPENAI_API_KEY="sk-test",
+            AGENT_MODE="hybrid",
+            PHONEAGENT_STT_PROVIDER="openai",
+            OPENAI_API_KEY="sk-test",
             OPENAI_BASE_URL=oai.base_url,
-        )  # fmt: skip
+        )
         recognizer = build_stt(settings, vad=silero_vad, whisper_model=whisper_model)
         report_fallbacks(reports, recognizer)
         stream = recognizer.stream()

@@ -65,13 +65,17 @@ def test_local_servers_by_url_replace_the_in_process_models(make_settings: MakeS
     ("env", "named"),
     [
         ({"AGENT_MODE": "api"}, "AGENT_MODE=api uses deepgram for STT and needs DEEPGRAM_API_KEY"),
-        ({"AGENT_MODE": "hybrid", "PHONEAGENT_STT_PROVIDER": "openai", "DEEPGRAM_API_KEY": "k"},
-         "AGENT_MODE=hybrid uses openai for STT and needs OPENAI_API_KEY"),
-        ({"PHONEAGENT_TTS_MODE": "api", "PHONEAGENT_TTS_PROVIDER": "openai"},
-         "PHONEAGENT_TTS_MODE=api uses openai for TTS and needs OPENAI_API_KEY"),
+        (
+            {"AGENT_MODE": "hybrid", "PHONEAGENT_STT_PROVIDER": "openai", "DEEPGRAM_API_KEY": "k"},
+            "AGENT_MODE=hybrid uses openai for STT and needs OPENAI_API_KEY",
+        ),
+        (
+            {"PHONEAGENT_TTS_MODE": "api", "PHONEAGENT_TTS_PROVIDER": "openai"},
+            "PHONEAGENT_TTS_MODE=api uses openai for TTS and needs OPENAI_API_KEY",
+        ),
         ({"AGENT_MODE": "api", "DEEPGRAM_API_KEY": "  "}, "needs DEEPGRAM_API_KEY"),
     ],
-)  # fmt: skip
+)
 def test_a_mode_without_the_key_it_needs_names_the_variable(
     make_settings: MakeSettings, env: dict[str, str], named: str
 ) -> None:

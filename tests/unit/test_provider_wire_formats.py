@@ -99,9 +99,11 @@ async def test_openai_stt_against_a_local_server_speaking_openais_transcriptions
 ) -> None:
     async with FakeOpenAI(key="sk-test", transcript=CALLER) as oai:
         settings = make_settings(
-            AGENT_MODE="api", PHONEAGENT_STT_PROVIDER="openai", OPENAI_API_KEY="sk-test",
+            AGENT_MODE="api",
+            PHONEAGENT_STT_PROVIDER="openai",
+            OPENAI_API_KEY="sk-test",
             OPENAI_BASE_URL=oai.base_url,
-        )  # fmt: skip
+        )
         recognizer = build_stt(settings, vad=silero_vad, whisper_model=None)  # type: ignore[arg-type]
         # request/response: the session's VAD cuts the utterance, the adapter sits inside
         assert isinstance(recognizer, stt.StreamAdapter)
@@ -120,9 +122,11 @@ async def test_openai_tts_against_a_local_server_speaking_openais_speech_sse_for
 ) -> None:
     async with FakeOpenAI(key="sk-test", sse=True) as oai:
         settings = make_settings(
-            AGENT_MODE="api", PHONEAGENT_TTS_PROVIDER="openai", OPENAI_API_KEY="sk-test",
+            AGENT_MODE="api",
+            PHONEAGENT_TTS_PROVIDER="openai",
+            OPENAI_API_KEY="sk-test",
             OPENAI_BASE_URL=oai.base_url,
-        )  # fmt: skip
+        )
         speaker = build_tts(settings, piper_voice=None)
         frames = [a async for a in speaker.synthesize(AGENT)]
         await speaker.aclose()
@@ -169,6 +173,8 @@ async def test_piper_server_by_url_against_a_local_server_speaking_the_openai_co
     assert abs(audio.size / 8000 - seconds_for(AGENT)) < 0.1
     req = server.requests[0]
     assert (req.body["model"], req.body["voice"], req.body["response_format"]) == (
-        "piper", "en_US-joe-medium", "wav",
-    )  # fmt: skip
+        "piper",
+        "en_US-joe-medium",
+        "wav",
+    )
     assert req.headers["Authorization"] == "Bearer no-key"

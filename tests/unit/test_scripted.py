@@ -42,14 +42,24 @@ async def test_scripted_llm_streams_the_scripts_reply() -> None:
 SCRIPT = {
     "intents": [
         {"name": "hours", "keywords": ["hours"], "dtmf": "1", "reply": "Nine to five."},
-        {"name": "human", "keywords": ["person", "human"], "dtmf": "0", "reply": "Transferring you now.",
-         "action": "transfer", "transfer_to": "sip:+15550199@127.0.0.1:5090"},
-        {"name": "cancel", "keywords": ["cancel"], "confirm": "You want to cancel, is that right?",
-         "reply": "It is cancelled."},
+        {
+            "name": "human",
+            "keywords": ["person", "human"],
+            "dtmf": "0",
+            "reply": "Transferring you now.",
+            "action": "transfer",
+            "transfer_to": "sip:+15550199@127.0.0.1:5090",
+        },
+        {
+            "name": "cancel",
+            "keywords": ["cancel"],
+            "confirm": "You want to cancel, is that right?",
+            "reply": "It is cancelled.",
+        },
         {"name": "menu", "keywords": ["menu"], "reply": "Dialing.", "action": "dtmf", "digits": "12w#"},
     ],
     "reprompt": "Hello? Still there?",
-}  # fmt: skip
+}
 
 
 def test_keys_select_intents_and_unknown_keys_fall_back() -> None:
@@ -90,15 +100,31 @@ def test_send_digits_action_and_script_texts() -> None:
         ({"intents": [{"name": "x", "reply": "y"}]}, "keywords or a dtmf key"),
         ({"intents": [{"name": "x", "reply": "y", "dtmf": "12"}]}, "dtmf"),
         ({"intents": [{"name": "x", "reply": "y", "keywords": ["a"], "action": "explode"}]}, "action"),
-        ({"intents": [{"name": "x", "reply": "y", "keywords": ["a"], "action": "transfer",
-                       "transfer_to": "+1555"}]}, "transfer_to"),
-        ({"intents": [{"name": "x", "reply": "y", "keywords": ["a"], "action": "dtmf",
-                       "digits": "9x"}]}, "digits"),
-        ({"intents": [{"name": "a", "reply": "y", "dtmf": "1"},
-                      {"name": "b", "reply": "z", "dtmf": "1"}]}, "one intent"),
+        (
+            {
+                "intents": [
+                    {
+                        "name": "x",
+                        "reply": "y",
+                        "keywords": ["a"],
+                        "action": "transfer",
+                        "transfer_to": "+1555",
+                    }
+                ]
+            },
+            "transfer_to",
+        ),
+        (
+            {"intents": [{"name": "x", "reply": "y", "keywords": ["a"], "action": "dtmf", "digits": "9x"}]},
+            "digits",
+        ),
+        (
+            {"intents": [{"name": "a", "reply": "y", "dtmf": "1"}, {"name": "b", "reply": "z", "dtmf": "1"}]},
+            "one intent",
+        ),
         ({"intents": [{"reply": "y", "keywords": ["a"]}]}, "name"),
     ],
-)  # fmt: skip
+)
 def test_scripts_that_cannot_work_are_refused_naming_the_field(bad: dict, field: str) -> None:
     with pytest.raises(ScriptError, match=field):
         Script.from_dict(bad, greeting="Hi.")

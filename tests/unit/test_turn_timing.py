@@ -27,8 +27,15 @@ def test_the_last_loud_sound_of_a_frame_is_placed_within_5_ms() -> None:
 
 
 def test_slices_add_up_and_an_early_transcript_is_a_zero_slice() -> None:
-    marks = {"heard": 10.0, "eos": 10.3, "transcript": 10.25, "committed": 10.31, "brain": 10.312,
-             "tts": 10.33, "out": 10.335}  # fmt: skip
+    marks = {
+        "heard": 10.0,
+        "eos": 10.3,
+        "transcript": 10.25,
+        "committed": 10.31,
+        "brain": 10.312,
+        "tts": 10.33,
+        "out": 10.335,
+    }
     split = split_ms(marks)
     assert split is not None and list(split) == list(SLICES)
     assert split["transcript"] == 0  # ready before the VAD was sure
@@ -68,6 +75,6 @@ async def test_the_clock_collects_one_turn_and_hands_it_to_the_reply() -> None:
             "brain": 100.51,
             "tts": 100.52,
             "out": 100.55,
-        }  # fmt: skip
+        }
     )
     assert clock.take(101.0) is None  # handed over once

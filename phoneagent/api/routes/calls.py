@@ -148,7 +148,7 @@ def get(call_id: str, session: SessionDep, tenant: TenantDep) -> Any:
         **fields,
         recording_tracks=[
             s.RecordingTrackOut.model_validate(tracks[r]) for r in recording_state.ROLES if r in tracks
-        ],  # fmt: skip
+        ],
         transcript=[s.TurnOut.model_validate(t) for t in turns],
         events=[s.EventOut.model_validate(e) for e in events],
     )

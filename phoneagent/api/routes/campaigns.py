@@ -19,8 +19,12 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"], responses=ERRORS)
 
 
 def _out(session: SessionDep, row: Campaign) -> CampaignOut:
-    return CampaignOut.model_validate({**CampaignOut.model_validate(row).model_dump(exclude={"progress"}),
-                                       "progress": counts(session, row.id)})  # fmt: skip
+    return CampaignOut.model_validate(
+        {
+            **CampaignOut.model_validate(row).model_dump(exclude={"progress"}),
+            "progress": counts(session, row.id),
+        }
+    )
 
 
 @router.post(
@@ -46,15 +50,19 @@ def create(body: CampaignCreate, request: Request, session: SessionDep, tenant: 
         raise InvalidField("from_number", "is not one of the outbound trunk's numbers")
     if session.query(Campaign).filter_by(tenant_id=tenant, name=body.name).first() is not None:
         raise Conflict(f"a campaign named {body.name!r} exists already")
-    row = Campaign(tenant_id=tenant, **body.model_dump(exclude={"contacts", "from_number"}),
-                   from_number=body.from_number or "")  # fmt: skip
+    row = Campaign(
+        tenant_id=tenant,
+        **body.model_dump(exclude={"contacts", "from_number"}),
+        from_number=body.from_number or "",
+    )
     session.add(row)
     session.flush()
     session.add_all(
-        CampaignContact(campaign_id=row.id, number=c.number, variables=c.variables,
-                        timezone=callee_timezone(c.number))
+        CampaignContact(
+            campaign_id=row.id, number=c.number, variables=c.variables, timezone=callee_timezone(c.number)
+        )
         for c in body.contacts
-    )  # fmt: skip
+    )
     session.commit()
     bg = getattr(request.app.state, "background", None)
     if bg is not None:
@@ -66,8 +74,10 @@ def create(body: CampaignCreate, request: Request, session: SessionDep, tenant: 
 def list_(session: SessionDep, tenant: TenantDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
     rows = list_owned(session, Campaign, tenant, limit=limit + 1, after=cursor)
     more = len(rows) > limit
-    return {"items": [_out(session, r) for r in rows[:limit]],
-            "next_cursor": rows[limit - 1].id if more else None}  # fmt: skip
+    return {
+        "items": [_out(session, r) for r in rows[:limit]],
+        "next_cursor": rows[limit - 1].id if more else None,
+    }
 
 
 @router.get("/{campaign_id}", response_model=CampaignOut, summary="A campaign and its progress")

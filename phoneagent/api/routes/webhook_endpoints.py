@@ -32,6 +32,7 @@ def _check_url(settings: Settings, url: str) -> None:
     except ValueError as exc:
         raise InvalidField("url", str(exc)) from exc
 
+
 endpoints = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"], responses=ERRORS)
 deliveries = APIRouter(prefix="/webhook-deliveries", tags=["webhooks"], responses=ERRORS)
 
@@ -54,8 +55,9 @@ def create_endpoint(
     row = WebhookEndpoint(tenant_id=tenant, secret="whsec_" + secrets.token_urlsafe(32), **body.model_dump())
     session.add(row)
     session.commit()
-    return WebhookEndpointCreated.model_validate({**WebhookEndpointOut.model_validate(row).model_dump(),
-                                                  "secret": row.secret})  # fmt: skip
+    return WebhookEndpointCreated.model_validate(
+        {**WebhookEndpointOut.model_validate(row).model_dump(), "secret": row.secret}
+    )
 
 
 @endpoints.get("", response_model=s.Page[WebhookEndpointOut], summary="List webhook endpoints")

@@ -101,4 +101,3 @@ def worker_agent_profile(agent_id: str, session: SessionDep) -> Any:
     if profile is None:
         raise NotFound(f"no agent profile with id {agent_id!r}")
     return AgentProfileOut.model_validate(profile)
-
