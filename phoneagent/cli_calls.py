@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         out, err = Printable(sys.stdout), Printable(sys.stderr)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):  # type: ignore[type-var]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             return {"list": _list, "show": _show, "tail": _tail}[args.action](client, args)
     finally:
         client.close()

@@ -11,10 +11,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 
-RATE_LIMITED = {
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {
         "description": "too many requests of this kind from this tenant; `Retry-After` says when to retry",
         "headers": {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},

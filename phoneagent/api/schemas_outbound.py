@@ -11,6 +11,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from phoneagent.api.schemas import E164, Name, _Out
 from phoneagent.calls.outbox import EventType
 
+RetryOn = Literal["busy", "no_answer", "failed", "rejected"]
+DEFAULT_RETRY_ON: tuple[RetryOn, ...] = ("busy", "no_answer")
+
 
 class CallCreate(BaseModel):
     model_config = ConfigDict(
@@ -141,9 +144,7 @@ class CampaignCreate(BaseModel):
     )
     max_attempts: int = Field(3, ge=1, le=10)
     retry_delay_s: int = Field(3600, ge=1, le=7 * 86400)
-    retry_on: list[Literal["busy", "no_answer", "failed", "rejected"]] = Field(
-        default_factory=lambda: ["busy", "no_answer"]
-    )
+    retry_on: list[RetryOn] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     ring_timeout_s: int = Field(30, ge=5, le=75)
     contacts: list[ContactIn] = Field(min_length=1, max_length=10_000)
 

@@ -232,7 +232,7 @@ class Deliverer:
                     per_tenant[tenant].append((row_id, at))
             queues = [[(row_id, tenant, at) for row_id, at in rows] for tenant, rows in per_tenant.items()]
             turns = itertools.zip_longest(*queues)
-            leased = []
+            leased: list[tuple[str, str]] = []
             for row_id, tenant, at in (x for turn in turns for x in turn if x is not None):
                 if len(leased) >= self._batch:
                     break

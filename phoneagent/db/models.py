@@ -36,7 +36,7 @@ class ApiKey(Base):
     sessions_after: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class _Resource:
+class Resource:
     """Columns every tenant-owned, updatable resource has."""
 
     id: Mapped[str]
@@ -45,7 +45,13 @@ class _Resource:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class AgentProfile(_Resource, Base):
+class LinkedResource(Resource):
+    """A resource that is also an object on LiveKit (a SIP trunk or a dispatch rule)."""
+
+    livekit_id: Mapped[str | None]
+
+
+class AgentProfile(Resource, Base):
     __tablename__ = "agent_profiles"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("agt"))
@@ -65,7 +71,7 @@ class AgentProfile(_Resource, Base):
     recording_layout: Mapped[str] = mapped_column(String(8), default="dual", server_default="dual")
 
 
-class InboundTrunk(_Resource, Base):
+class InboundTrunk(LinkedResource, Base):
     __tablename__ = "inbound_trunks"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("itr"))
@@ -83,7 +89,7 @@ class InboundTrunk(_Resource, Base):
         return bool(self.auth_password)
 
 
-class OutboundTrunk(_Resource, Base):
+class OutboundTrunk(LinkedResource, Base):
     __tablename__ = "outbound_trunks"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("otr"))
@@ -104,7 +110,7 @@ class OutboundTrunk(_Resource, Base):
         return bool(self.auth_password)
 
 
-class DispatchRule(_Resource, Base):
+class DispatchRule(LinkedResource, Base):
     __tablename__ = "dispatch_rules"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("dsp"))
@@ -119,7 +125,7 @@ class DispatchRule(_Resource, Base):
     livekit_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
 
-class PhoneNumber(_Resource, Base):
+class PhoneNumber(Resource, Base):
     __tablename__ = "phone_numbers"
     __table_args__ = (UniqueConstraint("tenant_id", "e164"),)
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("num"))
@@ -258,7 +264,7 @@ class CallEvent(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class WebhookEndpoint(_Resource, Base):
+class WebhookEndpoint(Resource, Base):
     """A tenant's receiver of call webhooks; ``secret`` signs every delivery (shown once)."""
 
     __tablename__ = "webhook_endpoints"
@@ -297,7 +303,7 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class Campaign(_Resource, Base):
+class Campaign(Resource, Base):
     __tablename__ = "campaigns"
     __table_args__ = (UniqueConstraint("tenant_id", "name"), Index("ix_campaigns_status", "status"))
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("cmp"))

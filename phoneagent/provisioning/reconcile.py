@@ -8,15 +8,29 @@ Objects without phoneagent's tag (made by hand or by other tools) are never touc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from phoneagent.db.models import DispatchRule, InboundTrunk, OutboundTrunk
+from phoneagent.db.models import DispatchRule, InboundTrunk, LinkedResource, OutboundTrunk
 from phoneagent.provisioning.resources import BINDINGS
 from phoneagent.telephony.sip import LiveKitSip, owner_tag
 
-_KINDS = {"inbound": InboundTrunk, "outbound": OutboundTrunk, "rule": DispatchRule}
+L = TypeVar("L", bound=LinkedResource)
+
+_KINDS: dict[str, type[InboundTrunk | OutboundTrunk | DispatchRule]] = {
+    "inbound": InboundTrunk,
+    "outbound": OutboundTrunk,
+    "rule": DispatchRule,
+}
+
+
+def _rows(session: Session, model: type[L], tenant_id: str | None) -> list[L]:
+    q = select(model)
+    if tenant_id:
+        q = q.where(model.tenant_id == tenant_id)
+    return list(session.scalars(q.order_by(model.id)))
 
 
 @dataclass
@@ -38,16 +52,12 @@ def reconcile(
     live = {o.id for o in objects}
     # trunks before rules: a re-created rule needs its trunk's (possibly new) LiveKit id
     for kind in ("inbound", "outbound", "rule"):
-        model = _KINDS[kind]
-        q = select(model)
-        if tenant_id:
-            q = q.where(model.tenant_id == tenant_id)
-        for row in session.scalars(q.order_by(model.id)):
+        for row in _rows(session, _KINDS[kind], tenant_id):
             if row.livekit_id in live:
                 continue
             report.missing.append(row.id)
             if repair:
-                b = BINDINGS[model]
+                b = BINDINGS[type(row)]
                 row.livekit_id = b.create(
                     lk, b.to_spec(session, row, agent_name), owner_tag(row.tenant_id, row.id)
                 )

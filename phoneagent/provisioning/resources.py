@@ -25,8 +25,10 @@ from phoneagent.db.models import (
     Campaign,
     DispatchRule,
     InboundTrunk,
+    LinkedResource,
     OutboundTrunk,
     PhoneNumber,
+    Resource,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -34,9 +36,10 @@ from phoneagent.errors import Conflict, Forbidden, InvalidField, NotFound
 from phoneagent.telephony.presets import PresetError, TrunkFields, apply_preset
 from phoneagent.telephony.sip import InboundSpec, LiveKitSip, OutboundSpec, RuleSpec, owner_tag
 
-M = TypeVar("M", bound=Base)
+M = TypeVar("M", bound=Resource)
+B = TypeVar("B", bound=Base)
 
-_KIND_NAMES = {
+_KIND_NAMES: dict[type[object], str] = {
     AgentProfile: "agent profile",
     InboundTrunk: "inbound trunk",
     OutboundTrunk: "outbound trunk",
@@ -49,7 +52,7 @@ _KIND_NAMES = {
 }
 
 
-def get_owned(session: Session, model: type[M], tenant_id: str, row_id: str) -> M:
+def get_owned(session: Session, model: type[B], tenant_id: str, row_id: str) -> B:
     row = session.get(model, row_id)
     if row is None or getattr(row, "tenant_id", None) != tenant_id:
         raise NotFound(f"no {_KIND_NAMES.get(model, model.__name__)} with id {row_id!r}")
@@ -58,10 +61,10 @@ def get_owned(session: Session, model: type[M], tenant_id: str, row_id: str) -> 
 
 def list_owned(session: Session, model: type[M], tenant_id: str, *, limit: int, after: str | None) -> list[M]:
     """Ids are time-ordered, so keyset pagination on id lists oldest first, stably."""
-    q = select(model).where(model.tenant_id == tenant_id)  # type: ignore[attr-defined]
+    q = select(model).where(model.tenant_id == tenant_id)
     if after:
-        q = q.where(model.id > after)  # type: ignore[attr-defined]
-    return list(session.scalars(q.order_by(model.id).limit(limit)))  # type: ignore[attr-defined]
+        q = q.where(model.id > after)
+    return list(session.scalars(q.order_by(model.id).limit(limit)))
 
 
 def _commit(session: Session, what: str) -> None:
@@ -81,14 +84,12 @@ def _flush(session: Session, what: str) -> None:
 
 
 def check_quota(
-    session: Session, model: type, tenant_id: str, limit: int | None, what: str, *conds: Any
+    session: Session, model: type[Resource], tenant_id: str, limit: int | None, what: str, *conds: Any
 ) -> None:
     """Forbidden (403) when the tenant has ``limit`` rows of ``model`` (matching ``conds``) already."""
     if limit is None:
         return
-    have = session.scalar(
-        select(func.count()).select_from(model).where(model.tenant_id == tenant_id, *conds)  # type: ignore[attr-defined]
-    )
+    have = session.scalar(select(func.count()).select_from(model).where(model.tenant_id == tenant_id, *conds))
     if (have or 0) >= limit:
         raise Forbidden(f"this tenant has {have} {what}, the most it may have; delete some first")
 
@@ -147,7 +148,7 @@ def _rule_spec(session: Session, row: DispatchRule, agent_name: str) -> RuleSpec
     )
 
 
-BINDINGS: dict[type[Base], Binding] = {
+BINDINGS: dict[type[LinkedResource], Binding] = {
     InboundTrunk: Binding(
         _inbound_spec, LiveKitSip.create_inbound, LiveKitSip.update_inbound, LiveKitSip.delete_trunk
     ),
@@ -186,31 +187,32 @@ class Provisioner:
 
     def create(self, row: M) -> M:
         what = _KIND_NAMES[type(row)]
-        row.tenant_id = self.tenant_id  # type: ignore[attr-defined]
+        row.tenant_id = self.tenant_id
         check_quota(self.session, type(row), self.tenant_id, self._max_per_kind, f"{what}s")
         self._check_refs(row)
         self.session.add(row)
         _flush(self.session, what)
-        binding = BINDINGS.get(type(row))
-        if binding is None:
+        binding = BINDINGS.get(type(row)) if isinstance(row, LinkedResource) else None
+        if binding is None or not isinstance(row, LinkedResource):
             _commit(self.session, what)
             return row
         try:
             spec = binding.to_spec(self.session, row, self.agent_name)
-            row.livekit_id = binding.create(self.lk, spec, self._tag(row))  # type: ignore[attr-defined]
+            row.livekit_id = binding.create(self.lk, spec, self._tag(row))
         except BaseException:
             self.session.rollback()
             raise
         try:
             _commit(self.session, what)
         except BaseException:
-            binding.delete(self.lk, row.livekit_id)  # type: ignore[attr-defined]
+            if row.livekit_id is not None:
+                binding.delete(self.lk, row.livekit_id)
             raise
         return row
 
     def update(self, row: M, changes: dict[str, Any]) -> M:
         what = _KIND_NAMES[type(row)]
-        binding = BINDINGS.get(type(row))
+        binding = BINDINGS.get(type(row)) if isinstance(row, LinkedResource) else None
         old_spec = binding.to_spec(self.session, row, self.agent_name) if binding else None
         # no autoflush while the references are checked: a change naming a row that does not exist
         # must be a 422 from the check, not a foreign-key error from a flush on the way to it
@@ -219,15 +221,13 @@ class Provisioner:
                 setattr(row, key, value)
             self._check_refs(row)
         _flush(self.session, what)
-        if binding is None:
+        if binding is None or not isinstance(row, LinkedResource) or row.livekit_id is None:
             _commit(self.session, what)
             return row
+        livekit_id = row.livekit_id
         try:
             binding.update(
-                self.lk,
-                row.livekit_id,
-                binding.to_spec(self.session, row, self.agent_name),  # type: ignore[attr-defined]
-                self._tag(row),
+                self.lk, livekit_id, binding.to_spec(self.session, row, self.agent_name), self._tag(row)
             )
         except BaseException:
             self.session.rollback()
@@ -235,7 +235,7 @@ class Provisioner:
         try:
             _commit(self.session, what)
         except BaseException:
-            binding.update(self.lk, row.livekit_id, old_spec, self._tag(row))  # type: ignore[attr-defined]
+            binding.update(self.lk, livekit_id, old_spec, self._tag(row))
             raise
         return row
 
@@ -261,7 +261,11 @@ class Provisioner:
                 self._check_trunk_address(row.address)
             except ValueError as exc:
                 raise InvalidField("address", str(exc)) from None
-        for attr, model in (("agent_profile_id", AgentProfile), ("inbound_trunk_id", InboundTrunk)):
+        refs: tuple[tuple[str, type[Resource]], ...] = (
+            ("agent_profile_id", AgentProfile),
+            ("inbound_trunk_id", InboundTrunk),
+        )
+        for attr, model in refs:
             ref = getattr(row, attr, None)
             if ref is not None:
                 target = self.session.get(model, ref)
@@ -269,7 +273,7 @@ class Provisioner:
                     raise InvalidField(attr, f"no {_KIND_NAMES[model]} with id {ref!r}")
 
     def _check_unreferenced(self, row: Any) -> None:
-        users: list[tuple[type[Base], str]] = []
+        users: list[tuple[type[Resource], str]] = []
         if isinstance(row, AgentProfile):
             users = [
                 (DispatchRule, "agent_profile_id"),
@@ -286,7 +290,7 @@ class Provisioner:
                 raise Conflict(
                     f"{_KIND_NAMES[type(row)]} {row.id} is used by {_KIND_NAMES[model]} "
                     f"{user.id}: delete or re-point that first"
-                )  # type: ignore[attr-defined]
+                )
 
     # ---- phone numbers join their trunk's number list --------------------------------------------------
 

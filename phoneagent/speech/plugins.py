@@ -82,8 +82,8 @@ def make_stt(
     whisper_options: WhisperOptions | None = None,
     transcriber: Transcriber | None = None,
     whisper_prompt: Callable[[], str | None] | None = None,
-) -> stt.STT:
-    made: stt.STT
+) -> stt.STT[Any]:
+    made: stt.STT[Any]
     if choice.provider == "local":
         from phoneagent.speech.whisper_stt import WhisperSTT
 
@@ -120,8 +120,8 @@ def make_tts(
     piper_voice: PiperVoice | None,
     speech_cache: SpeechCache | None = None,
     synthesizer: Synthesizer | None = None,
-) -> tts.TTS:
-    made: tts.TTS
+) -> tts.TTS[Any]:
+    made: tts.TTS[Any]
     if choice.provider == "local":
         from phoneagent.speech.piper_tts import PiperTTS
 
@@ -158,9 +158,9 @@ def make_tts(
     return remember(made, choice)
 
 
-def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float | None) -> llm.LLM:
+def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float | None) -> llm.LLM[Any]:
     """An LLM over the network; ``api_key`` None sends the placeholder (servers that need none)."""
-    made: llm.LLM
+    made: llm.LLM[Any]
     if choice.provider == "anthropic":
         if api_key is None:
             raise ConfigError("the anthropic LLM needs an API key", hint="set ANTHROPIC_API_KEY")

@@ -180,6 +180,8 @@ def _require_key(settings: Settings, choice: ProviderChoice, key_var: str, prese
     if present:
         return
     comp = choice.component
+    if comp == "llm":
+        raise ConfigError(f"the {choice.provider} LLM needs {key_var}", hint=f"set {key_var}")
     other = "openai" if choice.provider == "deepgram" else "deepgram"
     var = _mode_var(settings, comp)
     raise ConfigError(
@@ -261,7 +263,7 @@ class ClosingSTTFallback(stt.FallbackAdapter):
     """A FallbackAdapter that also closes the providers it was built over (nothing else would:
     neither livekit's adapter nor the AgentSession closes them, and a Deepgram socket stays open)."""
 
-    def __init__(self, instances: list[stt.STT], **options: Any) -> None:
+    def __init__(self, instances: list[stt.STT[Any]], **options: Any) -> None:
         super().__init__(instances, **options)
         self._built = list(instances)
 
@@ -281,7 +283,7 @@ class ClosingStreamAdapter(stt.StreamAdapter):
 class ClosingTTSFallback(tts.FallbackAdapter):
     """A FallbackAdapter that also closes the providers it was built over (see ClosingSTTFallback)."""
 
-    def __init__(self, instances: list[tts.TTS], **options: Any) -> None:
+    def __init__(self, instances: list[tts.TTS[Any]], **options: Any) -> None:
         super().__init__(instances, **options)
         self._built = list(instances)
 
@@ -298,7 +300,7 @@ def build_stt(
     whisper_options: WhisperOptions | None = None,
     transcriber: Transcriber | None = None,
     whisper_prompt: Callable[[], str | None] | None = None,
-) -> stt.STT:
+) -> stt.STT[Any]:
     """The call's STT: the local Whisper alone in local mode, else a FallbackAdapter over the chain.
 
     The local Whisper is ``transcriber`` (the worker's shared models) or ``whisper_model`` (loaded by
@@ -345,7 +347,7 @@ def build_tts(
     piper_voice: PiperVoice | None,
     speech_cache: SpeechCache | None = None,
     synthesizer: Synthesizer | None = None,
-) -> tts.TTS:
+) -> tts.TTS[Any]:
     """The call's TTS at the phone's 8 kHz: Piper alone in local mode, else a FallbackAdapter.
 
     The adapter also resamples every provider's audio to 8 kHz once, so that the bridge does no more.

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from livekit import rtc
 from livekit.agents import APIConnectionError, stt
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.utils import AudioBuffer
 
@@ -293,7 +294,7 @@ class InProcessWhisper:
         return await asyncio.to_thread(hypotheses_blocking, self.model, audio, options)
 
 
-class WhisperSTT(stt.STT):
+class WhisperSTT(stt.STT[Any]):
     """``model`` (loaded in this process) or ``transcriber`` (e.g. the worker's shared models)."""
 
     def __init__(
@@ -347,5 +348,5 @@ class WhisperSTT(stt.STT):
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:12],
             # the beam's other transcripts after the best: the agent may understand one of them
-            alternatives=[stt.SpeechData(language=lang, text=t) for t in texts or [""]],
+            alternatives=[stt.SpeechData(language=LanguageCode(lang), text=t) for t in texts or [""]],
         )

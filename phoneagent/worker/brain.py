@@ -118,7 +118,7 @@ def llm_chain(settings: Settings, spec: BrainSpec) -> list[tuple[ProviderChoice,
 class ClosingLLMFallback(llm.FallbackAdapter):
     """An LLM FallbackAdapter that also closes the LLMs it was built over (their HTTP clients)."""
 
-    def __init__(self, instances: list[llm.LLM], **options: Any) -> None:
+    def __init__(self, instances: list[llm.LLM[Any]], **options: Any) -> None:
         super().__init__(instances, **options)
         self._built = list(instances)
 
@@ -127,7 +127,7 @@ class ClosingLLMFallback(llm.FallbackAdapter):
         await asyncio.gather(*(i.aclose() for i in self._built))
 
 
-def build_llm(settings: Settings, profile_llm: dict[str, Any] | None, flow: ScriptedFlow) -> llm.LLM:
+def build_llm(settings: Settings, profile_llm: dict[str, Any] | None, flow: ScriptedFlow) -> llm.LLM[Any]:
     """The call's brain: the scripted flow, or a FallbackAdapter over the profile's LLMs.
 
     Raises ConfigError (naming the profile field or the variable) when the profile's brain cannot work.

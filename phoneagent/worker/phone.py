@@ -53,7 +53,7 @@ async def wait_for_answer(room: rtc.Room, *, within_s: float) -> bool:
     def poke(*_args: object) -> None:
         changed.set()
 
-    events = (
+    events: tuple[rtc.room.EventTypes, ...] = (
         "participant_connected",
         "participant_disconnected",
         "participant_attributes_changed",

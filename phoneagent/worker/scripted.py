@@ -225,7 +225,7 @@ class ScriptedFlow:
         return (made or self.decide(caller_text)).reply
 
 
-class ScriptedLLM(llm.LLM):
+class ScriptedLLM(llm.LLM[Any]):
     """Answers the last caller message from the script."""
 
     def __init__(self, flow: ScriptedFlow) -> None:

@@ -76,10 +76,10 @@ class SpeechHost:
     def start(self) -> SpeechHost:
         """Start it and wait until it answers; ConfigError (with its log) when it does not."""
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._spawn()
+        proc = self._spawn()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._answers():
-            if self._proc is None or self._proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = self._log_path.read_text(errors="replace").splitlines()[-15:]
                 raise ConfigError(
@@ -90,14 +90,15 @@ class SpeechHost:
                 )
             time.sleep(0.2)
         threading.Thread(target=self._watch, name="speech-host-watch", daemon=True).start()
-        log.info("shared speech models ready", extra={"socket": str(self.path), "pid": self._proc.pid})
+        log.info("shared speech models ready", extra={"socket": str(self.path), "pid": proc.pid})
         return self
 
-    def _spawn(self) -> None:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         with self._log_path.open("ab") as out:
             self._proc = subprocess.Popen(
                 self._argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
+        return self._proc
 
     def _answers(self) -> bool:
         with contextlib.closing(socket.socket(socket.AF_UNIX)) as s:

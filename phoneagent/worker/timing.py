@@ -216,7 +216,7 @@ class OutputTap(io.AudioOutput):
 
 
 def report_turns(
-    session: AgentSession, clock: TurnClock, report: Callable[[str, dict[str, Any]], object]
+    session: AgentSession[Any], clock: TurnClock, report: Callable[[str, dict[str, Any]], object]
 ) -> None:
     """Every caller and agent turn, with its timings and the latency split, to the control plane."""
     seq = itertools.count()

@@ -44,7 +44,7 @@ def phone_tools(
     control: CallControl, after_reply: Callable[[Decision], None], enabled: Sequence[str]
 ) -> list[Any]:
     @function_tool
-    async def end_call(context: RunContext) -> str:
+    async def end_call(context: RunContext[Any]) -> str:
         """End the phone call. Use it when the caller says goodbye, asks you to hang up, or the
         conversation is finished. After calling it, say one short goodbye sentence: the line closes
         once it has been heard."""
@@ -52,7 +52,7 @@ def phone_tools(
         return "The call ends after your next sentence: say a short goodbye now."
 
     @function_tool
-    async def transfer_call(context: RunContext, destination: str) -> str:
+    async def transfer_call(context: RunContext[Any], destination: str) -> str:
         """Transfer the caller to a person or another line (a cold transfer: you leave the call).
         Use it when the caller asks for a human or for a department you cannot help with.
 
@@ -68,7 +68,7 @@ def phone_tools(
         return "Tell the caller, in one short sentence, that you are transferring them now."
 
     @function_tool
-    async def send_dtmf(context: RunContext, digits: str) -> str:
+    async def send_dtmf(context: RunContext[Any], digits: str) -> str:
         """Press keys on the phone line, for example to answer another company's phone menu
         ("press 1 for sales").
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from phoneagent.config import Settings
 from phoneagent.worker.endpoint import PhoneTurnDetector
 
 log = logging.getLogger("phoneagent.worker")
 
-LOCAL_MODEL = "v1-mini"
+LOCAL_MODEL: Literal["v1-mini"] = "v1-mini"
 
 
 def load_turn_detector(settings: Settings) -> Any | None:

@@ -5,7 +5,7 @@ annotations at definition time.
 """
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, cast
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
@@ -30,6 +30,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": s.Problem, "description": "invalid field (named in detail)"},
     502: {"model": s.Problem, "description": "LiveKit refused or could not be reached; nothing was written"},
 }
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _with_body(fn: F, schema: type[BaseModel]) -> F:
+    """FastAPI reads a body's class from its parameter's annotation; the factory's schemas are
+    values, so they are set on the function after it is made rather than written in its signature."""
+    fn.__annotations__["body"] = schema
+    return fn
+
+
+def _page_of(schema: type[BaseModel]) -> type[BaseModel]:
+    return cast(type[BaseModel], cast(Any, s.Page)[schema])
+
+
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[str | None, Query(max_length=80, description="next_cursor of the previous page")]
 
@@ -38,7 +52,7 @@ def crud_router(
     *,
     prefix: str,
     tag: str,
-    model: type,
+    model: type[Any],
     create_schema: type[BaseModel],
     update_schema: type[BaseModel],
     out_schema: type[BaseModel],
@@ -49,14 +63,15 @@ def crud_router(
 ) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=[tag], responses=ERRORS)
 
-    @router.post(
-        "", status_code=status.HTTP_201_CREATED, response_model=out_schema, summary=f"Create a {tag}"
-    )
-    def create(body: create_schema, p: ProvisionerDep) -> Any:  # type: ignore[valid-type]
+    def create(body: BaseModel, p: ProvisionerDep) -> Any:
         row = model(**prepare_create(body.model_dump(exclude_none=True)))
         return getattr(p, create_fn)(row)
 
-    @router.get("", response_model=s.Page[out_schema], summary=f"List {tag}s")  # type: ignore[name-defined]
+    router.post(
+        "", status_code=status.HTTP_201_CREATED, response_model=out_schema, summary=f"Create a {tag}"
+    )(_with_body(create, create_schema))
+
+    @router.get("", response_model=_page_of(out_schema), summary=f"List {tag}s")
     def list_(p: ProvisionerDep, limit: Limit = 50, cursor: Cursor = None) -> Any:
         rows = list_owned(p.session, model, p.tenant_id, limit=limit + 1, after=cursor)
         more = len(rows) > limit
@@ -66,10 +81,13 @@ def crud_router(
     def get(item_id: str, p: ProvisionerDep) -> Any:
         return get_owned(p.session, model, p.tenant_id, item_id)
 
-    @router.patch("/{item_id}", response_model=out_schema, summary=f"Update a {tag}")
-    def update(item_id: str, body: update_schema, p: ProvisionerDep) -> Any:  # type: ignore[valid-type]
+    def update(item_id: str, body: BaseModel, p: ProvisionerDep) -> Any:
         row = get_owned(p.session, model, p.tenant_id, item_id)
         return p.update(row, prepare_update(row, body.model_dump(exclude_unset=True, exclude_none=True)))
+
+    router.patch("/{item_id}", response_model=out_schema, summary=f"Update a {tag}")(
+        _with_body(update, update_schema)
+    )
 
     @router.delete(
         "/{item_id}",
