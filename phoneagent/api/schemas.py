@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from phoneagent.db.states import CallStatus, Direction, EndReason, RecordingStatus
 from phoneagent.telephony.numbers import to_e164
 
 T = TypeVar("T")
@@ -336,29 +337,12 @@ class PhoneNumberOut(_Out):
 
 # ---- calls ------------------------------------------------------------------------------------------
 
-Direction = Literal["inbound", "outbound"]
-CallStatus = Literal["queued", "dialing", "ringing", "in_progress", "ended"]
-EndReason = Literal[
-    "customer_hangup",
-    "agent_hangup",
-    "no_answer",
-    "busy",
-    "rejected",
-    "failed",
-    "voicemail",
-    "transferred",
-    "max_duration",
-    "silence_timeout",
-    "worker_lost",
-    "api_hangup",
-]
-
 
 class CallOut(_Out):
     id: str
-    direction: str
-    status: str
-    end_reason: str | None
+    direction: Direction
+    status: CallStatus
+    end_reason: EndReason | None
     from_number: str
     to_number: str
     agent_profile_id: str | None
@@ -371,7 +355,7 @@ class CallOut(_Out):
     answered_at: datetime | None
     ended_at: datetime | None
     duration_ms: int | None
-    recording_status: str | None
+    recording_status: RecordingStatus | None
     outbound_trunk_id: str | None
     campaign_id: str | None
 

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from phoneagent.api.schemas import E164, Name, _Out
 from phoneagent.calls.outbox import EventType
+from phoneagent.db.states import CampaignStatus, DeliveryStatus
 
 RetryOn = Literal["busy", "no_answer", "failed", "rejected"]
 DEFAULT_RETRY_ON: tuple[RetryOn, ...] = ("busy", "no_answer")
@@ -89,7 +90,7 @@ class DeliveryOut(_Out):
     event_id: str
     event_type: str
     call_id: str | None
-    status: Literal["pending", "delivered", "dead"]
+    status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime
     last_attempt_at: datetime | None
@@ -169,7 +170,7 @@ class CampaignOut(_Out):
     retry_delay_s: int
     retry_on: list[str]
     ring_timeout_s: int
-    status: Literal["running", "paused", "cancelled", "completed"]
+    status: CampaignStatus
     created_at: datetime
     updated_at: datetime
     progress: dict[str, int] = Field(

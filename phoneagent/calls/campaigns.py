@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
+from typing import get_args
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -24,11 +25,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from phoneagent.calls.outbound import LIVE, CallRequest, place_call, request_hangup
 from phoneagent.calls.passes import run_passes
 from phoneagent.db.models import Call, Campaign, CampaignContact
+from phoneagent.db.states import ContactStatus
 from phoneagent.errors import RequestError
 
 log = logging.getLogger("phoneagent.calls")
 
-CONTACT_STATES = ("pending", "calling", "done", "failed", "cancelled")
+CONTACT_STATES: tuple[ContactStatus, ...] = get_args(ContactStatus)
 
 
 def callee_timezone(e164: str) -> str:
@@ -71,7 +73,7 @@ def counts(session: Session, campaign_id: str) -> dict[str, int]:
         .tuples()
         .all()
     )
-    out = {state: int(by_state.get(state, 0)) for state in CONTACT_STATES}
+    out: dict[str, int] = {state: int(by_state.get(state, 0)) for state in CONTACT_STATES}
     out["live_calls"] = live_calls(session, campaign_id)
     out["total"] = sum(int(by_state.get(state, 0)) for state in CONTACT_STATES)
     return out

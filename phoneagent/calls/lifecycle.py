@@ -21,23 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-STATUSES: Final = ("queued", "dialing", "ringing", "in_progress", "ended")
-_RANK: Final = {s: i for i, s in enumerate(STATUSES)}
+from phoneagent.db.states import CALL_STATUSES, END_REASONS, CallStatus, EndReason, is_end_reason
 
-END_REASONS: Final = (
-    "customer_hangup",  # the person on the phone hung up (whichever direction the call took)
-    "agent_hangup",  # the agent ended the call (its flow or its end_call tool)
-    "api_hangup",  # ended through POST /calls/{id}/hangup
-    "no_answer",  # rang until the ring timeout, or 480/408/487
-    "busy",  # 486/600
-    "rejected",  # 403/404/603 and other refusals
-    "failed",  # 5xx, trunk or media failure, or no evidence at all
-    "voicemail",  # an answering machine picked up
-    "transferred",  # handed to another number or SIP URI
-    "max_duration",  # the profile's maximum call length was reached
-    "silence_timeout",  # the caller stayed silent after the reprompt
-    "worker_lost",  # the agent's worker vanished mid-call
-)
+STATUSES: Final = CALL_STATUSES
+_RANK: Final = {s: i for i, s in enumerate(STATUSES)}
 
 # how sure each kind of evidence is about why a call ended
 DECLARED = 50  # the worker or the API says what it did
@@ -46,14 +33,16 @@ OBSERVED = 30  # the control plane saw it happen (the worker vanished, the calle
 INFERRED = 20  # read from LiveKit's disconnect reason
 NO_EVIDENCE = 10  # the call is gone and nothing says why
 
-WORKER_DECLARED = frozenset({"agent_hangup", "transferred", "voicemail", "max_duration", "silence_timeout"})
+WORKER_DECLARED: frozenset[EndReason] = frozenset(
+    {"agent_hangup", "transferred", "voicemail", "max_duration", "silence_timeout"}
+)
 
 
 @dataclass(frozen=True)
 class Fact:
     at: datetime
-    status: str
-    end_reason: str | None = None
+    status: CallStatus
+    end_reason: EndReason | None = None
     strength: int = 0
     sip_status_code: int | None = None
     sip_status_reason: str | None = None
@@ -68,8 +57,8 @@ class Fact:
 
 @dataclass
 class CallState:
-    status: str = "queued"
-    end_reason: str | None = None
+    status: CallStatus = "queued"
+    end_reason: EndReason | None = None
     ringing_at: datetime | None = None
     answered_at: datetime | None = None
     ended_at: datetime | None = None
@@ -136,7 +125,7 @@ def fold(facts: Iterable[Fact]) -> CallState:
 _UNANSWERED = frozenset({"no_answer", "busy", "rejected"})
 
 
-def end_reason_for_sip(code: int) -> str:
+def end_reason_for_sip(code: int) -> EndReason:
     """The end reason a final SIP response to our INVITE means."""
     if code in (486, 600):
         return "busy"
@@ -148,7 +137,7 @@ def end_reason_for_sip(code: int) -> str:
 
 
 # LiveKit's disconnect reason of the SIP participant, when nothing better is known
-_DISCONNECT: Final = {
+_DISCONNECT: Final[dict[str, tuple[EndReason, int]]] = {
     "CLIENT_INITIATED": ("customer_hangup", OBSERVED),  # the phone sent BYE
     "ROOM_DELETED": ("agent_hangup", INFERRED),  # someone deleted the room: the agent, or the API
     "PARTICIPANT_REMOVED": ("agent_hangup", INFERRED),
@@ -168,7 +157,7 @@ def sip_participant_left(at: datetime, disconnect_reason: str) -> Fact:
 
 def worker_hangup(at: datetime, reason: str) -> Fact | None:
     """The worker ended the call and says why; anything it may not claim is ignored."""
-    if reason not in WORKER_DECLARED:
+    if not is_end_reason(reason) or reason not in WORKER_DECLARED:
         return None
     return Fact(at, "ended", reason, DECLARED)
 

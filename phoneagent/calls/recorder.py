@@ -32,6 +32,7 @@ from phoneagent.calls import recording_state as rs
 from phoneagent.calls.passes import run_passes
 from phoneagent.config import Settings
 from phoneagent.db.models import Call, RecordingEgress
+from phoneagent.db.states import CallStatus
 from phoneagent.errors import EgressUnavailable, PhoneagentError
 from phoneagent.recording.merge import TrackFile, merge_tracks
 from phoneagent.recording.ogg import opus_duration_s
@@ -175,7 +176,7 @@ class Recorder:
 
     # ---- watch (run by the sweeper) --------------------------------------------------------------
 
-    def _running(self) -> list[tuple[RecordingEgress, str, datetime | None]]:
+    def _running(self) -> list[tuple[RecordingEgress, CallStatus, datetime | None]]:
         with self._sessions() as s:
             rows = s.execute(
                 select(RecordingEgress, Call.status, Call.ended_at)

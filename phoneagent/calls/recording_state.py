@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from phoneagent.calls.outbox import enqueue
 from phoneagent.db.models import AgentProfile, Call, RecordingEgress
+from phoneagent.db.states import is_egress_status
 from phoneagent.telephony.egress import EgressState
 
 log = logging.getLogger("phoneagent.recordings")
@@ -104,7 +106,10 @@ def apply_egress(session: Session, row: RecordingEgress, state: EgressState) -> 
     """What livekit-server said about one track egress (webhook or poll), then the recording's step."""
     if row.status in ENDED_EGRESS:
         return  # an end is final (a late "active" update changes nothing)
-    row.status = state.status
+    if is_egress_status(state.status):
+        row.status = state.status
+    else:  # a state this version does not know: the track cannot be trusted to be whole
+        row.status, state = "failed", replace(state, error=state.error or f"egress state {state.status}")
     if state.error:
         row.error = state.error[:500]
     for name in ("file_started_ns", "file_ended_ns", "file_duration_ns", "file_size"):

@@ -21,6 +21,7 @@ from phoneagent.calls import lifecycle as lc
 from phoneagent.calls import recording_state
 from phoneagent.calls.outbox import enqueue
 from phoneagent.db.models import Call, CallEvent
+from phoneagent.db.states import is_call_status, is_end_reason
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -64,11 +65,14 @@ def _own_facts(ev: CallEvent) -> list[lc.Fact]:
     f = ev.payload.get("fact")
     if not isinstance(f, dict):
         return []
+    status, end_reason = f.get("status"), f.get("end_reason")
+    if not is_call_status(status) or not (end_reason is None or is_end_reason(end_reason)):
+        return []  # written by a version that knew other values: not evidence this one can weigh
     return [
         lc.Fact(
             ev.occurred_at,
-            str(f["status"]),
-            f.get("end_reason"),
+            status,
+            end_reason,
             int(f.get("strength", 0)),
             sip_status_code=f.get("sip_status_code"),
             sip_status_reason=f.get("sip_status_reason"),

@@ -35,6 +35,7 @@ from phoneagent.calls.passes import run_passes
 from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.records import own_event
 from phoneagent.db.models import Call
+from phoneagent.db.states import EndReason
 from phoneagent.telephony.calls import LiveKitCalls
 
 log = logging.getLogger("phoneagent.calls")
@@ -143,7 +144,7 @@ class Sweeper:
                 )
                 s.commit()
 
-    def _end(self, call_id: str, reason: str, strength: int, kind: str) -> None:
+    def _end(self, call_id: str, reason: EndReason, strength: int, kind: str) -> None:
         with self._sessions() as s:
             call = s.get(Call, call_id)
             if call is not None and call.status != "ended":

@@ -10,6 +10,16 @@ from sqlalchemy import false as sql_false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from phoneagent.db.base import Base, new_id, utcnow
+from phoneagent.db.states import (
+    CallStatus,
+    CampaignStatus,
+    ContactStatus,
+    DeliveryStatus,
+    Direction,
+    EgressStatus,
+    EndReason,
+    RecordingStatus,
+)
 
 
 class Tenant(Base):
@@ -154,9 +164,9 @@ class Call(Base):
     )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("call"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    direction: Mapped[str] = mapped_column(String(8))  # inbound | outbound
-    status: Mapped[str] = mapped_column(String(12), default="queued")
-    end_reason: Mapped[str | None] = mapped_column(String(20), default=None)
+    direction: Mapped[Direction] = mapped_column(String(8))
+    status: Mapped[CallStatus] = mapped_column(String(12), default="queued")
+    end_reason: Mapped[EndReason | None] = mapped_column(String(20), default=None)
     from_number: Mapped[str] = mapped_column(String(64), default="")
     to_number: Mapped[str] = mapped_column(String(64), default="")
     agent_profile_id: Mapped[str | None] = mapped_column(ForeignKey("agent_profiles.id"), default=None)
@@ -175,7 +185,7 @@ class Call(Base):
     # status pending | recording | processing | ready | failed | deleted; where the file is
     # (relative to the recordings directory, or s3://bucket/key); why it failed
     recording_egress_id: Mapped[str | None] = mapped_column(String(64), default=None)
-    recording_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    recording_status: Mapped[RecordingStatus | None] = mapped_column(String(16), default=None)
     recording_location: Mapped[str | None] = mapped_column(String(500), default=None)
     recording_size_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
     recording_format: Mapped[str | None] = mapped_column(String(8), default=None)
@@ -210,8 +220,7 @@ class RecordingEgress(Base):
     role: Mapped[str] = mapped_column(String(8))  # caller | agent
     egress_id: Mapped[str] = mapped_column(String(64), unique=True)
     track_id: Mapped[str] = mapped_column(String(64))
-    # starting | active | ending | complete | failed | aborted | lost (stopped responding)
-    status: Mapped[str] = mapped_column(String(12), default="starting")
+    status: Mapped[EgressStatus] = mapped_column(String(12), default="starting")
     error: Mapped[str | None] = mapped_column(String(500), default=None)
     filepath: Mapped[str] = mapped_column(String(1000))  # absolute: where egress writes the track
     file_started_ns: Mapped[int | None] = mapped_column(BigInteger, default=None)
@@ -293,7 +302,7 @@ class WebhookDelivery(Base):
     call_id: Mapped[str | None] = mapped_column(String(40), default=None)
     # None until the first attempt renders it (call.ended waits for the last transcript turns)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | delivered | dead
+    status: Mapped[DeliveryStatus] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -320,7 +329,7 @@ class Campaign(Resource, Base):
     retry_delay_s: Mapped[int] = mapped_column(Integer, default=3600)
     retry_on: Mapped[list[str]] = mapped_column(default=lambda: ["busy", "no_answer"])
     ring_timeout_s: Mapped[int] = mapped_column(Integer, default=30)
-    status: Mapped[str] = mapped_column(String(12), default="running")  # running|paused|cancelled|completed
+    status: Mapped[CampaignStatus] = mapped_column(String(12), default="running")
 
 
 class CampaignContact(Base):
@@ -334,9 +343,8 @@ class CampaignContact(Base):
     number: Mapped[str] = mapped_column(String(20))
     variables: Mapped[dict[str, Any]] = mapped_column(default=dict)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    # pending | calling | done (answered) | failed (attempts used up) | cancelled
-    status: Mapped[str] = mapped_column(String(12), default="pending")
+    status: Mapped[ContactStatus] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_call_id: Mapped[str | None] = mapped_column(String(40), default=None)
-    last_end_reason: Mapped[str | None] = mapped_column(String(20), default=None)
+    last_end_reason: Mapped[EndReason | None] = mapped_column(String(20), default=None)

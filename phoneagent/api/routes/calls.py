@@ -22,6 +22,7 @@ from phoneagent.calls.query import CallFilter, call_detail, events_after, list_c
 from phoneagent.calls.recordings import CONTENT_TYPES, delete_recording, recording_response
 from phoneagent.calls.timeline import summarize_event
 from phoneagent.db.models import Call
+from phoneagent.db.states import CallStatus, Direction, EndReason
 from phoneagent.errors import InvalidField
 from phoneagent.provisioning.resources import get_owned
 from phoneagent.provisioning.tenants import number_policy_for
@@ -34,9 +35,9 @@ router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)
 def list_(
     session: SessionDep,
     tenant: TenantDep,
-    status: Annotated[s.CallStatus | None, Query()] = None,
-    end_reason: Annotated[s.EndReason | None, Query()] = None,
-    direction: Annotated[s.Direction | None, Query()] = None,
+    status: Annotated[CallStatus | None, Query()] = None,
+    end_reason: Annotated[EndReason | None, Query()] = None,
+    direction: Annotated[Direction | None, Query()] = None,
     number: Annotated[str | None, Query(max_length=32, description="caller or callee, any format")] = None,
     agent_id: Annotated[str | None, Query(max_length=40)] = None,
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,

@@ -11,6 +11,7 @@ from phoneagent.api.routes.resources import ERRORS, Cursor, Limit
 from phoneagent.api.schemas_outbound import CampaignCreate, CampaignOut
 from phoneagent.calls.campaigns import callee_timezone, cancel, counts
 from phoneagent.db.models import AgentProfile, Campaign, CampaignContact, OutboundTrunk
+from phoneagent.db.states import CampaignStatus
 from phoneagent.errors import Conflict, InvalidField
 from phoneagent.provisioning.resources import check_quota, get_owned, list_owned
 from phoneagent.provisioning.tenants import number_policy_for
@@ -86,7 +87,11 @@ def get(campaign_id: str, session: SessionDep, tenant: TenantDep) -> Any:
 
 
 def _transition(
-    session: SessionDep, tenant: str, campaign_id: str, allowed: tuple[str, ...], to: str
+    session: SessionDep,
+    tenant: str,
+    campaign_id: str,
+    allowed: tuple[CampaignStatus, ...],
+    to: CampaignStatus,
 ) -> Campaign:
     row = get_owned(session, Campaign, tenant, campaign_id)
     if row.status == to:

@@ -7,18 +7,18 @@ spec: these are pages, not API.
 """
 
 import logging
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from phoneagent.api import schemas as s
 from phoneagent.api.deps import CsrfCheckedDep, ReviewSessionDep, SessionDep, SettingsDep
 from phoneagent.calls.query import call_detail, list_calls
 from phoneagent.calls.recordings import recording_note, recording_response
 from phoneagent.db.base import utcnow
 from phoneagent.db.models import AgentProfile, Call
+from phoneagent.db.states import CALL_STATUSES, DIRECTIONS, END_REASONS
 from phoneagent.errors import Forbidden, InvalidField
 from phoneagent.provisioning.keys import end_sessions, key_for_token
 from phoneagent.provisioning.resources import get_owned, list_owned
@@ -43,7 +43,7 @@ log = logging.getLogger("phoneagent.review")
 router = APIRouter(prefix="/review", include_in_schema=False)
 
 PAGE_SIZE = 50
-STATUSES, END_REASONS, DIRECTIONS = get_args(s.CallStatus), get_args(s.EndReason), get_args(s.Direction)
+STATUSES = CALL_STATUSES
 
 
 def _secure(request: Request) -> bool:
