@@ -11,11 +11,13 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
+from starlette.datastructures import State
 
 from phoneagent.api.app import create_app
 from phoneagent.config import Settings
@@ -105,7 +107,12 @@ def remove_phoneagent_objects(stack: Stack) -> None:
             (lk.delete_rule if obj.kind == "rule" else lk.delete_trunk)(obj.id)
 
 
+def app_state(client: TestClient) -> State:
+    """The app's state (its engine and session factory) behind a test client."""
+    return cast(FastAPI, client.app).state
+
+
 def new_key(client: TestClient, tenant: str) -> dict[str, str]:
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as session:
         token, _ = create_key(session, tenant_name=tenant)
     return {"Authorization": f"Bearer {token}"}

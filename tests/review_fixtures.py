@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -120,7 +121,7 @@ def seed(sessions: sessionmaker[Session], recordings: Path) -> Seeded:
                     total_ms=total,
                 )
             )
-        events = [
+        events: list[tuple[str, str, float, dict[str, Any]]] = [
             ("worker", "answered", 0.1, {}),
             (
                 "worker",
@@ -132,7 +133,7 @@ def seed(sessions: sessionmaker[Session], recordings: Path) -> Seeded:
             ("worker", "hangup", 11.9, {"reason": "customer_hangup"}),
             ("worker", "egress_stalled", 5.0, {"egress_id": "EG_1", "seconds": 3}),  # a type nobody knows
         ]
-        for i, (source, type_, at, data) in enumerate(events):
+        for i, (source, type_, at_s, data) in enumerate(events):
             s.add(
                 CallEvent(
                     call_id=call.id,
@@ -140,7 +141,7 @@ def seed(sessions: sessionmaker[Session], recordings: Path) -> Seeded:
                     event_id=f"acme-{i}",
                     type=type_,
                     payload={"data": data},
-                    occurred_at=answered + timedelta(seconds=at),
+                    occurred_at=answered + timedelta(seconds=at_s),
                 )
             )
         s.add(

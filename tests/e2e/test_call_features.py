@@ -26,7 +26,7 @@ from tests.peers.wav import silence, write_wav
 from tests.stack_fixtures import ControlPlane, WorkerProcess
 
 VOICEMAIL = "Hello, this is Acme Dental calling about your appointment. Please call us back. Goodbye."
-SCRIPT = {
+SCRIPT: dict[str, Any] = {
     "intents": [
         {
             "name": "hours",

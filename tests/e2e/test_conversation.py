@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -74,7 +75,7 @@ def test_caller_asks_agent_answers_by_script_then_hangs_up_after_goodbye(
     finally:
         phone.close()
 
-    def ended() -> dict | None:
+    def ended() -> dict[str, Any] | None:
         items = httpx.get(f"{control_plane.url}/calls", headers=control_plane.headers, timeout=10).json()[
             "items"
         ]
@@ -91,7 +92,7 @@ def test_caller_asks_agent_answers_by_script_then_hangs_up_after_goodbye(
     assert call is not None and call["disconnect_reason"] == "ROOM_DELETED"
 
     # every turn reached the control plane through the worker's event spool, with the latency split
-    def transcript() -> list[dict]:
+    def transcript() -> list[dict[str, Any]]:
         url = f"{control_plane.url}/calls/{call['id']}"
         return list(httpx.get(url, headers=control_plane.headers, timeout=10).json()["transcript"])
 

@@ -91,7 +91,8 @@ def _loud(audio: np.ndarray) -> np.ndarray:
     """Which 20 ms frames of 8 kHz audio are louder than -45 dBFS."""
     n = audio.size // 160
     frames = audio[: n * 160].astype(np.float64).reshape(n, 160)
-    return 20 * np.log10(np.maximum(np.sqrt(np.mean(frames**2, axis=1)), 1e-9) / 32768) > -45
+    loud: np.ndarray = 20 * np.log10(np.maximum(np.sqrt(np.mean(frames**2, axis=1)), 1e-9) / 32768) > -45
+    return loud
 
 
 def _sent(phone: BaresipPhone) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 from livekit import api
@@ -121,7 +122,7 @@ def test_caller_hears_greeting_and_caller_hangup_ends_call_with_bye(
     assert {"thank", "calling", "dental", "help"} <= heard_words, sorted(heard_words)
 
     # the control plane kept the record, from LiveKit's signed webhooks alone
-    def ended_call() -> dict | None:
+    def ended_call() -> dict[str, Any] | None:
         items = httpx.get(f"{control_plane.url}/calls", headers=control_plane.headers, timeout=10).json()[
             "items"
         ]

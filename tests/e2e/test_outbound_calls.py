@@ -77,7 +77,7 @@ class Outbound:
         self.c.close()
 
 
-def _webhooks(rx: WebhookReceiver, call_id: str, *, until: str = "call.ended") -> dict[str, dict]:
+def _webhooks(rx: WebhookReceiver, call_id: str, *, until: str = "call.ended") -> dict[str, dict[str, Any]]:
     def got() -> bool:
         return any(r.event_type == until and r.body["data"]["id"] == call_id for r in rx.accepted())
 

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from phoneagent.stack.services import Stack
-from tests.peers.sip_phone import BaresipPhone, speech_seconds, trailing_silence_seconds, wait_until
+from tests.peers.sip_phone import BaresipPhone, wait_until
+from tests.peers.wav import speech_seconds, trailing_silence_seconds
 from tests.stack_fixtures import ControlPlane, WorkerProcess
 
 GREETINGS = {
@@ -76,10 +77,10 @@ def test_two_tenants_calls_at_once_land_each_on_its_own_record(
             phone.close()
 
     threads = [threading.Thread(target=call, args=(i, name)) for i, name in enumerate(tenants)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     assert not errors, errors
 
     records: dict[str, dict[str, Any]] = {}

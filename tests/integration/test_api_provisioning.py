@@ -4,14 +4,16 @@ creates, changes and deletes is read back from LiveKit itself."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any, cast
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from livekit import api
 
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_api
-from tests.db_fixtures import new_key
+from tests.db_fixtures import app_state, new_key
 
 
 def _lk_inbound(settings: Settings) -> dict[str, api.SIPInboundTrunkInfo]:
@@ -43,10 +45,11 @@ def _lk_rules(settings: Settings) -> dict[str, api.SIPDispatchRuleInfo]:
     return asyncio.run(go())
 
 
-def _agent(client: TestClient, h: dict[str, str], name: str = "support") -> dict:
+def _agent(client: TestClient, h: dict[str, str], name: str = "support") -> dict[str, Any]:
     r = client.post("/agents", json={"name": name, "greeting": "Hello", "tools": ["end_call"]}, headers=h)
     assert r.status_code == 201, r.text
-    return r.json()
+    agent: dict[str, Any] = r.json()
+    return agent
 
 
 def test_inbound_trunk_lifecycle_is_mirrored_on_livekit(client: TestClient, stack: Stack) -> None:
@@ -232,6 +235,7 @@ def test_duplicate_name_is_a_conflict(client: TestClient) -> None:
 
 
 def test_reconcile_reports_and_repairs_drift_both_ways(client: TestClient, stack: Stack) -> None:
+    from phoneagent.db.models import InboundTrunk
     from phoneagent.provisioning.reconcile import reconcile
     from phoneagent.telephony.sip import InboundSpec, LiveKitSip, owner_tag
 
@@ -244,14 +248,10 @@ def test_reconcile_reports_and_repairs_drift_both_ways(client: TestClient, stack
     assert client.get("/health/provisioning", headers=h).json()["in_sync"] is True
     lk = LiveKitSip(stack.settings)
     lk.delete_trunk(trunk["livekit_id"])  # drift 1: deleted behind our back
-    tenant = (
-        client.app.state.sessions()
-        .get(
-            __import__("phoneagent.db.models", fromlist=["Tenant"]).InboundTrunk,  # type: ignore[attr-defined]
-            trunk["id"],
-        )
-        .tenant_id
-    )
+    with cast(FastAPI, client.app).state.sessions() as s:
+        row = s.get(InboundTrunk, trunk["id"])
+        assert row is not None
+        tenant = row.tenant_id
     orphan = lk.create_inbound(
         InboundSpec(name="orphan", numbers=["+14155550111"], allowed_addresses=["127.0.0.1/32"]),
         owner_tag(tenant, "itr_gone"),
@@ -263,7 +263,7 @@ def test_reconcile_reports_and_repairs_drift_both_ways(client: TestClient, stack
     report = client.get("/health/provisioning", headers=h).json()
     assert report == {"in_sync": False, "missing_in_livekit": [trunk["id"]], "orphans_in_livekit": [orphan]}
 
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as session:
         reconcile(session, lk, agent_name=stack.settings.agent_name, repair=True, tenant_id=tenant)
     assert client.get("/health/provisioning", headers=h).json()["in_sync"] is True
     live = _lk_inbound(stack.settings)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from phoneagent.db.models import Call
-from tests.db_fixtures import new_key
+from tests.db_fixtures import app_state, new_key
 
 
 def _seed(client: TestClient, h: dict[str, str]) -> dict[str, str]:
@@ -29,7 +30,7 @@ def _seed(client: TestClient, h: dict[str, str]) -> dict[str, str]:
         json={"name": "r", "inbound_trunk_id": trunk["id"], "agent_profile_id": agent["id"]},
     ).json()
     num = client.post("/numbers", headers=h, json={"number": "+14155550177", "label": "x"}).json()
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as session:
         from phoneagent.provisioning.keys import tenant_for_key
 
         call = Call(
@@ -140,7 +141,9 @@ def test_missing_or_wrong_key_is_401_on_every_endpoint(client: TestClient, heade
         ("/numbers", {"number": "+1 999"}, "number"),
     ],
 )
-def test_bad_input_is_422_naming_the_field(client: TestClient, path: str, body: dict, field: str) -> None:
+def test_bad_input_is_422_naming_the_field(
+    client: TestClient, path: str, body: dict[str, Any], field: str
+) -> None:
     h = new_key(client, "acme")
     r = client.post(path, headers=h, json=body)
     assert r.status_code == 422, r.text

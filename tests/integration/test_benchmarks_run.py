@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from phoneagent.db.migrate import REPO_ROOT
 
 
-def _run(module: str, out: Path, *args: str) -> dict:
+def _run(module: str, out: Path, *args: str) -> dict[str, Any]:
     run = subprocess.run(
         [
             sys.executable,
@@ -36,7 +37,8 @@ def _run(module: str, out: Path, *args: str) -> dict:
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     (result,) = out.glob("*.json")
-    return json.loads(result.read_text())
+    doc: dict[str, Any] = json.loads(result.read_text())
+    return doc
 
 
 def test_the_call_log_benchmark_runs_every_case_on_sqlite_and_postgresql(tmp_path: Path) -> None:
@@ -54,7 +56,7 @@ def test_the_call_log_benchmark_runs_every_case_on_sqlite_and_postgresql(tmp_pat
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def test_the_review_benchmark_renders_its_pages_from_a_seeded_database(tmp_path: Path) -> None:

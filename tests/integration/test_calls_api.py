@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -11,7 +13,7 @@ from sqlalchemy import text
 from phoneagent.calls.query import index_transcript
 from phoneagent.db.models import AgentProfile, Call, CallEvent, CallTurn, Tenant
 from phoneagent.provisioning.keys import tenant_for_key
-from tests.db_fixtures import new_key
+from tests.db_fixtures import app_state, new_key
 
 PHRASES = ["I want to book an appointment", "what are your opening hours", "cancel my order please"]
 
@@ -19,7 +21,7 @@ PHRASES = ["I want to book an appointment", "what are your opening hours", "canc
 def _seed(client: TestClient, h: dict[str, str], n: int) -> list[Call]:
     rnd = random.Random(7)
     base = datetime(2026, 11, 1, tzinfo=UTC)
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as session:
         tenant = tenant_for_key(session, h["Authorization"][7:])
         assert tenant
         agent = AgentProfile(tenant_id=tenant, name="a")
@@ -48,7 +50,7 @@ def _seed(client: TestClient, h: dict[str, str], n: int) -> list[Call]:
         return calls
 
 
-def _all_pages(client: TestClient, h: dict[str, str], **params: object) -> list[dict]:
+def _all_pages(client: TestClient, h: dict[str, str], **params: Any) -> list[dict[str, Any]]:
     items, cursor = [], None
     while True:
         q = {**params, "limit": 7, **({"cursor": cursor} if cursor else {})}
@@ -73,7 +75,7 @@ def test_each_filter_matches_exactly(client: TestClient) -> None:
     h = new_key(client, "acme")
     calls = _seed(client, h, 40)
     agent_id = next(c.agent_profile_id for c in calls if c.agent_profile_id)
-    cases = {
+    cases: dict[str, tuple[object, Callable[[Call], bool]]] = {
         "status": ("ended", lambda c: c.status == "ended"),
         "direction": ("outbound", lambda c: c.direction == "outbound"),
         "end_reason": ("busy", lambda c: c.end_reason == "busy"),
@@ -122,14 +124,14 @@ def test_tenants_never_share_search_results(client: TestClient) -> None:
     a, b = new_key(client, "a"), new_key(client, "b")
     _seed(client, a, 3)
     assert client.get("/calls", headers=b, params={"q": "appointment"}).json()["items"] == []
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as session:
         assert session.query(Tenant).count() == 2
 
 
 def test_a_transcript_indexed_again_replaces_its_search_row(client: TestClient) -> None:
     h = new_key(client, "acme")
     call = _seed(client, h, 1)[0]
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as session:
         c = session.get(Call, call.id)
         assert c is not None
         index_transcript(session, c, "my parcel never arrived")
@@ -144,7 +146,7 @@ def test_a_transcript_indexed_again_replaces_its_search_row(client: TestClient) 
 def test_calls_created_in_the_same_microsecond_are_all_searchable(client: TestClient) -> None:
     h = new_key(client, "acme")
     at = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as session:
         tenant = tenant_for_key(session, h["Authorization"][7:])
         assert tenant
         ids = []

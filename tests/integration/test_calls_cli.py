@@ -16,7 +16,7 @@ from tests.review_fixtures import PHRASE, TURNS, RunningApp, free_port
 
 def _calls(
     app: RunningApp, *args: str, key: str | None = None, url: str | None = None
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in app.env.items() if k != "PHONEAGENT_API_KEY"}
     if key is not None:
         env["PHONEAGENT_API_KEY"] = key
@@ -24,7 +24,7 @@ def _calls(
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
-def _one_line_error(done: subprocess.CompletedProcess, *needles: str) -> None:
+def _one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> None:
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("phoneagent: error: "), done.stderr

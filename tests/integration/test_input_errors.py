@@ -47,7 +47,7 @@ def test_a_cursor_no_page_returned_is_a_422(client: TestClient, raw: str) -> Non
 def test_a_forged_review_cookie_with_non_ascii_is_a_sign_in_not_a_500(client: TestClient) -> None:
     # as a browser may send it: raw bytes, which the server reads as latin-1
     forged = f"{COOKIE}=eyJ0IjoxfQ.\u00e9\u00e9\u00e9".encode("latin-1")
-    r = client.get("/review/calls/rows", headers={"cookie": forged})  # type: ignore[dict-item]
+    r = client.get("/review/calls/rows", headers=[(b"cookie", forged)])
     assert r.status_code == 401, r.text
 
 

@@ -9,14 +9,14 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-import httpx
 from fastapi.testclient import TestClient
 
 from phoneagent.api.app import create_app
 from phoneagent.config import Settings
 from phoneagent.review.session import COOKIE, SIGN_IN_COOKIE
-from tests.db_fixtures import new_key
+from tests.db_fixtures import app_state, new_key
 from tests.review_fixtures import ReviewClient
 
 
@@ -26,7 +26,7 @@ def _csrf(html: str) -> str:
     return m.group(1)
 
 
-def _sign_in(c: TestClient, token: str) -> httpx.Response:
+def _sign_in(c: TestClient, token: str) -> Any:  # the TestClient's response class (httpx or httpx2)
     r = c.post("/review/sign-in", data={"api_key": token, "csrf_token": _csrf(c.get("/review/sign-in").text)})
     assert r.status_code == 200 and r.url.path == "/review/calls", r.text[:300]
     return r
@@ -115,4 +115,4 @@ def test_cookies_are_secure_behind_a_tls_proxy(review: ReviewClient) -> None:
         )
         cookie = next(h for h in r.headers.get_list("set-cookie") if h.startswith(f"{COOKIE}="))
         assert "Secure" in cookie
-        c.app.state.engine.dispose()  # type: ignore[attr-defined]
+        app_state(c).engine.dispose()

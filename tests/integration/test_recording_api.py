@@ -16,6 +16,7 @@ from phoneagent.api.app import create_app
 from phoneagent.config import Settings
 from phoneagent.db.models import Call
 from phoneagent.provisioning.keys import create_key
+from tests.db_fixtures import app_state
 from tests.integration.recording_helpers import recording_call
 
 
@@ -68,7 +69,7 @@ def test_layout_is_dual_by_default_mixed_on_request_and_nothing_else(rec_api: Ap
 
 
 def _ready(api_: Api, tenant: str = "acme") -> tuple[str, Path]:
-    sessions = api_.client.app.state.sessions  # type: ignore[attr-defined]
+    sessions = app_state(api_.client).sessions
     call_id = recording_call(sessions, tenant=tenant)
     with sessions() as s:
         call = s.get(Call, call_id)
@@ -104,7 +105,7 @@ def test_delete_recording_is_tenant_scoped_and_idempotent(rec_api: Api) -> None:
 
 
 def test_a_recording_being_made_cannot_be_deleted(rec_api: Api) -> None:
-    call_id = recording_call(rec_api.client.app.state.sessions)  # type: ignore[attr-defined]
+    call_id = recording_call(app_state(rec_api.client).sessions)
     r = rec_api.client.delete(f"/calls/{call_id}/recording", headers=rec_api.acme)
     assert r.status_code == 409 and "still being made" in r.json()["error"]
     detail = rec_api.client.get(f"/calls/{call_id}", headers=rec_api.acme).json()

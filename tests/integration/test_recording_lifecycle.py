@@ -49,9 +49,11 @@ class Env:
             return rows
 
     def webhook(self, egress_id: str, event: str, st: str, **kw: object) -> None:
-        status = api.EgressStatus.Value(f"EGRESS_{st.upper()}")
         info = api.EgressInfo(
-            egress_id=egress_id, room_name="call-x", status=status, error=str(kw.get("error", ""))
+            egress_id=egress_id,
+            room_name="call-x",
+            status=f"EGRESS_{st.upper()}",
+            error=str(kw.get("error", "")),
         )
         ev = api.WebhookEvent(event=event, id=f"EV_{egress_id}_{st}", egress_info=info, created_at=1)
         with self.sessions() as s:

@@ -23,6 +23,7 @@ from phoneagent.db.models import Call
 from phoneagent.provisioning.keys import create_key
 from phoneagent.recording.storage import S3Store
 from phoneagent.stack.paths import StackPaths
+from tests.db_fixtures import app_state
 from tests.integration.recording_helpers import T0, FakeEgress, end_call, recording_call, state, webhooks
 from tests.peers.minio import TempMinio
 from tests.peers.recording import decode, tone_track
@@ -69,7 +70,7 @@ def app_client(s3_settings: Settings) -> Iterator[TestClient]:
 
 def _record(settings: Settings, client: TestClient, tmp_path: Path) -> str:
     """A call recorded to the end: two track files, both egresses complete, merged and uploaded."""
-    sessions = client.app.state.sessions  # type: ignore[attr-defined]
+    sessions = app_state(client).sessions
     egress = FakeEgress(settings, suffix=f"_{next(_runs)}")  # egress ids are unique, as egress's are
     recorder = Recorder(settings, sessions, egress)
     call_id = recording_call(sessions)
@@ -79,7 +80,7 @@ def _record(settings: Settings, client: TestClient, tmp_path: Path) -> str:
     tone_track(Path(paths["TR_agent"]), freq=1000, bursts=[0.2, 1.2], length_s=2.5)
     end_call(sessions, call_id)
     with sessions() as s:
-        rows = rs.egresses(s, s.get(Call, call_id))  # type: ignore[arg-type]
+        rows = rs.egresses(s, s.get(Call, call_id))
         for role, track, start in (("caller", "TR_caller", T0), ("agent", "TR_agent", T0 + 500_000_000)):
             done = state(
                 rows[role].egress_id,
@@ -99,9 +100,9 @@ def test_recording_is_uploaded_served_with_ranges_tenant_scoped_and_deleted(
 ) -> None:
     c = app_client
     call_id = _record(s3_settings, c, tmp_path)
-    with c.app.state.sessions() as s:  # type: ignore[attr-defined]
+    with app_state(c).sessions() as s:
         acme, _ = create_key(s, tenant_name="acme")
-    with c.app.state.sessions() as s:  # type: ignore[attr-defined]
+    with app_state(c).sessions() as s:
         other, _ = create_key(s, tenant_name="other")
     h, h_other = {"Authorization": f"Bearer {acme}"}, {"Authorization": f"Bearer {other}"}
 
@@ -113,7 +114,7 @@ def test_recording_is_uploaded_served_with_ranges_tenant_scoped_and_deleted(
     store = S3Store(s3_settings)
     assert store.size(location) == detail["recording_size_bytes"]
     assert not any((s3_settings.recordings_path).rglob("*.ogg"))  # nothing kept locally
-    assert "recording.ready" in webhooks(c.app.state.sessions, call_id)  # type: ignore[attr-defined]
+    assert "recording.ready" in webhooks(app_state(c).sessions, call_id)
 
     url = f"/calls/{call_id}/recording"
     whole = c.get(url, headers=h)
@@ -160,7 +161,7 @@ def test_an_object_gone_from_the_bucket_is_404_not_an_error(
     s3_settings: Settings, app_client: TestClient, tmp_path: Path
 ) -> None:
     call_id = _record(s3_settings, app_client, tmp_path)
-    with app_client.app.state.sessions() as s:  # type: ignore[attr-defined]
+    with app_state(app_client).sessions() as s:
         key, _ = create_key(s, tenant_name="acme")
         call = s.get(Call, call_id)
         assert call is not None and call.recording_location
@@ -172,17 +173,17 @@ def test_an_object_gone_from_the_bucket_is_404_not_an_error(
 def test_retention_deletes_expired_objects_and_keeps_the_rest(
     s3_settings: Settings, app_client: TestClient, tmp_path: Path
 ) -> None:
-    sessions = app_client.app.state.sessions  # type: ignore[attr-defined]
+    sessions = app_state(app_client).sessions
     old = _record(s3_settings, app_client, tmp_path / "a")
     new = _record(s3_settings, app_client, tmp_path / "b")
     with sessions() as s:
-        locations = {cid: s.get(Call, cid).recording_location for cid in (old, new)}  # type: ignore[union-attr]
-        s.get(Call, old).recording_ended_at = datetime.now(UTC) - timedelta(days=8)  # type: ignore[union-attr]
+        locations = {cid: s.get(Call, cid).recording_location for cid in (old, new)}
+        s.get(Call, old).recording_ended_at = datetime.now(UTC) - timedelta(days=8)
         s.commit()
     settings = s3_settings.model_copy(update={"recording_retention_days": 7})
     assert asyncio.run(Recorder(settings, sessions, FakeEgress(settings)).apply_retention()) == 1
     store = S3Store(s3_settings)
-    assert store.size(locations[old]) is None and store.size(locations[new])  # type: ignore[arg-type]
+    assert store.size(locations[old]) is None and store.size(locations[new])
     with sessions() as s:
-        assert s.get(Call, old).recording_status == "deleted"  # type: ignore[union-attr]
-        assert s.get(Call, new).recording_status == "ready"  # type: ignore[union-attr]
+        assert s.get(Call, old).recording_status == "deleted"
+        assert s.get(Call, new).recording_status == "ready"

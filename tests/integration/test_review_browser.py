@@ -62,9 +62,10 @@ def _shot(page: Page, name: str) -> None:
 
 
 def _rows(page: Page) -> list[str]:
-    return page.locator("table.calls tbody tr[data-call-id]").evaluate_all(
+    ids: list[str] = page.locator("table.calls tbody tr[data-call-id]").evaluate_all(
         "rows => rows.map(r => r.dataset.callId)"
     )
+    return ids
 
 
 def test_sign_in_filter_search_open_seek_and_download(browser: Browser, review_app: RunningApp) -> None:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from phoneagent.db.models import ApiKey, Call, CallEvent
 from phoneagent.review.session import COOKIE
+from tests.db_fixtures import app_state
 from tests.review_fixtures import OTHER_PHRASE, PHRASE, TURNS, ReviewClient
 
 
@@ -66,7 +67,7 @@ def test_session_cookie_is_httponly_signed_and_never_the_key(review: ReviewClien
     page = c.get("/review/calls")
     assert d.call_id in _row_ids(page.text) and d.other_call_id not in _row_ids(page.text)
     assert "script-src 'self'" in page.headers["content-security-policy"]
-    with review.client.app.state.sessions() as s:  # type: ignore[attr-defined]
+    with app_state(review.client).sessions() as s:
         key = s.query(ApiKey).filter(ApiKey.tenant_id == d.tenant_id).one()
         key.revoked_at = datetime.now(UTC)
         s.commit()
@@ -153,7 +154,7 @@ def test_recordings_outside_the_directory_or_missing_are_404(review: ReviewClien
         "gone.wav",
         "s3://b/k.ogg",
     ):
-        with c.app.state.sessions() as s:  # type: ignore[attr-defined]
+        with app_state(c).sessions() as s:
             call = s.get(Call, d.call_id)
             assert call is not None
             call.recording_location = location
@@ -194,9 +195,16 @@ def test_bad_input_is_4xx_with_a_message(review: ReviewClient) -> None:
         assert r.status_code == 404 and "text/html" in r.headers["content-type"], path
     assert c.post("/review/sign-in", data={"api_key": "k" * 301, "csrf_token": "t"}).status_code == 422
     h = _bearer(d.token)
-    for params in ({"after": "abc"}, {"after": "-1"}, {"after": "9" * 19}, {"limit": 0}, {"limit": 501}):
-        r = c.get("/calls/events", headers=h, params=params)
-        assert r.status_code == 422 and r.json()["detail"], params
+    bad_pages: tuple[dict[str, str | int], ...] = (
+        {"after": "abc"},
+        {"after": "-1"},
+        {"after": "9" * 19},
+        {"limit": 0},
+        {"limit": 501},
+    )
+    for page in bad_pages:
+        r = c.get("/calls/events", headers=h, params=page)
+        assert r.status_code == 422 and r.json()["detail"], page
     assert c.get("/calls/nope/recording", headers=h).status_code == 404
 
 
@@ -260,7 +268,7 @@ def test_events_after_a_cursor_are_the_tenants_own_in_arrival_order(review: Revi
     assert {e["call_id"] for e in everything} == {d.call_id}
     assert [int(e["cursor"]) for e in everything] == sorted(int(e["cursor"]) for e in everything)
     assert c.get("/calls/events", headers=_bearer(d.other_token)).json()["items"] == []
-    with c.app.state.sessions() as s:  # type: ignore[attr-defined]
+    with app_state(c).sessions() as s:
         s.add(
             CallEvent(
                 call_id=d.call_id, source="worker", event_id="late", type="note", payload={"data": {"n": 1}}

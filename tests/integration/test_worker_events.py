@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
@@ -18,13 +19,13 @@ from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import worker_token
 from phoneagent.worker.reporter import EventReporter
-from tests.db_fixtures import new_key
+from tests.db_fixtures import app_state, new_key
 from tests.integration.test_livekit_webhooks import _rule
 from tests.peers.livekit_events import signed_headers, sip_participant_event
 from tests.stack_fixtures import SPARE_API_PORT, settings_env
 
 
-def _turn(event_id: str, room: str, seq: int, speaker: str, text: str, **lat: float) -> dict:
+def _turn(event_id: str, room: str, seq: int, speaker: str, text: str, **lat: float) -> dict[str, Any]:
     return {
         "event_id": event_id,
         "room": room,
@@ -90,7 +91,7 @@ def test_a_worker_event_for_another_tenant_or_call_stays_off_the_record(
     signed = signed_headers(body, creds.api_key, creds.api_secret)
     assert client.post("/webhooks/livekit", content=body, headers=signed).status_code == 200
     [call] = client.get("/calls", headers=ha).json()["items"]
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as session:
         tenant_a = session.get(Call, call["id"]).tenant_id
     w = {"Authorization": f"Bearer {worker_token(stack.settings)}"}
     foreign = [

@@ -43,7 +43,11 @@ def sip_participant_event(
                 "sip.trunkPhoneNumber": callee,
                 "sip.callID": sip_call_id,
             },
-            disconnect_reason=api.DisconnectReason.CLIENT_INITIATED if kind == "participant_left" else 0,
+            disconnect_reason=(
+                api.DisconnectReason.CLIENT_INITIATED
+                if kind == "participant_left"
+                else api.DisconnectReason.UNKNOWN_REASON
+            ),
         ),
     )
     return MessageToJson(ev)

@@ -62,7 +62,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks"
+        return f"http://{host!s}:{port}/hooks"
 
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()

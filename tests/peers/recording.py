@@ -23,7 +23,7 @@ class Decoded:
 
     @property
     def duration_s(self) -> float:
-        return self.channels.shape[1] / self.rate
+        return float(self.channels.shape[1] / self.rate)
 
     def rms(self, channel: int, start_s: float, end_s: float) -> float:
         a, b = int(max(0.0, start_s) * self.rate), int(max(0.0, end_s) * self.rate)
@@ -35,7 +35,8 @@ class Decoded:
         n = int(self.rate * FRAME_S)
         x = self.channels[channel, : self.channels.shape[1] // n * n].reshape(-1, n)
         db = 20 * np.log10(np.maximum(np.sqrt(np.mean(x**2, axis=1)), 1e-9))
-        return db > threshold_dbfs
+        loud: np.ndarray = db > threshold_dbfs
+        return loud
 
     def speech_spans(
         self, channel: int, *, min_gap_s: float = 0.6, min_len_s: float = 0.3

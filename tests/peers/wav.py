@@ -40,7 +40,7 @@ def rms_dbfs(samples: np.ndarray) -> float:
     if samples.size == 0:
         return -120.0
     rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
-    return 20 * np.log10(max(rms, 1e-9) / 32768.0)
+    return float(20 * np.log10(max(rms, 1e-9) / 32768.0))
 
 
 def speech_seconds(samples: np.ndarray, rate: int = 8000, threshold_dbfs: float = -45.0) -> float:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from phoneagent.db.models import Call, Campaign, CampaignContact, WebhookDelivery, WebhookEndpoint
 from phoneagent.stack.services import Stack
-from tests.db_fixtures import client_with, new_key
+from tests.db_fixtures import app_state, client_with, new_key
 
 NASTY_STRINGS = [
     "\x00",
@@ -59,7 +59,7 @@ def _seed(client: TestClient, h: dict[str, str]) -> dict[str, str]:
     ).json()["id"]
     number = client.post("/numbers", headers=h, json={"number": "+14155550177"}).json()["id"]
     prefix = client.get("/keys", headers=h).json()[0]["prefix"]
-    with client.app.state.sessions() as s:  # type: ignore[attr-defined]
+    with app_state(client).sessions() as s:
         from phoneagent.provisioning.keys import tenant_for_key
 
         tenant = tenant_for_key(s, h["Authorization"][7:]) or ""

@@ -43,7 +43,7 @@ def make_settings(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Settings]:
             k.removeprefix("PHONEAGENT_").lower() if k.startswith("PHONEAGENT_") else k: v
             for k, v in values.items()
         }
-        return Settings(_env_file=None, **fields)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **fields)
 
     return make
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from livekit.agents import AgentSession, APIConnectionError, ToolError, llm
-from livekit.agents.voice.run_result import ChatMessageEvent
+from livekit.agents.voice.run_result import ChatMessageEvent, RunResult
 
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError
@@ -19,14 +19,8 @@ from phoneagent.speech.fallbacks import report_fallbacks
 from phoneagent.speech.providers import session_conn_options
 from phoneagent.telephony.destinations import TransferPolicy
 from phoneagent.worker.agent import GOODBYE_DRAIN_S, CallControl, PhoneAgent
-from phoneagent.worker.brain import (
-    DEFAULT_INSTRUCTIONS,
-    build_llm,
-    describe_brain,
-    instructions_for,
-    parse_brain,
-    transfer_policy,
-)
+from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, transfer_policy
+from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, parse_brain
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
 from tests.peers.anthropic_wire import FakeAnthropic
 from tests.peers.openai_wire import FakeOpenAI
@@ -39,7 +33,7 @@ def _flow() -> ScriptedFlow:
     return ScriptedFlow(Script.from_dict(DEFAULT_SCRIPT_DATA, greeting="Hello."))
 
 
-async def _reply(brain: llm.LLM, caller: str, instructions: str = "") -> str:
+async def _reply(brain: llm.LLM[Any], caller: str, instructions: str = "") -> str:
     ctx = llm.ChatContext()
     if instructions:
         ctx.add_message(role="system", content=instructions)
@@ -250,7 +244,7 @@ async def _session_turn(
         async with AgentSession(llm=brain, conn_options=session_conn_options(settings)) as session:
             await session.start(agent)
             async with asyncio.timeout(10):
-                result = await session.run(user_input=caller)
+                result: RunResult[None] = await session.run(user_input=caller)
             # an action waits for the reply to be heard: give it the moment it takes
             await asyncio.sleep(GOODBYE_DRAIN_S + 0.3)
     finally:

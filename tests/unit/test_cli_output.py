@@ -19,6 +19,6 @@ def test_control_characters_are_shown_not_sent() -> None:
 
 def test_everything_the_command_prints_goes_through_it() -> None:
     buf = io.StringIO()
-    with contextlib.redirect_stdout(Printable(buf)):  # type: ignore[type-var]
+    with contextlib.redirect_stdout(Printable(buf)):
         print("turn 1  caller  \x1b[31mred\x1b[0m")
     assert buf.getvalue() == "turn 1  caller  ?[31mred?[0m\n"

@@ -232,6 +232,6 @@ def test_sip_codes_map_to_end_reasons(code: int, reason: str) -> None:
 
 def test_unknown_values_are_refused() -> None:
     with pytest.raises(ValueError, match="status"):
-        Fact(t(0), "exploded")
+        Fact(t(0), "exploded")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="end reason"):
-        Fact(t(0), "ended", "bored")
+        Fact(t(0), "ended", "bored")  # type: ignore[arg-type]

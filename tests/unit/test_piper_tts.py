@@ -68,8 +68,9 @@ def test_speech_starts_with_its_first_sound_not_with_piper_s_silence(tts: PiperT
     from phoneagent.speech.piper_tts import synthesize_phone_audio
 
     pcm = np.frombuffer(
-        synthesize_phone_audio(tts.synthesizer.voice, "Great, you are booked."), dtype=np.int16
-    )  # type: ignore[attr-defined]
+        synthesize_phone_audio(tts.synthesizer.voice, "Great, you are booked."),  # type: ignore[attr-defined]
+        dtype=np.int16,
+    )
     windows = pcm[: pcm.size // 40 * 40].astype(np.float64).reshape(-1, 40)  # 5 ms each
     dbfs = 20 * np.log10(np.maximum(np.sqrt(np.mean(windows**2, axis=1)), 1e-9) / 32768)
     assert int(np.argmax(dbfs > -45)) <= 2  # the first sound within 10 ms (5 ms kept before it)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from livekit.agents import llm
 
@@ -125,7 +127,7 @@ def test_send_digits_action_and_script_texts() -> None:
         ({"intents": [{"reply": "y", "keywords": ["a"]}]}, "name"),
     ],
 )
-def test_scripts_that_cannot_work_are_refused_naming_the_field(bad: dict, field: str) -> None:
+def test_scripts_that_cannot_work_are_refused_naming_the_field(bad: dict[str, Any], field: str) -> None:
     with pytest.raises(ScriptError, match=field):
         Script.from_dict(bad, greeting="Hi.")
 

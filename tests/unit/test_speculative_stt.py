@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 from livekit.agents import stt
+from livekit.agents.language import LanguageCode
 from livekit.agents.types import NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.utils import AudioBuffer
 from livekit.plugins import silero
@@ -22,7 +23,7 @@ from tests.peers.wav import silence
 RATE = 8000
 
 
-class EarSTT(stt.STT):
+class EarSTT(stt.STT[Any]):
     """An STT that says how much audio it was given, in 10 ms steps (what the adapter handed it)."""
 
     def __init__(self) -> None:
@@ -37,7 +38,7 @@ class EarSTT(stt.STT):
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
             request_id=uuid.uuid4().hex[:8],
-            alternatives=[stt.SpeechData(language="en", text=str(centis))],
+            alternatives=[stt.SpeechData(language=LanguageCode("en"), text=str(centis))],
         )
 
 
@@ -67,7 +68,7 @@ async def _transcribe(adapter: SpeculativeStreamAdapter, pcm: np.ndarray) -> lis
     return finals
 
 
-def _adapter(inner: stt.STT) -> SpeculativeStreamAdapter:
+def _adapter(inner: stt.STT[Any]) -> SpeculativeStreamAdapter:
     return SpeculativeStreamAdapter(
         stt=inner, vad=silero.VAD.load(min_silence_duration=0.6), speculate_after_s=0.15
     )

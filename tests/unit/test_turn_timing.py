@@ -3,6 +3,8 @@ slices that add up to the worker's whole part."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import numpy as np
 import pytest
 from livekit import rtc
@@ -48,7 +50,7 @@ async def test_the_clock_collects_one_turn_and_hands_it_to_the_reply() -> None:
     now = [100.0]
     clock = TurnClock(clock=lambda: now[0])
 
-    async def audio():  # type: ignore[no-untyped-def]
+    async def audio() -> AsyncIterator[rtc.AudioFrame]:
         yield _frame(20, 0)
 
     async for _ in clock.tap(audio()):
