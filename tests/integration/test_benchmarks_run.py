@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from phoneagent.db.migrate import REPO_ROOT
+from tests import REPO_ROOT
 
 
 def _run(module: str, out: Path, *args: str) -> dict:
