@@ -132,8 +132,13 @@ def _outside_env(settings: Settings, venv: Path) -> dict[str, str]:
     env = settings_env(settings)
     for key in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT"):
         env.pop(key, None)
-    checkout = str(REPO_ROOT.resolve())
-    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and not p.startswith(checkout)]
+    # neither the checkout nor the environment running the suite (whose .venv may be a link elsewhere)
+    away = (REPO_ROOT, REPO_ROOT.resolve(), Path(sys.prefix), Path(sys.prefix).resolve())
+    path = [
+        p
+        for p in env.get("PATH", "").split(os.pathsep)
+        if p and not any(Path(p).is_relative_to(a) for a in away)
+    ]
     env["PATH"] = os.pathsep.join([str(venv / "bin"), *path])
     env["VIRTUAL_ENV"] = str(venv)
     # the control plane on plain http on loopback (as `phoneagent dev` has it), and quick to sweep
@@ -193,8 +198,8 @@ def test_the_installed_wheel_migrates_runs_the_stack_and_answers_a_call(
     phone = BaresipPhone(tmp_path / "phone", rtp_ports=PHONE_RTP)
     stack_up = False
     try:
+        stack_up = True  # from here on `stack down` runs, even if `up` fails half-way
         assert "stack ready" in phoneagent("stack", "up", timeout=600)
-        stack_up = True
         seen |= _stack_pids(phoneagent("stack", "status"))
         assert len(seen) >= 4, f"expected redis, livekit-server, livekit-sip and egress running: {seen}"
 
