@@ -29,9 +29,10 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks import REPO_ROOT
 from benchmarks.calllog.report import git_state, machine, versions, write_json
 from phoneagent.config import Settings
-from phoneagent.db.migrate import REPO_ROOT, upgrade
+from phoneagent.db.migrate import upgrade
 from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_credentials

@@ -73,7 +73,7 @@ def git_state(repo: Path) -> dict[str, Any]:
         done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
-    paths = ["phoneagent/calls/query.py", "phoneagent/db", "migrations"]
+    paths = ["phoneagent/calls/query.py", "phoneagent/db"]  # the migrations are in phoneagent/db
     return {
         "commit": run("rev-parse", "HEAD"),
         "query_code_modified_vs_commit": bool(run("status", "--porcelain", "--", *paths)),

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from benchmarks import REPO_ROOT
 from benchmarks.calllog.data import COMMON_Q, RARE, build_world, to_dt
 from benchmarks.calllog.measure import build_cases, count_matches, plan_for, time_case
 from benchmarks.calllog.report import (
@@ -26,7 +27,7 @@ from benchmarks.calllog.report import (
 )
 from benchmarks.calllog.seed import seed_postgres, seed_sqlite
 from phoneagent.db.engine import make_engine, session_factory
-from phoneagent.db.migrate import REPO_ROOT, upgrade
+from phoneagent.db.migrate import upgrade
 
 GOAL_P99_MS = 20.0
 GOAL_ROWS = 1_000_000

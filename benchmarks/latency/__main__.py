@@ -43,6 +43,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from benchmarks import REPO_ROOT
 from benchmarks.calllog.report import git_state, machine
 from benchmarks.latency.calls import (
     QUESTIONS,
@@ -55,7 +56,6 @@ from benchmarks.latency.calls import (
 )
 from benchmarks.latency.rig import Arm, ArmSpec, Rig
 from benchmarks.latency.wire import RtpCapture
-from phoneagent.db.migrate import REPO_ROOT
 from tests.peers.voices import load_caller_voice
 
 GOAL = {"p50_ms": 600, "p95_ms": 900, "concurrency_p95_ms": 1200, "cut_offs_per_paused": 1 / 20}

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import psutil
 
+from benchmarks import REPO_ROOT
 from phoneagent.config import Settings
-from phoneagent.db.migrate import REPO_ROOT
 from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.services import Stack
 

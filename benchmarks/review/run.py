@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from fastapi.testclient import TestClient
 
+from benchmarks import REPO_ROOT
 from benchmarks.calllog.data import build_world
 from benchmarks.calllog.measure import Case, Param, build_cases, sample_call_ids, summarize
 from benchmarks.calllog.report import git_state, machine, versions, write_json
@@ -28,7 +29,7 @@ from benchmarks.calllog.seed import seed_sqlite
 from phoneagent.api.app import create_app
 from phoneagent.config import Settings
 from phoneagent.db.engine import session_factory
-from phoneagent.db.migrate import REPO_ROOT, upgrade
+from phoneagent.db.migrate import upgrade
 from phoneagent.provisioning.keys import create_key
 
 GOAL_P99_MS = 300.0

@@ -1,4 +1,9 @@
-"""Apply Alembic migrations programmatically (`phoneagent db upgrade`, `phoneagent dev`, tests)."""
+"""Apply Alembic migrations programmatically (`phoneagent db upgrade`, `phoneagent dev`, tests).
+
+The migrations ship inside the package (``phoneagent/db/migrations``), so an installed wheel finds
+them without a checkout; the repository's ``alembic.ini`` points the ``alembic`` command at the same
+directory for developers.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(url: str) -> Config:
-    cfg = Config(str(REPO_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("path_separator", "os")
     cfg.attributes["url"] = url
     return cfg
 

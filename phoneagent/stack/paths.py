@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from phoneagent.config import Settings
 from phoneagent.stack.versions import GoBinary
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class StackPaths:
         return self.logs / f"{service}.log"
 
 
-def template(relative: str) -> Path:
-    """A config template kept in the repository (sip/, deploy/) or packaged beside this module."""
-    for candidate in (REPO_ROOT / relative, Path(__file__).parent / "templates" / Path(relative).name):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(relative)
+def template(name: str) -> Traversable:
+    """A config template shipped in the package (``phoneagent/stack/templates/``), installed or not."""
+    found = resources.files("phoneagent.stack").joinpath("templates", name)
+    if not found.is_file():
+        raise FileNotFoundError(f"no config template {name!r} in phoneagent/stack/templates")
+    return found

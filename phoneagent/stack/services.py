@@ -179,7 +179,7 @@ class Stack:
     def secrets(self) -> StackSecrets:
         return load_or_create(self.paths.secrets)
 
-    def _render(self, relative: str, out_name: str, secrets: StackSecrets) -> Path:
+    def _render(self, name: str, out_name: str, secrets: StackSecrets) -> Path:
         urls = [
             f"http://{self.settings.bind_host}:{self.settings.api_port}/webhooks/livekit",
             *self.settings.extra_webhook_urls,
@@ -190,7 +190,7 @@ class Stack:
             "state_dir": str(self.paths.state),
             "webhook_urls": "\n".join(f"    - {u}" for u in urls),
         }
-        text = string.Template(template(relative).read_text()).substitute(values)
+        text = string.Template(template(name).read_text()).substitute(values)
         out = self.paths.conf / out_name
         out.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # configs hold secrets
@@ -211,10 +211,10 @@ class Stack:
             egress_bin = self.paths.binary(EGRESS)
         egress_tmp = self.paths.state / "egress"
         egress_link = _egress_tmpdir(egress_tmp)
-        redis_conf = self._render("deploy/redis.conf.tmpl", "redis.conf", sec)
-        lk_conf = self._render("deploy/livekit.yaml.tmpl", "livekit.yaml", sec)
-        sip_conf = self._render("sip/livekit-sip.yaml.tmpl", "livekit-sip.yaml", sec)
-        egress_conf = self._render("deploy/egress.yaml.tmpl", "egress.yaml", sec)
+        redis_conf = self._render("redis.conf.tmpl", "redis.conf", sec)
+        lk_conf = self._render("livekit.yaml.tmpl", "livekit.yaml", sec)
+        sip_conf = self._render("livekit-sip.yaml.tmpl", "livekit-sip.yaml", sec)
+        egress_conf = self._render("egress.yaml.tmpl", "egress.yaml", sec)
         host = s.bind_host
         return [
             Service(

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from phoneagent.db.migrate import REPO_ROOT
+from tests import REPO_ROOT
 
 
 def _run(module: str, out: Path, *args: str) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from phoneagent.db.base import utcnow
 from phoneagent.db.engine import make_engine, session_factory
-from phoneagent.db.migrate import REPO_ROOT
 from phoneagent.db.models import Call
+from tests import REPO_ROOT
 from tests.review_fixtures import BASE, PHRASE, TURNS, RunningApp
 
 ARTIFACTS = REPO_ROOT / "artifacts" / "review"

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from phoneagent.stack import ports
-from phoneagent.stack.paths import template
+from tests import REPO_ROOT
 
+SCENARIO_DIR = REPO_ROOT / "sip" / "scenarios"
 SCENARIOS = ("uas_busy", "uas_no_answer", "uas_answer_then_hangup")
 
 
@@ -40,7 +41,7 @@ class SippCallee:
         self._argv = [
             "sipp",
             "-sf",
-            str(template(f"sip/scenarios/{scenario}.xml")),
+            str(SCENARIO_DIR / f"{scenario}.xml"),
             "-i",
             host,
             "-p",

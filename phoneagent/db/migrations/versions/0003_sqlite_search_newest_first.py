@@ -1,8 +1,9 @@
 """SQLite transcript search walks its index newest first
 
 The FTS5 table gets the tenant as an indexed token and a rowid derived from the call's created_at
-(see phoneagent.calls.query), so that a page of search results is read in index order and the
-re-index of a transcript finds its row by rowid instead of scanning the table. PostgreSQL: no change.
+(phoneagent.calls.query's scheme at this revision, frozen below), so that a page of search results
+is read in index order and the re-index of a transcript finds its row by rowid instead of scanning
+the table. PostgreSQL: no change.
 
 Revision ID: 0003
 Revises: 0002
@@ -11,17 +12,34 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from alembic import op
-
-from phoneagent.calls.query import SEARCH_SLOTS, SQLITE_SEARCH_INSERT, search_rowid_base, tenant_token
 
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
+
+# The search rowid scheme as it was when this revision was written, frozen here: the query module may
+# change its scheme later (with a migration of its own), and this revision must keep doing what it did.
+SEARCH_SLOTS = 1024  # rowids per microsecond of created_at (calls created in the same microsecond)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SQLITE_SEARCH_INSERT = (
+    "INSERT INTO call_search (rowid, call_id, tenant, body) VALUES (:rowid, :id, :tenant, :body)"
+)
+
+
+def search_rowid_base(created_at: datetime) -> int:
+    """The first search-index rowid of a call created at ``created_at``."""
+    aware = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    return ((aware - _EPOCH) // timedelta(microseconds=1)) * SEARCH_SLOTS
+
+
+def tenant_token(tenant_id: str) -> str:
+    """The tenant as one token of the search index (the tokenizer splits at ``_``)."""
+    return "t" + "".join(ch for ch in tenant_id.lower() if ch.isalnum())
 
 
 def _created(value: object) -> datetime:
