@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
-uv run --frozen --no-sync ruff check phoneagent tests benchmarks migrations
-uv run --frozen --no-sync ruff format --check phoneagent tests benchmarks migrations scripts
+uv run --frozen --no-sync ruff check phoneagent tests benchmarks
+uv run --frozen --no-sync ruff format --check phoneagent tests benchmarks
 uv run --frozen --no-sync mypy phoneagent tests
 mkdir -p artifacts
 exec uv run --frozen --no-sync pytest -p no:cacheprovider --junitxml=artifacts/junit.xml "$@"
