@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --tests
 uv run --frozen --no-sync ruff check phoneagent tests benchmarks
 uv run --frozen --no-sync ruff format --check phoneagent tests benchmarks
-uv run --frozen --no-sync mypy phoneagent tests
+uv run --frozen --no-sync mypy phoneagent tests benchmarks
 mkdir -p artifacts
 exec uv run --frozen --no-sync pytest -p no:cacheprovider --junitxml=artifacts/junit.xml "$@"

@@ -26,11 +26,14 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from benchmarks import REPO_ROOT
+from benchmarks.api.load import LoadRequest
 from benchmarks.calllog.report import git_state, machine, versions, write_json
+from benchmarks.ports import StackPorts
 from phoneagent.config import Settings
 from phoneagent.db.migrate import upgrade
 from phoneagent.stack.processes import LoggedProcess
@@ -39,7 +42,7 @@ from phoneagent.telephony.client import livekit_credentials
 from tests.peers.livekit_events import signed_headers, sip_participant_event
 from tests.peers.sipp import SippCallee
 
-PORTS = {
+PORTS: StackPorts = {
     "redis_port": 36389,
     "livekit_port": 37880,
     "livekit_rtc_tcp_port": 37881,
@@ -60,7 +63,9 @@ def pct(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))] if s else float("nan")
 
 
-def _load(name: str, url: str, requests: list[dict], tmp: Path, args: argparse.Namespace) -> dict:
+def _load(
+    name: str, url: str, requests: list[LoadRequest], tmp: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     req_file, out_file = tmp / f"{name}-requests.json", tmp / f"{name}-out.json"
     req_file.write_text(json.dumps(requests))
     subprocess.run(
@@ -105,9 +110,9 @@ def _load(name: str, url: str, requests: list[dict], tmp: Path, args: argparse.N
     return row
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="phoneagent-api-bench-"))
-    settings = Settings(state_dir=tmp / "state", agent_name="phoneagent-bench", **PORTS)  # type: ignore[arg-type]
+    settings = Settings(state_dir=tmp / "state", agent_name="phoneagent-bench", **PORTS)
     stack = Stack(settings)
     stack.up(progress=lambda m: print(f"[stack] {m}"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONEAGENT_", "LIVEKIT_"))}
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> dict:
         env={**env, "PYTHONPATH": str(REPO_ROOT)},
     )
     sipp = SippCallee("uas_busy", workdir=tmp, port=SIPP_PORT).start()
-    results: dict = {}
+    results: dict[str, Any] = {}
     try:
         cp.wait_for(r"Uvicorn running", timeout=60)
         base = f"http://127.0.0.1:{PORTS['api_port']}"
@@ -166,15 +171,15 @@ def run(args: argparse.Namespace) -> dict:
                 time.sleep(0.2)
         n = 40_000
         body = {"to": "+14155550123", "agent_profile_id": agent, "outbound_trunk_id": trunk}
-        bare_reqs = [
+        bare_reqs: list[LoadRequest] = [
             {"path": "/echo", "body": json.dumps(body), "headers": {"content-type": "application/json"}}
         ] * n
-        call_reqs = [
+        call_reqs: list[LoadRequest] = [
             {"path": "/calls", "body": json.dumps(body), "headers": {**h, "Idempotency-Key": f"b-{i}"}}
             for i in range(n)
         ]
         creds = livekit_credentials(settings)
-        ingest_reqs = []
+        ingest_reqs: list[LoadRequest] = []
         for i in range(n // 2):
             for kind in ("participant_joined", "participant_left"):
                 ev = sip_participant_event(

@@ -9,11 +9,18 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any, TypedDict
 
 import httpx
 
 
-async def run(url: str, requests: list[dict], concurrency: int, seconds: float) -> dict:
+class LoadRequest(TypedDict):
+    path: str
+    body: str
+    headers: dict[str, str]
+
+
+async def run(url: str, requests: list[LoadRequest], concurrency: int, seconds: float) -> dict[str, Any]:
     latencies: list[float] = []
     codes: dict[str, int] = {}
     queue = iter(requests)

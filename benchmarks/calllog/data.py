@@ -19,9 +19,10 @@ import bisect
 import itertools
 import random
 from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 END = datetime(2026, 11, 25, tzinfo=UTC)
 DAYS = 90
@@ -396,14 +397,14 @@ class World:
     tenant_cum: list[float]
     customers: list[str]
     customer_cum: list[float]
-    created_us: array = field(repr=False)  # sorted created_at, µs since the epoch
+    created_us: array[int] = field(repr=False)  # sorted created_at, µs since the epoch
 
     @property
     def large(self) -> Tenant:
         return self.tenants[0]
 
 
-def _cum(weights: list[float]) -> list[float]:
+def _cum(weights: Sequence[float]) -> list[float]:
     return list(itertools.accumulate(weights))
 
 
@@ -526,15 +527,23 @@ EVENT_COLS = ("call_id", "source", "event_id", "type", "payload", "occurred_at",
 SEARCH_COLS = ("call_id", "tenant_id", "body")  # what index_transcript writes on PostgreSQL
 
 
+# A row of calls, call_turns or call_events in CALL_COLS / TURN_COLS / EVENT_COLS order. Its values are
+# mixed (str, int, bool, datetime, dict, None) and the SQLite seeder replaces datetimes and JSON values
+# with their storage form in the same positions, so a row is typed as a tuple of Any.
+Row = tuple[Any, ...]
+# call_id, tenant_id, body (SEARCH_COLS), then created_at in µs (the SQLite search rowid is made from it)
+SearchRow = tuple[str, str, str, int]
+
+
 @dataclass
 class Batch:
-    calls: list[tuple]
-    turns: list[tuple]
-    events: list[tuple]
-    search: list[tuple]
+    calls: list[Row]
+    turns: list[Row]
+    events: list[Row]
+    search: list[SearchRow]
 
 
-class _Filler(dict):
+class _Filler(dict[str, str]):
     """Phrase template values for one call, drawn lazily (only the ones a template uses)."""
 
     def __init__(self, rnd: random.Random, tenant: Tenant, agent_name: str, hour: int) -> None:
@@ -548,6 +557,7 @@ class _Filler(dict):
     def __missing__(self, key: str) -> str:
         r = self.r
         kind, arg = _SLOTS[key]
+        v: str
         if kind == "pick":
             v = arg[int(r() * len(arg))]
         elif kind == "num":
@@ -581,7 +591,10 @@ _SLOTS: dict[str, tuple[str, Any]] = {
 }
 
 
-def _cum_pick(rand, seq: list, cum: list[float]):  # type: ignore[no-untyped-def]
+_T = TypeVar("_T")
+
+
+def _cum_pick(rand: Callable[[], float], seq: Sequence[_T], cum: list[float]) -> _T:
     return seq[bisect.bisect_right(cum, rand() * cum[-1])]
 
 
@@ -598,10 +611,10 @@ def make_batch(world: World, b: int, batch_size: int, events_per_call: int) -> B
     rand = rnd.random
     lo = b * batch_size
     hi = min(n, lo + batch_size)
-    calls: list[tuple] = []
-    turns: list[tuple] = []
-    events: list[tuple] = []
-    search: list[tuple] = []
+    calls: list[Row] = []
+    turns: list[Row] = []
+    events: list[Row] = []
+    search: list[SearchRow] = []
     ms = timedelta(milliseconds=1)
     tenants = world.tenants
     for j in range(lo, hi):

@@ -18,6 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, event, func, or_, select, text
+from sqlalchemy.engine import Connection, ExecutionContext
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks.calllog.data import (
@@ -286,7 +288,15 @@ class _Capture:
     def __exit__(self, *exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._cb)
 
-    def _cb(self, conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+    def _cb(
+        self,
+        conn: Connection,
+        cursor: DBAPICursor,
+        statement: str,
+        parameters: Any,
+        context: ExecutionContext | None,
+        executemany: bool,
+    ) -> None:
         self.seen.append((statement, parameters))
 
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import Engine, Table, event, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from benchmarks.calllog.data import (
     CALL_COLS,
@@ -28,11 +31,14 @@ from benchmarks.calllog.data import (
     SEARCH_COLS,
     TURN_COLS,
     Batch,
+    Row,
+    SearchRow,
     World,
     make_batch,
     n_batches,
 )
 from phoneagent.calls.query import SEARCH_SLOTS, SQLITE_SEARCH_INSERT, tenant_token
+from phoneagent.db.base import Base
 from phoneagent.db.engine import make_engine
 from phoneagent.db.models import AgentProfile, Call, CallEvent, CallTurn, Tenant
 
@@ -45,8 +51,8 @@ class _SearchRows:
         self._last_us = -1
         self._slot = 0
 
-    def __call__(self, search: list[tuple]) -> list[dict[str, object]]:
-        out = []
+    def __call__(self, search: list[SearchRow]) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
         for call_id, tenant_id, body, us in search:
             self._slot = self._slot + 1 if us == self._last_us else 0
             self._last_us = us
@@ -96,8 +102,12 @@ Transform = Callable[[Batch], Batch]
 
 
 def _produce(
-    world: World, batch_size: int, events_per_call: int, transform: Transform | None, q: mp.Queue
-) -> None:  # type: ignore[type-arg]
+    world: World,
+    batch_size: int,
+    events_per_call: int,
+    transform: Transform | None,
+    q: mp.Queue[Batch | None],
+) -> None:
     for b in range(n_batches(world, batch_size)):
         batch = make_batch(world, b, batch_size, events_per_call)
         q.put(transform(batch) if transform else batch)
@@ -108,7 +118,7 @@ def _feed(
     world: World, batch_size: int, events_per_call: int, stats: SeedStats, transform: Transform | None = None
 ) -> Iterator[Batch]:
     ctx = mp.get_context("fork")
-    q = ctx.Queue(maxsize=4)
+    q: mp.Queue[Batch | None] = ctx.Queue(maxsize=4)
     proc = ctx.Process(target=_produce, args=(world, batch_size, events_per_call, transform, q), daemon=True)
     proc.start()
     try:
@@ -165,13 +175,22 @@ def _sqlite_dt(d: datetime | None) -> str | None:
     )
 
 
-def _python_type(t: Any) -> type | None:
-    for cand in (t, getattr(t, "impl_instance", None)):  # TypeDecorator: the wrapped type's
+def _python_type(t: TypeEngine[Any]) -> type | None:
+    # TypeDecorator: the wrapped type's, if the decorator itself does not say
+    for cand in (t, t.impl_instance) if isinstance(t, TypeDecorator) else (t,):
         try:
-            return cand.python_type  # type: ignore[no-any-return]
-        except (NotImplementedError, AttributeError):
+            return cand.python_type
+        except NotImplementedError:
             continue
     return None
+
+
+def _table(model: type[Base]) -> Table:
+    """A model's Core table: the declarative base types ``__table__`` as a FromClause, but for these
+    models (declared with columns, not mapped to a select) it is a Table."""
+    table = model.__table__
+    assert isinstance(table, Table), f"{model.__name__}.__table__ is a {type(table).__name__}, not a Table"
+    return table
 
 
 def _positions(cols: tuple[str, ...], table: Table, kind: type) -> list[int]:
@@ -182,14 +201,14 @@ def _sqlite_transform() -> Transform:
     plan = {
         name: (_positions(cols, table, datetime), _positions(cols, table, dict))
         for name, cols, table in (
-            ("calls", CALL_COLS, Call.__table__),
-            ("turns", TURN_COLS, CallTurn.__table__),
-            ("events", EVENT_COLS, CallEvent.__table__),
+            ("calls", CALL_COLS, _table(Call)),
+            ("turns", TURN_COLS, _table(CallTurn)),
+            ("events", EVENT_COLS, _table(CallEvent)),
         )
     }
 
-    def conv(rows: list[tuple], dts: list[int], js: list[int]) -> list[tuple]:
-        out = []
+    def conv(rows: list[Row], dts: list[int], js: list[int]) -> list[Row]:
+        out: list[Row] = []
         for r in rows:
             v = list(r)
             for i in dts:
@@ -216,9 +235,9 @@ def _check_sqlite_storage(engine: Engine, world: World, batch_size: int) -> None
     sample = make_batch(world, 0, min(batch_size, world.n, 2000), 2)
     mine = _sqlite_transform()(sample)
     for rows, conv_rows, cols, table in (
-        (sample.calls, mine.calls, CALL_COLS, Call.__table__),
-        (sample.turns, mine.turns, TURN_COLS, CallTurn.__table__),
-        (sample.events, mine.events, EVENT_COLS, CallEvent.__table__),
+        (sample.calls, mine.calls, CALL_COLS, _table(Call)),
+        (sample.turns, mine.turns, TURN_COLS, _table(CallTurn)),
+        (sample.events, mine.events, EVENT_COLS, _table(CallEvent)),
     ):
         procs = [table.c[c].type.dialect_impl(d).bind_processor(d) for c in cols]
         for r, m in zip(rows, conv_rows, strict=True):
@@ -240,15 +259,15 @@ def seed_sqlite(
     engine = make_engine(url)  # the project's pragmas (WAL, synchronous=NORMAL, foreign_keys=ON)
 
     @event.listens_for(engine, "connect")
-    def _big_cache(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
+    def _big_cache(dbapi_conn: sqlite3.Connection, _rec: ConnectionPoolEntry) -> None:
         # loading only: a 512 MB page cache for the index maintenance; this engine is disposed after
         dbapi_conn.execute("PRAGMA cache_size=-524288")
 
     seed_reference_rows(engine, world)
     _check_sqlite_storage(engine, world, batch_size)
-    calls_sql = _insert_sql(engine, Call.__table__, CALL_COLS)
-    turns_sql = _insert_sql(engine, CallTurn.__table__, TURN_COLS)
-    events_sql = _insert_sql(engine, CallEvent.__table__, EVENT_COLS)
+    calls_sql = _insert_sql(engine, _table(Call), CALL_COLS)
+    turns_sql = _insert_sql(engine, _table(CallTurn), TURN_COLS)
+    events_sql = _insert_sql(engine, _table(CallEvent), EVENT_COLS)
     search_sql = text(SQLITE_SEARCH_INSERT)
     search_rows = _SearchRows()
     t_start = time.perf_counter()
@@ -278,12 +297,15 @@ def seed_sqlite(
     return stats
 
 
+_R = TypeVar("_R", bound=tuple[Any, ...])
+
+
 def _copy(
-    cur: psycopg.Cursor,
+    cur: psycopg.Cursor[Any],
     table: str,
     cols: tuple[str, ...],
-    rows: list[tuple],
-    fix: Callable[[tuple], tuple] | None = None,
+    rows: Sequence[_R],
+    fix: Callable[[_R], tuple[Any, ...]] | None = None,
 ) -> None:
     with cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as cp:
         if fix is None:
@@ -294,18 +316,19 @@ def _copy(
                 cp.write_row(fix(r))
 
 
-def _without_created(r: tuple) -> tuple:  # call_search: (call_id, tenant_id, body), no created µs
+def _without_created(r: SearchRow) -> tuple[str, str, str]:
+    """A call_search row: (call_id, tenant_id, body), without the created_at µs."""
     return r[:3]
 
 
 _METADATA = CALL_COLS.index("metadata")
 
 
-def _json_metadata(r: tuple) -> tuple:  # calls.metadata, a JSON column
+def _json_metadata(r: Row) -> Row:  # calls.metadata, a JSON column
     return (*r[:_METADATA], json.dumps(r[_METADATA]), *r[_METADATA + 1 :])
 
 
-def _json_payload(r: tuple) -> tuple:  # call_events: payload is column 4
+def _json_payload(r: Row) -> Row:  # call_events: payload is column 4
     return (*r[:4], json.dumps(r[4]), *r[5:])
 
 

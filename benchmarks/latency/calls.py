@@ -247,7 +247,9 @@ def at_the_phone(phone: BaresipPhone, sent: GrowthClock, heard: GrowthClock) -> 
     """The figure the benchmark gave before the wire capture: baresip's recordings, time-stamped as
     they grew (about 10 ms resolution)."""
     enc = read_growing_wav(next(iter(sorted(phone.workdir.glob("rec/dump-*-enc.wav")))))
-    dec = read_growing_wav(phone.received_wav())  # type: ignore[arg-type]
+    received = phone.received_wav()
+    assert received is not None, f"baresip wrote no received-audio recording in {phone.workdir}/rec"
+    dec = read_growing_wav(received)
     said = segments(enc, min_gap_s=QUESTION_GAP_S)
     replies = segments(dec, min_gap_s=REPLY_GAP_S)
     out: list[float | None] = []

@@ -45,7 +45,7 @@ def rows(doc: dict[str, Any], source: str) -> list[tuple[str, str, dict[str, Any
 def svg(data: list[tuple[str, str, dict[str, Any]]]) -> str:
     label_w, plot_w, right, bar_h, gap, top = 360, 560, 150, 16, 12, 92
     wire = [d["voice_to_voice_wire_ms"] for _k, _l, d in data]
-    hi = max([v.get("p95", 0) for v in wire] + [GOAL_CONCURRENT_P95_MS]) * 1.08
+    hi: float = max([v.get("p95", 0) for v in wire] + [GOAL_CONCURRENT_P95_MS]) * 1.08
 
     def x(ms: float) -> float:
         return label_w + plot_w * ms / hi

@@ -25,11 +25,12 @@ import httpx
 import psutil
 
 from benchmarks import REPO_ROOT
+from benchmarks.ports import StackPorts
 from phoneagent.config import Settings
 from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.services import Stack
 
-PORTS = {
+PORTS: StackPorts = {
     "redis_port": 46389,
     "livekit_port": 47880,
     "livekit_rtc_tcp_port": 47881,
@@ -245,7 +246,7 @@ class Rig:
             state_dir=tmp / "state",
             agent_name="phoneagent-bench",
             extra_webhook_urls=urls,
-            **PORTS,  # type: ignore[arg-type]
+            **PORTS,
         )
         self.stack = Stack(self.settings)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PHONEAGENT_", "LIVEKIT_"))}

@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -136,7 +137,7 @@ class Stream:
     """One direction of one call: its packets, in the order they were seen."""
 
     packets: list[Packet]
-    _loud: list[np.ndarray] = field(default_factory=list, init=False)
+    _loud: list[npt.NDArray[np.bool_]] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
         self.packets = sorted(self.packets, key=lambda p: p.at)
@@ -165,11 +166,11 @@ class Stream:
         return Stream([Packet(p.at + seconds, p.src, p.dst, p.seq, p.pcm) for p in self.packets])
 
 
-def loud_windows(pcm: np.ndarray) -> np.ndarray:
+def loud_windows(pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.bool_]:
     """Which 5 ms windows of a packet are louder than SPEECH_DBFS."""
     n = pcm.size // WINDOW
     if n == 0:
         return np.zeros(0, dtype=bool)
     w = pcm[: n * WINDOW].astype(np.float64).reshape(n, WINDOW)
-    rms = np.sqrt(np.mean(w**2, axis=1))
+    rms: npt.NDArray[np.float64] = np.sqrt(np.mean(w**2, axis=1))
     return 20 * np.log10(np.maximum(rms, 1e-9) / 32768.0) > SPEECH_DBFS

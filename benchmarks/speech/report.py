@@ -26,7 +26,9 @@ def _voice_sets(voices: list[str]) -> dict[str, list[str]]:
     return sets
 
 
-def _ratio_interval(pairs: list[tuple[dict, dict]], seed: int = 7, n: int = 1000) -> list[float]:
+def _ratio_interval(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]], seed: int = 7, n: int = 1000
+) -> list[float | None]:
     """95 % paired bootstrap interval (over utterances) of WER(8k) / WER(16k)."""
     rng = random.Random(seed)
     ratios = []
@@ -78,7 +80,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
             )
             for c in ("16k", "8k")
         }
-        cats: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        cats: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         for r in rows:
             cats[r["condition"]][r["category"]].append(r)
         out["by_category"][m] = {

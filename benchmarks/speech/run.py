@@ -114,7 +114,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def run_stt(args: argparse.Namespace, quiet: Quiet, clips: dict[str, list[Any]]) -> tuple[list, list]:
+def run_stt(
+    args: argparse.Namespace, quiet: Quiet, clips: dict[str, list[Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     refs = [text for _, text in UTTERANCES]
     cats = [cat for cat, _ in UTTERANCES]
     prompt = vocabulary_prompt(VOCABULARY)

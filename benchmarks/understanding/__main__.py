@@ -235,6 +235,7 @@ def main() -> None:
                         }
                     )
             print(f"[{voice}] {i + 1}/{len(phrases)} {text!r}", flush=True)
+    summary = summarize(rows)
     doc = {
         "benchmark": "understanding",
         "date": started.isoformat(timespec="seconds"),
@@ -246,13 +247,13 @@ def main() -> None:
         "flow": FLOW,
         "phrases": phrases,
         "rows": rows,
-        "summary": summarize(rows),
+        "summary": summary,
     }
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     path = args.out_dir / f"understanding-{stamp}.json"
     path.write_text(json.dumps(doc, indent=2))
-    table = markdown(doc["summary"])
+    table = markdown(summary)
     path.with_suffix(".md").write_text(table)
     print(table)
     print(f"results: {path}")
