@@ -11,6 +11,7 @@ record's status and end reason come from the same fold as every other source's e
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import json
@@ -27,12 +28,13 @@ from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.outbox import enqueue
 from phoneagent.calls.passes import run_passes
 from phoneagent.calls.records import own_event
+from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.base import new_id
 from phoneagent.db.models import AgentProfile, Call, OutboundTrunk
-from phoneagent.errors import Conflict, InvalidField, QueueFull
+from phoneagent.errors import Conflict, InvalidField, PhoneagentError, QueueFull, TelephonyError
 from phoneagent.provisioning.resources import get_owned
-from phoneagent.telephony.calls import DialOutcome, LiveKitCalls
 from phoneagent.telephony.destinations import NumberPolicy
+from phoneagent.telephony.interface import CallControl, DialOutcome
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -185,13 +187,17 @@ class Dialer:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        calls: LiveKitCalls,
+        calls: CallControl,
         *,
         agent_name: str,
         max_calls_per_tenant: int,
+        clock: Clock | None = None,
+        ringing_poll_s: float = 0.3,
     ) -> None:
         self._sessions = sessions
         self._calls = calls
+        self._clock = clock or SystemClock()
+        self._ringing_poll_s = ringing_poll_s
         self._agent_name = agent_name
         self._tenant_cap = max_calls_per_tenant
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -209,7 +215,10 @@ class Dialer:
         for job in await asyncio.to_thread(self._claim):
             task = asyncio.create_task(self._dial(job), name=f"dial-{job.call_id}")
             self._tasks[job.call_id] = task
-            task.add_done_callback(lambda _t, cid=job.call_id: self._tasks.pop(cid, None))
+            task.add_done_callback(functools.partial(self._done, job.call_id))
+
+    def _done(self, call_id: str, _task: asyncio.Task[None]) -> None:
+        self._tasks.pop(call_id, None)
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):
@@ -253,7 +262,7 @@ class Dialer:
                 if claimed.rowcount != 1:  # type: ignore[attr-defined]
                     continue  # another process took it, or it was hung up meanwhile
                 s.refresh(call)
-                own_event(s, call, "dialing", lc.Fact(datetime.now(UTC), "dialing"), f"{call.id}:dialing")
+                own_event(s, call, "dialing", lc.Fact(self._clock.now(), "dialing"), f"{call.id}:dialing")
                 live_tenant[call.tenant_id] = live_tenant.get(call.tenant_id, 0) + 1
                 live_trunk[trunk.id] = live_trunk.get(trunk.id, 0) + 1
                 profile = s.get(AgentProfile, call.agent_profile_id) if call.agent_profile_id else None
@@ -298,7 +307,7 @@ class Dialer:
             s,
             call,
             "dial_failed",
-            lc.Fact(datetime.now(UTC), "ended", "failed", lc.SIP_FINAL),
+            lc.Fact(self._clock.now(), "ended", "failed", lc.SIP_FINAL),
             f"{call.id}:dial",
             detail=why,
         )
@@ -324,18 +333,19 @@ class Dialer:
                 max_call_s=job.max_call_s,
                 attributes={"phoneagent.call_id": job.call_id},
             )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - LiveKit refused the dispatch or the room: the call failed
-            outcome = DialOutcome("failed", detail=f"{type(exc).__name__}: {exc}"[:300])
+        except PhoneagentError as exc:  # LiveKit refused the room or the dispatch, or is down: failed
+            outcome = DialOutcome("failed", detail=f"{type(exc).__name__}: {exc.message}"[:300])
         finally:
             ringing.cancel()
         await asyncio.to_thread(self._record_outcome, job, outcome)
         if outcome.kind != "answered":
-            await self._calls.end_room(job.room)  # the agent leaves the empty room at once
+            try:
+                await self._calls.end_room(job.room)  # the agent leaves the empty room at once
+            except PhoneagentError as exc:  # the room empties itself (empty_timeout) in time
+                log.warning("could not end the room", extra={"call_id": job.call_id, "error": exc.message})
 
     def _record_outcome(self, job: _Job, o: DialOutcome) -> None:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         if o.kind == "answered":
             fact = lc.Fact(now, "in_progress")
         elif o.kind == "sip_final" and o.sip_status_code is not None:
@@ -354,11 +364,11 @@ class Dialer:
     async def _watch_ringing(self, job: _Job) -> None:
         """livekit-sip marks its participant ``sip.callStatus=ringing`` on 180/183: record it once."""
         while True:
-            await asyncio.sleep(0.3)
+            await self._clock.sleep(self._ringing_poll_s)
             try:
                 people = await self._calls.people(job.room)
-            except Exception as exc:  # noqa: BLE001 - a missed poll only delays ringing_at
-                log.debug("ringing poll failed", extra={"call_id": job.call_id, "error": type(exc).__name__})
+            except TelephonyError as exc:  # a missed poll only delays ringing_at
+                log.debug("ringing poll failed", extra={"call_id": job.call_id, "error": exc.message})
                 continue
             if people and any(p.get("sip.callStatus") in ("ringing", "active") for p in people.sip):
                 break
@@ -368,7 +378,7 @@ class Dialer:
         with self._sessions() as s:
             call = s.get(Call, call_id)
             if call is not None:
-                own_event(s, call, "ringing", lc.Fact(datetime.now(UTC), "ringing"), f"{call_id}:ringing")
+                own_event(s, call, "ringing", lc.Fact(self._clock.now(), "ringing"), f"{call_id}:ringing")
                 s.commit()
 
     async def hang_up(self, call_id: str, room: str | None) -> None:

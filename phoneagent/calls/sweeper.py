@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,8 +33,9 @@ from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.passes import run_passes
 from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.records import own_event
+from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.models import Call
-from phoneagent.telephony.calls import LiveKitCalls
+from phoneagent.telephony.interface import CallControl
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -44,14 +44,16 @@ class Sweeper:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        calls: LiveKitCalls,
+        calls: CallControl,
         *,
         worker_lost_after_s: float,
         interval_s: float,
         dialing: Callable[[], set[str]] = set,
         recorder: Recorder | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._sessions = sessions
+        self._clock = clock or SystemClock()
         self._calls = calls
         self._lost_after = worker_lost_after_s
         self._interval = interval_s
@@ -87,13 +89,13 @@ class Sweeper:
     async def _sweep_calls(self) -> None:
         live = await asyncio.to_thread(self._live)
         seen = set()
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for call_id, status, room, created_at, ring_timeout_s in live:
             seen.add(call_id)
             if not room:
                 continue
             if status != "in_progress":
-                stale = datetime.now(UTC) - created_at > timedelta(seconds=ring_timeout_s + 60)
+                stale = self._clock.now() - created_at > timedelta(seconds=ring_timeout_s + 60)
                 if stale and call_id not in self._dialing():
                     await self._settle_stale_dial(call_id, room)
                 continue
@@ -138,7 +140,7 @@ class Sweeper:
                     s,
                     call,
                     "answered_seen",
-                    lc.Fact(datetime.now(UTC), "in_progress"),
+                    lc.Fact(self._clock.now(), "in_progress"),
                     f"{call_id}:answered-seen",
                 )
                 s.commit()
@@ -147,6 +149,6 @@ class Sweeper:
         with self._sessions() as s:
             call = s.get(Call, call_id)
             if call is not None and call.status != "ended":
-                fact = lc.Fact(datetime.now(UTC), "ended", reason, strength)
+                fact = lc.Fact(self._clock.now(), "ended", reason, strength)
                 own_event(s, call, kind, fact, f"{call_id}:{kind}", source_note="sweeper")
                 s.commit()
