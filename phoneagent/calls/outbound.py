@@ -211,6 +211,15 @@ class Dialer:
         # a failed pass leaves the queue as it is: the next one claims the same calls
         await run_passes(log, "dialer pass", self._pass, self.wake, idle_s)
 
+    async def step(self) -> None:
+        """One pass: claim the queued calls the caps allow and start dialing each."""
+        await self._pass()
+
+    async def idle(self) -> None:
+        """Wait until every call this process is dialing has its outcome recorded."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
     async def _pass(self) -> None:
         for job in await asyncio.to_thread(self._claim):
             task = asyncio.create_task(self._dial(job), name=f"dial-{job.call_id}")
