@@ -83,7 +83,8 @@ def place_call(
 ) -> tuple[Call, bool]:
     """Queue an outbound call; (call, created). The same idempotency key gives the same call back,
     also when requests race; reusing a key for a different request is a conflict. A tenant with
-    ``max_queued`` calls waiting already gets QueueFull (429). Commits."""
+    ``max_queued`` calls waiting already gets QueueFull (429). Flushes; the caller owns the
+    transaction and commits (a refused or raced call leaves the caller's other work as it was)."""
     fingerprint = req.fingerprint()
     if idempotency_key:
         existing = _by_key(session, tenant_id, idempotency_key)
@@ -119,18 +120,17 @@ def place_call(
         idempotency_hash=fingerprint if idempotency_key else None,
         campaign_id=req.campaign_id,
     )
-    session.add(call)
     try:
-        session.flush()
+        with session.begin_nested():  # only this insert is undone if it loses a race
+            session.add(call)
     except IntegrityError:  # a concurrent request with the same key won the insert
-        session.rollback()
         existing = _by_key(session, tenant_id, idempotency_key or "")
         if existing is None:
             raise
         return _same_request(existing, fingerprint), False
     own_event(session, call, "queued", lc.Fact(call.created_at, "queued"), f"{call.id}:queued")
     enqueue(session, call, "call.queued")
-    session.commit()
+    session.flush()
     return call, True
 
 
@@ -145,7 +145,8 @@ def _same_request(call: Call, fingerprint: str) -> Call:
 
 
 def request_hangup(session: Session, call: Call) -> bool:
-    """Record that the API was asked to end the call; True when the call was still live. Commits.
+    """Record that the API was asked to end the call; True when the call was still live. Flushes;
+    the caller commits.
 
     A queued call ends here; a live one also needs its room ended (``Dialer.hang_up``)."""
     if call.status == "ended":
@@ -159,7 +160,7 @@ def request_hangup(session: Session, call: Call) -> bool:
         lc.Fact(now, "ended", "api_hangup", lc.DECLARED),
         f"{call.id}:hangup",
     )
-    session.commit()
+    session.flush()
     return live
 
 

@@ -210,6 +210,7 @@ async def place(
             call, created = place_call(
                 session, tenant, req, idempotency_key=idempotency_key, max_queued=max_queued, numbers=numbers
             )
+            session.commit()
             return s.CallOut.model_validate(call), created
 
     call, created = await run_in_threadpool(_place)
@@ -243,7 +244,9 @@ async def hangup(call_id: str, request: Request, tenant: TenantDep) -> Any:
     def _request() -> tuple[bool, str | None]:
         with sessions() as session:
             call = get_owned(session, Call, tenant, call_id)
-            return request_hangup(session, call), call.room_name
+            live = request_hangup(session, call)
+            session.commit()
+            return live, call.room_name
 
     live, room = await run_in_threadpool(_request)
     bg = getattr(request.app.state, "background", None)
