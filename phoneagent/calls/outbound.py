@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -194,7 +195,9 @@ class Dialer:
         max_calls_per_tenant: int,
         clock: Clock | None = None,
         ringing_poll_s: float = 0.3,
+        on_change: Callable[[str], None] = lambda _call_id: None,
     ) -> None:
+        self._on_change = on_change  # a call's record changed (``calls.changes``)
         self._sessions = sessions
         self._calls = calls
         self._clock = clock or SystemClock()
@@ -223,6 +226,7 @@ class Dialer:
 
     async def _pass(self) -> None:
         for job in await asyncio.to_thread(self._claim):
+            self._on_change(job.call_id)
             task = asyncio.create_task(self._dial(job), name=f"dial-{job.call_id}")
             self._tasks[job.call_id] = task
             task.add_done_callback(functools.partial(self._done, job.call_id))
@@ -348,6 +352,7 @@ class Dialer:
         finally:
             ringing.cancel()
         await asyncio.to_thread(self._record_outcome, job, outcome)
+        self._on_change(job.call_id)
         if outcome.kind != "answered":
             try:
                 await self._calls.end_room(job.room)  # the agent leaves the empty room at once
@@ -383,6 +388,7 @@ class Dialer:
             if people and any(p.get("sip.callStatus") in ("ringing", "active") for p in people.sip):
                 break
         await asyncio.to_thread(self._ringing, job.call_id)
+        self._on_change(job.call_id)
 
     def _ringing(self, call_id: str) -> None:
         with self._sessions() as s:

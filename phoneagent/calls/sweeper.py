@@ -51,7 +51,9 @@ class Sweeper:
         dialing: Callable[[], set[str]] = set,
         recorder: Recorder | None = None,
         clock: Clock | None = None,
+        on_change: Callable[[str], None] = lambda _call_id: None,
     ) -> None:
+        self._on_change = on_change  # a call's record changed (``calls.changes``)
         self._sessions = sessions
         self._clock = clock or SystemClock()
         self._calls = calls
@@ -101,13 +103,13 @@ class Sweeper:
                 continue
             people = await self._calls.people(room)
             if people is None:
-                await asyncio.to_thread(self._end, call_id, "failed", lc.NO_EVIDENCE, "room_gone")
+                await self._ended(call_id, "failed", lc.NO_EVIDENCE, "room_gone")
                 continue
             if people.sip and all(p.get("sip.callStatus") == "hangup" for p in people.sip):
                 # livekit-sip v1.8.0 leaves a phone's participant in the room after some BYEs (about
                 # 1 in 100); its own status on it says the phone hung up, and nobody is on the line
                 log.info("the phone hung up; its participant was left behind", extra={"call_id": call_id})
-                await asyncio.to_thread(self._end, call_id, "customer_hangup", lc.OBSERVED, "sip_hangup_seen")
+                await self._ended(call_id, "customer_hangup", lc.OBSERVED, "sip_hangup_seen")
                 await self._calls.end_room(room)
                 self._no_agent_since.pop(call_id, None)
                 continue
@@ -117,7 +119,7 @@ class Sweeper:
             since = self._no_agent_since.setdefault(call_id, now)
             if now - since >= self._lost_after:
                 log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
-                await asyncio.to_thread(self._end, call_id, "worker_lost", lc.OBSERVED, "worker_lost")
+                await self._ended(call_id, "worker_lost", lc.OBSERVED, "worker_lost")
                 await self._calls.end_room(room)
                 self._no_agent_since.pop(call_id, None)
         for gone in set(self._no_agent_since) - seen:
@@ -128,9 +130,14 @@ class Sweeper:
         active = people is not None and any(p.get("sip.callStatus") == "active" for p in people.sip)
         if active:
             await asyncio.to_thread(self._answered, call_id)
+            self._on_change(call_id)
         else:
-            await asyncio.to_thread(self._end, call_id, "failed", lc.NO_EVIDENCE, "dial_lost")
+            await self._ended(call_id, "failed", lc.NO_EVIDENCE, "dial_lost")
             await self._calls.end_room(room)
+
+    async def _ended(self, call_id: str, reason: str, strength: int, kind: str) -> None:
+        await asyncio.to_thread(self._end, call_id, reason, strength, kind)
+        self._on_change(call_id)
 
     def _answered(self, call_id: str) -> None:
         with self._sessions() as s:

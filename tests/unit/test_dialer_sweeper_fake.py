@@ -38,7 +38,15 @@ class World:
         self.sessions = sessions
         self.clock = FakeClock()
         self.lk = FakeCalls(self.clock, answers={BUSY_NO: BUSY, SILENT: no_answer(30)})
-        self.dialer = Dialer(sessions, self.lk, agent_name="agent", max_calls_per_tenant=10, clock=self.clock)
+        self.notices: list[str] = []  # calls whose record changed, as a waiting request hears of them
+        self.dialer = Dialer(
+            sessions,
+            self.lk,
+            agent_name="agent",
+            max_calls_per_tenant=10,
+            clock=self.clock,
+            on_change=self.notices.append,
+        )
         self.sweeper = Sweeper(
             sessions,
             self.lk,
@@ -46,6 +54,7 @@ class World:
             interval_s=2.0,
             dialing=lambda: self.dialer.dialing,
             clock=self.clock,
+            on_change=self.notices.append,
         )
         with sessions() as s:
             tenant = Tenant(name="t")
@@ -112,6 +121,8 @@ def test_answered_busy_and_unanswered_calls(sessions: sessionmaker[Session]) -> 
         assert s.ringing_at is not None  # the ringing poll saw livekit-sip's 180
         # the agent leaves the rooms of calls nobody answered at once; the answered call's room stays
         assert set(w.lk.rooms) == {w.room(answered)}
+        # dialing, ringing, then the outcome: each change is told to whoever waits for the call
+        assert [w.notices.count(c) for c in (answered, busy, silent)] == [3, 3, 3]
 
     scenario(sessions, body)
 
@@ -149,6 +160,7 @@ def test_the_sweeper_ends_calls_whose_room_changed_with_a_truthful_reason(
         w.lk.agent_left(w.room(orphaned))
         await w.sweeper.sweep()
 
+        assert set(w.notices[-2:]) == {vanished, hung_up}
         v = w.call(vanished)
         assert (v.status, v.end_reason) == ("ended", "failed")  # gone, and nothing said why
         h = w.call(hung_up)
