@@ -9,7 +9,7 @@ another try later.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from phoneagent.telephony.calls import DialOutcome, RoomPeople
 from phoneagent.telephony.egress import CallTracks, EgressState
@@ -104,3 +104,13 @@ class SipProvisioning(Protocol):
     def delete_rule(self, rule_id: str) -> None: ...
 
     def list_all(self) -> list[LiveKitObject]: ...
+
+
+if TYPE_CHECKING:  # the LiveKit implementations are checked against the protocols here, by mypy
+    from phoneagent.telephony.calls import LiveKitCalls
+    from phoneagent.telephony.egress import LiveKitEgress
+    from phoneagent.telephony.sip import LiveKitSip
+
+    _calls: type[CallControl] = LiveKitCalls
+    _egress: type[EgressControl] = LiveKitEgress
+    _sip: type[SipProvisioning] = LiveKitSip
