@@ -127,6 +127,6 @@ def outcome_of_failed_dial(exc: TelephonyError | LiveKitRefused, ring_timeout_s:
     if exc.code in ("canceled", "deadline_exceeded", "timeout"):
         return DialOutcome("no_answer", detail=f"no answer within {ring_timeout_s} s")
     if exc.code == "unreachable":
-        return DialOutcome("failed", detail=f"LiveKit unreachable: {exc.message}")
+        return DialOutcome("failed", detail=exc.message)  # "cannot reach LiveKit: ..."
     what = exc.message.removeprefix("LiveKit API: ").removeprefix(f"{exc.code}: ")
     return DialOutcome("failed", detail=f"{exc.code}: {what.removeprefix('LiveKit refused: ')}")
