@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from phoneagent.calls.campaigns import CampaignRunner
 from phoneagent.calls.outbound import CallRequest, Dialer, place_call, request_hangup
 from phoneagent.calls.sweeper import Sweeper
 from phoneagent.db.base import Base
 from phoneagent.db.engine import make_engine, session_factory
-from phoneagent.db.models import AgentProfile, Call, OutboundTrunk, Tenant
+from phoneagent.db.models import AgentProfile, Call, Campaign, CampaignContact, OutboundTrunk, Tenant
 from phoneagent.errors import TelephonyError
 from tests.peers.fake_telephony import BUSY, FakeCalls, FakeClock, inline_threads, no_answer
 
@@ -195,5 +196,58 @@ def test_a_dial_lost_by_a_restart_is_settled_and_a_hangup_wins(sessions: session
         lost_call, hung_call = w.call(lost), w.call(hung)
         assert (lost_call.status, lost_call.end_reason) == ("ended", "failed")
         assert (hung_call.status, hung_call.end_reason) == ("ended", "api_hangup")  # declared beats seen
+
+    scenario(sessions, body)
+
+
+def test_a_refused_attempt_costs_the_campaign_pass_nothing_else(sessions: sessionmaker[Session]) -> None:
+    """place_call flushes inside the runner's transaction: an attempt it refuses (its idempotency key
+    was used for another request) fails that contact only; the pass's other attempts are kept."""
+
+    async def body(w: World) -> None:
+        with w.sessions() as s:
+            campaign = Campaign(
+                tenant_id=w.tenant,
+                name="c",
+                agent_profile_id=w.profile,
+                outbound_trunk_id=w.trunk,
+                concurrency=3,
+                window_start="00:00",
+                window_end="00:00",
+            )
+            s.add(campaign)
+            s.flush()
+            contacts = [
+                CampaignContact(campaign_id=campaign.id, number=n) for n in (ANSWERS, BUSY_NO, SILENT)
+            ]
+            s.add_all(contacts)
+            s.flush()
+            taken = CallRequest(to=OTHER, agent_profile_id=w.profile, outbound_trunk_id=w.trunk)
+            place_call(s, w.tenant, taken, idempotency_key=f"campaign:{campaign.id}:{contacts[1].id}:1")
+            s.commit()
+            campaign_id, ids = campaign.id, [c.id for c in contacts]
+
+        runner = CampaignRunner(w.sessions, wake_dialer=lambda: None)
+        w.clock.advance(1)  # the contacts are due from when they were stored
+        assert runner.tick(w.clock.now()) == 2
+
+        def states() -> list[tuple[str, str | None]]:
+            with w.sessions() as s:
+                rows = [s.get(CampaignContact, i) for i in ids]
+                return [(c.status, c.last_end_reason) for c in rows if c is not None]
+
+        assert states() == [("calling", None), ("failed", "failed"), ("calling", None)]
+        await w.dial_all()
+        runner.tick(w.clock.now())
+        # the answered call goes on; the unanswered number waits for its retry
+        assert states() == [("calling", None), ("failed", "failed"), ("pending", "no_answer")]
+        with w.sessions() as s:
+            answered = s.get(CampaignContact, ids[0]).last_call_id  # type: ignore[union-attr]
+        w.lk.phone_hung_up_but_stayed(w.room(str(answered)))
+        await w.sweeper.sweep()
+        runner.tick(w.clock.now())
+        assert states()[0] == ("done", "customer_hangup")
+        with w.sessions() as s:
+            assert s.get(Campaign, campaign_id).status == "running"  # type: ignore[union-attr]
 
     scenario(sessions, body)
