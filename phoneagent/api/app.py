@@ -30,6 +30,7 @@ from phoneagent.api.routes import (
     webhook_endpoints,
     webhooks,
 )
+from phoneagent.calls.changes import CallChanges
 from phoneagent.config import Settings, get_settings
 from phoneagent.db.engine import database_url, make_engine, session_factory
 from phoneagent.errors import InvalidField, PhoneagentError, RequestError, StorageError, TelephonyError
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.background:
             from phoneagent.calls.background import Background
 
-            background = Background(settings, app.state.sessions)
+            background = Background(settings, app.state.sessions, changes=app.state.call_changes)
             background.start()
         app.state.background = background
         try:
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     }
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    app.state.call_changes = CallChanges()
     app.state.livekit_sip = LiveKitSip(settings)
     app.state.templates = make_templates()
     app.state.review_signer = signer_for(settings)

@@ -10,6 +10,7 @@ import logging
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.campaigns import CampaignRunner
+from phoneagent.calls.changes import CallChanges
 from phoneagent.calls.outbound import Dialer
 from phoneagent.calls.outbox import Deliverer, RetryPolicy
 from phoneagent.calls.recorder import Recorder
@@ -22,13 +23,17 @@ log = logging.getLogger("phoneagent.calls")
 
 
 class Background:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], *, changes: CallChanges | None = None
+    ) -> None:
+        self.changes = changes or CallChanges()
         self.calls = LiveKitCalls(settings)
         self.dialer = Dialer(
             sessions,
             self.calls,
             agent_name=settings.agent_name,
             max_calls_per_tenant=settings.max_calls_per_tenant,
+            on_change=self.changes.notify,
         )
         self.deliverer = Deliverer(
             sessions,
@@ -48,6 +53,7 @@ class Background:
             interval_s=settings.sweep_interval_s,
             dialing=lambda: self.dialer.dialing,
             recorder=self.recorder,
+            on_change=self.changes.notify,
         )
         self.campaigns = CampaignRunner(sessions, wake_dialer=self.dialer.wake.set)
         self._tasks: list[asyncio.Task[None]] = []

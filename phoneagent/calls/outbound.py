@@ -11,10 +11,12 @@ record's status and end reason come from the same fold as every other source's e
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,12 +29,13 @@ from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.outbox import enqueue
 from phoneagent.calls.passes import run_passes
 from phoneagent.calls.records import own_event
+from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.base import new_id
 from phoneagent.db.models import AgentProfile, Call, OutboundTrunk
-from phoneagent.errors import Conflict, InvalidField, QueueFull
+from phoneagent.errors import Conflict, InvalidField, PhoneagentError, QueueFull, TelephonyError
 from phoneagent.provisioning.resources import get_owned
-from phoneagent.telephony.calls import DialOutcome, LiveKitCalls
 from phoneagent.telephony.destinations import NumberPolicy
+from phoneagent.telephony.interface import CallControl, DialOutcome
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -81,7 +84,8 @@ def place_call(
 ) -> tuple[Call, bool]:
     """Queue an outbound call; (call, created). The same idempotency key gives the same call back,
     also when requests race; reusing a key for a different request is a conflict. A tenant with
-    ``max_queued`` calls waiting already gets QueueFull (429). Commits."""
+    ``max_queued`` calls waiting already gets QueueFull (429). Flushes; the caller owns the
+    transaction and commits (a refused or raced call leaves the caller's other work as it was)."""
     fingerprint = req.fingerprint()
     if idempotency_key:
         existing = _by_key(session, tenant_id, idempotency_key)
@@ -117,18 +121,17 @@ def place_call(
         idempotency_hash=fingerprint if idempotency_key else None,
         campaign_id=req.campaign_id,
     )
-    session.add(call)
     try:
-        session.flush()
+        with session.begin_nested():  # only this insert is undone if it loses a race
+            session.add(call)
     except IntegrityError:  # a concurrent request with the same key won the insert
-        session.rollback()
         existing = _by_key(session, tenant_id, idempotency_key or "")
         if existing is None:
             raise
         return _same_request(existing, fingerprint), False
     own_event(session, call, "queued", lc.Fact(call.created_at, "queued"), f"{call.id}:queued")
     enqueue(session, call, "call.queued")
-    session.commit()
+    session.flush()
     return call, True
 
 
@@ -143,7 +146,8 @@ def _same_request(call: Call, fingerprint: str) -> Call:
 
 
 def request_hangup(session: Session, call: Call) -> bool:
-    """Record that the API was asked to end the call; True when the call was still live. Commits.
+    """Record that the API was asked to end the call; True when the call was still live. Flushes;
+    the caller commits.
 
     A queued call ends here; a live one also needs its room ended (``Dialer.hang_up``)."""
     if call.status == "ended":
@@ -157,7 +161,7 @@ def request_hangup(session: Session, call: Call) -> bool:
         lc.Fact(now, "ended", "api_hangup", lc.DECLARED),
         f"{call.id}:hangup",
     )
-    session.commit()
+    session.flush()
     return live
 
 
@@ -185,13 +189,19 @@ class Dialer:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        calls: LiveKitCalls,
+        calls: CallControl,
         *,
         agent_name: str,
         max_calls_per_tenant: int,
+        clock: Clock | None = None,
+        ringing_poll_s: float = 0.3,
+        on_change: Callable[[str], None] = lambda _call_id: None,
     ) -> None:
+        self._on_change = on_change  # a call's record changed (``calls.changes``)
         self._sessions = sessions
         self._calls = calls
+        self._clock = clock or SystemClock()
+        self._ringing_poll_s = ringing_poll_s
         self._agent_name = agent_name
         self._tenant_cap = max_calls_per_tenant
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -205,11 +215,24 @@ class Dialer:
         # a failed pass leaves the queue as it is: the next one claims the same calls
         await run_passes(log, "dialer pass", self._pass, self.wake, idle_s)
 
+    async def step(self) -> None:
+        """One pass: claim the queued calls the caps allow and start dialing each."""
+        await self._pass()
+
+    async def idle(self) -> None:
+        """Wait until every call this process is dialing has its outcome recorded."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
     async def _pass(self) -> None:
         for job in await asyncio.to_thread(self._claim):
+            self._on_change(job.call_id)
             task = asyncio.create_task(self._dial(job), name=f"dial-{job.call_id}")
             self._tasks[job.call_id] = task
-            task.add_done_callback(lambda _t, cid=job.call_id: self._tasks.pop(cid, None))
+            task.add_done_callback(functools.partial(self._done, job.call_id))
+
+    def _done(self, call_id: str, _task: asyncio.Task[None]) -> None:
+        self._tasks.pop(call_id, None)
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):
@@ -253,7 +276,7 @@ class Dialer:
                 if claimed.rowcount != 1:  # type: ignore[attr-defined]
                     continue  # another process took it, or it was hung up meanwhile
                 s.refresh(call)
-                own_event(s, call, "dialing", lc.Fact(datetime.now(UTC), "dialing"), f"{call.id}:dialing")
+                own_event(s, call, "dialing", lc.Fact(self._clock.now(), "dialing"), f"{call.id}:dialing")
                 live_tenant[call.tenant_id] = live_tenant.get(call.tenant_id, 0) + 1
                 live_trunk[trunk.id] = live_trunk.get(trunk.id, 0) + 1
                 profile = s.get(AgentProfile, call.agent_profile_id) if call.agent_profile_id else None
@@ -298,7 +321,7 @@ class Dialer:
             s,
             call,
             "dial_failed",
-            lc.Fact(datetime.now(UTC), "ended", "failed", lc.SIP_FINAL),
+            lc.Fact(self._clock.now(), "ended", "failed", lc.SIP_FINAL),
             f"{call.id}:dial",
             detail=why,
         )
@@ -324,18 +347,20 @@ class Dialer:
                 max_call_s=job.max_call_s,
                 attributes={"phoneagent.call_id": job.call_id},
             )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - LiveKit refused the dispatch or the room: the call failed
-            outcome = DialOutcome("failed", detail=f"{type(exc).__name__}: {exc}"[:300])
+        except PhoneagentError as exc:  # LiveKit refused the room or the dispatch, or is down: failed
+            outcome = DialOutcome("failed", detail=f"{type(exc).__name__}: {exc.message}"[:300])
         finally:
             ringing.cancel()
         await asyncio.to_thread(self._record_outcome, job, outcome)
+        self._on_change(job.call_id)
         if outcome.kind != "answered":
-            await self._calls.end_room(job.room)  # the agent leaves the empty room at once
+            try:
+                await self._calls.end_room(job.room)  # the agent leaves the empty room at once
+            except PhoneagentError as exc:  # the room empties itself (empty_timeout) in time
+                log.warning("could not end the room", extra={"call_id": job.call_id, "error": exc.message})
 
     def _record_outcome(self, job: _Job, o: DialOutcome) -> None:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         if o.kind == "answered":
             fact = lc.Fact(now, "in_progress")
         elif o.kind == "sip_final" and o.sip_status_code is not None:
@@ -354,21 +379,22 @@ class Dialer:
     async def _watch_ringing(self, job: _Job) -> None:
         """livekit-sip marks its participant ``sip.callStatus=ringing`` on 180/183: record it once."""
         while True:
-            await asyncio.sleep(0.3)
+            await self._clock.sleep(self._ringing_poll_s)
             try:
                 people = await self._calls.people(job.room)
-            except Exception as exc:  # noqa: BLE001 - a missed poll only delays ringing_at
-                log.debug("ringing poll failed", extra={"call_id": job.call_id, "error": type(exc).__name__})
+            except TelephonyError as exc:  # a missed poll only delays ringing_at
+                log.debug("ringing poll failed", extra={"call_id": job.call_id, "error": exc.message})
                 continue
             if people and any(p.get("sip.callStatus") in ("ringing", "active") for p in people.sip):
                 break
         await asyncio.to_thread(self._ringing, job.call_id)
+        self._on_change(job.call_id)
 
     def _ringing(self, call_id: str) -> None:
         with self._sessions() as s:
             call = s.get(Call, call_id)
             if call is not None:
-                own_event(s, call, "ringing", lc.Fact(datetime.now(UTC), "ringing"), f"{call_id}:ringing")
+                own_event(s, call, "ringing", lc.Fact(self._clock.now(), "ringing"), f"{call_id}:ringing")
                 s.commit()
 
     async def hang_up(self, call_id: str, room: str | None) -> None:

@@ -11,18 +11,22 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 
-import aiohttp
-from sqlalchemy.exc import OperationalError
+from phoneagent.db.errors import transient as database_transient
+from phoneagent.errors import PhoneagentError
 
-from phoneagent.errors import TelephonyError
 
-TRANSIENT = (aiohttp.ClientError, TimeoutError, ConnectionError, OperationalError)
+def _transient(exc: BaseException | None) -> bool:
+    """A dependency that is down for now. LiveKit's and the storage's failures arrive translated by
+    their adapters (a ``retryable`` phoneagent error); the database's are read by ``db.errors``."""
+    if isinstance(exc, PhoneagentError):
+        return exc.retryable
+    return isinstance(exc, (TimeoutError, ConnectionError)) or (exc is not None and database_transient(exc))
 
 
 def pass_failed(log: logging.Logger, what: str) -> None:
     """Call from an ``except`` block: logs the exception being handled."""
     exc = sys.exc_info()[1]
-    if isinstance(exc, TRANSIENT) or (isinstance(exc, TelephonyError) and exc.retryable):
+    if _transient(exc):
         cause = f"{type(exc).__name__}: {exc}"
         log.warning(f"{what} failed; retrying", extra={"error": cause[:300]})
     else:

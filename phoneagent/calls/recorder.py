@@ -37,13 +37,13 @@ from phoneagent.errors import EgressUnavailable, PhoneagentError
 from phoneagent.recording.merge import TrackFile, merge_tracks
 from phoneagent.recording.ogg import opus_duration_s
 from phoneagent.recording.storage import delete_location, object_name, store_for
-from phoneagent.telephony.egress import LiveKitEgress
+from phoneagent.telephony.interface import EgressControl
 
 log = logging.getLogger("phoneagent.recordings")
 
 
 class Recorder:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], egress: LiveKitEgress) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], egress: EgressControl) -> None:
         self._settings = settings
         self._sessions = sessions
         self._egress = egress

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,9 +33,10 @@ from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.passes import run_passes
 from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.records import own_event
+from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.models import Call
 from phoneagent.db.states import EndReason
-from phoneagent.telephony.calls import LiveKitCalls
+from phoneagent.telephony.interface import CallControl
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -45,14 +45,18 @@ class Sweeper:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        calls: LiveKitCalls,
+        calls: CallControl,
         *,
         worker_lost_after_s: float,
         interval_s: float,
         dialing: Callable[[], set[str]] = set,
         recorder: Recorder | None = None,
+        clock: Clock | None = None,
+        on_change: Callable[[str], None] = lambda _call_id: None,
     ) -> None:
+        self._on_change = on_change  # a call's record changed (``calls.changes``)
         self._sessions = sessions
+        self._clock = clock or SystemClock()
         self._calls = calls
         self._lost_after = worker_lost_after_s
         self._interval = interval_s
@@ -88,25 +92,25 @@ class Sweeper:
     async def _sweep_calls(self) -> None:
         live = await asyncio.to_thread(self._live)
         seen = set()
-        now = time.monotonic()
+        now = self._clock.monotonic()
         for call_id, status, room, created_at, ring_timeout_s in live:
             seen.add(call_id)
             if not room:
                 continue
             if status != "in_progress":
-                stale = datetime.now(UTC) - created_at > timedelta(seconds=ring_timeout_s + 60)
+                stale = self._clock.now() - created_at > timedelta(seconds=ring_timeout_s + 60)
                 if stale and call_id not in self._dialing():
                     await self._settle_stale_dial(call_id, room)
                 continue
             people = await self._calls.people(room)
             if people is None:
-                await asyncio.to_thread(self._end, call_id, "failed", lc.NO_EVIDENCE, "room_gone")
+                await self._ended(call_id, "failed", lc.NO_EVIDENCE, "room_gone")
                 continue
             if people.sip and all(p.get("sip.callStatus") == "hangup" for p in people.sip):
                 # livekit-sip v1.8.0 leaves a phone's participant in the room after some BYEs (about
                 # 1 in 100); its own status on it says the phone hung up, and nobody is on the line
                 log.info("the phone hung up; its participant was left behind", extra={"call_id": call_id})
-                await asyncio.to_thread(self._end, call_id, "customer_hangup", lc.OBSERVED, "sip_hangup_seen")
+                await self._ended(call_id, "customer_hangup", lc.OBSERVED, "sip_hangup_seen")
                 await self._calls.end_room(room)
                 self._no_agent_since.pop(call_id, None)
                 continue
@@ -116,7 +120,7 @@ class Sweeper:
             since = self._no_agent_since.setdefault(call_id, now)
             if now - since >= self._lost_after:
                 log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
-                await asyncio.to_thread(self._end, call_id, "worker_lost", lc.OBSERVED, "worker_lost")
+                await self._ended(call_id, "worker_lost", lc.OBSERVED, "worker_lost")
                 await self._calls.end_room(room)
                 self._no_agent_since.pop(call_id, None)
         for gone in set(self._no_agent_since) - seen:
@@ -127,9 +131,14 @@ class Sweeper:
         active = people is not None and any(p.get("sip.callStatus") == "active" for p in people.sip)
         if active:
             await asyncio.to_thread(self._answered, call_id)
+            self._on_change(call_id)
         else:
-            await asyncio.to_thread(self._end, call_id, "failed", lc.NO_EVIDENCE, "dial_lost")
+            await self._ended(call_id, "failed", lc.NO_EVIDENCE, "dial_lost")
             await self._calls.end_room(room)
+
+    async def _ended(self, call_id: str, reason: EndReason, strength: int, kind: str) -> None:
+        await asyncio.to_thread(self._end, call_id, reason, strength, kind)
+        self._on_change(call_id)
 
     def _answered(self, call_id: str) -> None:
         with self._sessions() as s:
@@ -139,7 +148,7 @@ class Sweeper:
                     s,
                     call,
                     "answered_seen",
-                    lc.Fact(datetime.now(UTC), "in_progress"),
+                    lc.Fact(self._clock.now(), "in_progress"),
                     f"{call_id}:answered-seen",
                 )
                 s.commit()
@@ -148,6 +157,6 @@ class Sweeper:
         with self._sessions() as s:
             call = s.get(Call, call_id)
             if call is not None and call.status != "ended":
-                fact = lc.Fact(datetime.now(UTC), "ended", reason, strength)
+                fact = lc.Fact(self._clock.now(), "ended", reason, strength)
                 own_event(s, call, kind, fact, f"{call_id}:{kind}", source_note="sweeper")
                 s.commit()

@@ -16,10 +16,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from google.protobuf.duration_pb2 import Duration
 from livekit import api
 
+from phoneagent.errors import CallRejected, LiveKitNotFound, LiveKitRefused, TelephonyError
 from phoneagent.telephony.client import LiveKitClient
 
 log = logging.getLogger("phoneagent.telephony")
@@ -48,10 +48,15 @@ class LiveKitCalls(LiveKitClient):
     async def dispatch_agent(self, room: str, agent_name: str, metadata: dict[str, Any]) -> None:
         """Create the room and send the agent into it before the phone rings (it greets on answer)."""
         lk = self._api()
-        await lk.room.create_room(api.CreateRoomRequest(name=room, empty_timeout=120, departure_timeout=5))
-        await lk.agent_dispatch.create_dispatch(
-            api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=json.dumps(metadata))
-        )
+        with self._errors():
+            await lk.room.create_room(
+                api.CreateRoomRequest(name=room, empty_timeout=120, departure_timeout=5)
+            )
+            await lk.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(
+                    agent_name=agent_name, room=room, metadata=json.dumps(metadata)
+                )
+            )
 
     async def dial(
         self,
@@ -78,45 +83,50 @@ class LiveKitCalls(LiveKitClient):
             max_call_duration=Duration(seconds=max_call_s),
         )
         try:
-            await self._api().sip.create_sip_participant(req, timeout=ring_timeout_s + 15)
-        except api.SipCallError as exc:
-            if exc.sip_status_code is None:
-                return DialOutcome("failed", detail=f"{exc.code}: {exc.message}")
-            return DialOutcome("sip_final", exc.sip_status_code, exc.sip_status or None, exc.message)
-        except api.TwirpError as exc:
-            if exc.code in ("canceled", "deadline_exceeded"):
-                return DialOutcome("no_answer", detail=f"no answer within {ring_timeout_s} s")
-            return DialOutcome("failed", detail=f"{exc.code}: {exc.message}")
-        except TimeoutError:
-            return DialOutcome("no_answer", detail=f"no answer within {ring_timeout_s} s")
-        except aiohttp.ClientError as exc:
-            return DialOutcome("failed", detail=f"LiveKit unreachable: {type(exc).__name__}")
+            with self._errors():
+                await self._api().sip.create_sip_participant(req, timeout=ring_timeout_s + 15)
+        except CallRejected as exc:
+            return DialOutcome("sip_final", exc.sip_status_code, exc.sip_status_reason, exc.message)
+        except (TelephonyError, LiveKitRefused) as exc:
+            return outcome_of_failed_dial(exc, ring_timeout_s)
         return DialOutcome("answered")
 
     async def people(self, room: str) -> RoomPeople | None:
         """Who is in the room; None when the room does not exist."""
         try:
-            res = await self._api().room.list_participants(api.ListParticipantsRequest(room=room))
-        except api.TwirpError as exc:
-            if exc.code == "not_found":
-                return None
-            raise
+            with self._errors():
+                res = await self._api().room.list_participants(api.ListParticipantsRequest(room=room))
+                rooms = (
+                    None
+                    if res.participants
+                    else await self._api().room.list_rooms(api.ListRoomsRequest(names=[room]))
+                )
+        except LiveKitNotFound:
+            return None
+        if rooms is not None and not rooms.rooms:
+            return None
         sip = [dict(p.attributes) for p in res.participants if p.kind == SIP_KIND]
         agents = sum(1 for p in res.participants if p.kind == AGENT_KIND)
-        if not res.participants and not await self._room_exists(room):
-            return None
         return RoomPeople(sip=sip, agents=agents)
-
-    async def _room_exists(self, room: str) -> bool:
-        rooms = await self._api().room.list_rooms(api.ListRoomsRequest(names=[room]))
-        return bool(rooms.rooms)
 
     async def end_room(self, room: str) -> None:
         """Hang up everyone in the room (the phone gets a BYE, or a CANCEL while it rings)."""
         try:
-            await self._api().room.delete_room(api.DeleteRoomRequest(room=room))
-        except api.TwirpError as exc:
-            if exc.code != "not_found":
+            with self._errors():
+                await self._api().room.delete_room(api.DeleteRoomRequest(room=room))
+        except LiveKitNotFound:
+            pass
+        except TelephonyError as exc:
+            if exc.code not in ("timeout", "unreachable"):
                 raise
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            log.warning("could not delete the room", extra={"room": room, "error": type(exc).__name__})
+            log.warning("could not delete the room", extra={"room": room, "error": exc.message})
+
+
+def outcome_of_failed_dial(exc: TelephonyError | LiveKitRefused, ring_timeout_s: int) -> DialOutcome:
+    """How a dial that LiveKit did not answer with a SIP final response ended (see the module doc)."""
+    if exc.code in ("canceled", "deadline_exceeded", "timeout"):
+        return DialOutcome("no_answer", detail=f"no answer within {ring_timeout_s} s")
+    if exc.code == "unreachable":
+        return DialOutcome("failed", detail=exc.message)  # "cannot reach LiveKit: ..."
+    what = exc.message.removeprefix("LiveKit API: ").removeprefix(f"{exc.code}: ")
+    return DialOutcome("failed", detail=f"{exc.code}: {what.removeprefix('LiveKit refused: ')}")

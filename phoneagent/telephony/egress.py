@@ -5,10 +5,10 @@ audio track into one OGG/Opus file, written by egress straight to the given abso
 else is ever requested: in this version a request that needs a GStreamer element that is not
 installed (MP4 needs ``faac``) fails *and takes the whole egress service down*.
 
-How egress's answers are read:
+How egress's answers are read (its errors are translated by ``telephony.client.translate``):
 
 - a start that no egress takes ("no response from servers") means egress is not running:
-  :class:`EgressUnavailable`;
+  :class:`EgressUnavailable` (``no_response`` set);
 - a probe of a running egress: ``UpdateStream`` with nothing to add or remove reaches the egress's
   own handler process and changes nothing (a file-only egress answers "non-streaming pipeline"). A
   handler that answers is alive; one that does not (its process was killed) never will, and
@@ -18,24 +18,18 @@ How egress's answers are read:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-import aiohttp
 from livekit import api
 
-from phoneagent.errors import EgressUnavailable, TelephonyError
+from phoneagent.errors import LiveKitNotFound, LiveKitRefused, TelephonyError
 from phoneagent.telephony.client import LiveKitClient
 
 log = logging.getLogger("phoneagent.telephony")
 
 SIP_KIND = api.ParticipantInfo.Kind.SIP
 AGENT_KIND = api.ParticipantInfo.Kind.AGENT
-
-# what livekit-server answers when no egress process takes (or answers) a request
-_NOBODY = ("no response from servers", "request timed out")
 
 
 @dataclass(frozen=True)
@@ -99,16 +93,15 @@ class LiveKitEgress(LiveKitClient):
     """Async egress calls for the control plane's background work (one client per process)."""
 
     PROBE_TIMEOUT_S = 8.0
+    _egress = True
 
     async def tracks(self, room: str) -> CallTracks | None:
         """The phone's and the agent's audio tracks in ``room``; None when the room is gone."""
         try:
-            with _reaching_livekit():
+            with self._errors():
                 res = await self._api().room.list_participants(api.ListParticipantsRequest(room=room))
-        except api.TwirpError as exc:
-            if exc.code == "not_found":
-                return None
-            raise _translate(exc) from None
+        except LiveKitNotFound:
+            return None
         caller = next((_audio_track(p) for p in res.participants if p.kind == SIP_KIND), None)
         agent = next((_audio_track(p) for p in res.participants if p.kind == AGENT_KIND), None)
         return CallTracks(caller=caller, agent=agent)
@@ -118,69 +111,48 @@ class LiveKitEgress(LiveKitClient):
         req = api.TrackEgressRequest(
             room_name=room, track_id=track_id, file=api.DirectFileOutput(filepath=filepath)
         )
-        try:
-            with _reaching_livekit():
-                info = await self._api().egress.start_track_egress(req)
-        except api.TwirpError as exc:
-            raise _translate(exc) from None
+        with self._errors():
+            info = await self._api().egress.start_track_egress(req)
         return EgressState.from_info(info)
 
     async def state(self, egress_id: str) -> EgressState | None:
         try:
-            with _reaching_livekit():
+            with self._errors():
                 res = await self._api().egress.list_egress(api.ListEgressRequest(egress_id=egress_id))
-        except api.TwirpError as exc:
-            if exc.code == "not_found":
-                return None
-            raise _translate(exc) from None
+        except LiveKitNotFound:
+            return None
         return EgressState.from_info(res.items[0]) if res.items else None
 
     async def answers(self, egress_id: str) -> bool | None:
         """Whether the egress's own process answers (True), does not (False), or it is over (None)."""
         try:
-            with _reaching_livekit():
+            with self._errors():
                 await self._api().egress.update_stream(api.UpdateStreamRequest(egress_id=egress_id))
-        except api.TwirpError as exc:
-            if _nobody(exc):
-                return False
+        except LiveKitRefused as exc:
             if exc.code == "failed_precondition":  # "egress with status ... cannot be updated": over
                 return None
+            return True  # its handler refused the empty update: it is alive
+        except TelephonyError as exc:
+            if exc.no_response:
+                return False
+            if exc.code in ("timeout", "unreachable"):  # LiveKit itself: nothing is known of egress
+                raise
             return True  # its handler refused the empty update: it is alive
         return True
 
     async def stop(self, egress_id: str) -> bool:
         """Ask the egress to finish its file; False when its process does not answer."""
         try:
-            with _reaching_livekit():
+            with self._errors():
                 await self._api().egress.stop_egress(api.StopEgressRequest(egress_id=egress_id))
-        except api.TwirpError as exc:
-            if _nobody(exc):
-                return False
-            if exc.code in ("failed_precondition", "not_found"):  # already over
+        except LiveKitNotFound:  # already over
+            return True
+        except LiveKitRefused as exc:
+            if exc.code == "failed_precondition":  # already over
                 return True
-            raise _translate(exc) from None
+            raise
+        except TelephonyError as exc:
+            if exc.no_response:
+                return False
+            raise
         return True
-
-
-@contextlib.contextmanager
-def _reaching_livekit() -> Iterator[None]:
-    """LiveKit's HTTP API not answering at all: a retryable TelephonyError (its own refusals, Twirp
-    errors, pass through to each caller, which reads them)."""
-    try:
-        yield
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        raise TelephonyError(f"cannot reach LiveKit: {type(exc).__name__}", retryable=True) from None
-
-
-def _nobody(exc: api.TwirpError) -> bool:
-    return any(n in exc.message for n in _NOBODY) or exc.code == "deadline_exceeded"
-
-
-def _translate(exc: api.TwirpError) -> TelephonyError:
-    if _nobody(exc) or exc.code == "unavailable":
-        return EgressUnavailable(
-            f"no egress took the request ({exc.message})",
-            hint="is egress running? `phoneagent stack status`; `phoneagent stack up` starts it",
-        )
-    retryable = exc.code in ("deadline_exceeded", "resource_exhausted", "internal")
-    return TelephonyError(f"LiveKit egress API: {exc.code}: {exc.message}", retryable=retryable)

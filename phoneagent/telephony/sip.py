@@ -16,7 +16,7 @@ from typing import TypeVar
 from livekit import api
 
 from phoneagent.config import Settings
-from phoneagent.errors import TelephonyError
+from phoneagent.errors import LiveKitNotFound, TelephonyError
 from phoneagent.telephony.client import livekit_api
 
 T = TypeVar("T")
@@ -87,12 +87,7 @@ class LiveKitSip:
             async with livekit_api(self._settings) as lk:
                 return await fn(lk)
 
-        try:
-            return asyncio.run(go())
-        except TelephonyError:
-            raise
-        except ValueError as exc:  # protobuf refused a value
-            raise TelephonyError(f"LiveKit refused the request: {exc}") from None
+        return asyncio.run(go())
 
     # ---- inbound trunks ----------------------------------------------------------------------------
 
@@ -207,6 +202,8 @@ class LiveKitSip:
     def _ignore_missing(self, fn: Callable[[api.LiveKitAPI], Awaitable[object]]) -> None:
         try:
             self._run(fn)
+        except LiveKitNotFound:
+            pass
         except TelephonyError as exc:
-            if "not_found" not in exc.message and "not found" not in exc.message.lower():
+            if "not found" not in exc.message.lower():
                 raise

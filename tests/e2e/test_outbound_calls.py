@@ -140,7 +140,8 @@ def test_a_busy_callee_ends_the_call_as_busy_with_its_sip_code(
     with SippCallee("uas_busy", workdir=tmp_path, port=_free_udp(host), host=host) as sipp:
         out = Outbound(control_plane, sipp.address, "to-busy")
         try:
-            call = out.place()
+            call = out.place(wait_until_answered=True)  # the answer to the POST waits for the 486
+            assert (call["status"], call["end_reason"]) == ("ended", "busy"), call
             record = out.wait_status(call["id"], "ended", timeout=30)
         finally:
             out.close()

@@ -54,6 +54,7 @@ async def test_a_failing_receiver_gets_retries_until_it_accepts(db: Session, db_
         call, _ = place_call(
             db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent, outbound_trunk_id=trunk)
         )
+        db.commit()  # place_call flushes; the caller owns the transaction
         rx.status = 503
         deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         try:
@@ -76,6 +77,7 @@ async def test_after_the_last_attempt_a_delivery_is_dead_until_replayed(db: Sess
         place_call(
             db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent, outbound_trunk_id=trunk)
         )
+        db.commit()  # place_call flushes; the caller owns the transaction
         rx.status = 500
         deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         try:
@@ -113,10 +115,12 @@ async def test_a_tenants_hanging_endpoint_holds_up_no_one_else(db: Session, db_u
                 tenant_a,
                 CallRequest(to=f"+1415555010{i}", agent_profile_id=agent_a, outbound_trunk_id=trunk_a),
             )
+            db.commit()  # place_call flushes; the caller owns the transaction
         tenant_b, agent_b, trunk_b = _world(db, rx.url, "whsec_b", name="quick")
         place_call(
             db, tenant_b, CallRequest(to="+14155550123", agent_profile_id=agent_b, outbound_trunk_id=trunk_b)
         )
+        db.commit()  # place_call flushes; the caller owns the transaction
         deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         running = asyncio.create_task(deliverer.run(idle_s=0.05))
         try:

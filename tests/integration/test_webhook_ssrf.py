@@ -90,6 +90,7 @@ def _one_delivery(db: Session, url: str) -> str:
     place_call(
         db, tenant.id, CallRequest(to="+14155550123", agent_profile_id=agent.id, outbound_trunk_id=trunk.id)
     )
+    db.commit()  # place_call flushes; the caller owns the transaction
     return tenant.id
 
 

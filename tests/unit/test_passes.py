@@ -9,9 +9,11 @@ from typing import Literal
 
 import aiohttp
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from phoneagent.calls.passes import pass_failed, run_passes
 from phoneagent.errors import TelephonyError
+from phoneagent.telephony.client import translate
 
 pytestmark = pytest.mark.unit
 log = logging.getLogger("phoneagent.test-passes")
@@ -20,7 +22,9 @@ log = logging.getLogger("phoneagent.test-passes")
 @pytest.mark.parametrize(
     "exc",
     [
-        aiohttp.ClientConnectionError("Cannot connect to host 127.0.0.1:7880"),
+        # LiveKit's transport errors reach a pass only as the telephony adapter translated them
+        translate(aiohttp.ClientConnectionError("Cannot connect to host 127.0.0.1:7880")),
+        OperationalError("SELECT 1", {}, Exception("database is locked")),
         TimeoutError(),
         ConnectionRefusedError(111, "refused"),
         TelephonyError("LiveKit API: unavailable", retryable=True),

@@ -12,7 +12,8 @@ from phoneagent.calls.recordings import _byte_range
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError, EgressUnavailable
 from phoneagent.recording.merge import TrackFile, merge_pipeline
-from phoneagent.telephony.egress import EgressState, _nobody, _translate
+from phoneagent.telephony.client import translate
+from phoneagent.telephony.egress import EgressState
 
 
 def test_no_egress_to_take_a_request_is_egress_unavailable() -> None:
@@ -20,9 +21,10 @@ def test_no_egress_to_take_a_request_is_egress_unavailable() -> None:
         api.TwirpError("unavailable", "no response from servers", status=503),
         api.TwirpError("deadline_exceeded", "request timed out", status=504),
     ):
-        assert _nobody(exc) and isinstance(_translate(exc), EgressUnavailable)
+        err = translate(exc, egress=True)
+        assert isinstance(err, EgressUnavailable) and err.no_response and err.retryable
     refused = api.TwirpError("invalid_argument", "no supported codec is compatible", status=400)
-    assert not _nobody(refused) and not isinstance(_translate(refused), EgressUnavailable)
+    assert not isinstance(translate(refused, egress=True), EgressUnavailable)
 
 
 def test_egress_info_is_read_with_its_file_times_in_nanoseconds() -> None:

@@ -2,7 +2,6 @@
 search and keyset pagination; detail with transcript and events; the recording (with byte ranges);
 the tenant's call events after a cursor (for a live tail)."""
 
-import asyncio
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -17,6 +16,7 @@ from phoneagent.api.ratelimit import RATE_LIMITED
 from phoneagent.api.routes.resources import ERRORS
 from phoneagent.api.schemas_outbound import CallCreate
 from phoneagent.calls import recording_state
+from phoneagent.calls.changes import CallChanges, changed
 from phoneagent.calls.outbound import CallRequest, place_call, request_hangup
 from phoneagent.calls.query import CallFilter, call_detail, events_after, list_calls
 from phoneagent.calls.recordings import CONTENT_TYPES, delete_recording, recording_response
@@ -166,6 +166,11 @@ IdempotencyKey = Annotated[
 ]
 
 
+# how often a waiting request reads its call with no notice: changes made by another control-plane
+# process (``PHONEAGENT_BACKGROUND=false`` here) or by worker events send none to this one
+WAIT_FALLBACK_S = 1.0
+
+
 def _poke(request: Request) -> None:
     bg = getattr(request.app.state, "background", None)
     if bg is not None:
@@ -211,17 +216,22 @@ async def place(
             call, created = place_call(
                 session, tenant, req, idempotency_key=idempotency_key, max_queued=max_queued, numbers=numbers
             )
+            session.commit()
             return s.CallOut.model_validate(call), created
 
     call, created = await run_in_threadpool(_place)
     if not created:
         response.status_code = status.HTTP_200_OK
-    _poke(request)
-    if body.wait_until_answered:
-        # no session is held while waiting: each look is a short read of its own
+    changes: CallChanges = request.app.state.call_changes
+    with changes.watch(call.id) as seen:  # before the dialer is woken: no change is missed
+        _poke(request)
+        # no session is held while waiting: a notice of a change (or the fallback) means one short read
         deadline = time.monotonic() + body.ring_timeout_s + 20
-        while call.status not in ("in_progress", "ended") and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+        while body.wait_until_answered and call.status not in ("in_progress", "ended"):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await changed(seen, min(left, WAIT_FALLBACK_S))
             call = await run_in_threadpool(_read, sessions, tenant, call.id)
     return call
 
@@ -244,9 +254,12 @@ async def hangup(call_id: str, request: Request, tenant: TenantDep) -> Any:
     def _request() -> tuple[bool, str | None]:
         with sessions() as session:
             call = get_owned(session, Call, tenant, call_id)
-            return request_hangup(session, call), call.room_name
+            live = request_hangup(session, call)
+            session.commit()
+            return live, call.room_name
 
     live, room = await run_in_threadpool(_request)
+    request.app.state.call_changes.notify(call_id)
     bg = getattr(request.app.state, "background", None)
     if live and bg is not None:
         await bg.dialer.hang_up(call_id, room)

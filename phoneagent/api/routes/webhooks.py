@@ -1,4 +1,4 @@
-"""LiveKit webhooks: signature and freshness checked by livekit-api's WebhookReceiver; stored once."""
+"""LiveKit webhooks: signature checked by ``telephony.webhooks``, freshness here; stored once."""
 
 import hmac
 import time
@@ -6,7 +6,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from livekit import api
 from pydantic import BaseModel, Field
 
 from phoneagent.api.deps import SessionDep, Unauthorized
@@ -15,7 +14,8 @@ from phoneagent.calls.ingest import ingest_livekit_event
 from phoneagent.calls.worker_events import ingest_worker_events
 from phoneagent.db.models import AgentProfile
 from phoneagent.errors import NotFound
-from phoneagent.telephony.client import livekit_credentials, worker_token
+from phoneagent.telephony.client import worker_token
+from phoneagent.telephony.webhooks import verified_event
 
 router = APIRouter(
     prefix="/webhooks",
@@ -38,15 +38,14 @@ MAX_AGE_S = 300  # older events are refused as replays
 async def livekit_webhook(request: Request, session: SessionDep) -> Any:
     body = (await request.body()).decode(errors="replace")
     auth = request.headers.get("authorization", "")
-    creds = livekit_credentials(request.app.state.settings)
-    receiver = api.WebhookReceiver(api.TokenVerifier(creds.api_key, creds.api_secret))
-    try:
-        event = receiver.receive(body, auth)
-    except Exception:  # noqa: BLE001 - any failure to verify (bad JWT, hash mismatch, bad JSON) is the same 401
-        raise Unauthorized("webhook signature is missing or invalid") from None
+    event = await run_in_threadpool(verified_event, request.app.state.settings, body, auth)
+    if event is None:
+        raise Unauthorized("webhook signature is missing or invalid")
     if event.created_at and abs(time.time() - event.created_at) > MAX_AGE_S:
         raise Unauthorized("webhook is too old (replay?)")
-    new, _call = await run_in_threadpool(ingest_livekit_event, session, event)
+    new, call = await run_in_threadpool(ingest_livekit_event, session, event)
+    if new and call is not None:
+        request.app.state.call_changes.notify(call.id)  # e.g. a request waiting for its answer
     bg = getattr(request.app.state, "background", None)
     if new and bg is not None:
         bg.poke()  # e.g. a track was published: the recorder starts recording it now

@@ -1,0 +1,253 @@
+"""The dialer, the sweeper and the call lifecycle against a fake LiveKit and a fake clock: every
+outcome of a dial, LiveKit down, and the rooms the sweeper finds changed, in well under a second."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from phoneagent.calls.campaigns import CampaignRunner
+from phoneagent.calls.outbound import CallRequest, Dialer, place_call, request_hangup
+from phoneagent.calls.sweeper import Sweeper
+from phoneagent.db.base import Base
+from phoneagent.db.engine import make_engine, session_factory
+from phoneagent.db.models import AgentProfile, Call, Campaign, CampaignContact, OutboundTrunk, Tenant
+from phoneagent.errors import TelephonyError
+from tests.peers.fake_telephony import BUSY, FakeCalls, FakeClock, inline_threads, no_answer
+
+pytestmark = pytest.mark.unit
+
+ANSWERS, BUSY_NO, SILENT, OTHER = "+15550100001", "+15550100002", "+15550100003", "+15550100004"
+LOST_AFTER_S = 20.0
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'phoneagent.db'}")
+    Base.metadata.create_all(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+class World:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+        self.clock = FakeClock()
+        self.lk = FakeCalls(self.clock, answers={BUSY_NO: BUSY, SILENT: no_answer(30)})
+        self.notices: list[str] = []  # calls whose record changed, as a waiting request hears of them
+        self.dialer = Dialer(
+            sessions,
+            self.lk,
+            agent_name="agent",
+            max_calls_per_tenant=10,
+            clock=self.clock,
+            on_change=self.notices.append,
+        )
+        self.sweeper = Sweeper(
+            sessions,
+            self.lk,
+            worker_lost_after_s=LOST_AFTER_S,
+            interval_s=2.0,
+            dialing=lambda: self.dialer.dialing,
+            clock=self.clock,
+            on_change=self.notices.append,
+        )
+        with sessions() as s:
+            tenant = Tenant(name="t")
+            s.add(tenant)
+            s.flush()
+            profile = AgentProfile(tenant_id=tenant.id, name="p")
+            trunk = OutboundTrunk(
+                tenant_id=tenant.id, name="o", address="sip.example.com", numbers=["+15550109999"]
+            )
+            trunk.livekit_id = "ST_fake"
+            s.add_all([profile, trunk])
+            s.commit()
+            self.tenant, self.profile, self.trunk = tenant.id, profile.id, trunk.id
+
+    def place(self, to: str) -> str:
+        with self.sessions() as s:
+            call, _ = place_call(
+                s,
+                self.tenant,
+                CallRequest(to=to, agent_profile_id=self.profile, outbound_trunk_id=self.trunk),
+            )
+            s.commit()
+            return call.id
+
+    def call(self, call_id: str) -> Call:
+        with self.sessions() as s:
+            call = s.get(Call, call_id)
+            assert call is not None
+            return call
+
+    async def dial_all(self) -> None:
+        await self.dialer.step()
+        await self.clock.run_until(lambda: not self.dialer.dialing)
+
+    def room(self, call_id: str) -> str:
+        return f"call-{call_id}"
+
+
+def scenario(sessions: sessionmaker[Session], body: Callable[[World], Awaitable[None]]) -> None:
+    async def go() -> None:
+        with inline_threads(asyncio.get_running_loop()):
+            world = World(sessions)
+            await body(world)
+
+    started = time.perf_counter()
+    asyncio.run(go())
+    assert time.perf_counter() - started < 5.0  # minutes of calls on the fake clock, no real waiting
+
+
+def test_answered_busy_and_unanswered_calls(sessions: sessionmaker[Session]) -> None:
+    async def body(w: World) -> None:
+        answered, busy, silent = w.place(ANSWERS), w.place(BUSY_NO), w.place(SILENT)
+        started = w.clock.monotonic()
+        await w.dial_all()
+        assert w.clock.monotonic() - started == pytest.approx(30.0)  # the longest ring, on the fake clock
+
+        a = w.call(answered)
+        assert (a.status, a.end_reason) == ("in_progress", None)
+        assert a.ringing_at is not None and a.answered_at is not None and a.ringing_at < a.answered_at
+        b = w.call(busy)
+        assert (b.status, b.end_reason, b.sip_status_code) == ("ended", "busy", 486)
+        s = w.call(silent)
+        assert (s.status, s.end_reason, s.answered_at) == ("ended", "no_answer", None)
+        assert s.ringing_at is not None  # the ringing poll saw livekit-sip's 180
+        # the agent leaves the rooms of calls nobody answered at once; the answered call's room stays
+        assert set(w.lk.rooms) == {w.room(answered)}
+        # dialing, ringing, then the outcome: each change is told to whoever waits for the call
+        assert [w.notices.count(c) for c in (answered, busy, silent)] == [3, 3, 3]
+
+    scenario(sessions, body)
+
+
+def test_livekit_down_fails_the_call_and_the_sweep_leaves_calls_alone(
+    sessions: sessionmaker[Session],
+) -> None:
+    async def body(w: World) -> None:
+        live = w.place(ANSWERS)
+        await w.dial_all()
+        w.lk.down = True
+        doomed = w.place(OTHER)
+        await w.dial_all()
+        c = w.call(doomed)
+        assert (c.status, c.end_reason) == ("ended", "failed")
+        with pytest.raises(TelephonyError) as err:  # the sweep's loop logs one warning and tries again
+            await w.sweeper.sweep()
+        assert err.value.retryable
+        assert w.call(live).status == "in_progress"  # LiveKit being away proves nothing about the call
+        w.lk.down = False
+        await w.sweeper.sweep()
+        assert w.call(live).status == "in_progress"
+
+    scenario(sessions, body)
+
+
+def test_the_sweeper_ends_calls_whose_room_changed_with_a_truthful_reason(
+    sessions: sessionmaker[Session],
+) -> None:
+    async def body(w: World) -> None:
+        vanished, hung_up, orphaned = w.place(ANSWERS), w.place(ANSWERS), w.place(ANSWERS)
+        await w.dial_all()
+        w.lk.room_vanished(w.room(vanished))
+        w.lk.phone_hung_up_but_stayed(w.room(hung_up))
+        w.lk.agent_left(w.room(orphaned))
+        await w.sweeper.sweep()
+
+        assert set(w.notices[-2:]) == {vanished, hung_up}
+        v = w.call(vanished)
+        assert (v.status, v.end_reason) == ("ended", "failed")  # gone, and nothing said why
+        h = w.call(hung_up)
+        assert (h.status, h.end_reason) == ("ended", "customer_hangup")
+        assert w.room(hung_up) in w.lk.ended
+        assert w.call(orphaned).status == "in_progress"  # not yet: the worker may be coming back
+
+        w.clock.advance(LOST_AFTER_S)
+        await w.sweeper.sweep()
+        o = w.call(orphaned)
+        assert (o.status, o.end_reason) == ("ended", "worker_lost")
+        assert w.room(orphaned) not in w.lk.rooms  # the caller is not left listening to silence
+
+    scenario(sessions, body)
+
+
+def test_a_dial_lost_by_a_restart_is_settled_and_a_hangup_wins(sessions: sessionmaker[Session]) -> None:
+    async def body(w: World) -> None:
+        w.lk.answers[OTHER] = no_answer(3600)  # rings on while the control plane restarts
+        lost, hung = w.place(OTHER), w.place(OTHER)
+        await w.dialer.step()
+        await w.clock.run_until(lambda: w.call(lost).status == "ringing")
+        await w.dialer.aclose()  # the process that dialed is gone; LiveKit still has the room
+        w.sweeper = Sweeper(w.sessions, w.lk, worker_lost_after_s=LOST_AFTER_S, interval_s=2.0, clock=w.clock)
+        with w.sessions() as s:
+            call = s.get(Call, hung)
+            assert call is not None
+            assert request_hangup(s, call) is True
+            s.commit()
+        w.clock.advance(30 + 61)  # past the ring timeout and the minute of grace
+        await w.sweeper.sweep()
+        lost_call, hung_call = w.call(lost), w.call(hung)
+        assert (lost_call.status, lost_call.end_reason) == ("ended", "failed")
+        assert (hung_call.status, hung_call.end_reason) == ("ended", "api_hangup")  # declared beats seen
+
+    scenario(sessions, body)
+
+
+def test_a_refused_attempt_costs_the_campaign_pass_nothing_else(sessions: sessionmaker[Session]) -> None:
+    """place_call flushes inside the runner's transaction: an attempt it refuses (its idempotency key
+    was used for another request) fails that contact only; the pass's other attempts are kept."""
+
+    async def body(w: World) -> None:
+        with w.sessions() as s:
+            campaign = Campaign(
+                tenant_id=w.tenant,
+                name="c",
+                agent_profile_id=w.profile,
+                outbound_trunk_id=w.trunk,
+                concurrency=3,
+                window_start="00:00",
+                window_end="00:00",
+            )
+            s.add(campaign)
+            s.flush()
+            contacts = [
+                CampaignContact(campaign_id=campaign.id, number=n) for n in (ANSWERS, BUSY_NO, SILENT)
+            ]
+            s.add_all(contacts)
+            s.flush()
+            taken = CallRequest(to=OTHER, agent_profile_id=w.profile, outbound_trunk_id=w.trunk)
+            place_call(s, w.tenant, taken, idempotency_key=f"campaign:{campaign.id}:{contacts[1].id}:1")
+            s.commit()
+            campaign_id, ids = campaign.id, [c.id for c in contacts]
+
+        runner = CampaignRunner(w.sessions, wake_dialer=lambda: None)
+        w.clock.advance(1)  # the contacts are due from when they were stored
+        assert runner.tick(w.clock.now()) == 2
+
+        def states() -> list[tuple[str, str | None]]:
+            with w.sessions() as s:
+                rows = [s.get(CampaignContact, i) for i in ids]
+                return [(c.status, c.last_end_reason) for c in rows if c is not None]
+
+        assert states() == [("calling", None), ("failed", "failed"), ("calling", None)]
+        await w.dial_all()
+        runner.tick(w.clock.now())
+        # the answered call goes on; the unanswered number waits for its retry
+        assert states() == [("calling", None), ("failed", "failed"), ("pending", "no_answer")]
+        with w.sessions() as s:
+            answered = s.get(CampaignContact, ids[0]).last_call_id  # type: ignore[union-attr]
+        w.lk.phone_hung_up_but_stayed(w.room(str(answered)))
+        await w.sweeper.sweep()
+        runner.tick(w.clock.now())
+        assert states()[0] == ("done", "customer_hangup")
+        with w.sessions() as s:
+            assert s.get(Campaign, campaign_id).status == "running"  # type: ignore[union-attr]
+
+    scenario(sessions, body)
