@@ -18,7 +18,6 @@ from livekit.agents.types import NOT_GIVEN
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.audio import PHONE_RATE
-from phoneagent.speech.fallbacks import remember
 from phoneagent.speech.providers import ProviderChoice
 
 if TYPE_CHECKING:
@@ -82,8 +81,8 @@ def make_stt(
     whisper_options: WhisperOptions | None = None,
     transcriber: Transcriber | None = None,
     whisper_prompt: Callable[[], str | None] | None = None,
-) -> stt.STT:
-    made: stt.STT
+) -> stt.STT[Any]:
+    made: stt.STT[Any]
     if choice.provider == "local":
         from phoneagent.speech.whisper_stt import WhisperSTT
 
@@ -110,7 +109,7 @@ def make_stt(
         )
     else:
         raise ValueError(f"no STT provider {choice.provider!r}")
-    return remember(made, choice)
+    return made
 
 
 def make_tts(
@@ -120,8 +119,8 @@ def make_tts(
     piper_voice: PiperVoice | None,
     speech_cache: SpeechCache | None = None,
     synthesizer: Synthesizer | None = None,
-) -> tts.TTS:
-    made: tts.TTS
+) -> tts.TTS[Any]:
+    made: tts.TTS[Any]
     if choice.provider == "local":
         from phoneagent.speech.piper_tts import PiperTTS
 
@@ -155,12 +154,12 @@ def make_tts(
         )
     else:
         raise ValueError(f"no TTS provider {choice.provider!r}")
-    return remember(made, choice)
+    return made
 
 
-def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float | None) -> llm.LLM:
+def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float | None) -> llm.LLM[Any]:
     """An LLM over the network; ``api_key`` None sends the placeholder (servers that need none)."""
-    made: llm.LLM
+    made: llm.LLM[Any]
     if choice.provider == "anthropic":
         if api_key is None:
             raise ConfigError("the anthropic LLM needs an API key", hint="set ANTHROPIC_API_KEY")
@@ -179,4 +178,4 @@ def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float 
         )
     else:
         raise ValueError(f"no LLM provider {choice.provider!r}")
-    return remember(made, choice)
+    return made
