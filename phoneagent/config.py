@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from phoneagent.errors import ConfigError
 from phoneagent.netguard import AddressPolicy, check_sip_host, parse_networks
 from phoneagent.telephony.destinations import DENIED_BY_DEFAULT, TYPE_NAMES, NumberPolicy
+from phoneagent.urls import check_http_url
 
 Mode = Literal["local", "api", "hybrid"]
 
@@ -270,9 +271,7 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, v: str) -> str:
         v = v.strip().rstrip("/")
-        if v and not v.startswith(("http://", "https://")):
-            raise ValueError(f"{v!r} is not an http:// or https:// URL")
-        return v
+        return check_http_url(v) if v else v
 
     @field_validator(
         "extra_webhook_urls",

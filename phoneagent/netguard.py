@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from phoneagent.urls import check_http_url
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -117,9 +119,7 @@ class AddressPolicy:
     def check_url(self, url: str) -> None:
         """Refuse (ValueError, with the reason) a URL that requests must not go to. Resolves the name
         (blocking: call it from a thread)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("https", "http"):
-            raise ValueError("not an http(s) URL")
+        parts = urlsplit(check_http_url(url))
         if parts.scheme == "http" and self.require_https:
             raise ValueError("must be an https:// URL (plain http is allowed in development only)")
         if parts.username or parts.password:

@@ -7,7 +7,8 @@ newer than ``TOLERANCE_S`` (300 s) so that a captured request cannot be replayed
 signed anew, so their ``t`` is always fresh; the event id (``Phoneagent-Event-Id``, also ``id`` in the
 body) stays the same across retries: keep the ids you have processed to drop duplicates.
 
-Receiver example (any framework; this module has no dependencies beyond the standard library)::
+Receiver example (any framework; this module and :mod:`phoneagent.signing` need nothing beyond the
+standard library)::
 
     from phoneagent.webhooks import verify, BadSignature
 
@@ -24,9 +25,9 @@ Receiver example (any framework; this module has no dependencies beyond the stan
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
+
+from phoneagent.signing import hmac_sha256_hex, same_secret
 
 TOLERANCE_S = 300
 
@@ -36,7 +37,7 @@ class BadSignature(Exception):
 
 
 def _mac(secret: str, timestamp: int, body: bytes) -> str:
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac_sha256_hex(secret, f"{timestamp}.".encode() + body)
 
 
 def sign(secret: str, body: bytes, *, now: float | None = None) -> str:
@@ -56,6 +57,6 @@ def verify(
         raise BadSignature("malformed signature header") from None
     if abs((time.time() if now is None else now) - t) > tolerance_s:
         raise BadSignature("signature timestamp outside the tolerance (replayed or clock skew)")
-    if not hmac.compare_digest(_mac(secret, t, body).encode(), given.encode()):  # bytes: any input
+    if not same_secret(_mac(secret, t, body), given):
         raise BadSignature("signature does not match the body")
     return t

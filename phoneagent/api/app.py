@@ -64,31 +64,43 @@ def _problem(
     return JSONResponse({"error": error, "detail": detail or []}, status_code=status_code, headers=headers)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The background work (outbox, sweeper, recorder) runs while the app serves, when configured."""
+    settings: Settings = app.state.settings
+    background = None
+    if settings.background:
+        from phoneagent.calls.background import Background
+
+        background = Background(settings, app.state.sessions, changes=app.state.call_changes)
+        background.start()
+    app.state.background = background
+    try:
+        yield
+    finally:
+        if background is not None:
+            await background.stop()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        background = None
-        if settings.background:
-            from phoneagent.calls.background import Background
-
-            background = Background(settings, app.state.sessions, changes=app.state.call_changes)
-            background.start()
-        app.state.background = background
-        try:
-            yield
-        finally:
-            if background is not None:
-                await background.stop()
-
     app = FastAPI(
-        lifespan=lifespan,
+        lifespan=_lifespan,
         title="phoneagent",
         version=__version__,
         description="Control plane of phoneagent: SIP trunks, dispatch rules, numbers, agent profiles and "
         "call records. Authenticate with `Authorization: Bearer <API key>` (`phoneagent keys create`).",
     )
+    _add_state(app, settings)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(AccessLog)
+    _add_error_handlers(app)
+    _add_routes(app)
+    return app
+
+
+def _add_state(app: FastAPI, settings: Settings) -> None:
+    """What the routes share, owned by the app for its lifetime: settings, database, limits, clients."""
     engine = make_engine(database_url(settings))
     app.state.settings = settings
     app.state.limits = {
@@ -102,64 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.livekit_sip = LiveKitSip(settings)
     app.state.templates = make_templates()
     app.state.review_signer = signer_for(settings)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
-    app.add_middleware(AccessLog)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        detail = [
-            {"field": _field(tuple(e.get("loc", ()))), "reason": e.get("msg", "invalid")}
-            for e in exc.errors()
-        ]
-        return _problem(request, 422, "invalid request", detail)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        # framework errors (unparseable body, unknown path, wrong method) in the same shape as ours
-        return _problem(request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(SignInRequired)
-    async def _sign_in(request: Request, exc: SignInRequired) -> Response:
-        # a page asked for without a session goes to the sign-in form and back; the live rows get a 401
-        if request.method == "GET" and not request.url.path.endswith("/rows"):
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"{COOKIE_PATH}/sign-in?{urlencode({'next': target})}", status_code=303)
-        return _problem(request, 401, exc.message, hint=exc.hint)
-
-    @app.exception_handler(RequestError)
-    async def _request_error(request: Request, exc: RequestError) -> Response:
-        detail = [{"field": exc.field, "reason": exc.reason}] if isinstance(exc, InvalidField) else []
-        headers = getattr(exc, "headers", None)
-        return _problem(request, exc.status_code, exc.message, detail, hint=exc.hint, headers=headers)
-
-    @app.exception_handler(DataError)
-    async def _unstorable(request: Request, exc: DataError) -> Response:
-        # input the database cannot hold (PostgreSQL refuses NUL bytes in text, numbers out of range):
-        # the client's fault, said without the statement or its values
-        log.info("request refused by the database as data", extra={"error": type(exc.orig).__name__})
-        return _problem(
-            request,
-            422,
-            "the request holds characters or numbers the database cannot store (e.g. a NUL byte)",
-        )
-
-    @app.exception_handler(TelephonyError)
-    async def _telephony(_: Request, exc: TelephonyError) -> JSONResponse:
-        log.warning("livekit call failed", extra={"error": exc.message})
-        return JSONResponse(
-            {"error": f"LiveKit: {exc.message}; nothing was written", "detail": []},
-            status_code=503 if exc.retryable else 502,
-        )
-
-    @app.exception_handler(StorageError)
-    async def _storage(_: Request, exc: StorageError) -> JSONResponse:
-        log.warning("recording storage failed", extra={"error": exc.message})
-        return JSONResponse({"error": f"recording storage: {exc.message}", "detail": []}, status_code=503)
-
-    @app.exception_handler(PhoneagentError)
-    async def _other(_: Request, exc: PhoneagentError) -> JSONResponse:
-        return JSONResponse({"error": exc.message, "detail": []}, status_code=500)
-
+def _add_routes(app: FastAPI) -> None:
     app.include_router(health.router)
     for r in resources.routers:
         app.include_router(r)
@@ -171,4 +128,67 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.mount(f"{COOKIE_PATH}/static", StaticFiles(directory=STATIC_DIR), name="review-static")
     app.include_router(review.router)
-    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error in one of two shapes: the API's JSON problem, or an error page for the review pages."""
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.exception_handler(StarletteHTTPException)(_http)
+    app.exception_handler(SignInRequired)(_sign_in)
+    app.exception_handler(RequestError)(_request_error)
+    app.exception_handler(DataError)(_unstorable)
+    app.exception_handler(TelephonyError)(_telephony)
+    app.exception_handler(StorageError)(_storage)
+    app.exception_handler(PhoneagentError)(_other)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+    detail = [
+        {"field": _field(tuple(e.get("loc", ()))), "reason": e.get("msg", "invalid")} for e in exc.errors()
+    ]
+    return _problem(request, 422, "invalid request", detail)
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    # framework errors (unparseable body, unknown path, wrong method) in the same shape as ours
+    return _problem(request, exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+
+async def _sign_in(request: Request, exc: SignInRequired) -> Response:
+    # a page asked for without a session goes to the sign-in form and back; the live rows get a 401
+    if request.method == "GET" and not request.url.path.endswith("/rows"):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"{COOKIE_PATH}/sign-in?{urlencode({'next': target})}", status_code=303)
+    return _problem(request, 401, exc.message, hint=exc.hint)
+
+
+async def _request_error(request: Request, exc: RequestError) -> Response:
+    detail = [{"field": exc.field, "reason": exc.reason}] if isinstance(exc, InvalidField) else []
+    headers = getattr(exc, "headers", None)
+    return _problem(request, exc.status_code, exc.message, detail, hint=exc.hint, headers=headers)
+
+
+async def _unstorable(request: Request, exc: DataError) -> Response:
+    # input the database cannot hold (PostgreSQL refuses NUL bytes in text, numbers out of range):
+    # the client's fault, said without the statement or its values
+    log.info("request refused by the database as data", extra={"error": type(exc.orig).__name__})
+    return _problem(
+        request, 422, "the request holds characters or numbers the database cannot store (e.g. a NUL byte)"
+    )
+
+
+async def _telephony(_: Request, exc: TelephonyError) -> JSONResponse:
+    log.warning("livekit call failed", extra={"error": exc.message})
+    return JSONResponse(
+        {"error": f"LiveKit: {exc.message}; nothing was written", "detail": []},
+        status_code=503 if exc.retryable else 502,
+    )
+
+
+async def _storage(_: Request, exc: StorageError) -> JSONResponse:
+    log.warning("recording storage failed", extra={"error": exc.message})
+    return JSONResponse({"error": f"recording storage: {exc.message}", "detail": []}, status_code=503)
+
+
+async def _other(_: Request, exc: PhoneagentError) -> JSONResponse:
+    return JSONResponse({"error": exc.message, "detail": []}, status_code=500)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -11,9 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from phoneagent.api.schemas import E164, Name, _Out
 from phoneagent.calls.outbox import EventType
 from phoneagent.db.states import CampaignStatus, DeliveryStatus
-
-RetryOn = Literal["busy", "no_answer", "failed", "rejected"]
-DEFAULT_RETRY_ON: tuple[RetryOn, ...] = ("busy", "no_answer")
+from phoneagent.urls import check_http_url
 
 
 class CallCreate(BaseModel):
@@ -49,16 +46,12 @@ class CallCreate(BaseModel):
         return v
 
 
-def _url(v: str) -> str:
-    if not re.match(r"^https?://[^\s/$.?#][^\s]*$", v):
-        raise ValueError("not an http(s) URL")
-    return v
-
-
 class WebhookEndpointCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: Annotated[
-        str, Field(max_length=2000, examples=["https://example.com/phoneagent"]), AfterValidator(_url)
+        str,
+        Field(max_length=2000, examples=["https://example.com/phoneagent"]),
+        AfterValidator(check_http_url),
     ]
     events: list[EventType] = Field(default_factory=list, description="empty: every event type")
     enabled: bool = True
@@ -66,7 +59,7 @@ class WebhookEndpointCreate(BaseModel):
 
 class WebhookEndpointUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: Annotated[str, Field(max_length=2000), AfterValidator(_url)] | None = None
+    url: Annotated[str, Field(max_length=2000), AfterValidator(check_http_url)] | None = None
     events: list[EventType] | None = None
     enabled: bool | None = None
 
@@ -101,6 +94,8 @@ class DeliveryOut(_Out):
 
 
 _HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+RetryOutcome = Literal["busy", "no_answer", "failed", "rejected"]
+DEFAULT_RETRY_ON: tuple[RetryOutcome, ...] = ("busy", "no_answer")
 
 
 # a contact's variables (the agent reads them): bounded, so a campaign stays a reasonable size
@@ -145,7 +140,7 @@ class CampaignCreate(BaseModel):
     )
     max_attempts: int = Field(3, ge=1, le=10)
     retry_delay_s: int = Field(3600, ge=1, le=7 * 86400)
-    retry_on: list[RetryOn] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
+    retry_on: list[RetryOutcome] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     ring_timeout_s: int = Field(30, ge=5, le=75)
     contacts: list[ContactIn] = Field(min_length=1, max_length=10_000)
 

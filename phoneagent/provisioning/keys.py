@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import UTC, datetime
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from phoneagent.db.models import ApiKey, Tenant
 from phoneagent.errors import Conflict, NotFound
+from phoneagent.signing import same_secret
 
 
 def _hash(secret: str) -> str:
@@ -49,7 +49,7 @@ def key_for_token(session: Session, token: str) -> ApiKey | None:
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
     if key is None or key.revoked_at is not None:
         return None
-    return key if hmac.compare_digest(key.secret_hash, _hash(parts[2])) else None
+    return key if same_secret(key.secret_hash, _hash(parts[2])) else None
 
 
 def tenant_for_key(session: Session, token: str) -> str | None:

@@ -1,18 +1,19 @@
-"""Just enough of Ogg/Opus (RFC 7845) to know a file's length without decoding it.
+"""The length of an Ogg/Opus file, read by PyAV's demuxer (FFmpeg) without decoding the audio.
 
-An Ogg/Opus file's last page carries the granule position of its last sample, counted at 48 kHz from
-the start of the stream, which includes the encoder's pre-skip (in the ``OpusHead`` packet).
+FFmpeg reads the granule position of the file's last page: the count of 48 kHz samples from the
+start of the stream, which includes the encoder's pre-skip (``OpusHead``; FFmpeg's codec ``delay``).
 """
 
 from __future__ import annotations
 
-import struct
+from fractions import Fraction
 from pathlib import Path
+
+import av
 
 from phoneagent.errors import PhoneagentError
 
-OPUS_RATE = 48_000
-_TAIL = 65_307 * 2  # two maximal Ogg pages: the last page header is in there
+OPUS_RATE = 48_000  # Opus always decodes at 48 kHz, and Ogg/Opus counts its granules at it
 
 
 class NotOggOpus(PhoneagentError):
@@ -21,20 +22,19 @@ class NotOggOpus(PhoneagentError):
 
 def opus_duration_s(path: Path) -> float:
     """The playing time of an Ogg/Opus file, in seconds."""
-    with path.open("rb") as fh:
-        head = fh.read(4096)
-        if not head.startswith(b"OggS") or b"OpusHead" not in head:
-            raise NotOggOpus(f"{path.name} is not an Ogg/Opus file")
-        i = head.index(b"OpusHead")
-        (pre_skip,) = struct.unpack_from("<H", head, i + 10)
-        size = fh.seek(0, 2)
-        fh.seek(max(0, size - _TAIL))
-        tail = fh.read()
-    last = tail.rfind(b"OggS")
-    while last >= 0:
-        if len(tail) >= last + 14 and tail[last + 4] == 0:  # stream structure version 0
-            (granule,) = struct.unpack_from("<q", tail, last + 6)
-            if granule >= 0:
-                return max(0.0, (granule - pre_skip) / OPUS_RATE)
-        last = tail.rfind(b"OggS", 0, last)
-    raise NotOggOpus(f"{path.name} has no complete Ogg page")
+    try:
+        with av.open(str(path)) as container:
+            stream = next((s for s in container.streams.audio if s.codec_context.name == "opus"), None)
+            if container.format.name != "ogg" or stream is None:
+                raise NotOggOpus(f"{path.name} is not an Ogg/Opus file")
+            time_base = stream.time_base or Fraction(1, OPUS_RATE)
+            if stream.duration is not None:
+                samples = stream.duration - stream.codec_context.delay
+            else:  # no length from the last page: where the last packet ends (its times exclude pre-skip)
+                samples = 0
+                for packet in container.demux(stream):
+                    if packet.pts is not None and packet.duration is not None:
+                        samples = max(samples, packet.pts + packet.duration)
+            return max(0.0, float(samples * time_base))
+    except av.FFmpegError as exc:
+        raise NotOggOpus(f"{path.name} is not a readable Ogg/Opus file ({type(exc).__name__})") from None

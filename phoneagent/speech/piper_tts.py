@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from livekit.agents import APIConnectionError, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, APIConnectOptions
@@ -107,20 +107,19 @@ class InProcessPiper:
             return
         resampler, trim = PhoneLineResampler(self.voice.config.sample_rate), LeadTrimmer()
         sentences: Iterator[AudioChunk] = iter(self.voice.synthesize(text))
-        done = object()
         pieces: list[bytes] = []
         while True:
-            chunk = await asyncio.to_thread(next, sentences, done)
-            if chunk is done:
+            chunk: AudioChunk | None = await asyncio.to_thread(next, sentences, None)
+            if chunk is None:
                 break
-            pieces.append(trim.push(resampler.push(chunk.audio_int16_array)))  # type: ignore[union-attr]
+            pieces.append(trim.push(resampler.push(chunk.audio_int16_array)))
             yield pieces[-1]
         pieces.append(trim.push(resampler.flush()) + trim.flush())
         yield pieces[-1]
         self.cache.put(text, b"".join(pieces))
 
 
-class PiperTTS(tts.TTS):
+class PiperTTS(tts.TTS[Any]):
     """``voice`` (loaded in this process; ``cache`` shared by the calls that pass it) or
     ``synthesizer`` (e.g. the worker's shared models)."""
 

@@ -18,7 +18,6 @@ from livekit.agents.types import NOT_GIVEN
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.audio import PHONE_RATE
-from phoneagent.speech.fallbacks import remember
 from phoneagent.speech.providers import ProviderChoice
 
 if TYPE_CHECKING:
@@ -110,7 +109,7 @@ def make_stt(
         )
     else:
         raise ValueError(f"no STT provider {choice.provider!r}")
-    return remember(made, choice)
+    return made
 
 
 def make_tts(
@@ -155,7 +154,7 @@ def make_tts(
         )
     else:
         raise ValueError(f"no TTS provider {choice.provider!r}")
-    return remember(made, choice)
+    return made
 
 
 def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float | None) -> llm.LLM[Any]:
@@ -179,4 +178,4 @@ def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float 
         )
     else:
         raise ValueError(f"no LLM provider {choice.provider!r}")
-    return remember(made, choice)
+    return made

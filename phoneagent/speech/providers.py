@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -180,8 +180,8 @@ def _require_key(settings: Settings, choice: ProviderChoice, key_var: str, prese
     if present:
         return
     comp = choice.component
-    if comp == "llm":
-        raise ConfigError(f"the {choice.provider} LLM needs {key_var}", hint=f"set {key_var}")
+    if comp == "llm":  # a wiring error: a profile's LLM keys are checked with the profile (brain.py)
+        raise ValueError("the speech chains' keys only")
     other = "openai" if choice.provider == "deepgram" else "deepgram"
     var = _mode_var(settings, comp)
     raise ConfigError(
@@ -259,13 +259,27 @@ def session_conn_options(settings: Settings) -> SessionConnectOptions:
 # ---- built per call ----------------------------------------------------------------------------------
 
 
+class MadeFrom:
+    """An adapter that knows which settings choice made each of its providers (its fallback events
+    name the provider as the settings name it); the adapter holds this for as long as it lives."""
+
+    def __init__(self, instances: Sequence[object], choices: Sequence[ProviderChoice]) -> None:
+        self._made = list(zip(instances, choices, strict=True))
+
+    def choice_of(self, instance: object) -> ProviderChoice | None:
+        return next((c for i, c in self._made if i is instance), None)
+
+
 class ClosingSTTFallback(stt.FallbackAdapter):
     """A FallbackAdapter that also closes the providers it was built over (nothing else would:
     neither livekit's adapter nor the AgentSession closes them, and a Deepgram socket stays open)."""
 
-    def __init__(self, instances: list[stt.STT[Any]], **options: Any) -> None:
+    def __init__(
+        self, instances: list[stt.STT[Any]], *, choices: Sequence[ProviderChoice], **options: Any
+    ) -> None:
         super().__init__(instances, **options)
         self._built = list(instances)
+        self.made_from = MadeFrom(instances, choices)
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -283,9 +297,12 @@ class ClosingStreamAdapter(stt.StreamAdapter):
 class ClosingTTSFallback(tts.FallbackAdapter):
     """A FallbackAdapter that also closes the providers it was built over (see ClosingSTTFallback)."""
 
-    def __init__(self, instances: list[tts.TTS[Any]], **options: Any) -> None:
+    def __init__(
+        self, instances: list[tts.TTS[Any]], *, choices: Sequence[ProviderChoice], **options: Any
+    ) -> None:
         super().__init__(instances, **options)
         self._built = list(instances)
+        self.made_from = MadeFrom(instances, choices)
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -330,6 +347,7 @@ def build_stt(
         return instances[0]  # the session cuts its utterances with its own VAD
     adapter = ClosingSTTFallback(
         instances,
+        choices=chain,
         vad=vad,
         attempt_timeout=settings.provider_timeout_s,
         max_retry_per_stt=retries(settings, len(chain)),
@@ -367,5 +385,5 @@ def build_tts(
     if len(chain) == 1 and chain[0].provider == "local":
         return instances[0]
     return ClosingTTSFallback(
-        instances, max_retry_per_tts=retries(settings, len(chain)), sample_rate=PHONE_RATE
+        instances, choices=chain, max_retry_per_tts=retries(settings, len(chain)), sample_rate=PHONE_RATE
     )

@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterable
+from typing import Any
 
 import numpy as np
 from livekit import rtc
 from livekit.agents import APIError, stt, utils
-from livekit.agents.stt.stream_adapter import StreamAdapter, StreamAdapterWrapper
+from livekit.agents.stt.stream_adapter import DEFAULT_STREAM_ADAPTER_API_CONNECT_OPTIONS, StreamAdapter
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.vad import VAD, VADEventType
 
@@ -50,9 +52,14 @@ def _quiet_after(frames: list[rtc.AudioFrame], samples: int) -> bool:
 
 
 class SpeculativeStreamAdapter(StreamAdapter):
-    def __init__(self, *, stt: stt.STT, vad: VAD, speculate_after_s: float = SPECULATE_AFTER_S) -> None:
+    """A :class:`StreamAdapter` whose streams transcribe speculatively. Its streams are plain
+    ``stt.RecognizeStream`` subclasses (the interface every streaming plugin implements), so nothing
+    here depends on the internals of livekit-agents' own ``StreamAdapterWrapper``."""
+
+    def __init__(self, *, stt: stt.STT[Any], vad: VAD, speculate_after_s: float = SPECULATE_AFTER_S) -> None:
         super().__init__(stt=stt, vad=vad)
-        self._speculate_after_s = speculate_after_s
+        self.vad = vad
+        self.speculate_after_s = speculate_after_s
         self.speculations_used = 0  # how many utterances took their speculative transcript
         self.speculations_dropped = 0  # how many guesses the caller's next words made void
 
@@ -62,15 +69,25 @@ class SpeculativeStreamAdapter(StreamAdapter):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> stt.RecognizeStream:
-        return _SpeculativeStream(
-            self, vad=self._vad, wrapped_stt=self._stt, language=language, conn_options=conn_options
-        )
+        return _SpeculativeStream(self, language=language, conn_options=conn_options)
 
 
-class _SpeculativeStream(StreamAdapterWrapper):
-    def __init__(self, adapter: SpeculativeStreamAdapter, **kwargs: object) -> None:
-        super().__init__(adapter, **kwargs)  # type: ignore[arg-type]
+class _SpeculativeStream(stt.RecognizeStream):
+    def __init__(
+        self, adapter: SpeculativeStreamAdapter, *, language: NotGivenOr[str], conn_options: APIConnectOptions
+    ) -> None:
+        # no retries of the stream itself: STT.recognize already retries each utterance
+        super().__init__(stt=adapter, conn_options=DEFAULT_STREAM_ADAPTER_API_CONNECT_OPTIONS)
         self._adapter = adapter
+        self._vad = adapter.vad
+        self._wrapped_stt = adapter.wrapped_stt
+        self._wrapped_stt_conn_options = conn_options
+        self._language = language
+
+    async def _metrics_monitor_task(self, event_aiter: AsyncIterable[stt.SpeechEvent]) -> None:
+        # the wrapped STT reports each recognize call's metrics itself; the stream's would count twice
+        async for _ in event_aiter:
+            pass
 
     def _start(self, frames: list[rtc.AudioFrame]) -> asyncio.Task[stt.SpeechEvent]:
         task = asyncio.create_task(
@@ -101,7 +118,7 @@ class _SpeculativeStream(StreamAdapterWrapper):
             # guesses the caller's next words made void: their transcription runs on in its thread, so
             # no new guess starts before they finish (two Whisper runs would fight for the CPU)
             stale: set[asyncio.Task[stt.SpeechEvent]] = set()
-            after = self._adapter._speculate_after_s
+            after = self._adapter.speculate_after_s
             guessed_samples = 0
             async for ev in vad_stream:
                 if ev.type == VADEventType.START_OF_SPEECH:

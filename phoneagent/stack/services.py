@@ -18,10 +18,8 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import tempfile
@@ -32,6 +30,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from phoneagent.config import Settings
 from phoneagent.errors import PortInUseError, ServiceStartError
@@ -103,38 +104,32 @@ def _http_ok(url: str, *, also: tuple[int, ...] = ()) -> bool:
     return status == 200 or status in also
 
 
+def _redis(host: str, port: int, password: str) -> redis.Redis:
+    # short timeouts and no retries: a health check asks once, and the caller polls
+    return redis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        retry=Retry(NoBackoff(), retries=0),
+    )
+
+
 def _redis_ok(host: str, port: int, password: str) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=2) as s:
-            s.sendall(f"AUTH {password}\r\nPING\r\n".encode())
-            data = b""
-            deadline = time.monotonic() + 2
-            while b"PONG" not in data and time.monotonic() < deadline:
-                chunk = s.recv(256)
-                if not chunk:
-                    break
-                data += chunk
-            return b"+PONG" in data
-    except OSError:
+        with _redis(host, port, password) as client:
+            return bool(client.ping())
+    except redis.RedisError:
         return False
 
 
 def _redis_subscribed(host: str, port: int, password: str, pattern: str) -> bool:
     """Whether some client is subscribed to a Redis channel matching ``pattern`` (PUBSUB CHANNELS)."""
     try:
-        with socket.create_connection((host, port), timeout=2) as s:
-            s.sendall(f"AUTH {password}\r\nPUBSUB CHANNELS {pattern}\r\n".encode())
-            data = b""
-            deadline = time.monotonic() + 2
-            # the answer: +OK, then an array header *N (the number of matching channels)
-            while not re.search(rb"\+OK\r\n\*-?\d+\r\n", data) and time.monotonic() < deadline:
-                chunk = s.recv(4096)
-                if not chunk:
-                    return False
-                data += chunk
-            m = re.search(rb"\+OK\r\n\*(-?\d+)\r\n", data)
-            return m is not None and int(m.group(1)) > 0
-    except OSError:
+        with _redis(host, port, password) as client:
+            return len(client.pubsub_channels(pattern)) > 0
+    except redis.RedisError:
         return False
 
 

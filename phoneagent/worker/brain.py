@@ -25,13 +25,14 @@ gets no key, so a profile cannot send the operator's key to a server of its choo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from livekit.agents import llm
 
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError
-from phoneagent.speech.providers import RETRY_INTERVAL_S, ProviderChoice, retries
+from phoneagent.speech.providers import RETRY_INTERVAL_S, MadeFrom, ProviderChoice, retries
 from phoneagent.telephony.destinations import TransferPolicy
 from phoneagent.worker.brain_spec import (
     DEFAULT_INSTRUCTIONS,
@@ -118,9 +119,12 @@ def llm_chain(settings: Settings, spec: BrainSpec) -> list[tuple[ProviderChoice,
 class ClosingLLMFallback(llm.FallbackAdapter):
     """An LLM FallbackAdapter that also closes the LLMs it was built over (their HTTP clients)."""
 
-    def __init__(self, instances: list[llm.LLM[Any]], **options: Any) -> None:
+    def __init__(
+        self, instances: list[llm.LLM[Any]], *, choices: Sequence[ProviderChoice], **options: Any
+    ) -> None:
         super().__init__(instances, **options)
         self._built = list(instances)
+        self.made_from = MadeFrom(instances, choices)
 
     async def aclose(self) -> None:
         await super().aclose()
@@ -141,6 +145,7 @@ def build_llm(settings: Settings, profile_llm: dict[str, Any] | None, flow: Scri
     instances = [plugins.make_llm(c, api_key=key, temperature=spec.temperature) for c, key in chain]
     return ClosingLLMFallback(
         instances,
+        choices=[c for c, _ in chain],
         # a local LLM's first token can take seconds on CPU: only a longer wait is a failure
         attempt_timeout=settings.llm_attempt_timeout_s,
         max_retry_per_llm=retries(settings, len(chain)),

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from phoneagent.errors import ConfigError
 from phoneagent.telephony.destinations import normalize_destination
+from phoneagent.urls import check_http_url
 
 DEFAULT_INSTRUCTIONS = (
     "You are a phone agent. The caller hears what you write, through a phone line: answer in one or "
@@ -23,10 +24,7 @@ Provider = Literal["openai", "anthropic", "local"]
 def _http_url(v: str | None) -> str | None:
     if v is None:
         return None
-    v = v.strip().rstrip("/")
-    if not v.startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
-    return v
+    return check_http_url(v.strip().rstrip("/"))
 
 
 class LLMTarget(BaseModel):

@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, WorkerOptions, llm
-from livekit.agents.cli import proto
-from livekit.agents.cli.cli import _run_worker
 from livekit.agents.voice import room_io
 from livekit.plugins import silero
 
@@ -40,17 +38,12 @@ from phoneagent.speech.whisper_stt import WHISPER_RATE, WhisperOptions, load_whi
 from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker import speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
-from phoneagent.worker.brain import (
-    DEFAULT_INSTRUCTIONS,
-    build_llm,
-    describe_brain,
-    instructions_for,
-    parse_brain,
-    transfer_policy,
-)
+from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, transfer_policy
+from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, parse_brain
 from phoneagent.worker.phone import job_metadata, room_is_gone, wait_for_answer
 from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
+from phoneagent.worker.runner import run_agent_server
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
 from phoneagent.worker.timing import OutputTap, TurnClock, report_turns
 from phoneagent.worker.turns import describe as describe_turns
@@ -98,7 +91,7 @@ def prewarm(proc: JobProcess) -> None:
     )
 
 
-def brain_for_call(settings: Settings, profile: Profile, flow: ScriptedFlow) -> tuple[llm.LLM, str]:
+def brain_for_call(settings: Settings, profile: Profile, flow: ScriptedFlow) -> tuple[llm.LLM[Any], str]:
     """The profile's brain and the instructions it gets; the scripted flow when the profile's is unusable
     (a call is never refused for its profile, and the log says why)."""
     try:
@@ -190,7 +183,7 @@ async def entrypoint(ctx: JobContext) -> None:
         llm_tools=None if scripted else profile.tools,
         clock=clock,
     )
-    session: AgentSession = AgentSession(
+    session: AgentSession[None] = AgentSession(
         vad=vad,
         stt=stt,
         llm=brain,
@@ -231,7 +224,7 @@ def script_lines(script: Script) -> list[str]:
     ]
 
 
-def cancel_on_exit(task: asyncio.Task[None]) -> Callable[[], Awaitable[None]]:
+def cancel_on_exit(task: asyncio.Task[None]) -> Callable[[], Coroutine[None, None, None]]:
     async def cancel() -> None:
         task.cancel()
 
@@ -314,7 +307,7 @@ def run_worker(settings: Settings, *, dev: bool = False) -> None:
     check_providers(settings)  # a mode without its key or model stops here, naming the variable
     host = speech_host.start_for(settings)
     try:
-        _run_worker(build_server(settings), proto.CliArgs(log_level=settings.log_level, dev=dev))
+        run_agent_server(build_server(settings), log_level=settings.log_level, dev=dev)
     finally:
         if host is not None:
             host.stop()

@@ -18,6 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
+from livekit.agents import EndpointingOptions, TurnHandlingOptions
+
 from phoneagent.config import Settings
 from phoneagent.worker.endpoint import PhoneTurnDetector
 
@@ -56,12 +58,12 @@ def turn_handling(
     *,
     understood: Callable[[str], bool] | None = None,
     heard: Callable[[], list[str]] | None = None,
-) -> dict[str, Any]:
+) -> TurnHandlingOptions:
     """The AgentSession's turn handling for one call. ``detector`` is what :func:`load_turn_detector`
     gave; ``understood`` tells whether the call's brain can act on the caller's words (the scripted
     flow; None for an LLM brain); ``heard`` gives the recognizer's transcripts of the last utterance."""
     timing = settings.turn_timing
-    endpointing: dict[str, Any] = {"min_delay": timing.min_delay_s}
+    endpointing: EndpointingOptions = {"min_delay": timing.min_delay_s}
     turn_detection: Any = "vad"
     if settings.turn_detection == "adaptive":
         turn_detection = PhoneTurnDetector(understood=understood, heard=heard)

@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from phoneagent.netguard import AddressPolicy, RefusedAddress, failure_class, parse_networks, why_refused
+from phoneagent.urls import check_http_url
 
 INSIDE = {
     "127.0.0.1": "loopback",
@@ -79,3 +80,34 @@ def test_failure_classes_hide_the_raw_error() -> None:
     assert failure_class(RefusedAddress("10.0.0.1 is a private address")) == (
         "refused: the URL does not lead to a public address"
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/hook",
+        "http://127.0.0.1:11434/v1",
+        "https://[2001:db8::1]:8443/x?y=1",
+        "https://bücher.example/",
+    ],
+)
+def test_http_urls_pass_unchanged(url: str) -> None:
+    assert check_http_url(url) == url
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ollama:11434", "must be an http:// or https:// URL"),
+        ("ftp://example.com/", "must be an http:// or https:// URL"),
+        ("example.com/hook", "must be an http:// or https:// URL"),
+        ("http://", "with a host"),
+        ("http:///path", "with a host"),
+        ("https://exa mple.com/", "without spaces"),
+        ("https://example.com/a b", "without spaces"),
+        ("https://example.com:99999/", "invalid port"),
+    ],
+)
+def test_other_urls_are_refused_with_the_reason(url: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        check_http_url(url)

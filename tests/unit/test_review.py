@@ -24,6 +24,7 @@ from phoneagent.review.session import (
     safe_next,
     same_origin,
     sign_in_token_matches,
+    tokens_match,
 )
 from phoneagent.stack.secrets import load_or_create_token
 
@@ -33,7 +34,7 @@ def test_session_cookie_round_trips_and_refuses_tampering_expiry_and_other_purpo
     s = new_session("ten_1", "key_1")
     value = encode_session(signer, s)
     assert decode_session(signer, value) == s
-    body, mac = value.split(".")
+    body, _, mac = value.rpartition(".")
     assert decode_session(signer, f"{body}x.{mac}") is None
     assert decode_session(signer, f"{body}.{mac[:-1]}A") is None
     assert decode_session(Signer(b"other" * 8), value) is None
@@ -44,6 +45,18 @@ def test_session_cookie_round_trips_and_refuses_tampering_expiry_and_other_purpo
     assert not sign_in_token_matches(signer, cookie, token + "x")
     assert not sign_in_token_matches(signer, None, token)
     assert signer.loads("session", value, now=s.expires + 1) is None
+
+
+@pytest.mark.parametrize("junk", ["é", "\udc80", "Ω.Ω", "\x00"])
+def test_non_ascii_cookies_and_tokens_are_refused_not_raised(junk: str) -> None:
+    signer = Signer(b"k" * 32)
+    value = encode_session(signer, new_session("ten_1", "key_1"))
+    for forged in (junk, value + junk, junk + value):
+        assert decode_session(signer, forged) is None
+    token, cookie = new_sign_in_token(signer)
+    assert not sign_in_token_matches(signer, cookie, token + junk)
+    assert not sign_in_token_matches(signer, cookie + junk, token)
+    assert not tokens_match(token, junk)
 
 
 def test_next_after_sign_in_stays_on_the_review_pages() -> None:

@@ -1,6 +1,5 @@
 """LiveKit webhooks: signature checked by ``telephony.webhooks``, freshness here; stored once."""
 
-import hmac
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ from phoneagent.calls.ingest import ingest_livekit_event
 from phoneagent.calls.worker_events import ingest_worker_events
 from phoneagent.db.models import AgentProfile
 from phoneagent.errors import NotFound
+from phoneagent.signing import same_secret
 from phoneagent.telephony.client import worker_token
 from phoneagent.telephony.webhooks import verified_event
 
@@ -71,7 +71,7 @@ class WorkerBatch(BaseModel):
 def _check_worker(request: Request) -> None:
     expected = worker_token(request.app.state.settings)
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(given.encode(), expected.encode()):
+    if not same_secret(expected, given):
         raise Unauthorized("wrong worker token")
 
 
