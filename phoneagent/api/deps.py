@@ -16,7 +16,7 @@ from phoneagent.provisioning.keys import key_is_active, tenant_for_key
 from phoneagent.provisioning.profiles import check_profile
 from phoneagent.provisioning.resources import Provisioner
 from phoneagent.review.session import COOKIE, ReviewSession, decode_session, same_origin, tokens_match
-from phoneagent.telephony.sip import LiveKitSip
+from phoneagent.telephony.interface import SipProvisioning
 
 
 class Unauthorized(RequestError):
@@ -86,7 +86,7 @@ CsrfCheckedDep = Annotated[ReviewSession, Depends(check_csrf)]
 
 def get_provisioner(request: Request, session: SessionDep, tenant: TenantDep) -> Provisioner:
     settings: Settings = request.app.state.settings
-    lk: LiveKitSip = request.app.state.livekit_sip
+    lk: SipProvisioning = request.app.state.livekit_sip
     return Provisioner(
         session,
         lk,

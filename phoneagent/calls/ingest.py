@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from google.protobuf.json_format import MessageToDict
-from livekit import api
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,11 +20,9 @@ from phoneagent.calls.records import record_event
 from phoneagent.calls.worker_events import attach_waiting
 from phoneagent.db.models import Call, CallEvent, DispatchRule, InboundTrunk, RecordingEgress
 from phoneagent.telephony.egress import EgressState
+from phoneagent.telephony.webhooks import LiveKitEvent
 
 log = logging.getLogger("phoneagent.calls")
-
-SIP_KIND = api.ParticipantInfo.Kind.SIP
-AGENT_KIND = api.ParticipantInfo.Kind.AGENT
 
 
 def _tenant_for_sip(session: Session, attrs: dict[str, str]) -> tuple[str | None, str | None]:
@@ -40,8 +36,8 @@ def _tenant_for_sip(session: Session, attrs: dict[str, str]) -> tuple[str | None
     return (trunk.tenant_id, None) if trunk is not None else (None, None)
 
 
-def _open_inbound(session: Session, event: api.WebhookEvent, at: datetime) -> Call | None:
-    attrs = dict(event.participant.attributes)
+def _open_inbound(session: Session, event: LiveKitEvent, at: datetime) -> Call | None:
+    attrs = event.participant_attributes
     tenant_id, agent_id = _tenant_for_sip(session, attrs)
     if tenant_id is None:
         return None  # not a phoneagent trunk
@@ -49,7 +45,7 @@ def _open_inbound(session: Session, event: api.WebhookEvent, at: datetime) -> Ca
         tenant_id=tenant_id,
         direction="inbound",
         status="queued",
-        room_name=event.room.name,
+        room_name=event.room,
         from_number=attrs.get("sip.phoneNumber", ""),
         to_number=attrs.get("sip.trunkPhoneNumber", ""),
         agent_profile_id=agent_id,
@@ -78,14 +74,14 @@ def _same_call(session: Session, call: Call, attrs: dict[str, str]) -> bool:
     return same
 
 
-def _apply_egress(session: Session, info: api.EgressInfo) -> None:
+def _apply_egress(session: Session, state: EgressState) -> None:
     """An egress webhook about one of our track recordings (others are stored and otherwise ignored)."""
-    row = session.scalar(select(RecordingEgress).where(RecordingEgress.egress_id == info.egress_id))
+    row = session.scalar(select(RecordingEgress).where(RecordingEgress.egress_id == state.egress_id))
     if row is not None:
-        recording_state.apply_egress(session, row, EgressState.from_info(info))
+        recording_state.apply_egress(session, row, state)
 
 
-def ingest_livekit_event(session: Session, event: api.WebhookEvent) -> tuple[bool, Call | None]:
+def ingest_livekit_event(session: Session, event: LiveKitEvent) -> tuple[bool, Call | None]:
     """Store and apply one event; (False, ...) and no effect when this event id was seen. Commits.
 
     Returns the call the event belongs to, if any (the caller may act on it, e.g. the sweeper)."""
@@ -95,16 +91,14 @@ def ingest_livekit_event(session: Session, event: api.WebhookEvent) -> tuple[boo
     if seen is not None:
         return False, None
     at = datetime.fromtimestamp(event.created_at, UTC) if event.created_at else datetime.now(UTC)
-    room = event.room.name if event.HasField("room") else ""
-    if not room and event.HasField("egress_info"):
-        room = event.egress_info.room_name
+    room = event.room
     call = session.scalar(select(Call).where(Call.room_name == room)) if room else None
-    sip = event.HasField("participant") and event.participant.kind == SIP_KIND
-    if call is not None and sip and not _same_call(session, call, dict(event.participant.attributes)):
+    sip = event.participant_kind == "sip"
+    if call is not None and sip and not _same_call(session, call, event.participant_attributes):
         call = None  # kept, unattached: never on another call's record, never a second call in its room
-    elif call is None and sip and event.event == "participant_joined":
+    elif call is None and sip and event.type == "participant_joined":
         call = _open_inbound(session, event, at)
-    payload = MessageToDict(event)
+    payload = event.payload
     try:
         if call is None:
             session.add(
@@ -112,18 +106,18 @@ def ingest_livekit_event(session: Session, event: api.WebhookEvent) -> tuple[boo
                     room_name=room or None,
                     source="livekit",
                     event_id=event.id,
-                    type=event.event,
+                    type=event.type,
                     payload=payload,
                     occurred_at=at,
                 )
             )
         else:
             record_event(
-                session, call, source="livekit", event_id=event.id, type_=event.event, payload=payload, at=at
+                session, call, source="livekit", event_id=event.id, type_=event.type, payload=payload, at=at
             )
             attach_waiting(session, call)
-        if event.HasField("egress_info"):
-            _apply_egress(session, event.egress_info)
+        if event.egress is not None:
+            _apply_egress(session, event.egress)
         session.commit()
     except IntegrityError:  # the same event, stored by a concurrent request
         session.rollback()

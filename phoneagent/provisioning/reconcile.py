@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from phoneagent.db.models import DispatchRule, InboundTrunk, LinkedResource, OutboundTrunk
 from phoneagent.provisioning.resources import BINDINGS
-from phoneagent.telephony.sip import LiveKitSip, owner_tag
+from phoneagent.telephony.interface import SipProvisioning
+from phoneagent.telephony.sip import owner_tag
 
 L = TypeVar("L", bound=LinkedResource)
 
@@ -45,7 +46,7 @@ class DriftReport:
 
 
 def reconcile(
-    session: Session, lk: LiveKitSip, *, agent_name: str, repair: bool, tenant_id: str | None = None
+    session: Session, lk: SipProvisioning, *, agent_name: str, repair: bool, tenant_id: str | None = None
 ) -> DriftReport:
     report = DriftReport()
     objects = lk.list_all()

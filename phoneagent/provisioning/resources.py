@@ -33,8 +33,9 @@ from phoneagent.db.models import (
     WebhookEndpoint,
 )
 from phoneagent.errors import Conflict, Forbidden, InvalidField, NotFound
+from phoneagent.telephony.interface import SipProvisioning
 from phoneagent.telephony.presets import PresetError, TrunkFields, apply_preset
-from phoneagent.telephony.sip import InboundSpec, LiveKitSip, OutboundSpec, RuleSpec, owner_tag
+from phoneagent.telephony.sip import InboundSpec, OutboundSpec, RuleSpec, owner_tag
 
 M = TypeVar("M", bound=Resource)
 B = TypeVar("B", bound=Base)
@@ -107,9 +108,9 @@ def room_prefix_for(rule_id: str) -> str:
 @dataclass(frozen=True)
 class Binding:
     to_spec: Callable[[Session, Any, str], Any]  # (session, row, agent_name) -> spec
-    create: Callable[[LiveKitSip, Any, str], str]
-    update: Callable[[LiveKitSip, str, Any, str], None]
-    delete: Callable[[LiveKitSip, str], None]
+    create: Callable[[SipProvisioning, Any, str], str]  # (lk, spec, owner tag) -> LiveKit id
+    update: Callable[[SipProvisioning, str, Any, str], None]  # (lk, LiveKit id, spec, owner tag)
+    delete: Callable[[SipProvisioning, str], None]
 
 
 def _inbound_spec(session: Session, row: InboundTrunk, agent_name: str) -> InboundSpec:
@@ -150,12 +151,23 @@ def _rule_spec(session: Session, row: DispatchRule, agent_name: str) -> RuleSpec
 
 BINDINGS: dict[type[LinkedResource], Binding] = {
     InboundTrunk: Binding(
-        _inbound_spec, LiveKitSip.create_inbound, LiveKitSip.update_inbound, LiveKitSip.delete_trunk
+        _inbound_spec,
+        lambda lk, spec, tag: lk.create_inbound(spec, tag),
+        lambda lk, lk_id, spec, tag: lk.update_inbound(lk_id, spec, tag),
+        lambda lk, lk_id: lk.delete_trunk(lk_id),
     ),
     OutboundTrunk: Binding(
-        _outbound_spec, LiveKitSip.create_outbound, LiveKitSip.update_outbound, LiveKitSip.delete_trunk
+        _outbound_spec,
+        lambda lk, spec, tag: lk.create_outbound(spec, tag),
+        lambda lk, lk_id, spec, tag: lk.update_outbound(lk_id, spec, tag),
+        lambda lk, lk_id: lk.delete_trunk(lk_id),
     ),
-    DispatchRule: Binding(_rule_spec, LiveKitSip.create_rule, LiveKitSip.update_rule, LiveKitSip.delete_rule),
+    DispatchRule: Binding(
+        _rule_spec,
+        lambda lk, spec, tag: lk.create_rule(spec, tag),
+        lambda lk, lk_id, spec, tag: lk.update_rule(lk_id, spec, tag),
+        lambda lk, lk_id: lk.delete_rule(lk_id),
+    ),
 }
 
 
@@ -165,7 +177,7 @@ class Provisioner:
     def __init__(
         self,
         session: Session,
-        lk: LiveKitSip,
+        lk: SipProvisioning,
         tenant_id: str,
         agent_name: str,
         check_trunk_address: Callable[[str], None] | None = None,

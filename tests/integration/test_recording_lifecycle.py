@@ -22,6 +22,7 @@ from phoneagent.config import Settings
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import Call, RecordingEgress
 from phoneagent.telephony.egress import CallTracks
+from phoneagent.telephony.webhooks import LiveKitEvent
 from tests.integration.recording_helpers import T0, FakeEgress, end_call, recording_call, state, webhooks
 from tests.peers.recording import decode, tone_track
 
@@ -57,7 +58,7 @@ class Env:
         )
         ev = api.WebhookEvent(event=event, id=f"EV_{egress_id}_{st}", egress_info=info, created_at=1)
         with self.sessions() as s:
-            ingest_livekit_event(s, ev)
+            ingest_livekit_event(s, LiveKitEvent.from_webhook(ev))
 
 
 @pytest.fixture
