@@ -63,6 +63,8 @@ class Signer:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("exp"), int):
             return None
+        if self.dumps(purpose, data) != value:  # another spelling of the same bytes (base64's spare bits)
+            return None
         return data if data["exp"] > (time.time() if now is None else now) else None
 
 

@@ -3,7 +3,9 @@ summaries, the latency chart, recording paths, the session secret file."""
 
 from __future__ import annotations
 
+import base64
 import stat
+import string
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,6 +31,21 @@ from phoneagent.review.session import (
 from phoneagent.stack.secrets import load_or_create_token
 
 
+def _same_bytes_spellings(b64: str) -> list[str]:
+    """Other URL-safe base64 spellings of the bytes ``b64`` holds (they differ in unused bits only)."""
+
+    def decode(s: str) -> bytes:
+        return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+    alphabet = string.ascii_letters + string.digits + "-_"
+    return [b64[:-1] + c for c in alphabet if c != b64[-1] and decode(b64[:-1] + c) == decode(b64)]
+
+
+def test_a_mac_has_other_spellings_of_the_same_bytes() -> None:
+    # a 20-byte MAC is 27 characters (162 bits): the last one carries 2 unused bits, 3 other spellings
+    assert len(_same_bytes_spellings("A" * 27)) == 3
+
+
 def test_session_cookie_round_trips_and_refuses_tampering_expiry_and_other_purposes() -> None:
     signer = Signer(b"k" * 32)
     s = new_session("ten_1", "key_1")
@@ -36,7 +53,10 @@ def test_session_cookie_round_trips_and_refuses_tampering_expiry_and_other_purpo
     assert decode_session(signer, value) == s
     body, _, mac = value.rpartition(".")
     assert decode_session(signer, f"{body}x.{mac}") is None
-    assert decode_session(signer, f"{body}.{mac[:-1]}A") is None
+    flipped = ("B" if mac[0] == "A" else "A") + mac[1:]  # always other bytes: every bit of it is used
+    assert decode_session(signer, f"{body}.{flipped}") is None
+    for spelling in _same_bytes_spellings(mac):  # the last character's unused bits set otherwise
+        assert decode_session(signer, f"{body}.{spelling}") is None
     assert decode_session(Signer(b"other" * 8), value) is None
     assert decode_session(signer, "garbage") is None
     token, cookie = new_sign_in_token(signer)
