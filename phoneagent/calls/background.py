@@ -1,6 +1,6 @@
 """The control plane's background work, started and stopped with the app: the dialer, the webhook
-deliverer, the sweeper, the campaign runner and the recorder. Run it in one control-plane process per database
-(``PHONEAGENT_BACKGROUND=false`` on the others)."""
+deliverer, the sweeper, the campaign runner, the recorder and the provisioning upkeep. Run it in one
+control-plane process per database (``PHONEAGENT_BACKGROUND=false`` on the others)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from phoneagent.calls.outbox import Deliverer, RetryPolicy
 from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.sweeper import Sweeper
 from phoneagent.config import Settings
+from phoneagent.provisioning.upkeep import ProvisioningUpkeep
 from phoneagent.telephony.calls import LiveKitCalls
 from phoneagent.telephony.egress import LiveKitEgress
+from phoneagent.telephony.sip import LiveKitSip
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -56,6 +58,12 @@ class Background:
             on_change=self.changes.notify,
         )
         self.campaigns = CampaignRunner(sessions, wake_dialer=self.dialer.wake.set)
+        self.provisioning = ProvisioningUpkeep(
+            sessions,
+            LiveKitSip(settings),
+            agent_name=settings.agent_name,
+            interval_s=settings.provisioning_check_interval_s,
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -65,9 +73,10 @@ class Background:
             ("sweeper", self.sweeper.run()),
             ("campaigns", self.campaigns.run()),
             ("recorder", self.recorder.run()),
+            ("provisioning", self.provisioning.run()),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"phoneagent-{name}"))
-        log.info("background work started: dialer, webhooks, sweeper, campaigns, recorder")
+        log.info("background work started: dialer, webhooks, sweeper, campaigns, recorder, provisioning")
 
     def poke(self) -> None:
         """Something changed (a call queued, an event arrived): look now rather than at the next tick."""

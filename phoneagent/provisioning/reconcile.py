@@ -46,8 +46,16 @@ class DriftReport:
 
 
 def reconcile(
-    session: Session, lk: SipProvisioning, *, agent_name: str, repair: bool, tenant_id: str | None = None
+    session: Session,
+    lk: SipProvisioning,
+    *,
+    agent_name: str,
+    repair: bool,
+    tenant_id: str | None = None,
+    delete_orphans: bool = True,
 ) -> DriftReport:
+    """Compare the rows with LiveKit; with ``repair``, re-create what is missing on LiveKit and (unless
+    ``delete_orphans`` is off) delete the tagged objects whose rows are gone."""
     report = DriftReport()
     objects = lk.list_all()
     live = {o.id for o in objects}
@@ -68,7 +76,7 @@ def reconcile(
         if obj.owner is None or (tenant_id and obj.owner[0] != tenant_id) or obj.owner[1] in known:
             continue
         report.orphans.append(obj.id)
-        if repair:
+        if repair and delete_orphans:
             (lk.delete_rule if obj.kind == "rule" else lk.delete_trunk)(obj.id)
     report.repaired = repair
     return report

@@ -4,9 +4,8 @@ creates, changes and deletes is read back from LiveKit itself."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import Any
 
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from livekit import api
 
@@ -248,7 +247,7 @@ def test_reconcile_reports_and_repairs_drift_both_ways(client: TestClient, stack
     assert client.get("/health/provisioning", headers=h).json()["in_sync"] is True
     lk = LiveKitSip(stack.settings)
     lk.delete_trunk(trunk["livekit_id"])  # drift 1: deleted behind our back
-    with cast(FastAPI, client.app).state.sessions() as s:
+    with app_state(client).sessions() as s:
         row = s.get(InboundTrunk, trunk["id"])
         assert row is not None
         tenant = row.tenant_id
@@ -270,3 +269,45 @@ def test_reconcile_reports_and_repairs_drift_both_ways(client: TestClient, stack
     new_id = client.get(f"/trunks/inbound/{trunk['id']}", headers=h).json()["livekit_id"]
     assert new_id in live and orphan not in live and foreign in live
     lk.delete_trunk(foreign)
+
+
+def test_the_background_upkeep_recreates_what_livekit_lost_and_deletes_nothing(
+    client: TestClient, stack: Stack
+) -> None:
+    from phoneagent.provisioning.upkeep import ProvisioningUpkeep
+    from phoneagent.telephony.sip import InboundSpec, LiveKitSip, owner_tag
+
+    h = new_key(client, "acme")
+    agent = _agent(client, h)
+    trunk = client.post(
+        "/trunks/inbound",
+        headers=h,
+        json={"name": "in", "numbers": ["+14155550100"], "allowed_addresses": ["127.0.0.1"]},
+    ).json()
+    rule = client.post(
+        "/dispatch-rules",
+        headers=h,
+        json={"name": "to-support", "inbound_trunk_id": trunk["id"], "agent_profile_id": agent["id"]},
+    ).json()
+    lk = LiveKitSip(stack.settings)
+    upkeep = ProvisioningUpkeep(
+        app_state(client).sessions, lk, agent_name=stack.settings.agent_name, interval_s=60
+    )
+    assert upkeep.check_once() == []  # in step: nothing to do
+
+    # Redis emptied behind our back: the rule and its trunk are gone from LiveKit
+    lk.delete_rule(rule["livekit_id"])
+    lk.delete_trunk(trunk["livekit_id"])
+    other_db = lk.create_inbound(
+        InboundSpec(name="other", numbers=["+14155550113"], allowed_addresses=["127.0.0.1/32"]),
+        owner_tag("tnt_of_another_database", "itr_x"),
+    )
+    assert upkeep.check_once() == [trunk["id"], rule["id"]] and upkeep.recreated == 2
+
+    new_trunk = client.get(f"/trunks/inbound/{trunk['id']}", headers=h).json()["livekit_id"]
+    new_rule = client.get(f"/dispatch-rules/{rule['id']}", headers=h).json()["livekit_id"]
+    assert new_trunk in _lk_inbound(stack.settings) and new_trunk != trunk["livekit_id"]
+    assert list(_lk_rules(stack.settings)[new_rule].trunk_ids) == [new_trunk]  # the rule names the new trunk
+    assert client.get("/health/provisioning", headers=h).json()["in_sync"] is True
+    assert other_db in _lk_inbound(stack.settings)  # tagged, but not this database's to delete
+    lk.delete_trunk(other_db)

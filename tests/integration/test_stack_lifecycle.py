@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -17,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from phoneagent.config import Settings
-from phoneagent.errors import PortInUseError, ServiceStartError
+from phoneagent.errors import PortInUseError, ServiceStartError, TelephonyError
 from phoneagent.stack.services import Service, Stack
+from phoneagent.telephony.sip import InboundSpec, LiveKitSip, RuleSpec, owner_tag
 from tests.peers.processes import alive, assert_all_gone
+from tests.peers.sip_phone import wait_until
 from tests.stack_fixtures import PORT_OFFSET
 
 PORTS = {  # moved by PHONEAGENT_TEST_PORT_OFFSET like every test port
@@ -182,3 +185,47 @@ def test_service_that_never_gets_healthy_is_stopped_after_the_deadline(tmp_path:
     assert not st.paths.pidfile("stuck").exists()
     out = subprocess.run(["pgrep", "-f", "^/bin/sleep 300$"], capture_output=True, text=True)
     assert out.stdout.strip() == ""
+
+
+def _sip_ids(lk: LiveKitSip) -> set[str]:
+    try:
+        return {o.id for o in lk.list_all()}
+    except TelephonyError:  # LiveKit still reconnecting to a Redis that just came back
+        return set()
+
+
+def test_sip_trunks_and_rules_survive_a_stack_restart_and_a_redis_killed_9(stack: Stack) -> None:
+    stack.up(progress=lambda _m: None)
+    lk = LiveKitSip(stack.settings)
+    spec = InboundSpec(name="keep", numbers=["+14155550177"], allowed_addresses=["127.0.0.1/32"])
+    trunk = lk.create_inbound(spec, owner_tag("t1", "itr_keep"))
+    rule = lk.create_rule(
+        RuleSpec(name="keep", kind="individual", room_prefix="dsp_keep", trunk_ids=[trunk], agent_name="a"),
+        owner_tag("t1", "dsp_keep"),
+    )
+    stack.down(progress=lambda _m: None)
+    stack.up(progress=lambda _m: None)
+    assert {trunk, rule} <= _sip_ids(lk), "a restart lost LiveKit's SIP trunks and dispatch rules"
+
+    later = lk.create_inbound(
+        InboundSpec(name="later", numbers=["+14155550178"], allowed_addresses=["127.0.0.1/32"]),
+        owner_tag("t1", "itr_later"),
+    )
+    aof = stack.settings.state_dir / "appendonlydir"
+    wait_until(
+        lambda: any(later.encode() in f.read_bytes() for f in aof.glob("*.aof")),
+        timeout=10,
+        what="the new trunk in Redis's append-only file",
+    )
+    redis = next(s for s in stack.status() if s.name == "redis")
+    assert redis.pid is not None
+    os.kill(redis.pid, signal.SIGKILL)
+    wait_until(
+        lambda: not next(s for s in stack.status() if s.name == "redis").running,
+        timeout=10,
+        what="redis gone",
+    )
+    stack.up(progress=lambda _m: None)  # starts what is not running: Redis
+    wait_until(
+        lambda: {trunk, rule, later} <= _sip_ids(lk), timeout=30, what="every SIP object back on LiveKit"
+    )
