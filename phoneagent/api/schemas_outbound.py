@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -103,10 +104,24 @@ VarName = Annotated[str, Field(max_length=64)]
 VarValue = Annotated[str, Field(max_length=500)] | int | float | bool
 
 
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. America/New_York)") from None
+    return name
+
+
+TimeZone = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_zone)]
+
+
 class ContactIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     number: E164
     variables: dict[VarName, VarValue] = Field(default_factory=dict, max_length=50)
+    timezone: TimeZone | None = Field(
+        None, description="the callee's time zone; default: the number's, when it has only one"
+    )
 
 
 class CampaignCreate(BaseModel):
@@ -142,6 +157,11 @@ class CampaignCreate(BaseModel):
     retry_delay_s: int = Field(3600, ge=1, le=7 * 86400)
     retry_on: list[RetryOutcome] = Field(default_factory=lambda: list(DEFAULT_RETRY_ON))
     ring_timeout_s: int = Field(30, ge=5, le=75)
+    default_timezone: TimeZone = Field(
+        "UTC",
+        description="for contacts without a timezone whose number does not name one zone (+1 toll-free, "
+        "prefixes across zones): set it to where most callees live",
+    )
     contacts: list[ContactIn] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")

@@ -33,14 +33,17 @@ log = logging.getLogger("phoneagent.calls")
 CONTACT_STATES: tuple[ContactStatus, ...] = get_args(ContactStatus)
 
 
-def callee_timezone(e164: str) -> str:
-    """The number's time zone (the first one phonenumbers knows for it), else UTC."""
+def callee_timezone(e164: str, default: str = "UTC") -> str:
+    """The number's time zone when phonenumbers places it in exactly one; else ``default`` (the
+    campaign's). A +1 toll-free number, or a prefix spanning zones, gets every NANP zone from
+    phonenumbers in alphabetical order: taking the first (America/Adak) would run a 09:00 window at
+    14:00 in New York."""
     try:
         zones = pn_timezone.time_zones_for_number(phonenumbers.parse(e164, None))
     except phonenumbers.NumberParseException:
-        return "UTC"
-    zone = zones[0] if zones else "UTC"
-    return "UTC" if zone == pn_timezone.UNKNOWN_TIMEZONE else zone
+        return default
+    known = [z for z in zones if z != pn_timezone.UNKNOWN_TIMEZONE]
+    return known[0] if len(known) == 1 else default
 
 
 def _hhmm(text: str) -> time:

@@ -47,3 +47,24 @@ def test_a_window_over_midnight() -> None:
     assert next_window_start(at, "UTC", "22:00", "02:00") is None
     assert next_window_start(at.replace(hour=1), "UTC", "22:00", "02:00") is None
     assert next_window_start(at.replace(hour=3), "UTC", "22:00", "02:00") == at.replace(hour=22, minute=0)
+
+
+@pytest.mark.parametrize("number", ["+18005550123", "+18885550199"])
+def test_a_toll_free_number_takes_the_campaigns_zone_not_the_first_of_all(number: str) -> None:
+    assert callee_timezone(number, "America/New_York") == "America/New_York"
+    assert callee_timezone(number) == "UTC"
+
+
+def test_a_number_in_one_zone_keeps_it_whatever_the_default() -> None:
+    assert callee_timezone("+12125550123", "America/Chicago") == "America/New_York"
+
+
+def test_a_contacts_own_zone_and_the_campaign_default_are_checked_names() -> None:
+    from pydantic import ValidationError
+
+    from phoneagent.api.schemas_outbound import ContactIn
+
+    assert ContactIn(number="+18005550123", timezone="America/Denver").timezone == "America/Denver"
+    for bad in ("Mars/Olympus", "../etc/passwd", ""):
+        with pytest.raises(ValidationError, match="timezone"):
+            ContactIn(number="+18005550123", timezone=bad)

@@ -53,14 +53,17 @@ def create(body: CampaignCreate, request: Request, session: SessionDep, tenant: 
         raise Conflict(f"a campaign named {body.name!r} exists already")
     row = Campaign(
         tenant_id=tenant,
-        **body.model_dump(exclude={"contacts", "from_number"}),
+        **body.model_dump(exclude={"contacts", "from_number", "default_timezone"}),
         from_number=body.from_number or "",
     )
     session.add(row)
     session.flush()
     session.add_all(
         CampaignContact(
-            campaign_id=row.id, number=c.number, variables=c.variables, timezone=callee_timezone(c.number)
+            campaign_id=row.id,
+            number=c.number,
+            variables=c.variables,
+            timezone=c.timezone or callee_timezone(c.number, body.default_timezone),
         )
         for c in body.contacts
     )
