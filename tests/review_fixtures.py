@@ -101,7 +101,7 @@ def seed(sessions: sessionmaker[Session], recordings: Path) -> Seeded:
             ended_at=answered + timedelta(seconds=RECORDING_S),
             duration_ms=int(RECORDING_S * 1000),
             disconnect_reason="CLIENT_INITIATED",
-            recording_status="complete",
+            recording_status="ready",
             recording_location="acme/call-1.wav",
         )
         for seq, (speaker, start, text, lat) in enumerate(TURNS):

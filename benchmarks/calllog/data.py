@@ -663,7 +663,7 @@ def make_batch(world: World, b: int, batch_size: int, events_per_call: int) -> B
                 ended_at,
                 duration,
                 f"EG_{rnd.getrandbits(48):012x}" if recorded else None,
-                "complete" if recorded else None,
+                "ready" if recorded else None,
                 f"s3://recordings/{t.name}/{cid}.ogg" if recorded else None,
                 (duration or 0) * 2 if recorded else None,
                 (duration or 0) * 7 // 1000,
