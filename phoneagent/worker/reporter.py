@@ -1,9 +1,11 @@
 """Call events from the worker to the control plane, spooled on disk until acknowledged.
 
-``report`` writes the event to the spool directory first (atomically: temp file then rename), then a
-background task sends what is in the spool in batches and deletes only what the control plane has
-acknowledged. If the control plane is down, events wait on disk (across worker restarts too) and go
-out, in order, when it is back; the control plane applies each event id once, so a resend is harmless.
+``report`` hands the event to one writer thread, which writes it to the spool directory (temp file,
+fsync, rename) off the event loop; a background task sends what is in the spool in batches. The
+control plane answers per event: accepted ones are deleted, rejected ones (an event it can never
+take) move to ``dead/`` with a log line, and the rest of the batch goes on. A 5xx, a refused token or
+no answer keeps everything on disk and retries with backoff (across worker restarts too); the
+control plane applies each event id once, so a resend is harmless.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,12 @@ log = logging.getLogger("phoneagent.worker")
 BATCH = 100
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
 SCOPE_KEYS = ("tenant_id", "call_id")
+# answers that say "not now" rather than "never": the events wait and are sent again
+RETRY_STATUSES = frozenset({401, 403, 408, 409, 425, 429})
+
+
+class _TryLater(Exception):
+    pass
 
 
 class EventReporter:
@@ -38,9 +47,14 @@ class EventReporter:
         self._token = token
         self._spool = spool_dir
         private_dir(self._spool)  # callers' words wait here
+        self._dead = self._spool / "dead"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # one thread writes, in report order: the event loop never waits on the disk
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-spool")
+        self._batch = BATCH
 
     def report(self, room: str, type_: str, data: dict[str, Any] | None = None) -> str:
         event_id = uuid.uuid4().hex
@@ -55,19 +69,33 @@ class EventReporter:
             "at": time.time(),
             "data": data or {},
         }
-        with os.fdopen(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "w") as fh:
-            json.dump(body, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.rename(self._spool / name)
-        self._wake.set()
+        self._writer.submit(self._write, tmp, self._spool / name, body)
         return event_id
+
+    def _write(self, tmp: Path, final: Path, body: dict[str, Any]) -> None:
+        try:
+            with os.fdopen(os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "w") as fh:
+                json.dump(body, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.rename(final)
+        except OSError as exc:  # a full or read-only disk: the event is lost, and the log says so
+            log.error("cannot spool a call event", extra={"event": body["type"], "error": str(exc)})
+            return
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def written(self) -> None:
+        """Block until every event reported so far is on disk."""
+        self._writer.submit(lambda: None).result()
 
     def pending(self) -> list[Path]:
         return sorted(p for p in self._spool.glob("*.json") if not p.name.startswith("."))
 
     def start(self) -> None:
         if self._task is None:
+            self._loop = asyncio.get_running_loop()
             self._client = httpx.AsyncClient(timeout=5.0)
             self._task = asyncio.create_task(self._run(), name="phoneagent-event-reporter")
 
@@ -76,6 +104,7 @@ class EventReporter:
         if self._task is None:
             return
         deadline = time.monotonic() + flush_timeout
+        await asyncio.to_thread(self.written)
         while self.pending() and time.monotonic() < deadline:
             self._wake.set()
             await asyncio.sleep(0.05)
@@ -88,24 +117,47 @@ class EventReporter:
 
     async def _send_once(self) -> bool:
         """Send one batch; True when the spool is empty afterwards."""
-        files = self.pending()[:BATCH]
-        if not files:
-            return True
-        events = []
-        for f in files:
+        files, events = [], []
+        for f in self.pending()[: self._batch]:
             try:
                 events.append(json.loads(f.read_text()))
+                files.append(f)
             except FileNotFoundError:  # another process of this worker sent it already
                 continue
+            except (ValueError, UnicodeDecodeError) as exc:  # torn or garbled on disk: never sendable
+                self._bury(f, f"unreadable: {exc}")
+        if not events:
+            return not self.pending()
         if self._client is None:
             raise RuntimeError("EventReporter.send before start")
         resp = await self._client.post(
             self._url, json={"events": events}, headers={"Authorization": f"Bearer {self._token}"}
         )
-        resp.raise_for_status()
-        for f in files:
-            f.unlink(missing_ok=True)
-        return len(self.pending()) == 0
+        if resp.status_code >= 500 or resp.status_code in RETRY_STATUSES:
+            raise _TryLater(f"HTTP {resp.status_code}")
+        if resp.status_code >= 400:  # the batch as a whole was refused: find the event, one at a time
+            if len(files) > 1:
+                self._batch = 1
+                return False
+            self._bury(files[0], f"HTTP {resp.status_code}: {resp.text[:300]}")
+            return not self.pending()
+        self._batch = BATCH
+        rejected = {r.get("index"): str(r.get("error", "")) for r in _rejected(resp)}
+        for i, f in enumerate(files):
+            if i in rejected:
+                self._bury(f, rejected[i])
+            else:
+                f.unlink(missing_ok=True)
+        return not self.pending()
+
+    def _bury(self, f: Path, why: str) -> None:
+        """Move an event the control plane can never take out of the way, and say so."""
+        private_dir(self._dead)
+        with contextlib.suppress(FileNotFoundError):
+            f.rename(self._dead / f.name)
+        log.error(
+            "call event refused by the control plane; moved aside", extra={"file": str(f.name), "reason": why}
+        )
 
     async def _run(self) -> None:
         delay = RETRY_MIN_S
@@ -113,10 +165,10 @@ class EventReporter:
             self._wake.clear()  # before sending: an event reported meanwhile wakes the next round
             try:
                 empty = await self._send_once()
-            except (httpx.HTTPError, OSError) as exc:
+            except (httpx.HTTPError, OSError, _TryLater) as exc:
                 log.warning(
-                    "control plane unreachable; events kept in the spool",
-                    extra={"pending": len(self.pending()), "error": type(exc).__name__},
+                    "control plane unreachable or not taking events now; events kept in the spool",
+                    extra={"pending": len(self.pending()), "error": str(exc) or type(exc).__name__},
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
@@ -125,3 +177,13 @@ class EventReporter:
             delay = RETRY_MIN_S
             if empty:
                 await self._wake.wait()
+
+
+def _rejected(resp: httpx.Response) -> list[dict[str, Any]]:
+    """The per-event refusals in the control plane's answer (none from an older control plane)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return []
+    found = body.get("rejected") if isinstance(body, dict) else None
+    return [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []

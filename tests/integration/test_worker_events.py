@@ -57,7 +57,7 @@ def test_turns_before_the_call_record_are_applied_when_it_appears(client: TestCl
         ),
     ]
     r = client.post("/webhooks/worker", json={"events": batch}, headers=w)
-    assert r.json() == {"accepted": 3, "new": 3}
+    assert r.json() == {"accepted": ["t0", "t1", "t2"], "new": 3, "rejected": []}
     assert client.post("/webhooks/worker", json={"events": batch}, headers=w).json()["new"] == 0  # resent
 
     creds = livekit_credentials(stack.settings)
@@ -195,3 +195,23 @@ def test_events_wait_in_the_spool_while_the_control_plane_is_down(stack: Stack, 
     engine.dispose()
     assert sorted(stored) == sorted(ids)
     assert os.listdir(spool) == []
+
+
+def test_a_bad_event_is_refused_by_name_and_the_rest_of_its_batch_is_stored(client: TestClient) -> None:
+    w = {"Authorization": f"Bearer {worker_token(app_state(client).settings)}"}
+    no_seq = {"event_id": "b1", "room": "call-bad", "type": "turn", "data": {"speaker": "caller"}}
+    bad_speaker = _turn("b2", "call-bad", 1, "robot", "hi")
+    not_an_event = {"room": "call-bad"}
+    good = _turn("g1", "call-bad", 0, "agent", "Hello")
+    r = client.post("/webhooks/worker", json={"events": [no_seq, good, bad_speaker, not_an_event]}, headers=w)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == ["g1"] and body["new"] == 1
+    refused = {x["index"]: x for x in body["rejected"]}
+    assert sorted(refused) == [0, 2, 3]
+    assert refused[0]["event_id"] == "b1" and "seq" in refused[0]["error"]
+    assert refused[2]["event_id"] == "b2" and "speaker" in refused[2]["error"]
+    assert refused[3]["event_id"] is None and "event_id" in refused[3]["error"]
+    # a batch that is not a list of objects is refused whole, with a 422 naming the field
+    r = client.post("/webhooks/worker", json={"events": "nope"}, headers=w)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"].startswith("events")

@@ -1,11 +1,11 @@
 """LiveKit webhooks: signature checked by ``telephony.webhooks``, freshness here; stored once."""
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from phoneagent.api.deps import SessionDep, Unauthorized
 from phoneagent.api.schemas import AgentProfileOut, Problem
@@ -64,8 +64,41 @@ class WorkerEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+class TurnData(BaseModel):
+    """What a ``turn`` event must carry for the record (more keys are kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: int = Field(ge=0, le=100_000)
+    speaker: Literal["caller", "agent"] = "agent"
+    text: str = Field("", max_length=20_000)
+    started_at: float | None = None
+    ended_at: float | None = None
+    stt_s: float | None = None
+    brain_s: float | None = None
+    tts_s: float | None = None
+    total_s: float | None = None
+    interrupted: bool = False
+    split_ms: dict[str, float] | None = None
+
+
+DATA_SCHEMAS: dict[str, type[BaseModel]] = {"turn": TurnData}
+
+
 class WorkerBatch(BaseModel):
-    events: list[WorkerEvent] = Field(max_length=500)
+    # each event is checked on its own: one bad event is refused by name, the others are stored
+    events: list[dict[str, Any]] = Field(max_length=500)
+
+
+def _checked(raw: dict[str, Any]) -> WorkerEvent:
+    ev = WorkerEvent.model_validate(raw)
+    schema = DATA_SCHEMAS.get(ev.type)
+    if schema is not None:
+        schema.model_validate(ev.data)
+    return ev
+
+
+def _reason(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in exc.errors())[:500]
 
 
 def _check_worker(request: Request) -> None:
@@ -86,8 +119,24 @@ WorkerAuth = Depends(_check_worker)
     dependencies=[WorkerAuth],
 )
 def worker_events(batch: WorkerBatch, session: SessionDep) -> Any:
-    new = ingest_worker_events(session, [e.model_dump() for e in batch.events])
-    return {"accepted": len(batch.events), "new": new}
+    """Per event: accepted (stored now, or a resend of one stored before) or rejected with the reason;
+    a worker moves the rejected ones aside rather than sending them again."""
+    good: list[WorkerEvent] = []
+    rejected: list[dict[str, Any]] = []
+    for i, raw in enumerate(batch.events):
+        try:
+            good.append(_checked(raw))
+        except ValidationError as exc:
+            event_id = raw.get("event_id")
+            rejected.append(
+                {
+                    "index": i,
+                    "event_id": event_id if isinstance(event_id, str) else None,
+                    "error": _reason(exc),
+                }
+            )
+    new = ingest_worker_events(session, [e.model_dump() for e in good])
+    return {"accepted": [e.event_id for e in good], "new": new, "rejected": rejected}
 
 
 @router.get(
