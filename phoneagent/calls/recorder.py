@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import recording_state as rs
 from phoneagent.calls.passes import run_passes
+from phoneagent.clock import Clock, SystemClock
 from phoneagent.config import Settings
 from phoneagent.db.models import Call, RecordingEgress
 from phoneagent.db.states import CallStatus
@@ -43,7 +44,15 @@ log = logging.getLogger("phoneagent.recordings")
 
 
 class Recorder:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], egress: EgressControl) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        egress: EgressControl,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self._clock = clock or SystemClock()  # when the probes are due and the stops were asked
         self._settings = settings
         self._sessions = sessions
         self._egress = egress
@@ -188,7 +197,7 @@ class Recorder:
             return out
 
     async def sweep(self) -> None:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         probe = now - self._last_probe >= timedelta(seconds=self._settings.recording_probe_interval_s)
         if probe:
             self._last_probe = now
@@ -250,7 +259,7 @@ class Recorder:
             row = s.get(RecordingEgress, row_id)
             if row is None:
                 return
-            row.stop_requested_at = datetime.now(UTC)
+            row.stop_requested_at = self._clock.now()
             if not answered:
                 rs.lose(s, row)
             s.commit()

@@ -50,6 +50,12 @@ async def _publish_tone(
     return room, pub.sid, asyncio.create_task(feed())
 
 
+async def _published(egress: LiveKitEgress, room: str, track_id: str) -> bool:
+    """Whether LiveKit lists the agent's track in the room yet."""
+    tracks = await egress.tracks(room)
+    return tracks is not None and tracks.agent == track_id
+
+
 async def _until(predicate: Callable[[], Awaitable[bool]], within_s: float) -> None:
     """Poll LiveKit (it tells nothing by itself) until ``predicate`` holds."""
     async with asyncio.timeout(within_s):
@@ -64,7 +70,7 @@ def test_a_track_egress_records_the_track_answers_the_probe_and_stops(stack: Sta
         egress = LiveKitEgress(stack.settings)
         room, track_id, feeding = await _publish_tone(stack, f"adapter-{tmp_path.name}", 1000.0)
         try:
-            await asyncio.sleep(1.0)
+            await _until(lambda: _published(egress, room.name, track_id), 15)
             tracks = await egress.tracks(room.name)
             assert tracks is not None and tracks.agent == track_id and tracks.caller is None
             started = await egress.start_track(
@@ -78,7 +84,7 @@ def test_a_track_egress_records_the_track_answers_the_probe_and_stops(stack: Sta
 
             await _until(active, 15)
             assert await egress.answers(started.egress_id) is True
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(2.0)  # not a wait for an event: two seconds of tone to record
             assert await egress.stop(started.egress_id) is True
 
             async def ended() -> bool:
@@ -105,7 +111,7 @@ def test_a_killed_egress_answers_no_probe_or_stop_and_takes_no_request(stack: St
         egress = LiveKitEgress(stack.settings)
         room, track_id, feeding = await _publish_tone(stack, f"adapter-{tmp_path.name}", 440.0)
         try:
-            await asyncio.sleep(1.0)
+            await _until(lambda: _published(egress, room.name, track_id), 15)
             started = await egress.start_track(
                 room=room.name, track_id=track_id, filepath=str(tmp_path / "a.ogg")
             )

@@ -24,6 +24,7 @@ from phoneagent.db.models import Call, RecordingEgress
 from phoneagent.telephony.egress import CallTracks
 from phoneagent.telephony.webhooks import LiveKitEvent
 from tests.integration.recording_helpers import T0, FakeEgress, end_call, recording_call, state, webhooks
+from tests.peers.fake_telephony import FakeClock
 from tests.peers.recording import decode, tone_track
 
 
@@ -33,6 +34,7 @@ class Env:
     sessions: sessionmaker[Session]
     egress: FakeEgress
     recorder: Recorder
+    clock: FakeClock
 
     def call(self, call_id: str) -> Call:
         with self.sessions() as s:
@@ -74,7 +76,8 @@ def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
     engine = make_engine(db_url)
     sessions = session_factory(engine)
     egress = FakeEgress(settings)
-    yield Env(settings, sessions, egress, Recorder(settings, sessions, egress))
+    clock = FakeClock()
+    yield Env(settings, sessions, egress, Recorder(settings, sessions, egress, clock=clock), clock)
     engine.dispose()
 
 
@@ -148,7 +151,7 @@ def test_an_egress_that_stops_answering_is_lost_while_the_call_goes_on(env: Env)
     env.egress.answering = False  # egress was killed: livekit-server still says ACTIVE, no webhook comes
     asyncio.run(env.recorder.sweep())
     assert env.call(call_id).recording_status == "recording"  # one unanswered probe is not enough
-    asyncio.run(asyncio.sleep(0.6))
+    env.clock.advance(0.6)  # past recording_probe_interval_s: the next sweep probes again
     asyncio.run(env.recorder.sweep())
     call = env.call(call_id)
     assert call.recording_status == "failed"
@@ -167,7 +170,7 @@ def test_a_probe_answered_again_starts_the_count_over(env: Env) -> None:
     for answering in (False, True, False, True):
         env.egress.answering = answering
         asyncio.run(env.recorder.sweep())
-        asyncio.run(asyncio.sleep(0.6))
+        env.clock.advance(0.6)
     assert env.call(call_id).recording_status == "recording"
 
 
