@@ -60,6 +60,7 @@ def test_spooled_events_are_private_whatever_the_umask(tmp_path: Path) -> None:
     try:
         reporter = EventReporter(url="http://127.0.0.1:9", token="t", spool_dir=tmp_path / "spool")
         reporter.report("room", "turn", {"text": "my card number is ..."})
+        reporter.written()
     finally:
         os.umask(old)
     assert _mode(tmp_path / "spool") == 0o700
