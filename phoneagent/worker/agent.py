@@ -22,7 +22,7 @@ from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateCha
 
 from phoneagent.speech.numbers import normalize_numbers
 from phoneagent.telephony.destinations import TransferPolicy
-from phoneagent.worker.phone import sip_participant
+from phoneagent.worker.phone import phone_leaves, sip_participant
 from phoneagent.worker.scripted import Decision, ScriptedFlow
 from phoneagent.worker.timing import TurnClock
 from phoneagent.worker.tools import phone_tools
@@ -31,6 +31,9 @@ log = logging.getLogger("phoneagent.worker")
 
 # after the last frame leaves the agent, the bridge still needs a moment to play it out
 GOODBYE_DRAIN_S = 0.6
+# livekit-sip's error when its REFER transaction ended without an answer it could read
+LOST_REFER_ANSWER = "transaction failed to complete"
+REFER_FOLLOW_S = 5.0  # how long a phone that followed such a transfer takes to leave this call, at most
 # an outbound callee who has said nothing this long after answering is greeted anyway
 SILENT_CALLEE_S = 3.0
 # a first utterance this long, or with these words, is an answering machine's greeting
@@ -90,9 +93,28 @@ class CallControl:
         try:
             await self._ctx.transfer_sip_participant(phone, to)
         except Exception as exc:  # noqa: BLE001 - LiveKit, livekit-sip or the far end refused: say so
-            self._report("tool", {"name": "transfer", "to": to, "ok": False, "error": type(exc).__name__})
-            log.warning("transfer failed", extra={"error": str(exc)[:200]})
-            return False
+            if not (
+                LOST_REFER_ANSWER in str(exc)
+                and await phone_leaves(self._ctx.room, phone.identity, within_s=REFER_FOLLOW_S)
+            ):
+                self._report("tool", {"name": "transfer", "to": to, "ok": False, "error": type(exc).__name__})
+                log.warning("transfer failed", extra={"error": str(exc)[:200]})
+                return False
+            # livekit-sip v1.8.0 can drop its REFER transaction when the phone's first NOTIFY (100
+            # Trying) arrives with the answer, and report a failure while the phone goes on with the
+            # transfer; the phone leaving this call at once is the phone's own word that it followed
+            self._report(
+                "tool",
+                {
+                    "name": "transfer",
+                    "to": to,
+                    "ok": True,
+                    "evidence": "the phone left the call after the REFER",
+                },
+            )
+            log.info("transfer reported failed by livekit-sip, but the phone followed it", extra={"to": to})
+            await self.hang_up("transferred")
+            return True
         self._report("tool", {"name": "transfer", "to": to, "ok": True})
         await self.hang_up("transferred")
         return True

@@ -84,3 +84,31 @@ async def wait_for_answer(room: rtc.Room, *, within_s: float) -> bool:
     finally:
         for name in events:
             room.off(name, poke)
+
+
+async def phone_leaves(room: rtc.Room, identity: str, *, within_s: float) -> bool:
+    """True when the phone ``identity`` leaves the room (or says it hung up) within ``within_s``."""
+    changed = asyncio.Event()
+
+    def poke(*_args: object) -> None:
+        changed.set()
+
+    events: tuple[rtc.room.EventTypes, ...] = ("participant_disconnected", "participant_attributes_changed")
+    for name in events:
+        room.on(name, poke)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    try:
+        while True:
+            phone = room.remote_participants.get(identity)
+            if phone is None or phone.attributes.get(CALL_STATUS) == "hangup":
+                return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=min(left, 0.5))
+    finally:
+        for name in events:
+            room.off(name, poke)
