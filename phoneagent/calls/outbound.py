@@ -32,7 +32,7 @@ from phoneagent.calls.records import own_event
 from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.base import new_id
 from phoneagent.db.models import AgentProfile, Call, OutboundTrunk
-from phoneagent.errors import Conflict, InvalidField, PhoneagentError, QueueFull, TelephonyError
+from phoneagent.errors import Conflict, InvalidField, PhoneagentError, QueueFull
 from phoneagent.provisioning.resources import get_owned
 from phoneagent.telephony.destinations import NumberPolicy
 from phoneagent.telephony.interface import CallControl, DialOutcome
@@ -349,6 +349,9 @@ class Dialer:
             )
         except PhoneagentError as exc:  # LiveKit refused the room or the dispatch, or is down: failed
             outcome = DialOutcome("failed", detail=f"{type(exc).__name__}: {exc.message}"[:300])
+        except Exception as exc:  # noqa: BLE001 - a bug: its traceback is logged, the call fails, not hangs
+            log.exception("dialing failed unexpectedly", extra={"call_id": job.call_id})
+            outcome = DialOutcome("failed", detail=f"internal error: {type(exc).__name__}")
         finally:
             ringing.cancel()
         await asyncio.to_thread(self._record_outcome, job, outcome)
@@ -382,7 +385,7 @@ class Dialer:
             await self._clock.sleep(self._ringing_poll_s)
             try:
                 people = await self._calls.people(job.room)
-            except TelephonyError as exc:  # a missed poll only delays ringing_at
+            except PhoneagentError as exc:  # a missed poll only delays ringing_at
                 log.debug("ringing poll failed", extra={"call_id": job.call_id, "error": exc.message})
                 continue
             if people and any(p.get("sip.callStatus") in ("ringing", "active") for p in people.sip):

@@ -53,27 +53,41 @@ def reconcile(
     repair: bool,
     tenant_id: str | None = None,
     delete_orphans: bool = True,
+    only: set[str] | None = None,
 ) -> DriftReport:
-    """Compare the rows with LiveKit; with ``repair``, re-create what is missing on LiveKit and (unless
-    ``delete_orphans`` is off) delete the tagged objects whose rows are gone."""
+    """Compare the rows with LiveKit; with ``repair``, re-create what is missing on LiveKit (of the
+    rows in ``only``, when given) and (unless ``delete_orphans`` is off) delete the tagged objects
+    whose rows are gone."""
     report = DriftReport()
+    # the rows before LiveKit's list: a row committed by now had its object made before its commit
+    rows = [
+        row for kind in ("inbound", "outbound", "rule") for row in _rows(session, _KINDS[kind], tenant_id)
+    ]
     objects = lk.list_all()
     live = {o.id for o in objects}
     # trunks before rules: a re-created rule needs its trunk's (possibly new) LiveKit id
-    for kind in ("inbound", "outbound", "rule"):
-        for row in _rows(session, _KINDS[kind], tenant_id):
-            if row.livekit_id in live:
-                continue
-            report.missing.append(row.id)
-            if repair:
-                b = BINDINGS[type(row)]
-                row.livekit_id = b.create(
-                    lk, b.to_spec(session, row, agent_name), owner_tag(row.tenant_id, row.id)
-                )
-                session.commit()
-    known = {row_id for m in _KINDS.values() for row_id in session.scalars(select(m.id))}
+    for row in rows:
+        if row.livekit_id in live:
+            continue
+        report.missing.append(row.id)
+        if repair and (only is None or row.id in only):
+            b = BINDINGS[type(row)]
+            row.livekit_id = b.create(
+                lk, b.to_spec(session, row, agent_name), owner_tag(row.tenant_id, row.id)
+            )
+            session.commit()
+    # which LiveKit object each row has now: a second object tagged with a row's id is an orphan too
+    linked = {
+        row_id: lk_id
+        for m in _KINDS.values()
+        for row_id, lk_id in session.execute(select(m.id, m.livekit_id))
+    }
     for obj in objects:
-        if obj.owner is None or (tenant_id and obj.owner[0] != tenant_id) or obj.owner[1] in known:
+        if (
+            obj.owner is None
+            or (tenant_id and obj.owner[0] != tenant_id)
+            or linked.get(obj.owner[1]) == obj.id
+        ):
             continue
         report.orphans.append(obj.id)
         if repair and delete_orphans:

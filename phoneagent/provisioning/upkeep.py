@@ -15,12 +15,15 @@ import logging
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from phoneagent.calls.passes import pass_failed
 from phoneagent.clock import Clock, SystemClock
 from phoneagent.errors import TelephonyError
 from phoneagent.provisioning.reconcile import reconcile
 from phoneagent.telephony.interface import SipProvisioning
 
 log = logging.getLogger("phoneagent.provisioning")
+
+CONFIRM_S = 3.0  # a row found missing is checked again this soon
 
 
 class ProvisioningUpkeep:
@@ -40,20 +43,35 @@ class ProvisioningUpkeep:
         self._clock = clock or SystemClock()
         self.recreated = 0  # LiveKit objects re-created since start
         self._unreachable = False
+        self._suspects: set[str] = set()  # rows found missing once: re-created if missing again
 
     def check_once(self) -> list[str]:
-        """Re-create what LiveKit lacks; the ids of the rows whose objects were re-created."""
+        """Re-create what LiveKit lacks; the ids of the rows whose objects were re-created.
+
+        A row is re-created only when two checks in a row find it missing: a trunk or rule the API
+        is creating or deleting at this moment (its LiveKit object and its row change a moment
+        apart) is missing from one check only."""
         with self._sessions() as session:
+            seen = reconcile(session, self._lk, agent_name=self._agent_name, repair=False)
+            confirmed = set(seen.missing) & self._suspects
+            self._suspects = set(seen.missing) - confirmed
+            if not confirmed:
+                return []
             report = reconcile(
-                session, self._lk, agent_name=self._agent_name, repair=True, delete_orphans=False
+                session,
+                self._lk,
+                agent_name=self._agent_name,
+                repair=True,
+                delete_orphans=False,
+                only=confirmed,
             )
-        if report.missing:
-            self.recreated += len(report.missing)
-            log.warning(
-                "re-created SIP trunks and dispatch rules missing from LiveKit (was its Redis emptied?)",
-                extra={"rows": report.missing, "recreated_total": self.recreated},
-            )
-        return report.missing
+        recreated = [row_id for row_id in report.missing if row_id in confirmed]
+        self.recreated += len(recreated)
+        log.warning(
+            "re-created SIP trunks and dispatch rules missing from LiveKit (was its Redis emptied?)",
+            extra={"rows": recreated, "recreated_total": self.recreated},
+        )
+        return recreated
 
     async def run(self) -> None:
         while True:
@@ -68,4 +86,7 @@ class ProvisioningUpkeep:
                         "cannot check SIP trunks and dispatch rules on LiveKit", extra={"error": str(exc)}
                     )
                 self._unreachable = True
-            await self._clock.sleep(self._interval_s)
+            except Exception:  # noqa: BLE001 - a refusal, a bad row, the database: the next check retries
+                pass_failed(log, "provisioning check")
+            # a suspect is confirmed (or cleared) soon, not a whole interval later
+            await self._clock.sleep(CONFIRM_S if self._suspects else self._interval_s)

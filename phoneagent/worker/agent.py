@@ -93,8 +93,11 @@ class CallControl:
         try:
             await self._ctx.transfer_sip_participant(phone, to)
         except Exception as exc:  # noqa: BLE001 - LiveKit, livekit-sip or the far end refused: say so
+            # the phone must still be on this call when the error comes (one gone already hung up),
+            # and leave it soon after
             if not (
                 LOST_REFER_ANSWER in str(exc)
+                and phone.identity in self._ctx.room.remote_participants
                 and await phone_leaves(self._ctx.room, phone.identity, within_s=REFER_FOLLOW_S)
             ):
                 self._report("tool", {"name": "transfer", "to": to, "ok": False, "error": type(exc).__name__})

@@ -30,8 +30,9 @@ log = logging.getLogger("phoneagent.worker")
 BATCH = 100
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 10.0
 SCOPE_KEYS = ("tenant_id", "call_id")
-# answers that say "not now" rather than "never": the events wait and are sent again
-RETRY_STATUSES = frozenset({401, 403, 408, 409, 425, 429})
+# the answers that say the events themselves can never be taken (the batch is then split to find
+# the one); any other refusal (a wrong token, a proxy's 404, a 5xx) keeps every event for later
+REFUSED_STATUSES = frozenset({400, 413, 422})
 
 
 class _TryLater(Exception):
@@ -69,7 +70,10 @@ class EventReporter:
             "at": time.time(),
             "data": data or {},
         }
-        self._writer.submit(self._write, tmp, self._spool / name, body)
+        try:
+            self._writer.submit(self._write, tmp, self._spool / name, body)
+        except RuntimeError:  # reported after the reporter closed (a late callback): write it here
+            self._write(tmp, self._spool / name, body)
         return event_id
 
     def _write(self, tmp: Path, final: Path, body: dict[str, Any]) -> None:
@@ -79,8 +83,9 @@ class EventReporter:
                 fh.flush()
                 os.fsync(fh.fileno())
             tmp.rename(final)
-        except OSError as exc:  # a full or read-only disk: the event is lost, and the log says so
-            log.error("cannot spool a call event", extra={"event": body["type"], "error": str(exc)})
+        except Exception as exc:  # noqa: BLE001 - a full disk, a value JSON cannot hold: lost, and said
+            tmp.unlink(missing_ok=True)
+            log.error("cannot spool a call event", extra={"event": body["type"], "error": repr(exc)[:300]})
             return
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -114,6 +119,7 @@ class EventReporter:
         if self._client is not None:
             await self._client.aclose()
         self._task = None
+        self._writer.shutdown(wait=False)  # its queue is empty (written, above); the thread ends
 
     async def _send_once(self) -> bool:
         """Send one batch; True when the spool is empty afterwards."""
@@ -133,7 +139,7 @@ class EventReporter:
         resp = await self._client.post(
             self._url, json={"events": events}, headers={"Authorization": f"Bearer {self._token}"}
         )
-        if resp.status_code >= 500 or resp.status_code in RETRY_STATUSES:
+        if resp.status_code >= 400 and resp.status_code not in REFUSED_STATUSES:
             raise _TryLater(f"HTTP {resp.status_code}")
         if resp.status_code >= 400:  # the batch as a whole was refused: find the event, one at a time
             if len(files) > 1:

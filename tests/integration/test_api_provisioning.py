@@ -302,6 +302,7 @@ def test_the_background_upkeep_recreates_what_livekit_lost_and_deletes_nothing(
         InboundSpec(name="other", numbers=["+14155550113"], allowed_addresses=["127.0.0.1/32"]),
         owner_tag("tnt_of_another_database", "itr_x"),
     )
+    assert upkeep.check_once() == []  # missing once: maybe the API is creating or deleting it right now
     assert upkeep.check_once() == [trunk["id"], rule["id"]] and upkeep.recreated == 2
 
     new_trunk = client.get(f"/trunks/inbound/{trunk['id']}", headers=h).json()["livekit_id"]

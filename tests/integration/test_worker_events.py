@@ -203,12 +203,16 @@ def test_a_bad_event_is_refused_by_name_and_the_rest_of_its_batch_is_stored(clie
     bad_speaker = _turn("b2", "call-bad", 1, "robot", "hi")
     not_an_event = {"room": "call-bad"}
     good = _turn("g1", "call-bad", 0, "agent", "Hello")
-    r = client.post("/webhooks/worker", json={"events": [no_seq, good, bad_speaker, not_an_event]}, headers=w)
+    far_future = {**_turn("b3", "call-bad", 2, "agent", "x"), "at": 1e300}  # no date: was a 500
+    not_a_number = _turn("b4", "call-bad", 3, "agent", "x", stt_s=float("nan"))
+    batch = [no_seq, good, bad_speaker, not_an_event, far_future, not_a_number]
+    r = client.post("/webhooks/worker", json={"events": batch}, headers=w)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["accepted"] == ["g1"] and body["new"] == 1
     refused = {x["index"]: x for x in body["rejected"]}
-    assert sorted(refused) == [0, 2, 3]
+    assert sorted(refused) == [0, 2, 3, 4, 5]
+    assert "at" in refused[4]["error"] and "stt_s" in refused[5]["error"]
     assert refused[0]["event_id"] == "b1" and "seq" in refused[0]["error"]
     assert refused[2]["event_id"] == "b2" and "speaker" in refused[2]["error"]
     assert refused[3]["event_id"] is None and "event_id" in refused[3]["error"]

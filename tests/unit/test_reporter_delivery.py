@@ -74,11 +74,12 @@ async def test_a_rejected_event_moves_aside_and_the_rest_of_its_batch_is_deliver
     assert [e["event_id"] for e in _dead(tmp_path)] == [ids[2]]
 
 
-async def test_a_server_error_keeps_everything_and_it_goes_out_once_the_server_recovers(
-    tmp_path: Path,
+@pytest.mark.parametrize("status", [503, 500, 401, 404])  # down, broken, wrong token, a proxy's 404
+async def test_a_refusal_that_is_not_the_events_keeps_everything_until_it_clears(
+    tmp_path: Path, status: int
 ) -> None:
     async with FakeControlPlane() as cp:
-        cp.status = 503
+        cp.status = status
         rep = EventReporter(url=cp.url, token="t", spool_dir=tmp_path)
         rep.start()
         ids = [rep.report("call-x", "answered") for _ in range(3)]

@@ -98,3 +98,16 @@ async def test_a_refused_transfer_fails_at_once_whatever_the_phone_does() -> Non
     asyncio.get_running_loop().call_later(0.1, job.room.leave, job.phone.identity)
     assert await asyncio.wait_for(control.transfer(DESK), timeout=0.05) is False
     assert events[-1][1]["ok"] is False and not job.deleted
+
+
+async def test_a_lost_refer_answer_after_the_caller_hung_up_is_not_a_transfer() -> None:
+    job = FakeJob(RuntimeError(LOST))
+    control, events = _control(job)
+
+    async def hang_up_then_fail(phone: FakePhone, to: str) -> None:
+        job.room.leave(phone.identity)  # the caller hung up while the REFER was on its way
+        raise job.error
+
+    job.transfer_sip_participant = hang_up_then_fail  # type: ignore[method-assign]
+    assert await control.transfer(DESK) is False
+    assert events == [("tool", {"name": "transfer", "to": DESK, "ok": False, "error": "RuntimeError"})]

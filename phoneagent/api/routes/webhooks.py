@@ -1,7 +1,7 @@
 """LiveKit webhooks: signature checked by ``telephony.webhooks``, freshness here; stored once."""
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -52,7 +52,13 @@ async def livekit_webhook(request: Request, session: SessionDep) -> Any:
     return {"received": event.id, "duplicate": not new}
 
 
+# seconds since the epoch: from 2020 to 2100 (a timing a float cannot turn into a date is refused)
+Epoch = Annotated[float, Field(ge=1_577_836_800, le=4_102_444_800)]
+Seconds = Annotated[float, Field(ge=0, le=86_400)]
+
+
 class WorkerEvent(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
     event_id: str = Field(min_length=1, max_length=128)
     room: str = Field(min_length=1, max_length=128)
     # whose call it is, from the job's dispatch: an event lands on a call of this tenant (and this
@@ -60,25 +66,25 @@ class WorkerEvent(BaseModel):
     tenant_id: str | None = Field(None, max_length=40)
     call_id: str | None = Field(None, max_length=40)
     type: str = Field(min_length=1, max_length=64)
-    at: float | None = None
+    at: Epoch | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
 
 class TurnData(BaseModel):
     """What a ``turn`` event must carry for the record (more keys are kept as they are)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
     seq: int = Field(ge=0, le=100_000)
     speaker: Literal["caller", "agent"] = "agent"
     text: str = Field("", max_length=20_000)
-    started_at: float | None = None
-    ended_at: float | None = None
-    stt_s: float | None = None
-    brain_s: float | None = None
-    tts_s: float | None = None
-    total_s: float | None = None
+    started_at: Epoch | None = None
+    ended_at: Epoch | None = None
+    stt_s: Seconds | None = None
+    brain_s: Seconds | None = None
+    tts_s: Seconds | None = None
+    total_s: Seconds | None = None
     interrupted: bool = False
-    split_ms: dict[str, float] | None = None
+    split_ms: dict[str, Annotated[float, Field(ge=-86_400_000, le=86_400_000)]] | None = None
 
 
 DATA_SCHEMAS: dict[str, type[BaseModel]] = {"turn": TurnData}
