@@ -233,6 +233,7 @@ class Dialer:
 
     def _done(self, call_id: str, _task: asyncio.Task[None]) -> None:
         self._tasks.pop(call_id, None)
+        self._on_change(call_id)  # a request waiting for the dial's outcome may return now
 
     async def aclose(self) -> None:
         for task in list(self._tasks.values()):

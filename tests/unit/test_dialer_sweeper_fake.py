@@ -122,8 +122,8 @@ def test_answered_busy_and_unanswered_calls(sessions: sessionmaker[Session]) -> 
         assert s.ringing_at is not None  # the ringing poll saw livekit-sip's 180
         # the agent leaves the rooms of calls nobody answered at once; the answered call's room stays
         assert set(w.lk.rooms) == {w.room(answered)}
-        # dialing, ringing, then the outcome: each change is told to whoever waits for the call
-        assert [w.notices.count(c) for c in (answered, busy, silent)] == [3, 3, 3]
+        # claimed, ringing, the outcome recorded, the dial over: each is told to whoever waits
+        assert [w.notices.count(c) for c in (answered, busy, silent)] == [4, 4, 4]
 
     scenario(sessions, body)
 

@@ -223,11 +223,20 @@ async def place(
     if not created:
         response.status_code = status.HTTP_200_OK
     changes: CallChanges = request.app.state.call_changes
+    background = getattr(request.app.state, "background", None)
+
+    def settled(c: s.CallOut) -> bool:
+        """Answered, or ended with the dialer's word on it: LiveKit's webhook that the phone left can
+        come a moment before the dialer records the SIP answer (486 busy), which says why."""
+        if c.status == "in_progress":
+            return True
+        return c.status == "ended" and (background is None or c.id not in background.dialer.dialing)
+
     with changes.watch(call.id) as seen:  # before the dialer is woken: no change is missed
         _poke(request)
         # no session is held while waiting: a notice of a change (or the fallback) means one short read
         deadline = time.monotonic() + body.ring_timeout_s + 20
-        while body.wait_until_answered and call.status not in ("in_progress", "ended"):
+        while body.wait_until_answered and not settled(call):
             left = deadline - time.monotonic()
             if left <= 0:
                 break
