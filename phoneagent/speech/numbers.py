@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-_DIGITS = {
+DIGITS = {
     "zero": 0,
     "oh": 0,
     "one": 1,
@@ -29,7 +29,7 @@ _DIGITS = {
     "eight": 8,
     "nine": 9,
 }
-_TEENS = {
+TEENS = {
     "ten": 10,
     "eleven": 11,
     "twelve": 12,
@@ -41,7 +41,7 @@ _TEENS = {
     "eighteen": 18,
     "nineteen": 19,
 }
-_TENS = {
+TENS = {
     "twenty": 20,
     "thirty": 30,
     "forty": 40,
@@ -51,7 +51,7 @@ _TENS = {
     "eighty": 80,
     "ninety": 90,
 }
-_ORDINALS = {
+ORDINALS = {
     "first": 1,
     "second": 2,
     "third": 3,
@@ -102,10 +102,10 @@ def _suffix(n: int) -> str:
 def _ordinal(words: list[str], i: int) -> tuple[int, int] | None:
     """(value, words used) of an ordinal at ``i``: "third", "twenty first"."""
     w = words[i]
-    if w in _ORDINALS:
-        return _ORDINALS[w], 1
-    if w in _TENS and i + 1 < len(words) and words[i + 1] in _ORDINALS and _ORDINALS[words[i + 1]] < 10:
-        return _TENS[w] + _ORDINALS[words[i + 1]], 2
+    if w in ORDINALS:
+        return ORDINALS[w], 1
+    if w in TENS and i + 1 < len(words) and words[i + 1] in ORDINALS and ORDINALS[words[i + 1]] < 10:
+        return TENS[w] + ORDINALS[words[i + 1]], 2
     return None
 
 
@@ -113,30 +113,30 @@ def _cardinal(words: list[str], i: int) -> tuple[int, int] | None:
     """(value, words used) of a number in words at ``i`` ("twenty one", "three hundred and forty")."""
     total, used, j = 0, 0, i
     if _nonzero_digit(words, j) and j + 1 < len(words) and words[j + 1] == "hundred":
-        total, j = _DIGITS[words[j]] * 100, j + 2
+        total, j = DIGITS[words[j]] * 100, j + 2
         used = j - i
         if j < len(words) and words[j] == "and" and j + 1 < len(words) and _is_number_word(words[j + 1]):
             j += 1
     rest = 0
-    if j < len(words) and words[j] in _TENS:
-        rest, j = _TENS[words[j]], j + 1
+    if j < len(words) and words[j] in TENS:
+        rest, j = TENS[words[j]], j + 1
         if _nonzero_digit(words, j):
-            rest, j = rest + _DIGITS[words[j]], j + 1
-    elif j < len(words) and words[j] in _TEENS:
-        rest, j = _TEENS[words[j]], j + 1
+            rest, j = rest + DIGITS[words[j]], j + 1
+    elif j < len(words) and words[j] in TEENS:
+        rest, j = TEENS[words[j]], j + 1
     elif used and _nonzero_digit(words, j):
-        rest, j = _DIGITS[words[j]], j + 1
+        rest, j = DIGITS[words[j]], j + 1
     if rest:
         total, used = total + rest, j - i
     return (total, used) if used else None
 
 
 def _nonzero_digit(words: list[str], j: int) -> bool:
-    return j < len(words) and words[j] in _DIGITS and words[j] not in ("oh", "zero")
+    return j < len(words) and words[j] in DIGITS and words[j] not in ("oh", "zero")
 
 
 def _is_number_word(w: str) -> bool:
-    return w in _DIGITS or w in _TEENS or w in _TENS
+    return w in DIGITS or w in TEENS or w in TENS
 
 
 def _digit_run(words: list[str], i: int) -> tuple[str, int] | None:
@@ -144,11 +144,11 @@ def _digit_run(words: list[str], i: int) -> tuple[str, int] | None:
     out, j = "", i
     while j < len(words):
         w = words[j]
-        if w in ("double", "triple") and j + 1 < len(words) and words[j + 1] in _DIGITS:
-            out += str(_DIGITS[words[j + 1]]) * (2 if w == "double" else 3)
+        if w in ("double", "triple") and j + 1 < len(words) and words[j + 1] in DIGITS:
+            out += str(DIGITS[words[j + 1]]) * (2 if w == "double" else 3)
             j += 2
-        elif w in _DIGITS:
-            out += str(_DIGITS[w])
+        elif w in DIGITS:
+            out += str(DIGITS[w])
             j += 1
         else:
             break

@@ -23,61 +23,12 @@ from dataclasses import dataclass
 
 import jiwer
 
-_UNITS = {
-    "zero": 0,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-}
-_TENS = {
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-}
-_ORDINALS = {
-    "first": 1,
-    "second": 2,
-    "third": 3,
-    "fourth": 4,
-    "fifth": 5,
-    "sixth": 6,
-    "seventh": 7,
-    "eighth": 8,
-    "ninth": 9,
-    "tenth": 10,
-    "eleventh": 11,
-    "twelfth": 12,
-    "thirteenth": 13,
-    "fourteenth": 14,
-    "fifteenth": 15,
-    "sixteenth": 16,
-    "seventeenth": 17,
-    "eighteenth": 18,
-    "nineteenth": 19,
-    "twentieth": 20,
-    "thirtieth": 30,
-}
+from phoneagent.speech.numbers import DIGITS, ORDINALS, TEENS, TENS
+
+# the number words are the product's own (phoneagent.speech.numbers): "oh" is a zero only next to a digit here
+_UNITS = {**{word: n for word, n in DIGITS.items() if word != "oh"}, **TEENS}
+_TENS = TENS
+_ORDINALS = ORDINALS
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _SPELLING = {"ok": "okay", "mr": "mister", "mrs": "missus", "dr": "doctor", "oclock": ""}
 
