@@ -41,5 +41,6 @@ class CallChanges:
 async def changed(event: asyncio.Event, timeout_s: float) -> None:
     """Until ``event`` is set or ``timeout_s`` passes; then the event is clear for the next wait."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout=timeout_s)
+        async with asyncio.timeout(timeout_s):  # wait_for may swallow a cancel (3.11)
+            await event.wait()
     event.clear()

@@ -54,4 +54,5 @@ async def run_passes(
             continue
         wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=interval_s)
+            async with asyncio.timeout(interval_s):  # wait_for may swallow a cancel (3.11)
+                await wake.wait()

@@ -80,7 +80,8 @@ async def wait_for_answer(room: rtc.Room, *, within_s: float) -> bool:
                 return False
             changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=min(left, 0.5))
+                async with asyncio.timeout(min(left, 0.5)):  # wait_for may swallow a cancel (3.11)
+                    await changed.wait()
     finally:
         for name in events:
             room.off(name, poke)
@@ -108,7 +109,8 @@ async def phone_leaves(room: rtc.Room, identity: str, *, within_s: float) -> boo
                 return False
             changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), timeout=min(left, 0.5))
+                async with asyncio.timeout(min(left, 0.5)):  # wait_for may swallow a cancel (3.11)
+                    await changed.wait()
     finally:
         for name in events:
             room.off(name, poke)

@@ -177,7 +177,8 @@ class EventReporter:
                     extra={"pending": len(self.pending()), "error": str(exc) or type(exc).__name__},
                 )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):  # wait_for may swallow a cancel (3.11)
+                        await self._wake.wait()
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             delay = RETRY_MIN_S

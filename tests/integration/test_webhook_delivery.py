@@ -123,20 +123,23 @@ async def test_a_tenants_hanging_endpoint_holds_up_no_one_else(db: Session, db_u
         db.commit()  # place_call flushes; the caller owns the transaction
         deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         running = asyncio.create_task(deliverer.run(idle_s=0.05))
-        try:
-            deadline = time.monotonic() + 30
-            while not rx.accepted():
-                assert time.monotonic() < deadline, "tenant B's webhook was not delivered"
-                await asyncio.sleep(0.02)
-            db.expire_all()
-            a_rows = db.query(WebhookDelivery).filter_by(tenant_id=tenant_a).all()
-            # not one of A's attempts has ended yet (they hang until the timeout), yet B's went out
-            assert len(a_rows) == 10 and all(r.attempts == 0 for r in a_rows)
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            await deliverer.aclose()
-            hanging.close()
+        # once, in a fresh-clone run, this test never ended (the event loop idle for 8 min): a bounded
+        # wait makes that a failure that names its place, not a hung suite
+        async with asyncio.timeout(60):
+            try:
+                deadline = time.monotonic() + 30
+                while not rx.accepted():
+                    assert time.monotonic() < deadline, "tenant B's webhook was not delivered"
+                    await asyncio.sleep(0.02)
+                db.expire_all()
+                a_rows = db.query(WebhookDelivery).filter_by(tenant_id=tenant_a).all()
+                # not one of A's attempts has ended yet (they hang until the timeout), yet B's went out
+                assert len(a_rows) == 10 and all(r.attempts == 0 for r in a_rows)
+            finally:
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+                await deliverer.aclose()
+        hanging.close()
     assert rx.accepted()[0].signature_ok
 
 
