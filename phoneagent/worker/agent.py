@@ -33,7 +33,7 @@ log = logging.getLogger("phoneagent.worker")
 GOODBYE_DRAIN_S = 0.6
 # livekit-sip's error when its REFER transaction ended without an answer it could read
 LOST_REFER_ANSWER = "transaction failed to complete"
-REFER_FOLLOW_S = 5.0  # how long a phone that followed such a transfer takes to leave this call, at most
+REFER_FOLLOW_S = 10.0  # baresip ends its leg 5 s after the transfer succeeds; allow twice that
 # an outbound callee who has said nothing this long after answering is greeted anyway
 SILENT_CALLEE_S = 3.0
 # a first utterance this long, or with these words, is an answering machine's greeting
