@@ -295,14 +295,8 @@ def build_server(settings: Settings) -> AgentServer:
             port=settings.worker_http_port,
             # prewarm loads Piper, Whisper and Silero: allow for a loaded 2-core machine
             initialize_process_timeout=60.0,
-            # a job process is light with shared speech models: as many wait ready as calls may come
-            # together. livekit-agents also counts each call accepted before any is running as
-            # load_threshold / num_idle_processes: with 2 idle for 4 slots, the third of a burst of
-            # callers found the worker "full" and was never dispatched (livekit-server: "no worker
-            # is available"; seen in 2 of 5 fresh-clone runs of the four-callers test)
-            num_idle_processes=(
-                settings.call_capacity if settings.speech_socket or settings.shared_models else 1
-            ),
+            # a job process is light with shared speech models: two wait ready for calls that come together
+            num_idle_processes=2 if settings.speech_socket or settings.shared_models else 1,
             load_fnc=lambda server: len(server.active_jobs) / settings.call_capacity,
             load_threshold=1.0,
         )
