@@ -53,6 +53,7 @@ class Background:
             self.calls,
             worker_lost_after_s=settings.worker_lost_after_s,
             interval_s=settings.sweep_interval_s,
+            unserved_after_s=settings.unserved_after_s,
             dialing=lambda: self.dialer.dialing,
             recorder=self.recorder,
             on_change=self.changes.notify,

@@ -5,10 +5,15 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
 - in progress, and every phone left in the room says it hung up (``sip.callStatus: hangup``, which
   livekit-sip sets before it leaves; v1.8.0 sometimes never leaves): the call ends as
   ``customer_hangup`` and its room is deleted.
-- in progress, the phone still in the room, but no agent there for ``worker_lost_after`` seconds
+- in progress (or inbound and ringing), the phone still in the room, but no agent there for
+  ``worker_lost_after`` seconds
   (its job process or its whole worker died): the call ends as ``worker_lost`` and its room is
   deleted, so the caller is not left listening to silence. A worker is lost at most
   ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
+- inbound, the phone ringing in the room, no agent there and none on its way (LiveKit assigned no
+  agent job for the room: every worker was full, or none was running) for ``unserved_after``
+  seconds: the call is refused at once, ``over_capacity``; deleting the room makes livekit-sip answer
+  the caller's INVITE with 486 Busy Here (a fast busy) instead of letting it ring until it gives up.
 - the room does not exist any more and no event said why (a webhook was lost): the call ends as
   ``failed`` with no evidence; any later event that knows better still wins (see lifecycle).
 - dialing for longer than its ring timeout plus a minute without a dial task in this process (the
@@ -36,7 +41,7 @@ from phoneagent.calls.records import own_event
 from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.models import Call
 from phoneagent.db.states import EndReason
-from phoneagent.telephony.interface import CallControl
+from phoneagent.telephony.interface import CallControl, RoomPeople
 
 log = logging.getLogger("phoneagent.calls")
 
@@ -49,6 +54,7 @@ class Sweeper:
         *,
         worker_lost_after_s: float,
         interval_s: float,
+        unserved_after_s: float = 1.0,
         dialing: Callable[[], set[str]] = set,
         recorder: Recorder | None = None,
         clock: Clock | None = None,
@@ -63,17 +69,26 @@ class Sweeper:
         self._dialing = dialing  # calls this process is dialing right now
         self._recorder = recorder
         self._no_agent_since: dict[str, float] = {}
+        self._unserved_after = unserved_after_s
+        self._arrived: dict[str, float] = {}  # inbound calls not yet seen served, since when
+        self._served: set[str] = set()
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
         await run_passes(log, "sweep", self.sweep, self.wake, self._interval)
 
-    def _live(self) -> list[tuple[str, str, str | None, datetime, int]]:
+    def call_arrived(self, call_id: str) -> None:
+        """An inbound call's phone joined its room (its webhook just came): look whether a worker
+        took it as soon as one should have."""
+        self._arrived.setdefault(call_id, self._clock.monotonic())
+        asyncio.get_running_loop().call_later(self._unserved_after, self.wake.set)
+
+    def _live(self) -> list[tuple[str, str, str, str | None, datetime, int]]:
         with self._sessions() as s:
             rows = s.execute(
-                select(Call.id, Call.status, Call.room_name, Call.created_at, Call.ring_timeout_s).where(
-                    Call.status.in_(("dialing", "ringing", "in_progress"))
-                )
+                select(
+                    Call.id, Call.status, Call.direction, Call.room_name, Call.created_at, Call.ring_timeout_s
+                ).where(Call.status.in_(("dialing", "ringing", "in_progress")))
             ).tuples()
             return list(rows)
 
@@ -93,11 +108,11 @@ class Sweeper:
         live = await asyncio.to_thread(self._live)
         seen = set()
         now = self._clock.monotonic()
-        for call_id, status, room, created_at, ring_timeout_s in live:
+        for call_id, status, direction, room, created_at, ring_timeout_s in live:
             seen.add(call_id)
             if not room:
                 continue
-            if status != "in_progress":
+            if status != "in_progress" and direction != "inbound":
                 stale = self._clock.now() - created_at > timedelta(seconds=ring_timeout_s + 60)
                 if stale and call_id not in self._dialing():
                     await self._settle_stale_dial(call_id, room)
@@ -105,6 +120,8 @@ class Sweeper:
             people = await self._calls.people(room)
             if people is None:
                 await self._ended(call_id, "failed", lc.NO_EVIDENCE, "room_gone")
+                continue
+            if direction == "inbound" and await self._refused_unserved(call_id, room, people, now):
                 continue
             if people.sip and all(p.get("sip.callStatus") == "hangup" for p in people.sip):
                 # livekit-sip v1.8.0 leaves a phone's participant in the room after some BYEs (about
@@ -125,6 +142,31 @@ class Sweeper:
                 self._no_agent_since.pop(call_id, None)
         for gone in set(self._no_agent_since) - seen:
             del self._no_agent_since[gone]
+        for gone in set(self._arrived) - seen:
+            del self._arrived[gone]
+        self._served &= seen
+
+    async def _refused_unserved(self, call_id: str, room: str, people: RoomPeople, now: float) -> bool:
+        """Refuse an inbound call that no worker took (see the module's docstring); True if it was."""
+        if call_id in self._served:
+            return False
+        if people.agents > 0:
+            self._served.add(call_id)
+            return False
+        arrived = self._arrived.setdefault(call_id, now)
+        if not people.sip or now - arrived < self._unserved_after:
+            return False
+        jobs = await self._calls.agent_jobs(room)
+        if jobs is None:
+            return False  # the room just went: the next pass settles the call
+        if jobs > 0:
+            self._served.add(call_id)  # an agent is on its way; a worker lost later is worker_lost
+            return False
+        log.warning("no worker took the call: every line is busy", extra={"call_id": call_id})
+        await self._ended(call_id, "over_capacity", lc.DECLARED, "over_capacity")
+        await self._calls.end_room(room)
+        self._arrived.pop(call_id, None)
+        return True
 
     async def _settle_stale_dial(self, call_id: str, room: str) -> None:
         people = await self._calls.people(room)

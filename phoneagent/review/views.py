@@ -29,6 +29,7 @@ END_REASONS: dict[str, tuple[str, str]] = {
     "max_duration": ("the agent", "The call reached its maximum duration."),
     "silence_timeout": ("the agent", "Nobody spoke for too long."),
     "worker_lost": ("nobody (the agent process was lost)", "The agent process was lost during the call."),
+    "over_capacity": ("phoneagent (all lines busy)", "No agent was free: the caller got a busy signal."),
 }
 
 FILTER_FIELDS = ("from", "to", "status", "end_reason", "direction", "number", "agent", "q")

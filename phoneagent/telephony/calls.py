@@ -109,8 +109,19 @@ class LiveKitCalls(LiveKitClient):
         agents = sum(1 for p in res.participants if p.kind == AGENT_KIND)
         return RoomPeople(sip=sip, agents=agents)
 
+    async def agent_jobs(self, room: str) -> int | None:
+        """How many agent jobs LiveKit assigned to a worker for the room's dispatches (a dispatch that
+        found every worker full, or none at all, has none); None when the room does not exist."""
+        try:
+            with self._errors():
+                dispatches = await self._api().agent_dispatch.list_dispatch(room)
+        except LiveKitNotFound:
+            return None
+        return sum(len(d.state.jobs) for d in dispatches)
+
     async def end_room(self, room: str) -> None:
-        """Hang up everyone in the room (the phone gets a BYE, or a CANCEL while it rings)."""
+        """Hang up everyone in the room: the phone gets a BYE, or, while it rings, 486 Busy Here (an
+        inbound call) or a CANCEL (an outbound one)."""
         try:
             with self._errors():
                 await self._api().room.delete_room(api.DeleteRoomRequest(room=room))

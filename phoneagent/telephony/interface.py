@@ -57,6 +57,10 @@ class CallControl(Protocol):
         """Who is in the room; None when the room does not exist."""
         ...
 
+    async def agent_jobs(self, room: str) -> int | None:
+        """How many agent jobs were assigned to a worker in the room; None when the room is gone."""
+        ...
+
     async def end_room(self, room: str) -> None:
         """Hang up everyone in the room; a room that is gone already is no error."""
         ...

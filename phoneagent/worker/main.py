@@ -281,9 +281,23 @@ def load_script(profile: Profile) -> Script:
         return Script.from_dict(DEFAULT_SCRIPT_DATA, greeting=profile.greeting)
 
 
+class CallSlots(AgentServer):
+    """The agent server, counting a call accepted but not yet running as one call slot.
+
+    livekit-agents estimates such a call as ``load_threshold / num_idle_processes`` of load while no
+    call runs: with two job processes kept ready for four slots, two callers arriving together made
+    the worker look full (0.5 each), and a third was refused with slots free. The load here is calls
+    over capacity, so an accepted call is exactly one slot: ``1 / capacity``."""
+
+    capacity: int = 1
+
+    def _get_effective_load(self) -> float:
+        return self._worker_load + self._reserved_slots / self.capacity
+
+
 def build_server(settings: Settings) -> AgentServer:
     creds = livekit_credentials(settings)
-    return AgentServer.from_server_options(
+    server = CallSlots.from_server_options(
         WorkerOptions(
             entrypoint_fnc=entrypoint,
             prewarm_fnc=prewarm,
@@ -301,6 +315,10 @@ def build_server(settings: Settings) -> AgentServer:
             load_threshold=1.0,
         )
     )
+    if not isinstance(server, CallSlots):  # from_server_options builds its own class
+        raise TypeError(f"expected CallSlots, got {type(server).__name__}")
+    server.capacity = settings.call_capacity
+    return server
 
 
 def run_worker(settings: Settings, *, dev: bool = False) -> None:

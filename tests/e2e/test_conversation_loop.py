@@ -5,7 +5,9 @@ recorded as said; four callers at once all get the right answers."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,3 +266,45 @@ def test_four_callers_at_once_all_get_the_right_answers(
         said = [t["text"] for t in rec["transcript"] if t["speaker"] == "agent"][1:]
         expected = [REPLIES[questions[(i + k) % len(questions)][1]] for k in range(len(questions))]
         assert said == expected, (i, said, [t["text"] for t in rec["transcript"] if t["speaker"] == "caller"])
+
+
+@contextmanager
+def _worker_env(worker: WorkerProcess, **env: str) -> Iterator[None]:
+    """The worker restarted with ``env`` on top of its own, then restarted as it was."""
+    saved = worker.env
+    worker.env = {**saved, **env}
+    try:
+        worker.start()
+        yield
+    finally:
+        worker.env = saved
+        worker.start()
+
+
+def test_a_caller_beyond_capacity_hears_busy_at_once_and_the_record_says_over_capacity(
+    stack: Stack, line: Line, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    wait_until(lambda: _worker_idle(stack.settings), timeout=60, what="the worker to be idle")
+    with _worker_env(worker, PHONEAGENT_MAX_CONCURRENT_CALLS="1"):
+        first = BaresipPhone(tmp_path / "first", rtp_ports=(43600, 43649), user="slotholder")
+        extra = BaresipPhone(tmp_path / "extra", rtp_ports=(43650, 43699), user="overflow")
+        try:
+            first.start().dial(line.uri, timeout=60)  # takes the worker's one call slot
+            extra.start()
+            started = time.monotonic()
+            extra.wait_for(r"session closed: 486", timeout=30, start=extra.start_dial(line.uri))
+            busy_after_s = time.monotonic() - started
+            print(f"[over capacity] the extra caller heard 486 Busy Here {busy_after_s:.2f} s after dialing")
+            assert not any("Call established" in ln for ln in extra.output)
+            # a busy signal, not the 17 s of ringing until the sweeper gave up on a lost worker
+            assert busy_after_s < 6.0, busy_after_s
+            first.bye_confirmed(since=first.hangup())
+        finally:
+            first.close()
+            extra.close()
+    refused = _record(line, "overflow", agent_turns=0)
+    assert refused["end_reason"] == "over_capacity", refused
+    assert refused["answered_at"] is None and refused["duration_ms"] is None, refused  # never answered
+    assert not [t for t in refused["transcript"] if t["speaker"] == "agent"]
+    served = _record(line, "slotholder", agent_turns=0)
+    assert served["end_reason"] == "customer_hangup", served

@@ -106,6 +106,7 @@ class FakeCalls(CallControl):
     rooms: dict[str, RoomPeople] = field(default_factory=dict)
     dispatched: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
+    jobs: dict[str, int] = field(default_factory=dict)  # agent jobs assigned, by room
     down: bool = False  # LiveKit unreachable: every call fails as the real adapter says it does
 
     def _reach(self) -> None:
@@ -117,6 +118,7 @@ class FakeCalls(CallControl):
     async def dispatch_agent(self, room: str, agent_name: str, metadata: dict[str, Any]) -> None:
         self._reach()
         self.rooms[room] = RoomPeople(sip=[], agents=1)
+        self.jobs[room] = 1
         self.dispatched.append(room)
 
     async def dial(
@@ -152,6 +154,10 @@ class FakeCalls(CallControl):
         self._reach()
         return self.rooms.get(room)
 
+    async def agent_jobs(self, room: str) -> int | None:
+        self._reach()
+        return self.jobs.get(room, 0) if room in self.rooms else None
+
     async def end_room(self, room: str) -> None:
         self._reach()
         self.rooms.pop(room, None)
@@ -166,6 +172,12 @@ class FakeCalls(CallControl):
         """livekit-sip v1.8.0 sometimes leaves the phone's participant behind after a BYE."""
         people = self.rooms[room]
         self.rooms[room] = RoomPeople(sip=[{**p, "sip.callStatus": "hangup"} for p in people.sip], agents=0)
+
+    def phone_rings(self, room: str, *, agent_job: bool) -> None:
+        """A caller's INVITE made the room (a dispatch rule); a worker took its agent job, or none
+        could (every worker full, or none running)."""
+        self.rooms[room] = RoomPeople(sip=[{"sip.callStatus": "ringing"}], agents=0)
+        self.jobs[room] = 1 if agent_job else 0
 
     def agent_left(self, room: str) -> None:
         self.rooms[room] = RoomPeople(sip=self.rooms[room].sip, agents=0)

@@ -116,9 +116,13 @@ class BaresipPhone:
     # ---- calls ---------------------------------------------------------------------------------
 
     def dial(self, uri: str, *, timeout: float = 30.0) -> None:
+        self.wait_for(r"Call established", timeout=timeout, start=self.start_dial(uri))
+
+    def start_dial(self, uri: str) -> int:
+        """Send the INVITE and return at once (the output mark to wait for its outcome from)."""
         mark = len(self.output)
         self._send(f"/dial {uri}")
-        self.wait_for(r"Call established", timeout=timeout, start=mark)
+        return mark
 
     def play(self, wav: Path) -> int:
         """Switch the microphone to ``wav`` (8 kHz mono, padded with silence: its end hangs up)."""

@@ -18,6 +18,7 @@ from phoneagent.db.base import Base
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import AgentProfile, Call, Campaign, CampaignContact, OutboundTrunk, Tenant
 from phoneagent.errors import TelephonyError
+from phoneagent.telephony.interface import RoomPeople
 from tests.peers.fake_telephony import BUSY, FakeCalls, FakeClock, inline_threads, no_answer
 
 pytestmark = pytest.mark.unit
@@ -249,5 +250,49 @@ def test_a_refused_attempt_costs_the_campaign_pass_nothing_else(sessions: sessio
         assert states()[0] == ("done", "customer_hangup")
         with w.sessions() as s:
             assert s.get(Campaign, campaign_id).status == "running"  # type: ignore[union-attr]
+
+    scenario(sessions, body)
+
+
+def test_an_inbound_call_no_worker_took_is_refused_busy_as_over_capacity(
+    sessions: sessionmaker[Session],
+) -> None:
+    async def body(w: World) -> None:
+        rooms = {"unserved": "in-1", "coming": "in-2", "answered": "in-3"}
+        ids = {}
+        with w.sessions() as s:
+            for name, room in rooms.items():
+                call = Call(tenant_id=w.tenant, direction="inbound", status="ringing", room_name=room)
+                s.add(call)
+                s.flush()
+                ids[name] = call.id
+            s.commit()
+        w.lk.phone_rings(rooms["unserved"], agent_job=False)  # every worker was full
+        w.lk.phone_rings(rooms["coming"], agent_job=True)  # a worker took it; its agent is joining
+        w.lk.phone_rings(rooms["answered"], agent_job=True)
+        w.lk.rooms[rooms["answered"]] = RoomPeople(sip=[{"sip.callStatus": "active"}], agents=1)
+        for call_id in ids.values():
+            w.sweeper.call_arrived(call_id)
+        w.clock.advance(0.5)
+        await w.sweeper.sweep()
+        assert w.call(ids["unserved"]).status == "ringing"  # not yet: LiveKit may still be dispatching
+        assert w.lk.ended == []
+
+        w.clock.advance(0.5)
+        await w.sweeper.sweep()
+        refused = w.call(ids["unserved"])
+        assert (refused.status, refused.end_reason) == ("ended", "over_capacity")
+        assert refused.answered_at is None and refused.duration_ms is None
+        assert w.lk.ended == [rooms["unserved"]]  # deleting the room answers the INVITE 486
+        assert ids["unserved"] in w.notices
+        for name in ("coming", "answered"):
+            assert w.call(ids[name]).status == "ringing", name
+
+        w.clock.advance(LOST_AFTER_S)  # the agent on its way never came: not over capacity, lost
+        await w.sweeper.sweep()
+        lost = w.call(ids["coming"])
+        assert (lost.status, lost.end_reason) == ("ended", "worker_lost")
+        assert w.call(ids["answered"]).status == "ringing"
+        assert w.lk.ended == [rooms["unserved"], rooms["coming"]]
 
     scenario(sessions, body)

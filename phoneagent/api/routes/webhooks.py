@@ -49,6 +49,8 @@ async def livekit_webhook(request: Request, session: SessionDep) -> Any:
     bg = getattr(request.app.state, "background", None)
     if new and bg is not None:
         bg.poke()  # e.g. a track was published: the recorder starts recording it now
+        if call is not None and call.direction == "inbound" and event.type == "participant_joined":
+            bg.sweeper.call_arrived(call.id)  # refused at once if no worker takes it
     return {"received": event.id, "duplicate": not new}
 
 
