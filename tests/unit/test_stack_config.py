@@ -36,6 +36,8 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
     assert lk["keys"] == {sec.livekit_api_key: sec.livekit_api_secret}
     # clients get a loopback STUN server, never livekit-server's default (Google's)
     assert all(u.startswith("127.0.0.1:") for u in lk["rtc"]["stun_servers"])
+    # a worker is offered jobs until it reports full (load 1.0), not only under livekit's default 0.7
+    assert lk["agents"]["target_load"] == 1.0
 
     eg = yaml.safe_load((conf / "egress.yaml").read_text())
     assert eg["ws_url"] == "ws://127.0.0.1:7880" and eg["redis"]["address"] == "127.0.0.1:6389"
