@@ -28,7 +28,7 @@ from tests.peers.wav import (
     trailing_silence_seconds,
     write_wav,
 )
-from tests.stack_fixtures import ControlPlane, WorkerProcess
+from tests.stack_fixtures import ApiProcess, ControlPlane, WorkerProcess
 
 RATE = 8000
 NUMBER = "+15550141"
@@ -56,12 +56,12 @@ class Line:
     uri: str
 
 
-@pytest.fixture(scope="module")
-def line(stack: Stack, control_plane: ControlPlane, worker: WorkerProcess) -> Iterator[Line]:
-    host = stack.settings.bind_host
-    c = httpx.Client(base_url=control_plane.url, headers=control_plane.headers, timeout=30)
-    agent = c.post("/agents", json={"name": "loop", "llm": {"script": SCRIPT}, "silence_timeout_s": 60})
-    trunk = c.post("/trunks/inbound", json={"name": "loop", "numbers": [NUMBER], "allowed_addresses": [host]})
+@contextmanager
+def _line_on(c: httpx.Client, settings: Settings, number: str, **profile: object) -> Iterator[Line]:
+    """``number`` answered by the scripted agent, provisioned through the control plane ``c`` talks to."""
+    host = settings.bind_host
+    agent = c.post("/agents", json={"name": "loop", "llm": {"script": SCRIPT}, **profile})
+    trunk = c.post("/trunks/inbound", json={"name": "loop", "numbers": [number], "allowed_addresses": [host]})
     rule = c.post(
         "/dispatch-rules",
         json={"name": "loop", "inbound_trunk_id": trunk.json()["id"], "agent_profile_id": agent.json()["id"]},
@@ -69,11 +69,19 @@ def line(stack: Stack, control_plane: ControlPlane, worker: WorkerProcess) -> It
     for r in (agent, trunk, rule):
         assert r.status_code == 201, r.text
     try:
-        yield Line(c, f"sip:{NUMBER}@{host}:{stack.settings.sip_port}")
+        yield Line(c, f"sip:{number}@{host}:{settings.sip_port}")
     finally:
         c.delete(f"/dispatch-rules/{rule.json()['id']}")
         c.delete(f"/trunks/inbound/{trunk.json()['id']}")
-        c.close()
+
+
+@pytest.fixture(scope="module")
+def line(stack: Stack, control_plane: ControlPlane, worker: WorkerProcess) -> Iterator[Line]:
+    with (
+        httpx.Client(base_url=control_plane.url, headers=control_plane.headers, timeout=30) as c,
+        _line_on(c, stack.settings, NUMBER, silence_timeout_s=60) as line,
+    ):
+        yield line
 
 
 @pytest.fixture(scope="module")
@@ -308,3 +316,56 @@ def test_a_caller_beyond_capacity_hears_busy_at_once_and_the_record_says_over_ca
     assert not [t for t in refused["transcript"] if t["speaker"] == "agent"]
     served = _record(line, "slotholder", agent_turns=0)
     assert served["end_reason"] == "customer_hangup", served
+
+
+OUTAGE_S = 60.0
+
+
+def test_the_control_plane_down_60_s_mid_call_the_call_goes_on_and_its_record_is_whole_afterwards(
+    stack: Stack, worker: WorkerProcess, voice: object, tmp_path: Path
+) -> None:
+    """The worker's spool keeps every turn, latency and event while the control plane is down, and
+    delivers them afterwards, in order, once."""
+    questions = [
+        ("What are your opening hours?", "hours"),
+        ("Can I schedule an appointment?", "appointment"),
+        ("Tuesday works for me.", "day"),
+    ]
+    wavs = [_wav(tmp_path / f"q{i}.wav", caller_speech(text, voice)) for i, (text, _) in enumerate(questions)]
+    api = ApiProcess.create(stack.settings, f"sqlite:///{tmp_path / 'cp.db'}", tmp_path / "api")
+    (tmp_path / "api").mkdir()
+    api.start()
+    with (
+        httpx.Client(base_url=api.url, headers=api.headers, timeout=30) as c,
+        _line_on(c, stack.settings, "+15550142", silence_timeout_s=120) as line,
+        _worker_env(worker, PHONEAGENT_CONTROL_PLANE_URL=api.url),
+    ):
+        phone = BaresipPhone(tmp_path / "phone", rtp_ports=(43700, 43749), user="outage").start()
+        try:
+            phone.dial(line.uri, timeout=60)
+            phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=1.2, timeout=90)  # the greeting
+            api.kill()
+            down_at = time.monotonic()
+            for wav, speech_ends_s in wavs:
+                mark = phone.received_audio().size
+                phone.play(wav)
+                _wait_reply(phone, mark, after_s=speech_ends_s + 1.2, timeout=90)
+            # the fault lasts its full length (not a wait for an event): the call stays up meanwhile
+            time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
+            assert phone.output and not any("session closed" in ln for ln in phone.output)
+            api.start()
+            print(f"[outage] control plane down {time.monotonic() - down_at:.1f} s during the call")
+            phone.bye_confirmed(since=phone.hangup())
+        finally:
+            phone.close()
+        rec = _record(line, "outage", agent_turns=4)
+    api.stop()
+    turns = rec["transcript"]
+    said = [t["text"] for t in turns if t["speaker"] == "agent"]
+    assert said[1:] == [REPLIES[intent] for _text, intent in questions], turns
+    assert [t["seq"] for t in turns] == sorted({t["seq"] for t in turns}), turns  # in order, once
+    assert [t["speaker"] for t in turns] == ["agent", "caller", "agent", "caller", "agent", "caller", "agent"]
+    assert all(t["total_ms"] for t in turns[2::2]), turns  # every reply's latency reached the record
+    worker_events = [(e["type"], e["event_id"]) for e in rec["events"] if e["source"] == "worker"]
+    assert len(worker_events) == len(set(worker_events)), worker_events
+    assert rec["end_reason"] == "customer_hangup", rec
