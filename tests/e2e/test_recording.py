@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -317,3 +318,58 @@ def test_egress_killed_mid_call_the_call_goes_on_and_the_recording_says_why_it_f
     assert not psutil.pid_exists(min(killed)) or psutil.Process(min(killed)).status() == "zombie"
     # nothing of the partial track files is left behind
     assert not any((settings.recordings_path / ".tracks" / call["id"]).glob("*.ogg"))
+
+
+@contextlib.contextmanager
+def _full_disk(path: Path) -> Iterator[None]:
+    """``path`` on a small file system (tmpfs) of its own, filled to the last byte, while in use."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(path)], check=True)
+    try:
+        with contextlib.suppress(OSError), (path / "filler").open("wb") as f:
+            while True:
+                f.write(b"\0" * 4096)
+                f.flush()
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+def test_the_recordings_disk_full_the_call_is_answered_and_the_recording_fails_saying_why(
+    stack: Stack,
+    control_plane: ControlPlane,
+    worker: WorkerProcess,
+    recording_on: None,
+    hooks: WebhookReceiver,
+    voice: object,
+    tmp_path: Path,
+) -> None:
+    settings = stack.settings
+    cp = control_plane
+    before = _call_ids(cp)
+    question = caller_wav(tmp_path / "q.wav", QUESTION, voice)
+    call = None
+    with _full_disk(settings.recordings_path / ".tracks"):
+        phone = BaresipPhone(tmp_path / "phone", rtp_ports=(45150, 45199)).start()
+        try:
+            phone.dial(f"sip:{settings.dev_number}@{settings.bind_host}:{settings.sip_port}", timeout=30)
+            phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=1.2, timeout=90)  # the greeting
+            call = _newest_call(cp, before)
+            assert call is not None
+            mark = phone.received_audio().size
+            phone.play(question)
+            _wait_reply(phone, mark)  # the agent answers, the disk full or not
+            hang = phone.hangup()
+            assert phone.bye_confirmed(since=hang, timeout=15)
+        finally:
+            phone.close()
+            _leave_no_room(settings, call["room_name"] if call else None)
+        failed = _webhook(hooks, call["id"], "recording.failed", timeout=60)
+    print(f"[disk full] recording error: {failed['recording']['error']}")
+    assert all(s.healthy for s in stack.status())  # egress too: nothing else broke
+    ended = _webhook(hooks, call["id"], "call.ended", timeout=30)
+    assert ended["end_reason"] == "customer_hangup" and ended["recording"]["status"] == "failed"
+    detail = _get(cp, f"/calls/{call['id']}").json()
+    assert (detail["status"], detail["end_reason"]) == ("ended", "customer_hangup")
+    assert detail["recording_status"] == "failed" and detail["recording_location"] is None
+    assert "space" in detail["recording_error"].lower(), detail["recording_error"]
