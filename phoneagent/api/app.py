@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneagent import __version__
@@ -137,6 +137,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.exception_handler(SignInRequired)(_sign_in)
     app.exception_handler(RequestError)(_request_error)
     app.exception_handler(DataError)(_unstorable)
+    app.exception_handler(OperationalError)(_database_down)
+    app.exception_handler(InterfaceError)(_database_down)
     app.exception_handler(TelephonyError)(_telephony)
     app.exception_handler(StorageError)(_storage)
     app.exception_handler(PhoneagentError)(_other)
@@ -174,6 +176,18 @@ async def _unstorable(request: Request, exc: DataError) -> Response:
     log.info("request refused by the database as data", extra={"error": type(exc.orig).__name__})
     return _problem(
         request, 422, "the request holds characters or numbers the database cannot store (e.g. a NUL byte)"
+    )
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    # the database is unreachable or restarting (PostgreSQL), or busy past its timeout (SQLite):
+    # nothing was written; the client may try again, as the background loops do
+    log.warning("database unavailable", extra={"error": type(getattr(exc, "orig", exc)).__name__})
+    return _problem(
+        request,
+        503,
+        "the database is unavailable; nothing was written, try again shortly",
+        headers={"Retry-After": "5"},
     )
 
 

@@ -58,7 +58,9 @@ class Background:
             recorder=self.recorder,
             on_change=self.changes.notify,
         )
-        self.campaigns = CampaignRunner(sessions, wake_dialer=self.dialer.wake.set)
+        self.campaigns = CampaignRunner(
+            sessions, wake_dialer=self.dialer.wake.set, dialing=lambda: self.dialer.dialing
+        )
         self.provisioning = ProvisioningUpkeep(
             sessions,
             LiveKitSip(settings),

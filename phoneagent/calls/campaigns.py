@@ -107,10 +107,16 @@ def cancel(session: Session, campaign: Campaign) -> None:
 
 class CampaignRunner:
     def __init__(
-        self, sessions: sessionmaker[Session], *, wake_dialer: Callable[[], None], interval_s: float = 1.0
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        wake_dialer: Callable[[], None],
+        interval_s: float = 1.0,
+        dialing: Callable[[], set[str]] = set,
     ) -> None:
         self._sessions = sessions
         self._wake_dialer = wake_dialer
+        self._dialing = dialing  # calls the dialer has not recorded its answer for yet
         self._interval = interval_s
         self.wake = asyncio.Event()
 
@@ -118,10 +124,11 @@ class CampaignRunner:
         await run_passes(log, "campaign pass", self._pass, self.wake, self._interval)
 
     async def _pass(self) -> None:
-        if await asyncio.to_thread(self.tick):
+        # read here, on the event loop that changes it, not in tick's thread
+        if await asyncio.to_thread(self.tick, dialing=frozenset(self._dialing())):
             self._wake_dialer()
 
-    def tick(self, now: datetime | None = None) -> int:
+    def tick(self, now: datetime | None = None, *, dialing: frozenset[str] = frozenset()) -> int:
         """One pass over running campaigns; returns how many calls it queued."""
         now = now or datetime.now(UTC)
         queued = 0
@@ -132,12 +139,12 @@ class CampaignRunner:
                 campaign = s.get(Campaign, campaign_id)
                 if campaign is None or campaign.status != "running":
                     continue
-                self._settle(s, campaign, now)
+                self._settle(s, campaign, now, dialing)
                 queued += self._queue(s, campaign, now)
                 s.commit()
         return queued
 
-    def _settle(self, s: Session, campaign: Campaign, now: datetime) -> None:
+    def _settle(self, s: Session, campaign: Campaign, now: datetime, dialing: frozenset[str]) -> None:
         calling = (
             s.execute(
                 select(CampaignContact, Call)
@@ -152,6 +159,8 @@ class CampaignRunner:
             .all()
         )
         for contact, call in calling:
+            if call.id in dialing:
+                continue  # ended by LiveKit's events before the dialer wrote what the callee answered
             contact.last_end_reason = call.end_reason
             if call.answered_at is not None:
                 contact.status = "done"

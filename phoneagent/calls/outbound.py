@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import lifecycle as lc
@@ -355,7 +355,7 @@ class Dialer:
             outcome = DialOutcome("failed", detail=f"internal error: {type(exc).__name__}")
         finally:
             ringing.cancel()
-        await asyncio.to_thread(self._record_outcome, job, outcome)
+        await self._keep_trying(self._record_outcome, job, outcome, self._clock.now())
         self._on_change(job.call_id)
         if outcome.kind != "answered":
             try:
@@ -363,8 +363,24 @@ class Dialer:
             except PhoneagentError as exc:  # the room empties itself (empty_timeout) in time
                 log.warning("could not end the room", extra={"call_id": job.call_id, "error": exc.message})
 
-    def _record_outcome(self, job: _Job, o: DialOutcome) -> None:
-        now = self._clock.now()
+    async def _keep_trying(self, write: Callable[..., None], *args: Any) -> None:
+        """A write the call's truth depends on (what the callee answered, known only here), retried
+        while the database is unreachable (restarting, failing over) instead of lost; meanwhile the
+        call stays this dialer's (``dialing``), so neither the sweeper nor a campaign settles it."""
+        delay = 0.5
+        while True:
+            try:
+                await asyncio.to_thread(write, *args)
+                return
+            except (OperationalError, InterfaceError) as exc:
+                log.warning(
+                    "database unavailable: the dial's outcome is kept and written again",
+                    extra={"error": type(exc.orig).__name__, "retry_in_s": delay},
+                )
+            await self._clock.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _record_outcome(self, job: _Job, o: DialOutcome, now: datetime) -> None:
         if o.kind == "answered":
             fact = lc.Fact(now, "in_progress")
         elif o.kind == "sip_final" and o.sip_status_code is not None:

@@ -44,6 +44,13 @@ class TempPostgres:
         if self._as_user:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        return self.up()
+
+    def down(self) -> None:
+        """Stop the server (every client's connection is cut); ``up`` starts it again on its data."""
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def up(self) -> TempPostgres:
         opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run(
             _bin("pg_ctl"),

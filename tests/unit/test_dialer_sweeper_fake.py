@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.campaigns import CampaignRunner
@@ -294,5 +297,32 @@ def test_an_inbound_call_no_worker_took_is_refused_busy_as_over_capacity(
         assert (lost.status, lost.end_reason) == ("ended", "worker_lost")
         assert w.call(ids["answered"]).status == "ringing"
         assert w.lk.ended == [rooms["unserved"], rooms["coming"]]
+
+    scenario(sessions, body)
+
+
+def test_the_dial_outcome_survives_the_database_being_down_when_it_is_written(
+    sessions: sessionmaker[Session],
+) -> None:
+    async def body(w: World) -> None:
+        call_id = w.place(ANSWERS)
+        write = w.dialer._record_outcome
+        refused: list[datetime] = []
+
+        def database_down_twice(*args: Any) -> None:
+            if len(refused) < 2:
+                refused.append(w.clock.now())
+                raise OperationalError("UPDATE calls", {}, Exception("connection refused"))
+            write(*args)
+
+        w.dialer._record_outcome = database_down_twice  # type: ignore[method-assign,assignment]
+        await w.dialer.step()
+        await w.clock.run_until(lambda: len(refused) == 2)
+        assert w.call(call_id).status == "ringing" and call_id in w.dialer.dialing  # kept, still its own
+        answered_at = refused[0]
+        await w.clock.run_until(lambda: not w.dialer.dialing)
+        call = w.call(call_id)
+        assert call.status == "in_progress"
+        assert call.answered_at is not None and call.answered_at.replace(tzinfo=UTC) == answered_at
 
     scenario(sessions, body)

@@ -3,6 +3,7 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy import text
 
 from phoneagent import __version__
 from phoneagent.api.deps import SessionDep, TenantDep
@@ -14,6 +15,16 @@ router = APIRouter(prefix="/health", tags=["health"])
 @router.get("", summary="Liveness of the control plane")
 def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the control plane reaches its database",
+    responses={503: {"description": "the database is unreachable"}},
+)
+def ready(session: SessionDep) -> dict[str, str]:
+    session.execute(text("SELECT 1"))  # unreachable: 503 from the app's database handler
+    return {"status": "ready", "database": "ok"}
 
 
 @router.get("/provisioning", summary="Drift between this tenant's rows and LiveKit (report only)")
