@@ -43,9 +43,9 @@ def test_a_campaign_never_exceeds_its_concurrency(stack: Stack, tmp_path: Path) 
     peak_seen = 0
     try:
         with (
-            # known to fail now and then: livekit-sip v1.8.0 sometimes leaves a participant in the room
-            # after the callee's BYE (1-2 of 100 calls, at 1 s and at 2.5 s holds alike), and the sweeper
-            # then ends that call as worker_lost. README, "Outbound calls", known limit; not fixed.
+            # livekit-sip v1.8.0 sometimes leaves a participant in the room after the callee's BYE (1-2
+            # of 100 calls); its sip.callStatus says hangup, and the sweeper ends that call as
+            # customer_hangup from it (it used to be worker_lost, and this test failed now and then)
             SippCallee(
                 "uas_answer_then_hangup", workdir=tmp_path, port=_free_udp(host), host=host, hold_ms=1000
             ) as sipp,
