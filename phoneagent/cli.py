@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from phoneagent import cli_calls
 from phoneagent import log as pa_log
@@ -38,7 +40,22 @@ def _stack_cmd(args: argparse.Namespace) -> int:
         from phoneagent.stack.logs import show_logs
 
         show_logs(stack, args.service, lines=args.lines, follow=args.follow)
+    elif args.action == "refused":
+        _print_refused(stack.paths.logfile("livekit-sip"), args.lines)
     return 0
+
+
+def _print_refused(log: Path, lines: int) -> None:
+    from phoneagent.cli_calls import table
+    from phoneagent.stack.refused import refused_invites
+
+    settled = datetime.now(UTC) - timedelta(seconds=5)  # a newer INVITE may still be setting up
+    found = refused_invites(log, settled_before=settled)[-lines:]
+    if not found:
+        print(f"no INVITE refused in {log}")
+        return
+    rows = [(r.at.strftime("%Y-%m-%d %H:%M:%S"), r.from_user, r.from_ip, r.to_user, r.why) for r in found]
+    print(table(["when (UTC)", "from", "from address", "to", "what livekit-sip did"], rows))
 
 
 def _worker_cmd(args: argparse.Namespace) -> int:
@@ -176,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_dev_cmd)
 
     p = sub.add_parser("stack", help="the local LiveKit stack: Redis, livekit-server, livekit-sip, egress")
-    p.add_argument("action", choices=["install", "up", "down", "status", "logs"])
+    p.add_argument("action", choices=["install", "up", "down", "status", "logs", "refused"])
     p.add_argument("service", nargs="?", help="for logs: redis, livekit-server, livekit-sip or egress")
-    p.add_argument("-n", "--lines", type=int, default=40, help="for logs: how many lines")
+    p.add_argument("-n", "--lines", type=int, default=40, help="for logs and refused: how many lines")
     p.add_argument("-f", "--follow", action="store_true", help="for logs: keep printing new lines")
     p.set_defaults(func=_stack_cmd)
 
