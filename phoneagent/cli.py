@@ -158,12 +158,21 @@ def _reconcile_cmd(args: argparse.Namespace) -> int:
 
 
 def _provision_cmd(args: argparse.Namespace) -> int:
-    import asyncio
+    from phoneagent.db.engine import database_url, make_engine, session_factory
+    from phoneagent.db.migrate import upgrade
+    from phoneagent.dev_tenant import ensure_dev_line
 
-    from phoneagent.telephony.dev_routing import ensure_dev_routing
-
-    routing = asyncio.run(ensure_dev_routing(get_settings()))
-    print(f"inbound trunk {routing.trunk_id}, dispatch rule {routing.rule_id}")
+    settings = get_settings()
+    upgrade(database_url(settings))
+    engine = make_engine(database_url(settings))
+    try:
+        with session_factory(engine)() as session:
+            line = ensure_dev_line(session, settings)
+    finally:
+        engine.dispose()
+    print(f"tenant dev: agent profile {line.agent_profile_id}, inbound trunk {line.trunk_id}")
+    print(f"dispatch rule {line.rule_id}")
+    print(f"its API key is in {line.key_file}")
     return 0
 
 
@@ -233,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true")
     p.set_defaults(func=_reconcile_cmd)
 
-    p = sub.add_parser("provision", help="create the dev inbound trunk and dispatch rule on LiveKit")
+    p = sub.add_parser(
+        "provision", help="create the dev tenant's agent profile, inbound trunk and dispatch rule (and key)"
+    )
     p.set_defaults(func=_provision_cmd)
 
     from phoneagent.cli_call import add_parser as add_call
