@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=2.0, ge=0.2, le=60.0)
     # an inbound call that no worker took (LiveKit assigned no agent job) this long after its phone
     # joined is refused with a busy signal as over_capacity
-    unserved_after_s: float = Field(default=1.0, ge=0.2, le=60.0)
+    unserved_after_s: float = Field(default=1.5, ge=0.2, le=60.0)
     # how often the background work re-creates SIP trunks and rules missing from LiveKit (and at start)
     provisioning_check_interval_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     # outgoing webhooks: attempts before a delivery is dead, first retry delay (each next one 3x)

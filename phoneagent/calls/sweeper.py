@@ -54,7 +54,7 @@ class Sweeper:
         *,
         worker_lost_after_s: float,
         interval_s: float,
-        unserved_after_s: float = 1.0,
+        unserved_after_s: float = 1.5,
         dialing: Callable[[], set[str]] = set,
         recorder: Recorder | None = None,
         clock: Clock | None = None,

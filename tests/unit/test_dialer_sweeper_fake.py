@@ -57,6 +57,7 @@ class World:
             self.lk,
             worker_lost_after_s=LOST_AFTER_S,
             interval_s=2.0,
+            unserved_after_s=1.0,
             dialing=lambda: self.dialer.dialing,
             clock=self.clock,
             on_change=self.notices.append,
