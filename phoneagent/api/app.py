@@ -19,6 +19,7 @@ from phoneagent import __version__
 from phoneagent.api.access_log import AccessLog
 from phoneagent.api.body_limit import BodyLimit
 from phoneagent.api.deps import SignInRequired
+from phoneagent.api.metrics import ControlPlaneMetrics
 from phoneagent.api.ratelimit import RateLimiter
 from phoneagent.api.routes import (
     calls,
@@ -115,9 +116,16 @@ def _add_state(app: FastAPI, settings: Settings) -> None:
     app.state.templates = make_templates()
     app.state.review_signer = signer_for(settings)
 
+    def recreated() -> int | None:  # the provisioning upkeep runs with the background work, if here
+        bg = getattr(app.state, "background", None)
+        return bg.provisioning.recreated if bg is not None else None
+
+    app.state.metrics = ControlPlaneMetrics(app.state.sessions, recreated)
+
 
 def _add_routes(app: FastAPI) -> None:
     app.include_router(health.router)
+    app.include_router(health.metrics_router)
     for r in resources.routers:
         app.include_router(r)
     app.include_router(calls.router)

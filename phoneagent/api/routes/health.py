@@ -2,11 +2,12 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
 from phoneagent import __version__
 from phoneagent.api.deps import SessionDep, TenantDep
+from phoneagent.api.metrics import CONTENT_TYPE
 from phoneagent.provisioning.reconcile import reconcile
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -32,3 +33,15 @@ def provisioning(request: Request, session: SessionDep, tenant: TenantDep) -> An
     s = request.app.state
     r = reconcile(session, s.livekit_sip, agent_name=s.settings.agent_name, repair=False, tenant_id=tenant)
     return {"in_sync": r.in_sync, "missing_in_livekit": r.missing, "orphans_in_livekit": r.orphans}
+
+
+metrics_router = APIRouter(tags=["health"])
+
+
+@metrics_router.get(
+    "/metrics",
+    summary="Prometheus metrics: calls by status and end reason, dialer queue, webhook outbox, ingest lag",
+    response_class=Response,
+)
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.text(), media_type=CONTENT_TYPE)

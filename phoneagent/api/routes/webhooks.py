@@ -44,6 +44,8 @@ async def livekit_webhook(request: Request, session: SessionDep) -> Any:
     if event.created_at and abs(time.time() - event.created_at) > MAX_AGE_S:
         raise Unauthorized("webhook is too old (replay?)")
     new, call = await run_in_threadpool(ingest_livekit_event, session, event)
+    if new and event.created_at:
+        request.app.state.metrics.ingest_lag.observe(max(0.0, time.time() - event.created_at))
     if new and call is not None:
         request.app.state.call_changes.notify(call.id)  # e.g. a request waiting for its answer
     bg = getattr(request.app.state, "background", None)
