@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from phoneagent.config import Settings
-from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
 from tests.peers.sip_phone import BaresipPhone, wait_until
 from tests.peers.voices import caller_speech, load_caller_voice, paused_caller_speech
@@ -72,11 +71,6 @@ def line(stack: Stack, control_plane: ControlPlane, worker: WorkerProcess) -> It
         c.delete(f"/dispatch-rules/{rule.json()['id']}")
         c.delete(f"/trunks/inbound/{trunk.json()['id']}")
         c.close()
-
-
-@pytest.fixture(scope="module")
-def voice() -> object:
-    return load_piper_voice()
 
 
 def _wav(path: Path, speech: np.ndarray) -> tuple[Path, float]:
