@@ -28,6 +28,7 @@ EndReason = Literal[
     "max_duration",  # the profile's maximum call length was reached
     "silence_timeout",  # the caller stayed silent after the reprompt
     "worker_lost",  # the agent's worker vanished mid-call
+    "sip_bridge_lost",  # livekit-sip, which carried the phone's call, vanished mid-call
 ]
 
 # a call's recording as a whole; where its file is lives beside it
