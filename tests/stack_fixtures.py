@@ -3,6 +3,7 @@ phoneagent worker, started on loopback on test ports (so a running dev stack is 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
 from tests.peers.processes import LoggedProcess, assert_all_gone
+from tests.peers.receiver import WebhookReceiver
 
 # PHONEAGENT_TEST_PORT_OFFSET moves every test port, so that two checkouts can run their suites at once
 # (with offset 4000 no port, nor the RTP range, lands on one of the unmoved suite's)
@@ -57,12 +60,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 SPARE_API_PORT = 18100 + PORT_OFFSET
 
 
-@pytest.fixture(scope="session")
-def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def suite_stack_settings(state_dir: Path, ports: dict[str, int], **extra: Any) -> Settings:
+    """Settings for a stack of the suite on ``ports`` (names as in ``STACK_PORTS``)."""
     return Settings(
-        state_dir=tmp_path_factory.mktemp("stack-state"),
+        state_dir=state_dir,
         agent_name="phoneagent-test",
-        extra_webhook_urls=[f"http://127.0.0.1:{SPARE_API_PORT}/webhooks/livekit"],
         # the suite's webhook receivers listen on loopback over plain http: the operator settings that
         # allow them (the address guard's own tests run with the defaults, which refuse them)
         webhook_allowed_networks=["127.0.0.0/8"],
@@ -72,18 +74,39 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         # the suite's callees have made-up numbers (+1555...), of no known type: allowed as an operator
         # may; premium-rate and shared-cost numbers stay refused
         call_number_types_denied=["premium_rate", "shared_cost"],
-        **STACK_PORTS,  # type: ignore[arg-type]
+        **ports,  # type: ignore[arg-type]
+        **extra,
     )
 
 
 @pytest.fixture(scope="session")
-def stack(stack_settings: Settings) -> Iterator[Stack]:
-    st = Stack(stack_settings)
-    st.up(progress=lambda msg: print(f"[stack] {msg}"))
+def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return suite_stack_settings(
+        tmp_path_factory.mktemp("stack-state"),
+        STACK_PORTS,
+        extra_webhook_urls=[f"http://127.0.0.1:{SPARE_API_PORT}/webhooks/livekit"],
+    )
+
+
+@contextlib.contextmanager
+def running_stack(settings: Settings, label: str = "stack") -> Iterator[Stack]:
+    """``stack up`` on ``settings``, then ``stack down``: every service process is gone afterwards,
+    also one a test restarted."""
+    st = Stack(settings)
+    st.up(progress=lambda msg: print(f"[{label}] {msg}"))
     pids = {s.pid for s in st.status() if s.pid}
-    yield st
-    st.down(progress=lambda msg: print(f"[stack] {msg}"))
-    assert_all_gone(pids)
+    try:
+        yield st
+    finally:
+        pids |= {s.pid for s in st.status() if s.pid}
+        st.down(progress=lambda msg: print(f"[{label}] {msg}"))
+        assert_all_gone(pids)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: Settings) -> Iterator[Stack]:
+    with running_stack(stack_settings) as st:
+        yield st
 
 
 # the e2e control plane: a lost worker is noticed within seconds, and webhooks retry quickly
@@ -118,18 +141,18 @@ class ControlPlane:
         return {"Authorization": f"Bearer {token.stdout.strip()}"}
 
 
-@pytest.fixture(scope="session")
-def control_plane(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """`phoneagent api` as a real process on its own SQLite file, receiving the stack's signed webhooks,
-    with the test number provisioned through its API (trunk -> dispatch rule -> agent profile)."""
-    settings = stack.settings
+@contextlib.contextmanager
+def running_control_plane(settings: Settings, work_dir: Path) -> Iterator[ControlPlane]:
+    """`phoneagent api` as a real process on its own SQLite file in ``work_dir``, receiving the stack's
+    signed webhooks, with the test number provisioned through its API (trunk -> dispatch rule -> agent
+    profile)."""
     env = settings_env(settings)
-    env["PHONEAGENT_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('cp')}/phoneagent.db"
+    env["PHONEAGENT_DATABASE_URL"] = f"sqlite:///{work_dir}/phoneagent.db"
     env.update(E2E_CONTROL_PLANE_ENV)
     run = functools.partial(subprocess.run, env=env, capture_output=True, text=True, timeout=120, check=True)
     run([sys.executable, "-m", "phoneagent.cli", "db", "upgrade"])
     token = run([sys.executable, "-m", "phoneagent.cli", "keys", "create", "--tenant", "e2e"]).stdout.strip()
-    proc = LoggedProcess.phoneagent("api", log_path=tmp_path_factory.mktemp("api") / "api.log", env=env)
+    proc = LoggedProcess.phoneagent("api", log_path=work_dir / "api.log", env=env)
     try:
         proc.wait_for(r"Uvicorn running", timeout=60)
         url = f"http://{settings.bind_host}:{settings.api_port}"
@@ -158,6 +181,28 @@ def control_plane(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         proc.stop()
         assert_all_gone(proc.seen_pids)
+
+
+@pytest.fixture(scope="session")
+def control_plane(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with running_control_plane(stack.settings, tmp_path_factory.mktemp("cp")) as cp:
+        yield cp
+
+
+@contextlib.contextmanager
+def registered_receiver(cp: ControlPlane, events: list[str] | None = None) -> Iterator[WebhookReceiver]:
+    """A webhook receiver registered as the e2e tenant's endpoint (``events``: every type if None)."""
+    body: dict[str, Any] = {"url": ""}
+    if events is not None:
+        body["events"] = events
+    with WebhookReceiver() as rx, httpx.Client(base_url=cp.url, headers=cp.headers) as c:
+        r = c.post("/webhook-endpoints", json={**body, "url": rx.url})
+        assert r.status_code == 201, r.text
+        rx.secret = r.json()["secret"]
+        try:
+            yield rx
+        finally:
+            c.delete(f"/webhook-endpoints/{r.json()['id']}")
 
 
 class WorkerProcess:
@@ -193,18 +238,23 @@ class WorkerProcess:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log")))
 
 
-@pytest.fixture(scope="session")
-def worker(
-    stack: Stack, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    log_dir = tmp_path_factory.mktemp("worker")
-    proc = WorkerProcess(settings_env(stack.settings), log_dir).start()
+@contextlib.contextmanager
+def running_worker(settings: Settings, log_dir: Path) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(settings_env(settings), log_dir).start()
     try:
         yield proc
     finally:
         proc.stop()
         print(f"[worker] logs: {log_dir}")
         assert_all_gone(proc.seen_pids)
+
+
+@pytest.fixture(scope="session")
+def worker(
+    stack: Stack, control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkerProcess]:
+    with running_worker(stack.settings, tmp_path_factory.mktemp("worker")) as proc:
+        yield proc
 
 
 @dataclass

@@ -145,7 +145,9 @@ _DISCONNECT: Final[dict[str, tuple[EndReason, int]]] = {
     "USER_REJECTED": ("rejected", INFERRED),
     "SIP_TRUNK_FAILURE": ("failed", INFERRED),
     "MEDIA_FAILURE": ("failed", INFERRED),
-    "CONNECTION_TIMEOUT": ("failed", INFERRED),
+    # livekit-server stopped hearing from the phone's participant, which livekit-sip holds: the SIP
+    # bridge died or hung (killed, it sends nothing; LiveKit gives up on it after about 20 s)
+    "CONNECTION_TIMEOUT": ("sip_bridge_lost", INFERRED),
     "AGENT_ERROR": ("worker_lost", INFERRED),
 }
 

@@ -29,6 +29,7 @@ EndReason = Literal[
     "silence_timeout",  # the caller stayed silent after the reprompt
     "worker_lost",  # the agent's worker vanished mid-call
     "over_capacity",  # no worker could take the inbound call (all lines busy): refused with 486
+    "sip_bridge_lost",  # livekit-sip, which carried the phone's call, vanished mid-call
 ]
 
 # a call's recording as a whole; where its file is lives beside it

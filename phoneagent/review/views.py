@@ -30,6 +30,10 @@ END_REASONS: dict[str, tuple[str, str]] = {
     "silence_timeout": ("the agent", "Nobody spoke for too long."),
     "worker_lost": ("nobody (the agent process was lost)", "The agent process was lost during the call."),
     "over_capacity": ("phoneagent (all lines busy)", "No agent was free: the caller got a busy signal."),
+    "sip_bridge_lost": (
+        "nobody (the SIP bridge was lost)",
+        "The SIP bridge carrying the phone call was lost during the call.",
+    ),
 }
 
 FILTER_FIELDS = ("from", "to", "status", "end_reason", "direction", "number", "agent", "q")

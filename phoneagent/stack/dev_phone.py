@@ -29,6 +29,7 @@ module_app		account.so
 module_app		menu.so
 snd_path		{rec}
 rtp_ports		{rtp_start}-{rtp_end}
+rtp_timeout		{rtp_timeout}
 """
 
 
@@ -51,10 +52,13 @@ def write_phone_config(
     max_call_s: float = 600.0,
     listen_port: int = 0,
     auto_answer: bool = False,
+    rtp_timeout_s: int = 0,
 ) -> Path:
     """Write a baresip config dir. Without ``source``, the phone sends silence for ``max_call_s``.
 
-    As a callee (``auto_answer``), it listens on ``listen_port`` and picks up every call at once."""
+    As a callee (``auto_answer``), it listens on ``listen_port`` and picks up every call at once. With
+    ``rtp_timeout_s``, it hangs up a call that has received no RTP for that long (as carriers do; 0:
+    never)."""
     workdir.mkdir(parents=True, exist_ok=True)
     rec = workdir / "rec"
     rec.mkdir(exist_ok=True)
@@ -68,6 +72,7 @@ def write_phone_config(
             rtp_start=rtp_ports[0],
             rtp_end=rtp_ports[1],
             listen_port=listen_port,
+            rtp_timeout=rtp_timeout_s,
         )
     )
     answer = ";answermode=auto" if auto_answer else ""

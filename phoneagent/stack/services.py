@@ -1,7 +1,8 @@
 """Start, watch and stop the stack's processes: Redis, livekit-server, livekit-sip, egress.
 
 ``up`` starts only what is not already running, checks every port first (a taken port names the
-process holding it), and waits for each service's health check with a deadline; a service that
+process holding it), and waits for each service's health check with a deadline (also for one that
+runs already: after Redis was restarted, egress takes a moment to subscribe again); a service that
 dies during start raises with its own last log lines. ``down`` stops only processes whose pid file
 ``up`` wrote, after checking the pid still belongs to that program. A service that died is started
 again by the next ``up`` (its stale pid file is removed first).
@@ -332,11 +333,7 @@ class Stack:
                 self._clear_stale(svc, progress)
                 pid = self._read_pid(svc)
                 if pid is not None:
-                    if not svc.health():
-                        raise ServiceStartError(
-                            f"{svc.name} is running (pid {pid}) but not healthy",
-                            hint="run `phoneagent stack down` then `phoneagent stack up`",
-                        )
+                    self._wait_healthy(svc, pid)
                     progress(f"{svc.name}: already running (pid {pid})")
                     continue
                 self._start(svc, progress)
@@ -345,6 +342,18 @@ class Stack:
             for svc in reversed(started):  # leave nothing half-started behind
                 self._stop(svc, progress)
             raise
+
+    def _wait_healthy(self, svc: Service, pid: int) -> None:
+        """A running service gets the health timeout to become healthy: one that lost a dependency
+        this ``up`` just started again (egress after Redis) is reconnecting."""
+        deadline = time.monotonic() + self.settings.health_timeout_s
+        while not svc.health():
+            if time.monotonic() > deadline:
+                raise ServiceStartError(
+                    f"{svc.name} is running (pid {pid}) but not healthy",
+                    hint="run `phoneagent stack down` then `phoneagent stack up`",
+                )
+            time.sleep(0.2)
 
     @staticmethod
     def _stop_pid(pid: int, timeout: float = 10.0, sig: int = signal.SIGTERM) -> None:

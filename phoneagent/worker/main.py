@@ -45,6 +45,7 @@ from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.runner import run_agent_server
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
+from phoneagent.worker.takeover import GiveWayAfterReconnect
 from phoneagent.worker.timing import OutputTap, TurnClock, report_turns
 from phoneagent.worker.turns import describe as describe_turns
 from phoneagent.worker.turns import load_turn_detector, turn_handling
@@ -121,6 +122,8 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason="call already over")
         return
     log.info("call answered", extra={"room": room})
+    # livekit-server restarted mid-call: the job it dispatched anew keeps the call, this one leaves
+    GiveWayAfterReconnect(ctx.room, lambda: ctx.shutdown(reason="another agent took the call over"))
     meta = job_metadata(ctx.job.metadata)
     reporter = EventReporter(
         url=settings.events_url,

@@ -9,20 +9,13 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pytest
 
-from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
 from tests.e2e.conftest import transcribe
 from tests.peers.sip_phone import BaresipPhone, wait_until
 from tests.peers.voices import caller_wav
 from tests.peers.wav import speech_seconds, trailing_silence_seconds, write_wav
 from tests.stack_fixtures import ControlPlane, WorkerProcess
-
-
-@pytest.fixture(scope="module")
-def voice() -> object:
-    return load_piper_voice()
 
 
 def _words(text: str) -> set[str]:

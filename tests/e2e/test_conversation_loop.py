@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 from phoneagent.config import Settings
-from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
 from tests.peers.sip_phone import BaresipPhone, wait_until
 from tests.peers.voices import caller_speech, load_caller_voice, paused_caller_speech
@@ -82,11 +81,6 @@ def line(stack: Stack, control_plane: ControlPlane, worker: WorkerProcess) -> It
         _line_on(c, stack.settings, NUMBER, silence_timeout_s=60) as line,
     ):
         yield line
-
-
-@pytest.fixture(scope="module")
-def voice() -> object:
-    return load_piper_voice()
 
 
 def _wav(path: Path, speech: np.ndarray) -> tuple[Path, float]:

@@ -3,7 +3,6 @@ answers and greets with local Piper TTS; the caller records what it hears, then 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ from livekit import api
 
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
-from phoneagent.telephony.client import livekit_api
 from tests.e2e.conftest import transcribe
+from tests.peers.livekit_rooms import call_rooms
 from tests.peers.processes import assert_all_gone
 from tests.peers.sip_phone import BaresipPhone, wait_until
 from tests.peers.wav import speech_seconds
@@ -23,21 +22,9 @@ from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess
 AGENT_STATE = "lk.agent.state"
 
 
-async def _call_rooms(settings: Settings) -> dict[str, list[api.ParticipantInfo]]:
-    async with livekit_api(settings) as lk:
-        rooms = (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
-        out = {}
-        for room in rooms:
-            # a call's room: named after its dispatch rule (inbound, dsp_...) or its call (outbound, call-)
-            if room.name.startswith(("dsp_", "call-")):
-                res = await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))
-                out[room.name] = list(res.participants)
-        return out
-
-
 def _agent_states(settings: Settings) -> set[str]:
     states = set()
-    for participants in asyncio.run(_call_rooms(settings)).values():
+    for participants in call_rooms(settings).values():
         for p in participants:
             if p.kind == api.ParticipantInfo.Kind.AGENT:
                 states.add(p.attributes.get(AGENT_STATE, ""))
@@ -47,7 +34,7 @@ def _agent_states(settings: Settings) -> set[str]:
 def _sip_participants(settings: Settings) -> int:
     return sum(
         1
-        for participants in asyncio.run(_call_rooms(settings)).values()
+        for participants in call_rooms(settings).values()
         for p in participants
         if p.kind == api.ParticipantInfo.Kind.SIP
     )
@@ -56,7 +43,7 @@ def _sip_participants(settings: Settings) -> int:
 def _agents_in_rooms(settings: Settings) -> int:
     return sum(
         1
-        for participants in asyncio.run(_call_rooms(settings)).values()
+        for participants in call_rooms(settings).values()
         for p in participants
         if p.kind == api.ParticipantInfo.Kind.AGENT
     )

@@ -20,7 +20,7 @@ from tests.peers.receiver import WebhookReceiver
 from tests.peers.sip_phone import BaresipPhone, wait_until
 from tests.peers.sipp import SippCallee
 from tests.peers.voices import caller_wav
-from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess
+from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess, registered_receiver
 
 CALLEE = "+15550142"
 
@@ -34,15 +34,8 @@ def _free_udp(host: str) -> int:
 
 @pytest.fixture(scope="module")
 def hooks(control_plane: ControlPlane) -> Iterator[WebhookReceiver]:
-    with (
-        WebhookReceiver() as rx,
-        httpx.Client(base_url=control_plane.url, headers=control_plane.headers) as c,
-    ):
-        r = c.post("/webhook-endpoints", json={"url": rx.url})
-        assert r.status_code == 201, r.text
-        rx.secret = r.json()["secret"]
+    with registered_receiver(control_plane) as rx:
         yield rx
-        c.delete(f"/webhook-endpoints/{r.json()['id']}")
 
 
 class Outbound:
@@ -75,16 +68,6 @@ class Outbound:
     def close(self) -> None:
         self.c.delete(f"/trunks/outbound/{self.trunk}")
         self.c.close()
-
-
-def _webhooks(rx: WebhookReceiver, call_id: str, *, until: str = "call.ended") -> dict[str, dict[str, Any]]:
-    def got() -> bool:
-        return any(r.event_type == until and r.body["data"]["id"] == call_id for r in rx.accepted())
-
-    wait_until(got, timeout=30, what=f"the {until} webhook")
-    mine = [r for r in rx.accepted() if r.body["data"]["id"] == call_id]
-    assert all(r.signature_ok for r in mine)
-    return {r.event_type: r.body["data"] for r in mine}
 
 
 def _callee_phone(tmp_path: Path, host: str, rtp: tuple[int, int], **kw: Any) -> BaresipPhone:
@@ -127,7 +110,7 @@ def test_answered_the_callee_hears_the_agent_then_hangs_up(
         CALLEE,
     )
     assert record["answered_at"] and record["duration_ms"] > 2000
-    sent = _webhooks(hooks, call["id"])
+    sent = hooks.of_call(call["id"])
     assert {"call.queued", "call.answered", "call.ended"} <= set(sent)
     assert sent["call.ended"]["end_reason"] == "customer_hangup"
     assert PROFILE_GREETING.split(",")[0] in " ".join(t["text"] for t in sent["call.ended"]["transcript"])
@@ -147,7 +130,7 @@ def test_a_busy_callee_ends_the_call_as_busy_with_its_sip_code(
             out.close()
         assert "INVITE sip:" in sipp.trace() and "486 Busy Here" in sipp.trace()
     assert (record["end_reason"], record["sip_status_code"], record["answered_at"]) == ("busy", 486, None)
-    assert _webhooks(hooks, call["id"])["call.ended"]["end_reason"] == "busy"
+    assert hooks.of_call(call["id"])["call.ended"]["end_reason"] == "busy"
 
 
 def test_a_callee_that_never_answers_ends_as_no_answer_after_the_ring_timeout(
@@ -166,7 +149,7 @@ def test_a_callee_that_never_answers_ends_as_no_answer_after_the_ring_timeout(
     assert (record["end_reason"], record["answered_at"]) == ("no_answer", None)
     rang = (record["ended_at"], record["ringing_at"])
     assert all(rang)
-    sent = _webhooks(hooks, call["id"])
+    sent = hooks.of_call(call["id"])
     assert {"call.ringing", "call.ended"} <= set(sent) and sent["call.ended"]["end_reason"] == "no_answer"
 
 
@@ -195,7 +178,7 @@ def test_the_agent_says_goodbye_and_hangs_up(
         phone.close()
         out.close()
     assert (record["end_reason"], record["disconnect_reason"]) == ("agent_hangup", "ROOM_DELETED")
-    assert _webhooks(hooks, call["id"])["call.ended"]["end_reason"] == "agent_hangup"
+    assert hooks.of_call(call["id"])["call.ended"]["end_reason"] == "agent_hangup"
 
 
 def test_a_worker_killed_mid_call_ends_the_call_as_worker_lost(
@@ -217,7 +200,7 @@ def test_a_worker_killed_mid_call_ends_the_call_as_worker_lost(
         out.close()
         worker.start()  # the other tests of this session need a worker
     assert record["end_reason"] == "worker_lost", record
-    assert _webhooks(hooks, call["id"])["call.ended"]["end_reason"] == "worker_lost"
+    assert hooks.of_call(call["id"])["call.ended"]["end_reason"] == "worker_lost"
 
 
 def test_the_call_command_follows_a_call_live_to_its_end(

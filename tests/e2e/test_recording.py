@@ -21,7 +21,6 @@ import psutil
 import pytest
 from livekit import api
 
-from phoneagent.speech.piper_tts import load_piper_voice
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_api
 from tests.e2e.conftest import transcribe
@@ -30,15 +29,10 @@ from tests.peers.recording import decode
 from tests.peers.sip_phone import BaresipPhone, wait_until
 from tests.peers.voices import caller_wav
 from tests.peers.wav import speech_seconds, trailing_silence_seconds
-from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess
+from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess, registered_receiver
 
 QUESTION = "What are your opening hours on Saturday?"
 CALLER, AGENT = 0, 1  # channels of a dual recording
-
-
-@pytest.fixture(scope="module")
-def voice() -> object:
-    return load_piper_voice()
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +48,8 @@ def recording_on(control_plane: ControlPlane) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def hooks(control_plane: ControlPlane) -> Iterator[WebhookReceiver]:
-    with (
-        WebhookReceiver() as rx,
-        httpx.Client(base_url=control_plane.url, headers=control_plane.headers) as c,
-    ):
-        events = ["recording.ready", "recording.failed", "call.ended"]
-        r = c.post("/webhook-endpoints", json={"url": rx.url, "events": events})
-        assert r.status_code == 201, r.text
-        rx.secret = r.json()["secret"]
+    with registered_receiver(control_plane, ["recording.ready", "recording.failed", "call.ended"]) as rx:
         yield rx
-        c.delete(f"/webhook-endpoints/{r.json()['id']}")
 
 
 def _words(text: str) -> set[str]:

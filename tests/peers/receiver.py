@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from phoneagent.webhooks import BadSignature, verify
+from tests.peers.sip_phone import wait_until
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,14 @@ class WebhookReceiver:
 
     def of_type(self, event_type: str) -> list[Received]:
         return [r for r in self.accepted() if r.event_type == event_type]
+
+    def of_call(self, call_id: str, *, until: str = "call.ended", timeout: float = 30) -> dict[str, Any]:
+        """The call's webhooks by type (each signed), once its ``until`` webhook has arrived."""
+
+        def got() -> bool:
+            return any(r.event_type == until and r.body["data"]["id"] == call_id for r in self.accepted())
+
+        wait_until(got, timeout=timeout, what=f"the {until} webhook")
+        mine = [r for r in self.accepted() if r.body["data"]["id"] == call_id]
+        assert all(r.signature_ok for r in mine)
+        return {r.event_type: r.body["data"] for r in mine}

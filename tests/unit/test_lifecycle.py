@@ -126,6 +126,13 @@ SCENARIOS: dict[str, tuple[list[Fact | None], str, str | None, bool, int | None]
         True,
         12_000,
     ),
+    "the SIP bridge vanished: LiveKit timed the phone's participant out": (
+        [Fact(t(0), "in_progress"), sip_participant_left(t(20), "CONNECTION_TIMEOUT")],
+        "ended",
+        "sip_bridge_lost",
+        True,
+        20_000,
+    ),
     "hung up through the API while in progress": (
         [
             Fact(t(0), "queued"),

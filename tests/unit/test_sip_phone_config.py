@@ -13,8 +13,14 @@ def test_phone_stays_on_loopback_with_pcmu(tmp_path: Path) -> None:
     assert "net_interface\t\t127.0.0.1" in config and "sip_listen\t\t127.0.0.1:0" in config
     assert "rtp_ports\t\t41000-41009" in config
     assert "audio_codecs=PCMU" in (d / "accounts").read_text()
+    assert "rtp_timeout\t\t0" in config  # baresip's default: never
     with wave.open(str(d / "silence.wav")) as w:  # padded so baresip does not hang up early
         assert (w.getframerate(), w.getnframes()) == (8000, 16000)
+
+
+def test_phone_can_hang_up_a_call_without_rtp(tmp_path: Path) -> None:
+    d = write_phone_config(tmp_path / "phone", rtp_timeout_s=10, max_call_s=1)
+    assert "rtp_timeout\t\t10\n" in (d / "config").read_text()
 
 
 def test_growing_wav_reads_samples_before_the_header_is_final(tmp_path: Path) -> None:
