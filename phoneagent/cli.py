@@ -59,9 +59,14 @@ def _print_refused(log: Path, lines: int) -> None:
 
 
 def _worker_cmd(args: argparse.Namespace) -> int:
+    from phoneagent.worker.multiproc import use_multiprocess_dir
+
+    settings = get_settings()
+    use_multiprocess_dir(settings.state_dir)  # before livekit-agents imports prometheus_client
+
     from phoneagent.worker.main import run_worker
 
-    run_worker(get_settings(), dev=args.dev)
+    run_worker(settings, dev=args.dev)
     return 0
 
 

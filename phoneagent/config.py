@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # livekit-sip's load shedding: above this CPU share it refuses new outbound calls (see the template)
     sip_max_cpu_utilization: float = Field(default=1.0, gt=0.0, le=1.0)
     worker_http_port: int = 8081
+    # the worker's Prometheus metrics (phoneagent.worker.metrics), on bind_host
+    worker_metrics_port: int = 8082
     api_port: int = 8000
 
     health_timeout_s: float = 60.0
@@ -313,6 +315,7 @@ class Settings(BaseSettings):
                 self.redis_port,
                 self.api_port,
                 self.worker_http_port,
+                self.worker_metrics_port,
                 self.sip_health_port,
             )
         }

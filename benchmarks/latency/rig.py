@@ -41,6 +41,7 @@ PORTS: StackPorts = {
     "sip_rtp_end": 14499,
     "sip_health_port": 48089,
     "worker_http_port": 48081,
+    "worker_metrics_port": 48082,
     "api_port": 48010,
 }
 # arm i: control plane on API_PORT + i, worker health on WORKER_PORT + i, number NUMBER + i

@@ -8,11 +8,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from phoneagent import __version__
@@ -145,8 +146,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.exception_handler(SignInRequired)(_sign_in)
     app.exception_handler(RequestError)(_request_error)
     app.exception_handler(DataError)(_unstorable)
-    app.exception_handler(OperationalError)(_database_down)
-    app.exception_handler(InterfaceError)(_database_down)
+    app.exception_handler(OperationalError)(_database_error)
+    app.exception_handler(InterfaceError)(_database_error)
     app.exception_handler(TelephonyError)(_telephony)
     app.exception_handler(StorageError)(_storage)
     app.exception_handler(PhoneagentError)(_other)
@@ -187,14 +188,35 @@ async def _unstorable(request: Request, exc: DataError) -> Response:
     )
 
 
-async def _database_down(request: Request, exc: Exception) -> Response:
-    # the database is unreachable or restarting (PostgreSQL), or busy past its timeout (SQLite):
-    # nothing was written; the client may try again, as the background loops do
-    log.warning("database unavailable", extra={"error": type(getattr(exc, "orig", exc)).__name__})
+# SQLite's words for a database that is there but busy or not reachable right now
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file")
+
+
+def database_unavailable(exc: DBAPIError) -> bool:
+    """Whether a database error means "not reachable now, try again" (the server is down or
+    restarting, the connection was cut, SQLite is locked), not a broken database (a missing table, a
+    full disk): those stay 500s, an operator's problem, not a client's reason to retry."""
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    orig = exc.orig
+    if type(orig).__module__.startswith("psycopg"):
+        return isinstance(orig, psycopg.OperationalError)  # connecting failed or the server went away
+    return any(words in str(orig).lower() for words in _SQLITE_UNAVAILABLE)
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, DBAPIError) or not database_unavailable(exc):
+        log.error("database error", extra={"error": type(getattr(exc, "orig", exc)).__name__}, exc_info=exc)
+        return _problem(
+            request, 500, "the database failed; the operator should look at the control plane log"
+        )
+    log.warning("database unavailable", extra={"error": type(exc.orig).__name__})
+    # what the request did before the database went away may or may not have been written (a route
+    # that writes twice); the client may try again, as the background loops do
     return _problem(
         request,
         503,
-        "the database is unavailable; nothing was written, try again shortly",
+        "the database is unavailable; the request may not have completed, try again shortly",
         headers={"Retry-After": "5"},
     )
 

@@ -43,16 +43,18 @@ async def run_passes(
     more: Callable[[object], bool] = lambda _result: False,
 ) -> None:
     """Forever: ``one_pass()``, then wait for ``wake`` or ``interval_s``; no wait when ``more`` says
-    the pass's result leaves work to do at once (a failed pass always waits)."""
+    the pass's result leaves work to do at once. A wake that comes during a pass counts (the pass may
+    have missed what it was for), except after a failed pass, which always waits."""
     while True:
+        wake.clear()
         try:
             result = await one_pass()
         except Exception:  # noqa: BLE001 - LiveKit, the disk or the database hiccuped: try again
             pass_failed(log, what)
+            wake.clear()
             result = None
         if result is not None and more(result):
             continue
-        wake.clear()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(interval_s):  # wait_for may swallow a cancel (3.11)
                 await wake.wait()

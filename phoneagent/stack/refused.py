@@ -4,7 +4,8 @@ A call that matched no trunk, failed its trunk's authentication, found no dispat
 quota never reaches LiveKit's rooms, so no webhook and no call record tells of it; livekit-sip v1.8.0
 sends its own call-state reports only to a LiveKit Cloud backend. What remains is its log: every INVITE
 gets an info line ``processing invite`` (with a ``callID``, the caller and the number called), and a
-refusal a ``Rejecting ...`` line for the same ``callID`` (404, 503, ...). An INVITE from an address no
+refusal a ``Rejecting ...`` (or authentication, or media) line for the same ``callID`` (404, 503, 401,
+407, 488, ...). An INVITE from an address no
 trunk allows is dropped with no answer at all and no line at info level (livekit-sip's flood
 protection, logged at debug): it shows here as an INVITE that nothing followed.
 """
@@ -24,8 +25,12 @@ _REFUSALS = {
     "Rejecting inbound, quota exceeded": "503: quota exceeded",
     "Rejecting inbound call, doesn't match any Dispatch Rules": "404: no dispatch rule for this trunk",
     "Rejecting inbound call, dispatch evaluation failed": "503: the dispatch rule lookup failed",
-    "Authentication failed - username mismatch": "407: wrong digest user name",
-    "Authentication failed - response mismatch": "407: wrong digest password",
+    "Authentication failed - username mismatch": "401: wrong digest user name",
+    "Authentication failed - response mismatch": "401: wrong digest password",
+    "No Proxy header found. Sending 407 Unauthorized response with Proxy-Authenticate header": (
+        "407: the trunk asks for digest credentials, and the caller did not send them"
+    ),
+    "Cannot start media": "488/400: no codec or media address livekit-sip can use",
 }
 DROPPED = (
     "dropped, no answer: no trunk allows this source address and number (livekit-sip's flood protection)"
@@ -83,9 +88,11 @@ def refused_invites(log: Path, *, settled_before: datetime | None = None) -> lis
                 went_on.add(call_id)
     found = []
     for call_id, (at, fields) in invites.items():
+        if call_id in went_on:  # e.g. answered the 407 challenge with the right credentials
+            continue
         why = outcome.get(call_id)
         if why is None:
-            if call_id in went_on or settled_before is None or at >= settled_before:
+            if settled_before is None or at >= settled_before:
                 continue
             why = DROPPED
         found.append(

@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentServer, AgentSession, JobContext, JobProcess, WorkerOptions, llm
+from livekit.agents.ipc.job_executor import JobExecutor
 from livekit.agents.voice import room_io
 from livekit.plugins import silero
 
@@ -36,7 +38,7 @@ from phoneagent.speech.providers import describe as describe_providers
 from phoneagent.speech.shared import SharedModels
 from phoneagent.speech.whisper_stt import WHISPER_RATE, WhisperOptions, load_whisper, turn_prompt
 from phoneagent.telephony.client import livekit_credentials, worker_token
-from phoneagent.worker import speech_host
+from phoneagent.worker import metrics, speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, transfer_policy
 from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, parse_brain
@@ -59,6 +61,7 @@ OUTBOUND_ANSWER_TIMEOUT_S = 90.0
 def prewarm(proc: JobProcess) -> None:
     mask_personal_in_handlers()  # livekit-agents' own JSON logs carry the caller's words
     settings = get_settings()
+    metrics.CAPACITY.set(settings.call_capacity)  # from the job processes: see worker.metrics
     # only the local models this AGENT_MODE uses, and only when this worker has no shared models
     # (speech_host.py); a call's STT/TTS are built over them (providers.py)
     own = settings.speech_socket is None
@@ -297,6 +300,18 @@ class CallSlots(AgentServer):
     def _get_effective_load(self) -> float:
         return self._worker_load + self._reserved_slots / self.capacity
 
+    async def _invoke_load_fnc(self) -> float:
+        # on the event loop, which owns the job processes (livekit-agents runs load_fnc in a thread,
+        # one more hop before a caller's availability answer on a loaded machine)
+        return len(self.active_jobs) / self.capacity
+
+    async def _update_job_status(self, proc: JobExecutor) -> None:
+        await super()._update_job_status(proc)
+        # a call started or ended: tell LiveKit the load now, not at the next 2.5 s status tick (a
+        # full worker would look full that long after a call ended, and a caller would get busy)
+        self._worker_load = await self._invoke_load_fnc()
+        await self._update_worker_status()
+
 
 def build_server(settings: Settings) -> AgentServer:
     creds = livekit_credentials(settings)
@@ -316,6 +331,10 @@ def build_server(settings: Settings) -> AgentServer:
             num_idle_processes=2 if settings.speech_socket or settings.shared_models else 1,
             load_fnc=lambda server: len(server.active_jobs) / settings.call_capacity,
             load_threshold=1.0,
+            # phoneagent's series and livekit-agents' own; job processes write to the directory the
+            # worker command set (phoneagent.worker.multiproc), absent when run another way
+            prometheus_port=settings.worker_metrics_port,
+            prometheus_multiproc_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
         )
     )
     if not isinstance(server, CallSlots):  # from_server_options builds its own class

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from phoneagent.private import private_dir
+from phoneagent.worker import metrics
 
 log = logging.getLogger("phoneagent.worker")
 
@@ -59,6 +60,7 @@ class EventReporter:
 
     def report(self, room: str, type_: str, data: dict[str, Any] | None = None) -> str:
         event_id = uuid.uuid4().hex
+        metrics.observe(type_, data or {})
         # time-ordered file names keep the send order; the event id makes them unique
         name = f"{time.time_ns():020d}-{event_id}.json"
         tmp = self._spool / f".{name}.tmp"
@@ -123,6 +125,11 @@ class EventReporter:
 
     async def _send_once(self) -> bool:
         """Send one batch; True when the spool is empty afterwards."""
+        empty = await self._send_batch()
+        metrics.SPOOL.set(len(self.pending()))
+        return empty
+
+    async def _send_batch(self) -> bool:
         files, events = [], []
         for f in self.pending()[: self._batch]:
             try:
@@ -172,6 +179,7 @@ class EventReporter:
             try:
                 empty = await self._send_once()
             except (httpx.HTTPError, OSError, _TryLater) as exc:
+                metrics.SPOOL.set(len(self.pending()))
                 log.warning(
                     "control plane unreachable or not taking events now; events kept in the spool",
                     extra={"pending": len(self.pending()), "error": str(exc) or type(exc).__name__},

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from phoneagent.config import Settings
 from phoneagent.stack.services import Stack
@@ -53,6 +54,7 @@ SCRIPT = {
 class Line:
     c: httpx.Client
     uri: str
+    settings: Settings
 
 
 @contextmanager
@@ -68,7 +70,7 @@ def _line_on(c: httpx.Client, settings: Settings, number: str, **profile: object
     for r in (agent, trunk, rule):
         assert r.status_code == 201, r.text
     try:
-        yield Line(c, f"sip:{number}@{host}:{settings.sip_port}")
+        yield Line(c, f"sip:{number}@{host}:{settings.sip_port}", settings)
     finally:
         c.delete(f"/dispatch-rules/{rule.json()['id']}")
         c.delete(f"/trunks/inbound/{trunk.json()['id']}")
@@ -163,6 +165,23 @@ def test_a_caller_pausing_in_mid_sentence_is_answered_once_after_finishing(
     agents = [text for who, text in turns[1:] if who == "agent"]
     assert len(callers) == 1 and "appointment" in callers[0].lower(), turns
     assert agents == [REPLIES["appointment"]], turns
+    _reply_counted_in_worker_metrics(line)
+
+
+def _reply_counted_in_worker_metrics(line: Line) -> None:
+    """The worker's /metrics (its job processes' series summed, and livekit-agents' own) counted the
+    reply: scraped and parsed as Prometheus would."""
+    port = line.settings.worker_metrics_port
+    text = httpx.get(f"http://{line.settings.bind_host}:{port}/metrics", timeout=10).text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples.get(("phoneagent_reply_latency_seconds_count", ())), text[:2000]
+    assert samples.get(("phoneagent_reply_stage_seconds_count", (("stage", "tts"),))), text[:2000]
+    assert samples.get(("phoneagent_worker_call_capacity", ())) == line.settings.call_capacity
+    assert any(name.startswith("lk_agents_") for name, _ in samples), sorted(samples)[:20]
 
 
 def test_barge_in_stops_the_agent_within_300_ms_and_the_unsaid_part_is_not_recorded(
