@@ -41,6 +41,7 @@ from phoneagent.calls.records import own_event
 from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.models import Call
 from phoneagent.db.states import EndReason
+from phoneagent.errors import PhoneagentError
 from phoneagent.telephony.interface import CallControl, RoomPeople
 
 log = logging.getLogger("phoneagent.calls")
@@ -105,6 +106,7 @@ class Sweeper:
                 raise result
 
     async def _sweep_calls(self) -> None:
+        arrived_before = set(self._arrived)  # one that arrives during this pass is not in its snapshot
         live = await asyncio.to_thread(self._live)
         seen = set()
         now = self._clock.monotonic()
@@ -142,8 +144,8 @@ class Sweeper:
                 self._no_agent_since.pop(call_id, None)
         for gone in set(self._no_agent_since) - seen:
             del self._no_agent_since[gone]
-        for gone in set(self._arrived) - seen:
-            del self._arrived[gone]
+        for gone in arrived_before - seen:
+            self._arrived.pop(gone, None)
         self._served &= seen
 
     async def _refused_unserved(self, call_id: str, room: str, people: RoomPeople, now: float) -> bool:
@@ -156,15 +158,19 @@ class Sweeper:
         arrived = self._arrived.setdefault(call_id, now)
         if not people.sip or now - arrived < self._unserved_after:
             return False
-        jobs = await self._calls.agent_jobs(room)
-        if jobs is None:
-            return False  # the room just went: the next pass settles the call
-        if jobs > 0:
-            self._served.add(call_id)  # an agent is on its way; a worker lost later is worker_lost
+        try:
+            jobs = await self._calls.agent_jobs(room)
+            if jobs is None:
+                return False  # the room just went: the next pass settles the call
+            if jobs > 0:
+                self._served.add(call_id)  # an agent is on its way; a worker lost later is worker_lost
+                return False
+            log.warning("no worker took the call: every line is busy", extra={"call_id": call_id})
+            await self._calls.end_room(room)  # first: if LiveKit cannot, the next pass tries again
+        except PhoneagentError as exc:
+            log.warning("could not refuse an unserved call", extra={"call_id": call_id, "error": exc.message})
             return False
-        log.warning("no worker took the call: every line is busy", extra={"call_id": call_id})
         await self._ended(call_id, "over_capacity", lc.DECLARED, "over_capacity")
-        await self._calls.end_room(room)
         self._arrived.pop(call_id, None)
         return True
 
