@@ -13,11 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.campaigns import CampaignRunner
 from phoneagent.calls.outbound import CallRequest, Dialer, place_call, request_hangup
+from phoneagent.calls.records import record_event
 from phoneagent.calls.sweeper import Sweeper
 from phoneagent.db.base import Base
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import AgentProfile, Call, Campaign, CampaignContact, OutboundTrunk, Tenant
 from phoneagent.errors import TelephonyError
+from phoneagent.telephony.interface import RoomPeople
 from tests.peers.fake_telephony import BUSY, FakeCalls, FakeClock, inline_threads, no_answer
 
 pytestmark = pytest.mark.unit
@@ -249,5 +251,63 @@ def test_a_refused_attempt_costs_the_campaign_pass_nothing_else(sessions: sessio
         assert states()[0] == ("done", "customer_hangup")
         with w.sessions() as s:
             assert s.get(Campaign, campaign_id).status == "running"  # type: ignore[union-attr]
+
+    scenario(sessions, body)
+
+
+def test_an_inbound_call_still_ringing_is_watched_like_one_in_progress(
+    sessions: sessionmaker[Session],
+) -> None:
+    async def body(w: World) -> None:
+        rooms = {"left_behind": "dsp_a", "no_agent": "dsp_b"}
+        ids = {}
+        with w.sessions() as s:
+            for name, room in rooms.items():
+                call = Call(tenant_id=w.tenant, direction="inbound", status="queued", room_name=room)
+                s.add(call)
+                s.flush()
+                phone = {"kind": "SIP", "attributes": {"sip.callStatus": "ringing"}}
+                record_event(
+                    s,
+                    call,
+                    source="livekit",
+                    event_id=f"EV_{name}",
+                    type_="participant_joined",
+                    payload={"participant": phone},
+                )
+                s.commit()
+                ids[name] = call.id
+        w.lk.rooms["dsp_a"] = RoomPeople(sip=[{"sip.callStatus": "hangup"}], agents=0)
+        w.lk.rooms["dsp_b"] = RoomPeople(sip=[{"sip.callStatus": "ringing"}], agents=0)
+        assert w.call(ids["no_agent"]).status == "ringing"
+        await w.sweeper.sweep()
+        a = w.call(ids["left_behind"])
+        assert (a.status, a.end_reason, a.answered_at) == ("ended", "abandoned", None)  # hung up ringing
+        assert w.call(ids["no_agent"]).status == "ringing"  # not yet: its agent may still come
+
+        w.clock.advance(LOST_AFTER_S)
+        await w.sweeper.sweep()
+        assert "dsp_b" in w.lk.ended  # the caller does not ring on for nobody
+        with w.sessions() as s:
+            lost = s.get(Call, ids["no_agent"])
+            assert lost is not None
+            # livekit-sip then marks the phone hangup as it leaves: the sweeper's word stands
+            record_event(
+                s,
+                lost,
+                source="livekit",
+                event_id="EV_left",
+                type_="participant_left",
+                payload={
+                    "participant": {
+                        "kind": "SIP",
+                        "attributes": {"sip.callStatus": "hangup"},
+                        "disconnectReason": "CLIENT_INITIATED",
+                    }
+                },
+            )
+            s.commit()
+        b = w.call(ids["no_agent"])
+        assert (b.status, b.end_reason, b.answered_at) == ("ended", "worker_lost", None)
 
     scenario(sessions, body)
