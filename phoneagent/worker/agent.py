@@ -185,6 +185,7 @@ class PhoneAgent(Agent):
         self._callee_spoke = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._answered = answered
+        self._started = False  # greeted (or, outbound, listening for the callee): the call is up
         self.clock = clock or TurnClock()
         self.last_heard: list[str] = []  # the recognizer's transcripts of the last utterance, best first
 
@@ -233,6 +234,7 @@ class PhoneAgent(Agent):
             self._start()
 
     def _start(self) -> None:
+        self._started = True
         if self._max_duration_s:
             self._spawn(self._end_at_max_duration(self._max_duration_s))
         if self._awaiting_callee:
@@ -317,7 +319,9 @@ class PhoneAgent(Agent):
         if ev.new_state == "speaking":
             self._silences = 0
             self._callee_spoke = True
-        elif ev.new_state == "away" and not self._awaiting_callee and not self._control.ended:
+        elif (
+            ev.new_state == "away" and self._started and not self._awaiting_callee and not self._control.ended
+        ):
             self._silences = 1
             self._control.event("silence", {"count": 1})
             self._spawn(self._reprompt())
