@@ -233,7 +233,8 @@ async def inbound_answer(ctx: JobContext, reporter: EventReporter) -> bool:
     room = ctx.room
     loop = asyncio.get_running_loop()
     start = loop.time()
-    if await wait_for_answer(room, within_s=INBOUND_ANSWER_TIMEOUT_S):
+    # the phone joined the room before the agent was sent there: none in it means it left already
+    if sip_participant(room) is not None and await wait_for_answer(room, within_s=INBOUND_ANSWER_TIMEOUT_S):
         active_ms = int((loop.time() - start) * 1000)
         heard = await caller_heard(room, within_s=CALLER_AUDIO_WAIT_S)
         phone = sip_participant(room)

@@ -7,14 +7,18 @@ answer time, no duration), and the agent greeted nobody."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from livekit import api
 
+from phoneagent.config import Settings
 from phoneagent.stack import ports
 from phoneagent.stack.services import Stack
+from phoneagent.telephony.client import livekit_api
 from tests.peers.processes import assert_all_gone
 from tests.peers.sip_phone import wait_until
 from tests.peers.sipp import SippCaller
@@ -32,6 +36,20 @@ def _latest_ended(control_plane: ControlPlane, after: set[str]) -> dict[str, Any
         if not new or new[0]["status"] != "ended":
             return None
         return dict(c.get(f"/calls/{new[0]['id']}").json())
+
+
+def _agents_in_call_rooms(settings: Settings) -> int:
+    async def count() -> int:
+        async with livekit_api(settings) as lk:
+            rooms = (await lk.room.list_rooms(api.ListRoomsRequest())).rooms
+            n = 0
+            for room in rooms:
+                if room.name.startswith("dsp_"):
+                    res = await lk.room.list_participants(api.ListParticipantsRequest(room=room.name))
+                    n += sum(1 for p in res.participants if p.kind == api.ParticipantInfo.Kind.AGENT)
+            return n
+
+    return asyncio.run(count())
 
 
 def _call_ids(control_plane: ControlPlane) -> set[str]:
@@ -89,4 +107,6 @@ def test_a_caller_who_gives_up_while_it_rings_is_recorded_as_abandoned(
     assert not any(e["source"] == "worker" and e["type"] == "answered" for e in record["events"]), record[
         "events"
     ]
+    # and its job left at once, its place on the worker free for the next caller
+    wait_until(lambda: _agents_in_call_rooms(settings) == 0, timeout=15, what="the agent to leave")
     assert_all_gone({caller.pid} if caller.pid else set())
