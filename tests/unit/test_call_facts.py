@@ -53,7 +53,9 @@ def test_an_outbound_phone_joining_is_dialing_until_it_rings() -> None:
         (None, {"customer_hangup"}),
     ],
 )
-def test_an_inbound_phone_leaving_says_how_far_the_call_got(call_status: str | None, reasons: set[str]) -> None:
+def test_an_inbound_phone_leaving_says_how_far_the_call_got(
+    call_status: str | None, reasons: set[str]
+) -> None:
     assert {f.end_reason for f in _phone("participant_left", call_status)} == reasons
 
 
