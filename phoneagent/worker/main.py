@@ -55,9 +55,9 @@ log = logging.getLogger("phoneagent.worker")
 OUTBOUND_ANSWER_TIMEOUT_S = 90.0
 # livekit-sip answers an inbound call within a second or two of hearing the agent's track
 INBOUND_ANSWER_TIMEOUT_S = 30.0
-# livekit-sip hangs up on an answer that gets no ACK (the caller's CANCEL crossed it) about 6 s after
-# it says active; a phone that is on the line sends audio at once, one that stays silent longer than
-# this is greeted anyway
+# livekit-sip hangs up on an answer that gets no ACK (the caller's CANCEL crossed it) 4-5 s after it
+# says active (a 3 s ACK wait, then a 3 s media timeout, from its 200 OK); a phone that is on the line
+# sends audio at once, one that stays silent longer than this is greeted anyway
 CALLER_AUDIO_WAIT_S = 8.0
 
 
