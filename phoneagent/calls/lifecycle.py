@@ -105,7 +105,7 @@ def fold(facts: Iterable[Fact]) -> CallState:
     if state.status == "ended":
         endings = [f for f in unique if f.status == "ended"]
         if state.answered_at is not None:
-            # an answered call was not busy, unanswered or refused, whatever a late source claims
+            # an answered call was not busy, unanswered, refused or abandoned, whatever a late source claims
             endings = [f for f in endings if f.end_reason not in _UNANSWERED] or [
                 Fact(max(f.at for f in endings), "ended", "failed", NO_EVIDENCE)
             ]
@@ -122,7 +122,8 @@ def fold(facts: Iterable[Fact]) -> CallState:
     return state
 
 
-_UNANSWERED = frozenset({"no_answer", "busy", "rejected"})
+# what cannot have ended a call that was answered
+_UNANSWERED = frozenset({"no_answer", "busy", "rejected", "abandoned"})
 
 
 def end_reason_for_sip(code: int) -> EndReason:
@@ -155,6 +156,24 @@ _DISCONNECT: Final[dict[str, tuple[EndReason, int]]] = {
 def sip_participant_left(at: datetime, disconnect_reason: str) -> Fact:
     reason, strength = _DISCONNECT.get(disconnect_reason, ("failed", NO_EVIDENCE))
     return Fact(at, "ended", reason, strength, disconnect_reason=disconnect_reason)
+
+
+def inbound_phone_left(at: datetime, call_status: str) -> Fact | None:
+    """What an inbound caller's phone leaving says, by the call status livekit-sip last gave it
+    (``sip.callStatus``); it counts only for a call nothing proves answered (see ``_UNANSWERED``).
+
+    livekit-sip v1.8.0 answers an inbound call only once it has subscribed to the agent's track, and
+    marks it ``active`` a moment after its 200 OK. A phone that leaves still ``ringing`` was given up
+    by livekit-sip (nobody picked up within its ring timeout); one that leaves as ``hangup`` sent
+    CANCEL (or BYE) before the agent was on the line; one that leaves ``active`` with nothing proving
+    the call answered was hung up by livekit-sip because no ACK came for its 200 OK (it sets no status
+    for that), which is what a CANCEL that crossed the 200 OK leads to.
+    """
+    if call_status == "ringing":
+        return Fact(at, "ended", "no_answer", SIP_FINAL)
+    if call_status in ("hangup", "active"):
+        return Fact(at, "ended", "abandoned", SIP_FINAL)
+    return None
 
 
 def worker_hangup(at: datetime, reason: str) -> Fact | None:

@@ -35,16 +35,21 @@ def _livekit_facts(call: Call, ev: CallEvent) -> list[lc.Fact]:
         if ev.type == "room_finished":
             return [lc.Fact(ev.occurred_at, "ended", None, lc.NO_EVIDENCE)]
         return []
+    status = (participant.get("attributes") or {}).get("sip.callStatus", "")
     if ev.type == "participant_joined":
-        status = (participant.get("attributes") or {}).get("sip.callStatus", "")
-        # livekit-sip answers an inbound call before its participant joins; an outbound participant
-        # joins while it is still dialing
-        if call.direction == "inbound" or status == "active":
+        # livekit-sip v1.8.0 joins an inbound call's room while the phone rings (it answers once it
+        # hears the agent's track); an outbound participant joins while it is still dialing
+        if status == "active":
             return [lc.Fact(ev.occurred_at, "in_progress")]
-        return [lc.Fact(ev.occurred_at, "ringing" if status == "ringing" else "dialing")]
+        if call.direction == "inbound" or status == "ringing":
+            return [lc.Fact(ev.occurred_at, "ringing")]
+        return [lc.Fact(ev.occurred_at, "dialing")]
     if ev.type == "participant_left":
+        # livekit-sip closes every inbound call by leaving the room: its disconnect reason is
+        # CLIENT_INITIATED whatever happened, its last call status says more
         reason = participant.get("disconnectReason", "UNKNOWN_REASON")
-        return [lc.sip_participant_left(ev.occurred_at, reason)]
+        left = lc.inbound_phone_left(ev.occurred_at, status) if call.direction == "inbound" else None
+        return [lc.sip_participant_left(ev.occurred_at, reason), *([left] if left else [])]
     return []
 
 
@@ -54,6 +59,7 @@ def _worker_facts(call: Call, ev: CallEvent) -> list[lc.Fact]:
         fact = lc.worker_hangup(ev.occurred_at, str(data.get("reason", "")))
         return [fact] if fact else []
     if ev.type == "answered" and call.direction == "inbound":
+        # the worker reports it once the phone is active and its caller is heard (worker/phone.py)
         return [lc.Fact(ev.occurred_at, "in_progress")]
     if ev.type == "turn" and data.get("speaker") == "caller":
         return [lc.Fact(ev.occurred_at, "in_progress")]  # someone spoke on the line: it was answered

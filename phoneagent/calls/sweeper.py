@@ -4,12 +4,13 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
 
 - in progress, and every phone left in the room says it hung up (``sip.callStatus: hangup``, which
   livekit-sip sets before it leaves; v1.8.0 sometimes never leaves): the call ends as
-  ``customer_hangup`` and its room is deleted.
+  ``customer_hangup`` and its room is deleted. An inbound call still ringing (its agent has not
+  answered) is watched the same way: its caller who hung up ends it as ``abandoned``, and a room with
+  no agent ends it as ``worker_lost``.
 - in progress (or inbound and ringing), the phone still in the room, but no agent there for
-  ``worker_lost_after`` seconds
-  (its job process or its whole worker died): the call ends as ``worker_lost`` and its room is
-  deleted, so the caller is not left listening to silence. A worker is lost at most
-  ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
+  ``worker_lost_after`` seconds (its job process or its whole worker died): the call ends as
+  ``worker_lost`` and its room is deleted, so the caller is not left listening to silence. A worker
+  is lost at most ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
 - inbound, the phone ringing in the room, no agent there and none on its way (LiveKit assigned no
   agent job for the room: every worker was full, or none was running) for ``unserved_after``
   seconds: the call is refused at once, ``over_capacity``; deleting the room makes livekit-sip answer
@@ -114,7 +115,9 @@ class Sweeper:
             seen.add(call_id)
             if not room:
                 continue
-            if status != "in_progress" and direction != "inbound":
+            # an inbound call rings in its room until its agent answers: watched like one in progress
+            ringing_in = direction == "inbound" and status == "ringing"
+            if status != "in_progress" and not ringing_in:
                 stale = self._clock.now() - created_at > timedelta(seconds=ring_timeout_s + 60)
                 if stale and call_id not in self._dialing():
                     await self._settle_stale_dial(call_id, room)
@@ -129,7 +132,8 @@ class Sweeper:
                 # livekit-sip v1.8.0 leaves a phone's participant in the room after some BYEs (about
                 # 1 in 100); its own status on it says the phone hung up, and nobody is on the line
                 log.info("the phone hung up; its participant was left behind", extra={"call_id": call_id})
-                await self._ended(call_id, "customer_hangup", lc.OBSERVED, "sip_hangup_seen")
+                reason: EndReason = "abandoned" if ringing_in else "customer_hangup"
+                await self._ended(call_id, reason, lc.OBSERVED, "sip_hangup_seen")
                 await self._calls.end_room(room)
                 self._no_agent_since.pop(call_id, None)
                 continue
@@ -139,7 +143,10 @@ class Sweeper:
             since = self._no_agent_since.setdefault(call_id, now)
             if now - since >= self._lost_after:
                 log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
-                await self._ended(call_id, "worker_lost", lc.OBSERVED, "worker_lost")
+                # hanging up a ringing caller makes livekit-sip mark its phone hangup as it leaves: what
+                # the sweeper declares it did must beat that (lifecycle.inbound_phone_left)
+                strength = lc.DECLARED if ringing_in else lc.OBSERVED
+                await self._ended(call_id, "worker_lost", strength, "worker_lost")
                 await self._calls.end_room(room)
                 self._no_agent_since.pop(call_id, None)
         for gone in set(self._no_agent_since) - seen:

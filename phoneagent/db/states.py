@@ -17,6 +17,7 @@ CallStatus = Literal["queued", "dialing", "ringing", "in_progress", "ended"]
 
 EndReason = Literal[
     "customer_hangup",  # the person on the phone hung up (whichever direction the call took)
+    "abandoned",  # an inbound caller hung up (CANCEL, or no ACK for the answer) before the call was up
     "agent_hangup",  # the agent ended the call (its flow or its end_call tool)
     "api_hangup",  # ended through POST /calls/{id}/hangup
     "no_answer",  # rang until the ring timeout, or 480/408/487

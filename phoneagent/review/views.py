@@ -19,6 +19,7 @@ from phoneagent.telephony.numbers import to_e164
 # end reason -> (who ended the call, what happened)
 END_REASONS: dict[str, tuple[str, str]] = {
     "customer_hangup": ("the person on the phone", "The person on the phone hung up."),
+    "abandoned": ("the caller", "The caller hung up before the call was answered."),
     "agent_hangup": ("the agent", "The agent ended the call."),
     "no_answer": ("nobody", "Nobody answered."),
     "busy": ("the called side", "The line was busy."),

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from livekit import rtc
@@ -164,9 +164,12 @@ class PhoneAgent(Agent):
         instructions: str = "You are a phone agent.",
         llm_tools: Sequence[str] | None = None,
         clock: TurnClock | None = None,
+        answered: Awaitable[bool] | None = None,
     ) -> None:
         """``llm_tools`` None: the scripted flow decides (and acts); else the brain is an LLM and gets
-        these of the phone tools (see ``phoneagent.worker.tools``). ``clock`` times each turn."""
+        these of the phone tools (see ``phoneagent.worker.tools``). ``clock`` times each turn.
+        ``answered``: the agent starts (greets, times the call) once it gives True, never on False;
+        None: the call is up already."""
         self._scripted = llm_tools is None
         tools = phone_tools(control, self._after, llm_tools) if llm_tools is not None else []
         # the instructions reach an LLM brain; the scripted brain reads only the caller's words
@@ -181,6 +184,8 @@ class PhoneAgent(Agent):
         self._silences = 0
         self._callee_spoke = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._answered = answered
+        self._started = False  # greeted (or, outbound, listening for the callee): the call is up
         self.clock = clock or TurnClock()
         self.last_heard: list[str] = []  # the recognizer's transcripts of the last utterance, best first
 
@@ -219,6 +224,17 @@ class PhoneAgent(Agent):
         self.session.on("user_state_changed", self._on_user_state)
         if self._control.room is not None:
             self._control.room.on("sip_dtmf_received", self._on_dtmf)
+        if self._answered is not None:
+            self._spawn(self._start_once_answered(self._answered))
+        else:
+            self._start()
+
+    async def _start_once_answered(self, answered: Awaitable[bool]) -> None:
+        if await answered:
+            self._start()
+
+    def _start(self) -> None:
+        self._started = True
         if self._max_duration_s:
             self._spawn(self._end_at_max_duration(self._max_duration_s))
         if self._awaiting_callee:
@@ -303,7 +319,9 @@ class PhoneAgent(Agent):
         if ev.new_state == "speaking":
             self._silences = 0
             self._callee_spoke = True
-        elif ev.new_state == "away" and not self._awaiting_callee and not self._control.ended:
+        elif (
+            ev.new_state == "away" and self._started and not self._awaiting_callee and not self._control.ended
+        ):
             self._silences = 1
             self._control.event("silence", {"count": 1})
             self._spawn(self._reprompt())

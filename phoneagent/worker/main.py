@@ -42,7 +42,7 @@ from phoneagent.worker import metrics, speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, transfer_policy
 from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, parse_brain
-from phoneagent.worker.phone import job_metadata, room_is_gone, wait_for_answer
+from phoneagent.worker.phone import caller_heard, job_metadata, room_is_gone, sip_participant, wait_for_answer
 from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.runner import run_agent_server
@@ -56,6 +56,12 @@ log = logging.getLogger("phoneagent.worker")
 
 # livekit-server gives up on an unanswered outbound call after 80 s at most
 OUTBOUND_ANSWER_TIMEOUT_S = 90.0
+# livekit-sip answers an inbound call within a second or two of hearing the agent's track
+INBOUND_ANSWER_TIMEOUT_S = 30.0
+# livekit-sip hangs up on an answer that gets no ACK (the caller's CANCEL crossed it) 4-5 s after it
+# says active (a 3 s ACK wait, then a 3 s media timeout, from its 200 OK); a phone that is on the line
+# sends audio at once, one that stays silent longer than this is greeted anyway
+CALLER_AUDIO_WAIT_S = 8.0
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -124,7 +130,7 @@ async def entrypoint(ctx: JobContext) -> None:
         await ctx.delete_room()  # the empty room its joining made
         ctx.shutdown(reason="call already over")
         return
-    log.info("call answered", extra={"room": room})
+    log.info("agent joined the call", extra={"room": room})
     # livekit-server restarted mid-call: the job it dispatched anew keeps the call, this one leaves
     GiveWayAfterReconnect(ctx.room, lambda: ctx.shutdown(reason="another agent took the call over"))
     meta = job_metadata(ctx.job.metadata)
@@ -138,11 +144,12 @@ async def entrypoint(ctx: JobContext) -> None:
     ctx.add_shutdown_callback(reporter.aclose)
     # an outbound agent is in the room before the phone rings: it greets only once it is answered
     outbound = meta.get("direction") == "outbound"
-    if outbound and not await wait_for_answer(ctx.room, within_s=OUTBOUND_ANSWER_TIMEOUT_S):
-        log.info("outbound call not answered; the agent leaves", extra={"room": room})
-        ctx.shutdown(reason="not answered")
-        return
-    reporter.report(room, "answered")
+    if outbound:
+        if not await wait_for_answer(ctx.room, within_s=OUTBOUND_ANSWER_TIMEOUT_S):
+            log.info("outbound call not answered; the agent leaves", extra={"room": room})
+            ctx.shutdown(reason="not answered")
+            return
+        reporter.report(room, "answered")
 
     profiles: ProfileCache = ctx.proc.userdata["profiles"]
     profile = await profiles.get(ProfileCache.profile_id(ctx.job.metadata))
@@ -178,6 +185,11 @@ async def entrypoint(ctx: JobContext) -> None:
     transfers = transfer_policy(profile.llm, [i.transfer_to for i in flow.script.intents if i.transfer_to])
     control = CallControl(ctx, lambda type_, data: reporter.report(room, type_, data), transfers)
     clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
+    # an inbound phone rings until livekit-sip hears the agent's track (session.start publishes it):
+    # the agent greets once the call is up, and not at all when the caller gave up first
+    answered = None if outbound else asyncio.create_task(inbound_answer(ctx, reporter))
+    if answered is not None:
+        ctx.add_shutdown_callback(cancel_on_exit(answered))
     agent = PhoneAgent(
         flow=flow,
         control=control,
@@ -188,6 +200,7 @@ async def entrypoint(ctx: JobContext) -> None:
         instructions=instructions,
         llm_tools=None if scripted else profile.tools,
         clock=clock,
+        answered=answered,
     )
     session: AgentSession[None] = AgentSession(
         vad=vad,
@@ -219,6 +232,35 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(tts.prepare(script_lines(flow.script)))))
 
 
+async def inbound_answer(ctx: JobContext, reporter: EventReporter) -> bool:
+    """True once an inbound call is up: livekit-sip says the phone is ``active`` and the caller is
+    heard (or, silent, is still on the line a while later); reported as ``answered``. False when the
+    caller hung up before (or the phone never became active): the job leaves without a word."""
+    room = ctx.room
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    # the phone joined the room before the agent was sent there: none in it means it left already
+    if sip_participant(room) is not None and await wait_for_answer(room, within_s=INBOUND_ANSWER_TIMEOUT_S):
+        active_ms = int((loop.time() - start) * 1000)
+        heard = await caller_heard(room, within_s=CALLER_AUDIO_WAIT_S)
+        phone = sip_participant(room)
+        if heard or (phone is not None and phone.attributes.get("sip.callStatus") == "active"):
+            log.info(
+                "call answered",
+                extra={
+                    "room": room.name,
+                    "active_after_ms": active_ms,
+                    "up_after_ms": int((loop.time() - start) * 1000),
+                    "caller_heard": heard,
+                },
+            )
+            reporter.report(room.name, "answered")
+            return True
+    log.info("the caller hung up before the call was answered; the agent leaves", extra={"room": room.name})
+    ctx.shutdown(reason="caller gave up before answer")
+    return False
+
+
 def script_lines(script: Script) -> list[str]:
     return [
         *(i.reply for i in script.intents),
@@ -230,7 +272,7 @@ def script_lines(script: Script) -> list[str]:
     ]
 
 
-def cancel_on_exit(task: asyncio.Task[None]) -> Callable[[], Coroutine[None, None, None]]:
+def cancel_on_exit(task: asyncio.Task[Any]) -> Callable[[], Coroutine[None, None, None]]:
     async def cancel() -> None:
         task.cancel()
 

@@ -47,7 +47,8 @@ def sip_participant(room: rtc.Room) -> rtc.RemoteParticipant | None:
 async def wait_for_answer(room: rtc.Room, *, within_s: float) -> bool:
     """True once the phone's SIP participant is ``active`` (answered); False when the call is given up
     (the room ends, the phone leaves, or ``within_s`` passes). An outbound agent joins before the phone rings
-    and must not greet a ringing line."""
+    and must not greet a ringing line; an inbound call rings until livekit-sip hears the agent's track,
+    and must not be greeted before it is answered either (the caller may hang up first)."""
     changed = asyncio.Event()
 
     def poke(*_args: object) -> None:
@@ -114,3 +115,39 @@ async def phone_leaves(room: rtc.Room, identity: str, *, within_s: float) -> boo
     finally:
         for name in events:
             room.off(name, poke)
+
+
+async def caller_heard(room: rtc.Room, *, within_s: float, poll_s: float = 0.02) -> bool:
+    """True once audio from the phone reaches the agent; False when the phone leaves (or says it hung
+    up) first, or ``within_s`` passes.
+
+    livekit-sip marks an inbound call ``active`` a second after its 200 OK at the latest, whether or
+    not an ACK came; a caller whose CANCEL crossed that 200 OK never ACKs it and never sends audio, and
+    livekit-sip hangs up on it a few seconds later. A phone that is really on the line sends RTP from
+    its answer (livekit-sip waits for its first packet before it says ``active``), so this costs a real
+    call nothing. Audio frames are no evidence (the agent's side makes silence when no packet comes):
+    the packets received on the phone's track are."""
+    phone = sip_participant(room)
+    if phone is None:
+        return False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        if await _packets_from(phone) > 0:
+            return True
+        gone = room.remote_participants.get(phone.identity) is None
+        if gone or phone.attributes.get(CALL_STATUS) == "hangup" or loop.time() >= deadline:
+            return False
+        await asyncio.sleep(poll_s)
+
+
+async def _packets_from(phone: rtc.RemoteParticipant) -> int:
+    """RTP packets the agent has received on the phone's audio track."""
+    for pub in phone.track_publications.values():
+        if pub.kind == rtc.TrackKind.KIND_AUDIO and pub.track is not None:
+            try:
+                stats = await pub.track.get_stats()
+            except Exception:  # noqa: BLE001 - the track went away under us: no packets to count
+                return 0
+            return sum(s.inbound_rtp.received.packets_received for s in stats if s.HasField("inbound_rtp"))
+    return 0

@@ -1,6 +1,7 @@
-"""sipp as the far end of an outbound call, for tests: a callee that is busy, never answers, or
-answers and hangs up, from the scenarios in ``sip/scenarios/``. It runs on loopback, in the
-foreground, and logs every SIP message it sends and receives to a file the test can read."""
+"""sipp as a phone, for tests: the far end of an outbound call (a callee that is busy, never answers,
+or answers and hangs up), or a caller (one that gives up while it rings), from the scenarios in
+``sip/scenarios/``. It runs on loopback and logs every SIP message it sends and receives to a file
+the test can read."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests import REPO_ROOT
 
 SCENARIO_DIR = REPO_ROOT / "sip" / "scenarios"
 SCENARIOS = ("uas_busy", "uas_no_answer", "uas_answer_then_hangup")
+CALLER_SCENARIOS = ("uac_cancel_while_ringing", "uac_no_ack")
 
 
 class SippError(AssertionError):
@@ -104,3 +106,90 @@ class SippCallee:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SippCaller:
+    """One call from sipp to ``target`` (``host:port``) with ``scenario``; ``pause_ms`` is what the
+    scenario's pause waits (for ``uac_cancel_while_ringing``, the ring time before its CANCEL)."""
+
+    def __init__(
+        self,
+        scenario: str,
+        *,
+        workdir: Path,
+        target: str,
+        number: str,
+        port: int,
+        host: str = "127.0.0.1",
+        pause_ms: int = 0,
+        media_port: int = 0,
+    ) -> None:
+        if scenario not in CALLER_SCENARIOS:
+            raise SippError(f"no caller scenario {scenario!r}; there are {', '.join(CALLER_SCENARIOS)}")
+        if shutil.which("sipp") is None:
+            raise SippError("sipp is not installed (Debian package sip-tester)")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.messages = workdir / f"sipp-{scenario}-messages.log"
+        self._argv = [
+            "sipp",
+            target,
+            "-sf",
+            str(SCENARIO_DIR / f"{scenario}.xml"),
+            "-s",
+            number,
+            "-i",
+            host,
+            "-p",
+            str(port),
+            "-mi",
+            host,
+            "-m",
+            "1",
+            "-d",
+            str(pause_ms),
+            "-timeout",
+            "60s",
+            "-trace_msg",
+            "-message_file",
+            str(self.messages),
+            "-trace_err",
+            "-error_file",
+            str(workdir / f"sipp-{scenario}-errors.log"),
+            "-nostdin",
+        ]
+        if media_port:
+            self._argv += ["-mp", str(media_port)]
+        self._out = workdir / f"sipp-{scenario}.out"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SippCaller:
+        with self._out.open("wb") as out:
+            self._proc = subprocess.Popen(
+                self._argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        return self
+
+    def wait(self, timeout: float) -> int:
+        """sipp's exit code once its call is over: 0 when the scenario ran to its end."""
+        assert self._proc is not None
+        return self._proc.wait(timeout)
+
+    def trace(self) -> str:
+        return self.messages.read_text(errors="replace") if self.messages.exists() else ""
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.campaigns import CampaignRunner
 from phoneagent.calls.outbound import CallRequest, Dialer, place_call, request_hangup
+from phoneagent.calls.records import record_event
 from phoneagent.calls.sweeper import Sweeper
 from phoneagent.db.base import Base
 from phoneagent.db.engine import make_engine, session_factory
@@ -325,5 +326,62 @@ def test_the_dial_outcome_survives_the_database_being_down_when_it_is_written(
         call = w.call(call_id)
         assert call.status == "in_progress"
         assert call.answered_at is not None and call.answered_at.replace(tzinfo=UTC) == answered_at
+
+
+def test_an_inbound_call_still_ringing_is_watched_like_one_in_progress(
+    sessions: sessionmaker[Session],
+) -> None:
+    async def body(w: World) -> None:
+        rooms = {"left_behind": "dsp_a", "no_agent": "dsp_b"}
+        ids = {}
+        with w.sessions() as s:
+            for name, room in rooms.items():
+                call = Call(tenant_id=w.tenant, direction="inbound", status="queued", room_name=room)
+                s.add(call)
+                s.flush()
+                phone = {"kind": "SIP", "attributes": {"sip.callStatus": "ringing"}}
+                record_event(
+                    s,
+                    call,
+                    source="livekit",
+                    event_id=f"EV_{name}",
+                    type_="participant_joined",
+                    payload={"participant": phone},
+                )
+                s.commit()
+                ids[name] = call.id
+        w.lk.rooms["dsp_a"] = RoomPeople(sip=[{"sip.callStatus": "hangup"}], agents=0)
+        w.lk.rooms["dsp_b"] = RoomPeople(sip=[{"sip.callStatus": "ringing"}], agents=0)
+        w.lk.jobs["dsp_b"] = 1  # a worker took its job, and its agent never came
+        assert w.call(ids["no_agent"]).status == "ringing"
+        await w.sweeper.sweep()
+        a = w.call(ids["left_behind"])
+        assert (a.status, a.end_reason, a.answered_at) == ("ended", "abandoned", None)  # hung up ringing
+        assert w.call(ids["no_agent"]).status == "ringing"  # not yet: its agent may still come
+
+        w.clock.advance(LOST_AFTER_S)
+        await w.sweeper.sweep()
+        assert "dsp_b" in w.lk.ended  # the caller does not ring on for nobody
+        with w.sessions() as s:
+            lost = s.get(Call, ids["no_agent"])
+            assert lost is not None
+            # livekit-sip then marks the phone hangup as it leaves: the sweeper's word stands
+            record_event(
+                s,
+                lost,
+                source="livekit",
+                event_id="EV_left",
+                type_="participant_left",
+                payload={
+                    "participant": {
+                        "kind": "SIP",
+                        "attributes": {"sip.callStatus": "hangup"},
+                        "disconnectReason": "CLIENT_INITIATED",
+                    }
+                },
+            )
+            s.commit()
+        b = w.call(ids["no_agent"])
+        assert (b.status, b.end_reason, b.answered_at) == ("ended", "worker_lost", None)
 
     scenario(sessions, body)

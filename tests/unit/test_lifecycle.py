@@ -13,6 +13,7 @@ from phoneagent.calls.lifecycle import (
     Fact,
     end_reason_for_sip,
     fold,
+    inbound_phone_left,
     sip_final,
     sip_participant_left,
     worker_hangup,
@@ -175,6 +176,76 @@ SCENARIOS: dict[str, tuple[list[Fact | None], str, str | None, bool, int | None]
         True,
         50_000,
     ),
+    "inbound: the caller cancels while it rings": (
+        [
+            Fact(t(0), "ringing"),
+            sip_participant_left(t(2), "CLIENT_INITIATED"),
+            inbound_phone_left(t(2), "hangup"),
+        ],
+        "ended",
+        "abandoned",
+        False,
+        None,
+    ),
+    "inbound: the answer is never ACKed, the phone leaves still active and nothing proves the call up": (
+        [
+            Fact(t(0), "ringing"),
+            sip_participant_left(t(8), "CLIENT_INITIATED"),
+            inbound_phone_left(t(8), "active"),
+        ],
+        "ended",
+        "abandoned",
+        False,
+        None,
+    ),
+    "inbound answered (the worker heard the caller), then the caller hangs up": (
+        [
+            Fact(t(0), "ringing"),
+            Fact(t(2), "in_progress"),
+            sip_participant_left(t(30), "CLIENT_INITIATED"),
+            inbound_phone_left(t(30), "hangup"),
+        ],
+        "ended",
+        "customer_hangup",
+        True,
+        28_000,
+    ),
+    "inbound answered, the agent says goodbye and the phone leaves still active": (
+        [
+            Fact(t(0), "ringing"),
+            Fact(t(2), "in_progress"),
+            worker_hangup(t(20), "agent_hangup"),
+            sip_participant_left(t(21), "CLIENT_INITIATED"),
+            inbound_phone_left(t(21), "active"),
+        ],
+        "ended",
+        "agent_hangup",
+        True,
+        18_000,
+    ),
+    "inbound rings out: nobody picked up within livekit-sip's ring timeout": (
+        [
+            Fact(t(0), "ringing"),
+            sip_participant_left(t(180), "CLIENT_INITIATED"),
+            inbound_phone_left(t(180), "ringing"),
+        ],
+        "ended",
+        "no_answer",
+        False,
+        None,
+    ),
+    "inbound hung up through the API while it rings": (
+        [
+            Fact(t(0), "ringing"),
+            Fact(t(3), "ended", "api_hangup", DECLARED),
+            sip_participant_left(t(3), "CLIENT_INITIATED"),
+            inbound_phone_left(t(3), "hangup"),
+        ],
+        "ended",
+        "api_hangup",
+        False,
+        None,
+    ),
     "still ringing": (
         [Fact(t(0), "queued"), Fact(t(1), "dialing"), Fact(t(2), "ringing")],
         "ringing",
@@ -242,3 +313,8 @@ def test_unknown_values_are_refused() -> None:
         Fact(t(0), "exploded")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="end reason"):
         Fact(t(0), "ended", "bored")  # type: ignore[arg-type]
+
+
+def test_an_inbound_phone_without_a_call_status_says_nothing_more() -> None:
+    assert inbound_phone_left(t(0), "") is None
+    assert inbound_phone_left(t(0), "automation") is None
