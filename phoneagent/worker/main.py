@@ -42,7 +42,14 @@ from phoneagent.worker import metrics, speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, transfer_policy
 from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, parse_brain
-from phoneagent.worker.phone import caller_heard, job_metadata, room_is_gone, sip_participant, wait_for_answer
+from phoneagent.worker.phone import (
+    caller_heard,
+    job_metadata,
+    own_track_recorded,
+    room_is_gone,
+    sip_participant,
+    wait_for_answer,
+)
 from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.runner import run_agent_server
@@ -62,6 +69,8 @@ INBOUND_ANSWER_TIMEOUT_S = 30.0
 # says active (a 3 s ACK wait, then a 3 s media timeout, from its 200 OK); a phone that is on the line
 # sends audio at once, one that stays silent longer than this is greeted anyway
 CALLER_AUDIO_WAIT_S = 8.0
+# a recorded call's greeting waits this long at most for egress to record the agent's track
+RECORDING_WAIT_S = 3.0
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -187,7 +196,7 @@ async def entrypoint(ctx: JobContext) -> None:
     clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
     # an inbound phone rings until livekit-sip hears the agent's track (session.start publishes it):
     # the agent greets once the call is up, and not at all when the caller gave up first
-    answered = None if outbound else asyncio.create_task(inbound_answer(ctx, reporter))
+    answered = None if outbound else asyncio.create_task(inbound_answer(ctx, reporter, profile.recording))
     if answered is not None:
         ctx.add_shutdown_callback(cancel_on_exit(answered))
     agent = PhoneAgent(
@@ -232,10 +241,13 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(tts.prepare(script_lines(flow.script)))))
 
 
-async def inbound_answer(ctx: JobContext, reporter: EventReporter) -> bool:
+async def inbound_answer(ctx: JobContext, reporter: EventReporter, recorded: bool) -> bool:
     """True once an inbound call is up: livekit-sip says the phone is ``active`` and the caller is
     heard (or, silent, is still on the line a while later); reported as ``answered``. False when the
-    caller hung up before (or the phone never became active): the job leaves without a word."""
+    caller hung up before (or the phone never became active): the job leaves without a word.
+
+    A call its profile records is greeted once the agent's track is being recorded too (at most
+    ``RECORDING_WAIT_S`` later): the greeting is what a reviewer most often wants to hear."""
     room = ctx.room
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -255,6 +267,16 @@ async def inbound_answer(ctx: JobContext, reporter: EventReporter) -> bool:
                 },
             )
             reporter.report(room.name, "answered")
+            if recorded:
+                up = loop.time()
+                on_tape = await own_track_recorded(room, ctx.api, within_s=RECORDING_WAIT_S)
+                waited_ms = int((loop.time() - up) * 1000)
+                log.info(
+                    "greeting after the recording started"
+                    if on_tape
+                    else "greeting unrecorded: egress is late",
+                    extra={"room": room.name, "waited_ms": waited_ms},
+                )
             return True
     log.info("the caller hung up before the call was answered; the agent leaves", extra={"room": room.name})
     ctx.shutdown(reason="caller gave up before answer")

@@ -33,6 +33,7 @@ class Profile:
     stt: dict[str, Any] = field(default_factory=dict)
     tts: dict[str, Any] = field(default_factory=dict)
     language: str = "en"
+    recording: bool = False
 
 
 class ProfileCache:
@@ -85,6 +86,7 @@ class ProfileCache:
             stt=data.get("stt") or {},
             tts=data.get("tts") or {},
             language=data.get("language") or "en",
+            recording=bool(data.get("recording")),
         )
         self._cache[profile_id] = (time.monotonic(), profile)
         return profile
