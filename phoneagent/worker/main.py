@@ -9,6 +9,7 @@ import asyncio
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -54,7 +55,7 @@ from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.runner import run_agent_server
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
-from phoneagent.worker.takeover import GiveWayAfterReconnect
+from phoneagent.worker.takeover import call_already_up, call_has_its_agent
 from phoneagent.worker.timing import OutputTap, TurnClock, report_turns
 from phoneagent.worker.turns import describe as describe_turns
 from phoneagent.worker.turns import load_turn_detector, turn_handling
@@ -140,8 +141,6 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason="call already over")
         return
     log.info("agent joined the call", extra={"room": room})
-    # livekit-server restarted mid-call: the job it dispatched anew keeps the call, this one leaves
-    GiveWayAfterReconnect(ctx.room, lambda: ctx.shutdown(reason="another agent took the call over"))
     meta = job_metadata(ctx.job.metadata)
     reporter = EventReporter(
         url=settings.events_url,
@@ -251,6 +250,14 @@ async def inbound_answer(ctx: JobContext, reporter: EventReporter, recorded: boo
     room = ctx.room
     loop = asyncio.get_running_loop()
     start = loop.time()
+    made = ctx.job.room.creation_time_ms / 1000 or float(ctx.job.room.creation_time)
+    room_age_s = time.time() - made if made else 0.0
+    if call_already_up(room, room_age_s=room_age_s):  # sent again to a live call: see takeover.py
+        if await call_has_its_agent(room):
+            ctx.shutdown(reason="the call has its agent")
+            return False
+        reporter.report(room.name, "answered")
+        return True
     # the phone joined the room before the agent was sent there: none in it means it left already
     if sip_participant(room) is not None and await wait_for_answer(room, within_s=INBOUND_ANSWER_TIMEOUT_S):
         active_ms = int((loop.time() - start) * 1000)
