@@ -63,6 +63,7 @@ class CallControl:
         # where transfers may go: the profile's destinations only (none when not given)
         self.transfers = transfers or TransferPolicy(frozenset())
         self.ended = False
+        self._pending: set[asyncio.Task[bool]] = set()
 
     @property
     def room(self) -> rtc.Room | None:
@@ -81,6 +82,22 @@ class CallControl:
             await self._ctx.delete_room()
 
     async def transfer(self, to: str) -> bool:
+        """Send the phone a REFER to ``to``; reported and ended as ``transferred`` when it follows.
+
+        The phone that follows hangs up this leg at once, which closes the agent's session and shuts
+        the job down while the REFER's answer may still be on its way: the transfer runs as a task of
+        its own that the job's shutdown waits for (:meth:`settle`), so its outcome is always reported."""
+        task = asyncio.create_task(self._transfer(to), name="phoneagent-transfer")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return await asyncio.shield(task)
+
+    async def settle(self, _reason: str = "") -> None:
+        """Let a transfer in flight finish and report (a job shutdown callback)."""
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=REFER_FOLLOW_S + 5)
+
+    async def _transfer(self, to: str) -> bool:
         try:
             to = self.transfers.check(to)
         except ValueError as exc:

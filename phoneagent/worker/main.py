@@ -192,6 +192,7 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.add_shutdown_callback(component.aclose)
     transfers = transfer_policy(profile.llm, [i.transfer_to for i in flow.script.intents if i.transfer_to])
     control = CallControl(ctx, lambda type_, data: reporter.report(room, type_, data), transfers)
+    ctx.add_shutdown_callback(control.settle)  # a transfer the phone followed is reported
     clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
     # an inbound phone rings until livekit-sip hears the agent's track (session.start publishes it):
     # the agent greets once the call is up, and not at all when the caller gave up first

@@ -111,3 +111,25 @@ async def test_a_lost_refer_answer_after_the_caller_hung_up_is_not_a_transfer() 
     job.transfer_sip_participant = hang_up_then_fail  # type: ignore[method-assign]
     assert await control.transfer(DESK) is False
     assert events == [("tool", {"name": "transfer", "to": DESK, "ok": False, "error": "RuntimeError"})]
+
+
+async def test_a_transfer_is_reported_even_when_the_phone_following_it_ends_the_session_first() -> None:
+    job = FakeJob(RuntimeError("unused"))
+    control, events = _control(job)
+    answered = asyncio.Event()
+
+    async def slow_answer(phone: FakePhone, to: str) -> None:
+        await answered.wait()  # livekit-sip's answer to the REFER comes after the phone left
+
+    job.transfer_sip_participant = slow_answer  # type: ignore[method-assign]
+    caller = asyncio.create_task(control.transfer(DESK))
+    await asyncio.sleep(0.01)
+    caller.cancel()  # the phone hung up this leg: the session closed, cancelling the agent's turn
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    asyncio.get_running_loop().call_later(0.05, answered.set)
+    await control.settle()  # the job's shutdown waits for the transfer in flight
+    assert events == [
+        ("tool", {"name": "transfer", "to": DESK, "ok": True}),
+        ("hangup", {"reason": "transferred"}),
+    ]
