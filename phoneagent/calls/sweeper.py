@@ -20,6 +20,8 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
 - dialing for longer than its ring timeout plus a minute without a dial task in this process (the
   control plane restarted mid-dial): it is read from the room: answered if the phone is active there,
   else ended as ``failed``.
+- a call ended ``ROOM_LINGER_S`` ago whose room LiveKit still holds (an agent that missed the phone
+  leaving keeps it): the room is deleted, so nothing of the call is left dangling.
 - recordings (``phoneagent.calls.recorder``): a track egress that stops answering, or is still
   running well after its call ended, fails its recording ("egress stopped responding"); recordings
   past their retention period are deleted.
@@ -46,6 +48,10 @@ from phoneagent.errors import PhoneagentError
 from phoneagent.telephony.interface import CallControl, RoomPeople
 
 log = logging.getLogger("phoneagent.calls")
+
+# a call's room outliving the call by this long is ended (the agent normally leaves at once; a
+# transfer waits up to 10 s for the phone to follow)
+ROOM_LINGER_S = 30.0
 
 
 class Sweeper:
@@ -153,7 +159,36 @@ class Sweeper:
             del self._no_agent_since[gone]
         for gone in arrived_before - seen:
             self._arrived.pop(gone, None)
+        await self._end_leftover_rooms()
         self._served &= seen
+
+    async def _end_leftover_rooms(self) -> None:
+        """A room still in LiveKit ``ROOM_LINGER_S`` after its call ended (an agent that missed the
+        phone leaving, e.g. across a Redis restart, keeps it alive for ever): deleted."""
+        try:
+            held = await self._calls.room_names()
+        except PhoneagentError as exc:
+            log.warning("could not list LiveKit's rooms", extra={"error": exc.message})
+            return
+        if not held:
+            return
+        cutoff = self._clock.now() - timedelta(seconds=ROOM_LINGER_S)
+        for room in await asyncio.to_thread(self._ended_rooms, held, cutoff):
+            log.warning("a room outlived its call; ending it", extra={"room": room})
+            try:
+                await self._calls.end_room(room)
+            except PhoneagentError as exc:
+                log.warning("could not end a leftover room", extra={"room": room, "error": exc.message})
+
+    def _ended_rooms(self, held: list[str], cutoff: datetime) -> list[str]:
+        with self._sessions() as s:
+            return list(
+                s.scalars(
+                    select(Call.room_name).where(
+                        Call.room_name.in_(held), Call.status == "ended", Call.ended_at < cutoff
+                    )
+                )
+            )
 
     async def _refused_unserved(self, call_id: str, room: str, people: RoomPeople, now: float) -> bool:
         """Refuse an inbound call that no worker took (see the module's docstring); True if it was."""

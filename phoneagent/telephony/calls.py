@@ -109,6 +109,12 @@ class LiveKitCalls(LiveKitClient):
         agents = sum(1 for p in res.participants if p.kind == AGENT_KIND)
         return RoomPeople(sip=sip, agents=agents)
 
+    async def room_names(self) -> list[str]:
+        """The names of the rooms LiveKit holds."""
+        with self._errors():
+            res = await self._api().room.list_rooms(api.ListRoomsRequest())
+        return [r.name for r in res.rooms]
+
     async def agent_jobs(self, room: str) -> int | None:
         """How many agent jobs LiveKit assigned to a worker for the room's dispatches (a dispatch that
         found every worker full, or none at all, has none); None when the room does not exist."""

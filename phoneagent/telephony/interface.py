@@ -57,6 +57,10 @@ class CallControl(Protocol):
         """Who is in the room; None when the room does not exist."""
         ...
 
+    async def room_names(self) -> list[str]:
+        """The names of the rooms LiveKit holds."""
+        ...
+
     async def agent_jobs(self, room: str) -> int | None:
         """How many agent jobs were assigned to a worker in the room; None when the room is gone."""
         ...

@@ -154,6 +154,10 @@ class FakeCalls(CallControl):
         self._reach()
         return self.rooms.get(room)
 
+    async def room_names(self) -> list[str]:
+        self._reach()
+        return list(self.rooms)
+
     async def agent_jobs(self, room: str) -> int | None:
         self._reach()
         return self.jobs.get(room, 0) if room in self.rooms else None

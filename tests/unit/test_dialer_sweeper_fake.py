@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.campaigns import CampaignRunner
 from phoneagent.calls.outbound import CallRequest, Dialer, place_call, request_hangup
-from phoneagent.calls.records import record_event
-from phoneagent.calls.sweeper import Sweeper
+from phoneagent.calls.records import own_event, record_event
+from phoneagent.calls.sweeper import ROOM_LINGER_S, Sweeper
 from phoneagent.db.base import Base
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import AgentProfile, Call, Campaign, CampaignContact, OutboundTrunk, Tenant
@@ -383,5 +384,28 @@ def test_an_inbound_call_still_ringing_is_watched_like_one_in_progress(
             s.commit()
         b = w.call(ids["no_agent"])
         assert (b.status, b.end_reason, b.answered_at) == ("ended", "worker_lost", None)
+
+    scenario(sessions, body)
+
+
+def test_a_room_that_outlives_its_ended_call_is_ended(sessions: sessionmaker[Session]) -> None:
+    async def body(w: World) -> None:
+        call_id = w.place(ANSWERS)
+        await w.dial_all()
+        room = w.room(call_id)
+        with w.sessions() as s:  # the phone hung up; the agent missed it and stays in the room
+            call = s.get(Call, call_id)
+            assert call is not None
+            own_event(
+                s, call, "hung_up", lc.Fact(w.clock.now(), "ended", "customer_hangup", lc.OBSERVED), "x"
+            )
+            s.commit()
+        w.lk.rooms[room] = RoomPeople(sip=[], agents=1)
+        await w.sweeper.sweep()
+        assert room in w.lk.rooms  # not yet: an agent may still be finishing (a transfer waits 10 s)
+        w.clock.advance(ROOM_LINGER_S + 1)
+        await w.sweeper.sweep()
+        assert room not in w.lk.rooms and room in w.lk.ended
+        assert w.call(call_id).end_reason == "customer_hangup"  # the record stays as it was
 
     scenario(sessions, body)
