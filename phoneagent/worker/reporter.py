@@ -57,6 +57,8 @@ class EventReporter:
         # one thread writes, in report order: the event loop never waits on the disk
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-spool")
         self._batch = BATCH
+        # sends that failed (control plane unreachable, 5xx) since start: for tests and logs
+        self.failed_sends = 0
 
     def report(self, room: str, type_: str, data: dict[str, Any] | None = None) -> str:
         event_id = uuid.uuid4().hex
@@ -179,6 +181,7 @@ class EventReporter:
             try:
                 empty = await self._send_once()
             except (httpx.HTTPError, OSError, _TryLater) as exc:
+                self.failed_sends += 1
                 metrics.SPOOL.set(len(self.pending()))
                 log.warning(
                     "control plane unreachable or not taking events now; events kept in the spool",

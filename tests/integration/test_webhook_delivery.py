@@ -8,6 +8,7 @@ import asyncio
 import socket
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -38,6 +39,12 @@ def _world(db: Session, url: str, secret: str, name: str = "acme") -> tuple[str,
     db.add_all([agent, trunk, WebhookEndpoint(tenant_id=tenant.id, url=url, secret=secret)])
     db.commit()
     return tenant.id, agent.id, trunk.id
+
+
+def _delivery(db: Session) -> WebhookDelivery:
+    """The one delivery row, as the database has it now."""
+    db.expire_all()
+    return db.query(WebhookDelivery).one()
 
 
 async def _deliver_until(deliverer: Deliverer, done: object) -> None:
@@ -82,12 +89,14 @@ async def test_after_the_last_attempt_a_delivery_is_dead_until_replayed(db: Sess
         deliverer = Deliverer(session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK)
         try:
             await _deliver_until(deliverer, lambda: len(rx.received) == FAST.max_attempts)
-            await asyncio.sleep(0.3)  # no attempt after the last one
-            await deliverer.deliver_due()
-            assert len(rx.received) == FAST.max_attempts
-            db.expire_all()
-            row = db.query(WebhookDelivery).one()
+            await _deliver_until(deliverer, lambda: _delivery(db).status != "pending")
+            row = _delivery(db)
             assert (row.status, row.last_error) == ("dead", "HTTP 500")
+            # no attempt after the last one, however long one waits: a dead row is never due again
+            row.next_attempt_at = datetime.now(UTC) - timedelta(hours=1)
+            db.commit()
+            assert await deliverer.deliver_due() == 0
+            assert len(rx.received) == FAST.max_attempts
             from phoneagent.calls.outbox import replay
 
             replay(db, row)

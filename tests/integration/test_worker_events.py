@@ -154,7 +154,9 @@ def test_events_wait_in_the_spool_while_the_control_plane_is_down(stack: Stack, 
             rep.report("call-spool", "turn", {"seq": i, "speaker": "caller", "text": f"t{i}"})
             for i in range(5)
         ]
-        await asyncio.sleep(0.5)  # the sender tries, and fails: nothing listens on that port
+        async with asyncio.timeout(30):  # the sender tries, and fails: nothing listens on that port
+            while rep.failed_sends == 0:  # noqa: ASYNC110 - the reporter's own loop counts it
+                await asyncio.sleep(0.02)
         await rep.aclose(flush_timeout=1.0)  # the worker stops with the control plane still down
         assert len(rep.pending()) == 5
         return ids
