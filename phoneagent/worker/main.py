@@ -55,7 +55,7 @@ from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.runner import run_agent_server
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
-from phoneagent.worker.takeover import call_already_up, call_has_its_agent
+from phoneagent.worker.takeover import Handover, call_already_up, call_has_its_agent, mark_answered
 from phoneagent.worker.timing import OutputTap, TurnClock, report_turns
 from phoneagent.worker.turns import describe as describe_turns
 from phoneagent.worker.turns import load_turn_detector, turn_handling
@@ -150,6 +150,8 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     reporter.start()
     ctx.add_shutdown_callback(reporter.aclose)
+    # one agent per call when livekit-server restarted mid-call: see takeover.py
+    handover = Handover(ctx.room, lambda: ctx.shutdown(reason="another agent took the call over"))
     # an outbound agent is in the room before the phone rings: it greets only once it is answered
     outbound = meta.get("direction") == "outbound"
     if outbound:
@@ -158,6 +160,7 @@ async def entrypoint(ctx: JobContext) -> None:
             ctx.shutdown(reason="not answered")
             return
         reporter.report(room, "answered")
+        ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(mark_answered(ctx.api, ctx.room))))
 
     profiles: ProfileCache = ctx.proc.userdata["profiles"]
     profile = await profiles.get(ProfileCache.profile_id(ctx.job.metadata))
@@ -196,7 +199,9 @@ async def entrypoint(ctx: JobContext) -> None:
     clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
     # an inbound phone rings until livekit-sip hears the agent's track (session.start publishes it):
     # the agent greets once the call is up, and not at all when the caller gave up first
-    answered = None if outbound else asyncio.create_task(inbound_answer(ctx, reporter, profile.recording))
+    answered = (
+        None if outbound else asyncio.create_task(inbound_answer(ctx, reporter, handover, profile.recording))
+    )
     if answered is not None:
         ctx.add_shutdown_callback(cancel_on_exit(answered))
     agent = PhoneAgent(
@@ -241,7 +246,9 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(tts.prepare(script_lines(flow.script)))))
 
 
-async def inbound_answer(ctx: JobContext, reporter: EventReporter, recorded: bool) -> bool:
+async def inbound_answer(
+    ctx: JobContext, reporter: EventReporter, handover: Handover, recorded: bool
+) -> bool:
     """True once an inbound call is up: livekit-sip says the phone is ``active`` and the caller is
     heard (or, silent, is still on the line a while later); reported as ``answered``. False when the
     caller hung up before (or the phone never became active): the job leaves without a word.
@@ -253,11 +260,13 @@ async def inbound_answer(ctx: JobContext, reporter: EventReporter, recorded: boo
     start = loop.time()
     made = ctx.job.room.creation_time_ms / 1000 or float(ctx.job.room.creation_time)
     room_age_s = time.time() - made if made else 0.0
-    if call_already_up(room, room_age_s=room_age_s):  # sent again to a live call: see takeover.py
+    # sent again to a live call: see takeover.py
+    if call_already_up(room, room_age_s=room_age_s, room_metadata=ctx.job.room.metadata):
         if await call_has_its_agent(room):
             ctx.shutdown(reason="the call has its agent")
             return False
-        reporter.report(room.name, "answered")
+        await handover.take_over()
+        reporter.report(room.name, "taken_over")  # answered long before: the record keeps that time
         return True
     # the phone joined the room before the agent was sent there: none in it means it left already
     if sip_participant(room) is not None and await wait_for_answer(room, within_s=INBOUND_ANSWER_TIMEOUT_S):
@@ -275,6 +284,7 @@ async def inbound_answer(ctx: JobContext, reporter: EventReporter, recorded: boo
                 },
             )
             reporter.report(room.name, "answered")
+            ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(mark_answered(ctx.api, room))))
             if recorded:
                 up = loop.time()
                 on_tape = await own_track_recorded(room, ctx.api, within_s=RECORDING_WAIT_S)
