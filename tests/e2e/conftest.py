@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
+
+from tests.stack_fixtures import PROFILE_GREETING
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +28,16 @@ def voice() -> object:
 def transcribe(model: object, path: str) -> str:
     segments, _ = model.transcribe(path, beam_size=1, language="en")  # type: ignore[attr-defined]
     return " ".join(s.text for s in segments)
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z']+", text.lower()))
+
+
+def assert_greeting_heard(heard: str) -> None:
+    """What whisper made of a recording of the profile's greeting holds it: 80 % of its words, and its
+    plain ones. Not "Acme Dental": Piper samples its voice's noise on every synthesis, and in one
+    fresh-clone run both tiny.en and base heard that one as "that me dimple"."""
+    got, greeting = words(heard), words(PROFILE_GREETING)
+    assert len(greeting & got) >= 0.8 * len(greeting), (sorted(greeting & got), heard)
+    assert {"thank", "calling", "help"} <= got, heard

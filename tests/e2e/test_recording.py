@@ -24,13 +24,13 @@ from livekit import api
 
 from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_api
-from tests.e2e.conftest import transcribe
+from tests.e2e.conftest import assert_greeting_heard, transcribe
 from tests.peers.receiver import WebhookReceiver
 from tests.peers.recording import decode, head_missing_s, onset
 from tests.peers.sip_phone import BaresipPhone, wait_until
 from tests.peers.voices import caller_wav
 from tests.peers.wav import speech_seconds, trailing_silence_seconds
-from tests.stack_fixtures import PROFILE_GREETING, ControlPlane, WorkerProcess, registered_receiver
+from tests.stack_fixtures import ControlPlane, WorkerProcess, registered_receiver
 
 QUESTION = "What are your opening hours on Saturday?"
 CALLER, AGENT = 0, 1  # channels of a dual recording
@@ -235,18 +235,14 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
         f"[recording] greeting missing from the recording: {missing * 1000:.0f} ms; the agent greeted "
         f"{greeted_after:.2f} s after the answer"
     )
-    assert missing < 0.2, missing
-    assert greeted_after < 1.0, greeted_after
+    assert missing < 0.2, missing  # how soon it greets is a benchmark's business (benchmarks/recording)
 
     # what the recording says: the greeting on the agent's channel (its own span: the whole channel,
     # three replies and long silences, made tiny.en drop words), the questions on the caller's
     hello = agent_turns[0]
     a, b = ((_at(hello[k]) - origin).total_seconds() for k in ("started_at", "ended_at"))
     greeting_wav = rec.channel_wav(AGENT, tmp_path / "agent.wav", start_s=a - 0.5, end_s=b + 0.5)
-    agent_heard = _words(transcribe(whisper_tiny, str(greeting_wav)))
-    assert {"thank", "calling", "dental", "help"} <= agent_heard, sorted(agent_heard)
-    greeting = _words(PROFILE_GREETING)
-    assert len(greeting & agent_heard) >= 0.8 * len(greeting)
+    assert_greeting_heard(transcribe(whisper_tiny, str(greeting_wav)))
     caller_heard = _words(transcribe(whisper_tiny, str(rec.channel_wav(CALLER, tmp_path / "caller.wav"))))
     assert {"hours", "saturday"} <= caller_heard, sorted(caller_heard)
 
