@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from phoneagent.calls.outcome import SuccessCondition
 from phoneagent.db.states import CallStatus, Direction, EndReason, RecordingStatus
 from phoneagent.telephony.numbers import to_e164
 
@@ -125,6 +126,11 @@ class AgentProfileUpdate(BaseModel):
     recording: bool | None = None
     recording_format: RecordingFormat | None = None
     recording_layout: RecordingLayout | None = None
+    success: SuccessCondition | None = Field(
+        None,
+        description="when a call of this profile is a success, by its outcome: the intent was taken, "
+        "the slots are filled, the values are held (each part given must hold); {} removes it",
+    )
 
     @field_validator("stt", "tts", "llm")
     @classmethod
@@ -167,6 +173,7 @@ class AgentProfileOut(_Out):
     recording: bool
     recording_format: str
     recording_layout: str
+    success: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
 
@@ -358,6 +365,27 @@ class CallOut(_Out):
     recording_status: RecordingStatus | None
     outbound_trunk_id: str | None
     campaign_id: str | None
+    outcome: dict[str, Any] | None = Field(
+        description="what the call came to, as its agent reported it: intent (the first taken), intents, "
+        "confirmations, slots (each with the caller turn or keys it came from) and success (by the "
+        "agent profile's condition; absent without one); null when the agent reported none"
+    )
+
+
+class OutcomeRate(_Out):
+    id: str | None = Field(description="the agent profile or campaign (null: calls of no agent profile)")
+    name: str | None
+    ended: int = Field(description="calls that ended")
+    with_outcome: int = Field(description="of those, calls whose agent reported an outcome")
+    succeeded: int = Field(description="of those, calls whose outcome met the agent profile's success")
+    success_rate: float | None = Field(
+        description="succeeded / ended; null when the agent profile declares no success"
+    )
+
+
+class OutcomeRates(BaseModel):
+    agent_profiles: list[OutcomeRate]
+    campaigns: list[OutcomeRate]
 
 
 class TurnOut(_Out):

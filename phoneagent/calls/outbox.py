@@ -77,6 +77,7 @@ def call_payload(session: Session, call: Call, *, with_transcript: bool = False)
         "sip_status_reason": call.sip_status_reason,
         "disconnect_reason": call.disconnect_reason,
         "metadata": call.call_metadata,
+        "outcome": call.outcome,
     }
     if call.recording_status:
         body["recording"] = {

@@ -79,6 +79,9 @@ class AgentProfile(Resource, Base):
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
     recording_format: Mapped[str] = mapped_column(String(8), default="ogg", server_default="ogg")
     recording_layout: Mapped[str] = mapped_column(String(8), default="dual", server_default="dual")
+    # the condition on a call's outcome that makes it a success (phoneagent.calls.outcome); None or {}:
+    # none, and the profile's calls have no success
+    success: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
 
 
 class InboundTrunk(LinkedResource, Base):
@@ -205,6 +208,9 @@ class Call(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"), default=None, index=True)
+    # what the call came to, as its worker last reported it, with ``success`` by its profile's
+    # condition (phoneagent.calls.outcome); None: the worker reported none
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
 
 
 class RecordingEgress(Base):

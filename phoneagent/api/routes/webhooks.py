@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from phoneagent.api.deps import SessionDep, Unauthorized
 from phoneagent.api.schemas import AgentProfileOut, Problem
 from phoneagent.calls.ingest import ingest_livekit_event
+from phoneagent.calls.outcome import OutcomeData
 from phoneagent.calls.worker_events import ingest_worker_events
 from phoneagent.db.models import AgentProfile
 from phoneagent.errors import NotFound
@@ -91,7 +92,7 @@ class TurnData(BaseModel):
     split_ms: dict[str, Annotated[float, Field(ge=-86_400_000, le=86_400_000)]] | None = None
 
 
-DATA_SCHEMAS: dict[str, type[BaseModel]] = {"turn": TurnData}
+DATA_SCHEMAS: dict[str, type[BaseModel]] = {"turn": TurnData, "outcome": OutcomeData}
 
 
 class WorkerBatch(BaseModel):
