@@ -93,7 +93,9 @@ def seed(sessions: sessionmaker[Session], recordings: Path) -> Seeded:
         token, key = create_key(s, tenant_name="acme")
         other_token, other_key = create_key(s, tenant_name="other")
         tenant = key.tenant_id
-        agent = AgentProfile(tenant_id=tenant, name="front-desk")
+        agent = AgentProfile(
+            tenant_id=tenant, name="front-desk", success={"intent": "appointment", "slots": ["day"]}
+        )
         s.add(agent)
         s.flush()
         answered = BASE + timedelta(seconds=2)

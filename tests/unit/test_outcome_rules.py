@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from phoneagent.calls.outcome import (
     OutcomeData,
@@ -86,8 +87,9 @@ def test_unknown_outcome_filters_are_refused_and_other_parameters_left_alone() -
         check_filter_names(["outcome.intents"])
 
 
-@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()])
-def test_outcome_filters_are_json_paths_on_both_databases(dialect: Any) -> None:
+@pytest.mark.parametrize("module", [sqlite, postgresql])
+def test_outcome_filters_are_json_paths_on_both_databases(module: Any) -> None:
+    dialect: Dialect = module.dialect()
     f = OutcomeFilter.parse("appointment", False, ["day:friday"])
     sql = " AND ".join(str(c.compile(dialect=dialect)) for c in f.conditions())
     if dialect.name == "sqlite":
