@@ -32,7 +32,10 @@ from phoneagent.errors import InvalidField
 
 SLOT_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 SlotName = Annotated[str, StringConstraints(pattern=SLOT_PATTERN)]
-Text = Annotated[str, StringConstraints(max_length=200)]
+# no control characters: PostgreSQL cannot turn a JSON "\u0000" into text, and every filter on the
+# outcome would fail on a record holding one
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+Text = Annotated[str, StringConstraints(max_length=200, pattern=PRINTABLE)]
 Turn = Annotated[int, Field(ge=0, le=100_000)]
 FILTERS = ("outcome.intent", "outcome.success", "outcome.slot")
 
@@ -53,7 +56,7 @@ class IntentEntry(_Entry):
 
 class ConfirmationEntry(_Entry):
     intent: Text
-    question: Annotated[str, StringConstraints(max_length=2000)] = ""
+    question: Annotated[str, StringConstraints(max_length=2000, pattern=PRINTABLE)] = ""
     answer: Literal["yes", "no"]
 
 
@@ -147,10 +150,12 @@ class OutcomeFilter:
     @classmethod
     def parse(cls, intent: str | None, success: bool | None, slots: list[str] | None) -> OutcomeFilter:
         """From the query's ``outcome.*`` parameters; InvalidField (422) names a malformed one."""
+        if intent is not None and not re.fullmatch(PRINTABLE, intent):
+            raise InvalidField("outcome.intent", "control characters are never in an intent")
         parsed = []
         for raw in slots or []:
             name, sep, value = raw.partition(":")
-            if not _slot_name(name) or (sep and not value):
+            if not _slot_name(name) or (sep and not value) or not re.fullmatch(PRINTABLE, value):
                 raise InvalidField("outcome.slot", f"{raw!r}: give <slot> or <slot>:<value>, e.g. day:friday")
             parsed.append((name, value if sep else None))
         return cls(intent=intent, success=success, slots=tuple(parsed))

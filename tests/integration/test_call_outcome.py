@@ -261,6 +261,7 @@ def test_the_call_log_filters_on_the_outcome(api: Api) -> None:
         ({"outcome.slot": "Day:friday"}, "outcome.slot", "give <slot> or <slot>:<value>"),
         ({"outcome.slot": "day:"}, "outcome.slot", "give <slot>"),
         ({"outcome.success": "maybe"}, "outcome.success", "bool"),
+        ({"outcome.intent": "book\x00"}, "outcome.intent", "control characters"),
     ],
 )
 def test_unknown_or_malformed_outcome_filters_are_a_422_that_says_why(

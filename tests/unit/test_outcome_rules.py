@@ -68,6 +68,7 @@ def test_the_workers_outcome_is_checked_and_bounded() -> None:
         {**OUTCOME, "confirmations": [{"intent": "x", "answer": "maybe", "via": "voice"}]},
         {**OUTCOME, "slots": {"d": {"value": "x" * 201, "via": "voice"}}},
         {**OUTCOME, "extra": 1},
+        {**OUTCOME, "intent": "book\x00"},  # PostgreSQL could not read it back as text
     ):
         with pytest.raises(ValidationError):
             OutcomeData.model_validate(bad)
@@ -76,9 +77,11 @@ def test_the_workers_outcome_is_checked_and_bounded() -> None:
 def test_slot_filters_are_a_name_with_or_without_a_value() -> None:
     f = OutcomeFilter.parse("appointment", True, ["day:friday", "account", "time:10:30"])
     assert f.slots == (("day", "friday"), ("account", None), ("time", "10:30"))
-    for bad in ("Day:friday", "day:", ":friday", "day friday", ""):
+    for bad in ("Day:friday", "day:", ":friday", "day friday", "", "day:fri\x00day"):
         with pytest.raises(InvalidField, match="outcome.slot"):
             OutcomeFilter.parse(None, None, [bad])
+    with pytest.raises(InvalidField, match="outcome.intent"):
+        OutcomeFilter.parse("appoint\x00ment", None, None)
 
 
 def test_unknown_outcome_filters_are_refused_and_other_parameters_left_alone() -> None:
