@@ -30,7 +30,8 @@ Name = Annotated[
 ]
 Provider = Literal["generic", "twilio", "telnyx"]
 Transport = Literal["udp", "tcp", "tls"]
-Tool = Literal["end_call", "transfer", "dtmf", "voicemail"]
+# outcome: an LLM brain records the call's outcome through its record_outcome tool
+Tool = Literal["end_call", "transfer", "dtmf", "voicemail", "outcome"]
 Secret = Annotated[str, Field(max_length=200, pattern=r"^[\x21-\x7e]*$")]
 SipUser = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9._~+-]*$")]
 

@@ -23,6 +23,7 @@ from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateCha
 
 from phoneagent.speech.numbers import normalize_numbers
 from phoneagent.telephony.destinations import TransferPolicy
+from phoneagent.worker.outcome import Source
 from phoneagent.worker.phone import phone_leaves, sip_participant
 from phoneagent.worker.scripted import Decision, ScriptedFlow
 from phoneagent.worker.timing import TurnClock
@@ -189,7 +190,9 @@ class PhoneAgent(Agent):
         ``answered``: the agent starts (greets, times the call) once it gives True, never on False;
         None: the call is up already."""
         self._scripted = llm_tools is None
-        tools = phone_tools(control, self._after, llm_tools) if llm_tools is not None else []
+        tools = (
+            phone_tools(control, self._after, llm_tools, self._llm_recorded) if llm_tools is not None else []
+        )
         # the instructions reach an LLM brain; the scripted brain reads only the caller's words
         super().__init__(instructions=instructions, tools=tools)
         self._flow = flow
@@ -207,6 +210,7 @@ class PhoneAgent(Agent):
         self.clock = clock or TurnClock()
         self.last_heard: list[str] = []  # the recognizer's transcripts of the last utterance, best first
         self._reported_outcome: dict[str, Any] | None = None
+        self._last_caller_turn: int | None = None
 
     # ---- the pipeline's nodes, timed -------------------------------------------------------------
 
@@ -300,8 +304,19 @@ class PhoneAgent(Agent):
     def turn_numbered(self, seq: int, text: str) -> None:
         """The caller's turn with these words was reported as turn ``seq``: the outcome's entries
         from it get their number (see ``phoneagent.worker.outcome``)."""
+        self._last_caller_turn = seq
         if self._flow.outcome.numbered(seq, text):
             self._report_outcome()
+
+    def _llm_recorded(self, intent: str | None, slot: str | None, value: str | None) -> None:
+        """The LLM brain's record_outcome: from the caller's latest turn (the one it answers)."""
+        source = Source.turn(self._last_caller_turn)
+        taken = self._flow.outcome.intents
+        if intent is not None and (not taken or taken[-1]["name"] != intent):  # told twice: once
+            self._flow.outcome.took(intent, source)
+        if slot is not None and value is not None:
+            self._flow.outcome.filled(slot, value, source)
+        self._report_outcome()
 
     def _report_outcome(self) -> None:
         """The whole outcome to the control plane when it changed (the latest one reported wins)."""

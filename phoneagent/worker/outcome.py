@@ -28,10 +28,15 @@ class Source:
     via: Via
     text: str = ""
     keys: str = ""
+    seq: int | None = None  # the caller's turn, when it is known already (an LLM's tool call)
 
     @classmethod
     def voice(cls, text: str) -> Source:
         return cls("voice", text=text)
+
+    @classmethod
+    def turn(cls, seq: int | None) -> Source:
+        return cls("voice", seq=seq)
 
     @classmethod
     def dtmf(cls, keys: str) -> Source:
@@ -47,10 +52,10 @@ class Outcome:
     _waiting: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def _entry(self, source: Source, **values: Any) -> dict[str, Any]:
-        entry = {**values, "via": source.via, "turn": None}
+        entry = {**values, "via": source.via, "turn": source.seq}
         if source.via == "dtmf":
             entry["keys"] = source.keys
-        else:
+        elif source.seq is None:
             self._waiting.append((source.text, entry))
         return entry
 

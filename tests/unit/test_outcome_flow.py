@@ -280,3 +280,13 @@ async def test_the_agent_reports_the_outcome_each_time_it_changes_and_the_turn_o
         agent._on_dtmf(rtc.SipDTMF(code=int(key), digit=key, participant=None))
     assert len(control.outcomes()) == 2
     assert [data["digit"] for type_, data in control.events if type_ == "dtmf"] == ["4", "0", "1"]
+
+
+def test_what_the_llm_records_comes_from_the_callers_latest_numbered_turn() -> None:
+    control = _Control()
+    agent = PhoneAgent(flow=_flow(), control=control, llm_tools=("outcome",))
+    agent.turn_numbered(4, "I'd like to come in on Friday")
+    agent._llm_recorded("appointment", "day", "friday")
+    out = control.outcomes()[-1]
+    assert out["intents"] == [{"name": "appointment", "via": "voice", "turn": 4}]
+    assert out["slots"]["day"] == {"value": "friday", "via": "voice", "turn": 4}
