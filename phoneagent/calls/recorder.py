@@ -21,10 +21,13 @@ Nothing here can block or change a call: every failure becomes the recording's s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import av
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,13 +35,17 @@ from phoneagent.calls import recording_state as rs
 from phoneagent.calls.passes import run_passes
 from phoneagent.clock import Clock, SystemClock
 from phoneagent.config import Settings
-from phoneagent.db.models import Call, RecordingEgress
+from phoneagent.db.models import Call, CallEvent, RecordingEgress
 from phoneagent.db.states import CallStatus
 from phoneagent.errors import EgressUnavailable, PhoneagentError
+from phoneagent.recording import lead_in
 from phoneagent.recording.merge import TrackFile, merge_tracks
 from phoneagent.recording.ogg import opus_duration_s
 from phoneagent.recording.storage import delete_location, object_name, store_for
 from phoneagent.telephony.interface import EgressControl
+
+# how long the agent's first words wait for their call's merge before they are deleted unused
+LEAD_IN_KEPT_S = 24 * 3600
 
 log = logging.getLogger("phoneagent.recordings")
 
@@ -149,14 +156,69 @@ class Recorder:
     async def _finish(self, call_id: str) -> None:
         tracks, tenant, layout, end_ns = await asyncio.to_thread(self._track_files, call_id)
         merged = self._root / ".tracks" / call_id / "merged.ogg"
-        await merge_tracks(tracks["caller"], tracks["agent"], merged, layout=layout, end_ns=end_ns)  # type: ignore[arg-type]
+        lead = await asyncio.to_thread(self._lead_in, call_id, tracks["agent"])
+        await merge_tracks(
+            tracks["caller"],
+            tracks["agent"],
+            merged,
+            layout=layout,  # type: ignore[arg-type]
+            end_ns=end_ns,
+            lead=TrackFile(lead.path, lead.started_ns) if lead else None,
+        )
         duration_ms = round(opus_duration_s(merged) * 1000)
         size = merged.stat().st_size
         store = store_for(self._settings)
         location = await asyncio.to_thread(store.put, merged, object_name(tenant, call_id))
         merged.unlink(missing_ok=True)
-        await asyncio.to_thread(self._ready, call_id, location, size, duration_ms)
+        started_ns = min([*(t.started_ns for t in tracks.values()), *([lead.started_ns] if lead else [])])
+        await asyncio.to_thread(self._ready, call_id, location, size, duration_ms, started_ns)
+        for path in (lead.path if lead else None, (await asyncio.to_thread(self._lead_in_event, call_id))[0]):
+            if path is not None:
+                path.unlink(missing_ok=True)
         log.info("recording ready", extra={"call_id": call_id, "duration_ms": duration_ms, "bytes": size})
+
+    def _lead_in_event(self, call_id: str) -> tuple[Path | None, float | None]:
+        """The worker's copy of the agent's first utterance (``recording/lead_in.py``), if it came:
+        its file and the wall-clock time of its first sample."""
+        with self._sessions() as s:
+            ev = s.scalar(
+                select(CallEvent)
+                .where(CallEvent.call_id == call_id, CallEvent.type == lead_in.EVENT)
+                .order_by(CallEvent.occurred_at, CallEvent.id)
+                .limit(1)
+            )
+            data = dict((ev.payload or {}).get("data", {})) if ev is not None else {}
+        name, started = data.get("file"), data.get("started_at")
+        path = self._root / name if isinstance(name, str) else None
+        if path is None or not path.is_file() or not isinstance(started, int | float):
+            return None, None
+        return path, float(started)
+
+    def _lead_in(self, call_id: str, agent: TrackFile) -> lead_in.Joined | None:
+        """The part of the agent's first utterance that egress missed, ready to go in front of its
+        track; None when there is none (or it cannot be used: the recording is made without it)."""
+        source, started = self._lead_in_event(call_id)
+        if source is None or started is None:
+            return None
+        out = agent.path.with_name("agent-lead-in.wav")
+        try:
+            joined = lead_in.join(source, round(started * 1e9), agent.path, agent.started_ns, out)
+        except (OSError, ValueError, av.FFmpegError) as exc:
+            log.warning(
+                "the agent's first words could not be joined to its recording",
+                extra={"call_id": call_id, "error": str(exc)[:300]},
+            )
+            return None
+        log.info(
+            "the agent's first words joined to its recording",
+            extra={
+                "call_id": call_id,
+                "joined_ms": round(joined.samples * 1000 / joined.rate) if joined else 0,
+                "aligned_by": joined.how if joined else None,
+                "clock_error_ms": joined.clock_error_ms if joined else None,
+            },
+        )
+        return joined
 
     def _track_files(self, call_id: str) -> tuple[dict[str, TrackFile], str, str, int | None]:
         """The two track files, and where the call ended on their clock: the phone track's own end
@@ -174,11 +236,13 @@ class Recorder:
             end_ns = rows["caller"].file_ended_ns
             return files, call.tenant_id, call.recording_layout or "dual", end_ns
 
-    def _ready(self, call_id: str, location: str, size: int, duration_ms: int) -> None:
+    def _ready(self, call_id: str, location: str, size: int, duration_ms: int, started_ns: int) -> None:
         with self._sessions() as s:
             call = s.get(Call, call_id)
             if call is not None and call.recording_status == "processing":
-                rs.mark_ready(s, call, location=location, size=size, duration_ms=duration_ms)
+                rs.mark_ready(
+                    s, call, location=location, size=size, duration_ms=duration_ms, started_ns=started_ns
+                )
                 s.commit()
             else:  # deleted or failed meanwhile: keep nothing
                 delete_location(self._settings, location)
@@ -312,6 +376,12 @@ class Recorder:
                 rs.mark_deleted(s, call)
                 deleted += 1
             s.commit()
+        # a lead-in whose call was never merged (its recording failed, or was never started)
+        cutoff = time.time() - LEAD_IN_KEPT_S
+        for f in (self._root / lead_in.LEAD_IN_DIR).glob("*.wav"):
+            with contextlib.suppress(FileNotFoundError):
+                if f.stat().st_mtime < cutoff:
+                    f.unlink()
         if deleted:
             log.info("expired recordings deleted", extra={"count": deleted})
         return deleted

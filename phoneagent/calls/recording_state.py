@@ -159,9 +159,12 @@ def settle(session: Session, call: Call) -> None:
     call.recording_status = "processing"
 
 
-def mark_ready(session: Session, call: Call, *, location: str, size: int, duration_ms: int) -> None:
+def mark_ready(
+    session: Session, call: Call, *, location: str, size: int, duration_ms: int, started_ns: int | None = None
+) -> None:
+    """``started_ns``: the merged file's time 0 (its earliest input), when the caller knows it."""
     rows = egresses(session, call)
-    started = [r.file_started_ns for r in rows.values() if r.file_started_ns]
+    started = [started_ns] if started_ns else [r.file_started_ns for r in rows.values() if r.file_started_ns]
     call.recording_status, call.recording_error = "ready", None
     call.recording_location, call.recording_size_bytes = location, size
     call.recording_duration_ms = duration_ms

@@ -66,39 +66,50 @@ def gst_launch() -> str:
     return tool
 
 
+def _decoded(track: TrackFile) -> list[str]:
+    """Source elements up to mono float at Opus's rate: a track egress's Ogg/Opus, or a WAV."""
+    if track.path.suffix == ".wav":
+        head = ["filesrc", f"location={track.path}", "!", "wavparse"]
+    else:
+        head = ["filesrc", f"location={track.path}", "!", "oggdemux", "!", "opusdec"]
+    return [*head, "!", "audioconvert", "!", "audioresample", "!", _MONO, "!", "queue", "!"]
+
+
 def merge_pipeline(
-    caller: TrackFile, agent: TrackFile, out: Path, layout: Layout, *, end_ns: int | None = None
+    caller: TrackFile,
+    agent: TrackFile,
+    out: Path,
+    layout: Layout,
+    *,
+    end_ns: int | None = None,
+    lead: TrackFile | None = None,
 ) -> list[str]:
     """The gst-launch-1.0 arguments: caller on sink_0 (left), agent on sink_1 (right), cut at ``end_ns``
-    (wall-clock ns, like the tracks' start times) when given."""
-    off = offsets_ns([caller, agent])
+    (wall-clock ns, like the tracks' start times) when given. ``lead``: the agent's first words as the
+    worker kept them (a WAV ending where the agent's track begins), on the agent's side: the agent's
+    channel is then its own mixer of the two, each placed by its start time."""
+    tracks = [caller, agent, *([lead] if lead else [])]
+    off = offsets_ns(tracks)
     mixer = "audiointerleave" if layout == "dual" else "audiomixer"
     sink = [mixer, "name=m", f"output-buffer-duration={_BLOCK_NS}"]
     post = ["audioconvert"] if layout == "dual" else ["audioconvert", "!", "audio/x-raw,channels=1"]
     if end_ns is not None:
-        blocks = max(1, round((end_ns - min(caller.started_ns, agent.started_ns)) / _BLOCK_NS))
+        blocks = max(1, round((end_ns - min(t.started_ns for t in tracks)) / _BLOCK_NS))
         post = ["identity", f"eos-after={blocks}", "!", *post]
     encode = ["opusenc", f"bitrate={_BITRATE[layout]}", "!", "oggmux", "!", "filesink", f"location={out}"]
-    args = [*sink, f"sink_0::offset={off[0]}", f"sink_1::offset={off[1]}", "!", *post, "!", *encode]
-    for i, track in enumerate((caller, agent)):
-        args += [
-            "filesrc",
-            f"location={track.path}",
-            "!",
-            "oggdemux",
-            "!",
-            "opusdec",
-            "!",
-            "audioconvert",
-            "!",
-            "audioresample",
-            "!",
-            _MONO,
-            "!",
-            "queue",
-            "!",
-            f"m.sink_{i}",
-        ]
+    if lead is None or layout == "mixed":  # mixed: every input straight into the one mixer
+        pads = [f"sink_{i}::offset={o}" for i, o in enumerate(off)]
+        args = [*sink, *pads, "!", *post, "!", *encode]
+        for i, track in enumerate(tracks):
+            args += [*_decoded(track), f"m.sink_{i}"]
+        return args
+    # dual with a lead-in: the caller's pad placed on the file's timeline, and the agent's channel
+    # made by a mixer whose pads carry the agent track's and the lead-in's places (it starts at 0)
+    args = [*sink, f"sink_0::offset={off[0]}", "sink_1::offset=0", "!", *post, "!", *encode]
+    args += [*_decoded(caller), "m.sink_0"]
+    agent_side = ["audiomixer", "name=a", f"output-buffer-duration={_BLOCK_NS}"]
+    args += [*agent_side, f"sink_0::offset={off[1]}", f"sink_1::offset={off[2]}", "!", _MONO, "!", "queue"]
+    args += ["!", "m.sink_1", *_decoded(agent), "a.sink_0", *_decoded(lead), "a.sink_1"]
     return args
 
 
@@ -125,7 +136,13 @@ async def _run(args: list[str], *, timeout_s: float) -> None:
 
 
 async def merge_tracks(
-    caller: TrackFile, agent: TrackFile, out: Path, *, layout: Layout = "dual", end_ns: int | None = None
+    caller: TrackFile,
+    agent: TrackFile,
+    out: Path,
+    *,
+    layout: Layout = "dual",
+    end_ns: int | None = None,
+    lead: TrackFile | None = None,
 ) -> Path:
     """Write the merged OGG/Opus recording to ``out`` (atomically: a partial file never appears)."""
     for t in (caller, agent):
@@ -135,7 +152,8 @@ async def merge_tracks(
     tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
     longest = max(t.path.stat().st_size for t in (caller, agent)) / 4000  # ~32 kbit/s: seconds
     try:
-        await _run(merge_pipeline(caller, agent, tmp, layout, end_ns=end_ns), timeout_s=60 + longest)
+        args = merge_pipeline(caller, agent, tmp, layout, end_ns=end_ns, lead=lead)
+        await _run(args, timeout_s=60 + longest)
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise MergeError("gst-launch-1.0 wrote no output")
         tmp.replace(out)

@@ -43,10 +43,11 @@ from phoneagent.worker import metrics, speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, transfer_policy
 from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, parse_brain
+from phoneagent.worker.lead_in import EVENT as LEAD_IN_EVENT
+from phoneagent.worker.lead_in import LeadIn
 from phoneagent.worker.phone import (
     caller_heard,
     job_metadata,
-    own_track_recorded,
     room_is_gone,
     sip_participant,
     wait_for_answer,
@@ -56,7 +57,7 @@ from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.runner import run_agent_server
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
 from phoneagent.worker.takeover import Handover, call_already_up, call_has_its_agent, mark_answered
-from phoneagent.worker.timing import OutputTap, TurnClock, report_turns
+from phoneagent.worker.timing import OutputTap, TurnClock, TurnSeq, after_rejoin, report_turns
 from phoneagent.worker.turns import describe as describe_turns
 from phoneagent.worker.turns import load_turn_detector, turn_handling
 
@@ -70,8 +71,6 @@ INBOUND_ANSWER_TIMEOUT_S = 30.0
 # says active (a 3 s ACK wait, then a 3 s media timeout, from its 200 OK); a phone that is on the line
 # sends audio at once, one that stays silent longer than this is greeted anyway
 CALLER_AUDIO_WAIT_S = 8.0
-# a recorded call's greeting waits this long at most for egress to record the agent's track
-RECORDING_WAIT_S = 3.0
 
 
 def prewarm(proc: JobProcess) -> None:
@@ -152,6 +151,7 @@ async def entrypoint(ctx: JobContext) -> None:
     ctx.add_shutdown_callback(reporter.aclose)
     # one agent per call when livekit-server restarted mid-call: see takeover.py
     handover = Handover(ctx.room, lambda: ctx.shutdown(reason="another agent took the call over"))
+    turn_seq = TurnSeq()
     # an outbound agent is in the room before the phone rings: it greets only once it is answered
     outbound = meta.get("direction") == "outbound"
     if outbound:
@@ -199,9 +199,7 @@ async def entrypoint(ctx: JobContext) -> None:
     clock = TurnClock(on_barge_in=functools.partial(reporter.report, room, "barge_in"))
     # an inbound phone rings until livekit-sip hears the agent's track (session.start publishes it):
     # the agent greets once the call is up, and not at all when the caller gave up first
-    answered = (
-        None if outbound else asyncio.create_task(inbound_answer(ctx, reporter, handover, profile.recording))
-    )
+    answered = None if outbound else asyncio.create_task(inbound_answer(ctx, reporter, handover, turn_seq))
     if answered is not None:
         ctx.add_shutdown_callback(cancel_on_exit(answered))
     agent = PhoneAgent(
@@ -234,27 +232,35 @@ async def entrypoint(ctx: JobContext) -> None:
         # calls while an echo canceller would adapt; a phone line's echo is the carrier's business
         aec_warmup_duration=None,
     )
-    report_turns(session, clock, functools.partial(reporter.report, room), on_caller_turn=agent.turn_numbered)
+    report_turns(
+        session, clock, functools.partial(reporter.report, room), turn_seq, on_caller_turn=agent.turn_numbered
+    )
     # the caller hung up (or the agent did): the job leaves at once, freeing its place on this worker;
     # left alone it would sit in the empty room until LiveKit's departure timeout (20 s)
     session.on("close", lambda ev: ctx.shutdown(reason=f"call over: {ev.reason}"))
     await session.start(agent=agent, room=ctx.room, record=False, room_options=room_options())
     if session.output.audio is not None:
-        session.output.audio = OutputTap(session.output.audio, clock)  # notes barge-ins
+        # notes barge-ins; on a recorded call keeps the greeting for the recording (egress starts late)
+        lead_in = (
+            LeadIn(functools.partial(reporter.report, room, LEAD_IN_EVENT)) if profile.recording else None
+        )
+        if lead_in is not None:
+            ctx.add_shutdown_callback(finish_on_exit(lead_in))
+        session.output.audio = OutputTap(session.output.audio, clock, lead_in)
     if isinstance(tts, PiperTTS):
         # what the scripted flow may say next is made while the caller listens to the greeting
         ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(tts.prepare(script_lines(flow.script)))))
 
 
 async def inbound_answer(
-    ctx: JobContext, reporter: EventReporter, handover: Handover, recorded: bool
+    ctx: JobContext, reporter: EventReporter, handover: Handover, turn_seq: TurnSeq
 ) -> bool:
     """True once an inbound call is up: livekit-sip says the phone is ``active`` and the caller is
     heard (or, silent, is still on the line a while later); reported as ``answered``. False when the
     caller hung up before (or the phone never became active): the job leaves without a word.
 
-    A call its profile records is greeted once the agent's track is being recorded too (at most
-    ``RECORDING_WAIT_S`` later): the greeting is what a reviewer most often wants to hear."""
+    The agent greets at once, also on a recorded call: the worker keeps the greeting for the recording
+    (worker/lead_in.py), since egress starts recording the agent's track 1.3 to 2.3 s late."""
     room = ctx.room
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -262,6 +268,7 @@ async def inbound_answer(
     room_age_s = time.time() - made if made else 0.0
     # sent again to a live call: see takeover.py
     if call_already_up(room, room_age_s=room_age_s, room_metadata=ctx.job.room.metadata):
+        turn_seq.start_at(after_rejoin(room_age_s))  # the call's first agent numbered its turns from 0
         if await call_has_its_agent(room):
             ctx.shutdown(reason="the call has its agent")
             return False
@@ -285,16 +292,6 @@ async def inbound_answer(
             )
             reporter.report(room.name, "answered")
             ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(mark_answered(ctx.api, room))))
-            if recorded:
-                up = loop.time()
-                on_tape = await own_track_recorded(room, ctx.api, within_s=RECORDING_WAIT_S)
-                waited_ms = int((loop.time() - up) * 1000)
-                log.info(
-                    "greeting after the recording started"
-                    if on_tape
-                    else "greeting unrecorded: egress is late",
-                    extra={"room": room.name, "waited_ms": waited_ms},
-                )
             return True
     log.info("the caller hung up before the call was answered; the agent leaves", extra={"room": room.name})
     ctx.shutdown(reason="caller gave up before answer")
@@ -310,6 +307,13 @@ def script_lines(script: Script) -> list[str]:
         script.reprompt,
         script.silence_goodbye,
     ]
+
+
+def finish_on_exit(lead_in: LeadIn) -> Callable[[], Coroutine[None, None, None]]:
+    async def finish() -> None:  # the call ended during its first utterance: what was said is kept
+        lead_in.finish()
+
+    return finish
 
 
 def cancel_on_exit(task: asyncio.Task[Any]) -> Callable[[], Coroutine[None, None, None]]:

@@ -8,8 +8,7 @@ import json
 import logging
 from typing import Any
 
-import aiohttp
-from livekit import api, rtc
+from livekit import rtc
 
 log = logging.getLogger("phoneagent.worker")
 
@@ -152,31 +151,3 @@ async def _packets_from(phone: rtc.RemoteParticipant) -> int:
                 return 0
             return sum(s.inbound_rtp.received.packets_received for s in stats if s.HasField("inbound_rtp"))
     return 0
-
-
-async def own_track_recorded(
-    room: rtc.Room, lk: api.LiveKitAPI, *, within_s: float, poll_s: float = 0.1
-) -> bool:
-    """True once an egress records the agent's own audio track (EGRESS_ACTIVE), False after
-    ``within_s``. livekit-egress v1.8.6 takes 1.3 to 2.3 s to start recording a track, and the agent's
-    track appears only as the call is answered (livekit-sip answers once it hears it): a greeting said
-    at once would be cut from the recording."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while True:
-        mine = {
-            p.sid
-            for p in room.local_participant.track_publications.values()
-            if p.kind == rtc.TrackKind.KIND_AUDIO
-        }
-        try:
-            res = await lk.egress.list_egress(api.ListEgressRequest(room_name=room.name, active=True))
-            if any(
-                e.track.track_id in mine and e.status == api.EgressStatus.EGRESS_ACTIVE for e in res.items
-            ):
-                return True
-        except (api.TwirpError, aiohttp.ClientError, TimeoutError) as exc:  # asked again, until the deadline
-            log.debug("egress list failed", extra={"error": str(exc)})
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(poll_s)

@@ -20,7 +20,6 @@ phone) is transport, which only a capture at the wire sees (benchmarks/latency).
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
@@ -34,6 +33,8 @@ from livekit.agents.voice.events import (
     UserInputTranscribedEvent,
     UserStateChangedEvent,
 )
+
+from phoneagent.worker.lead_in import LeadIn
 
 MARKS = ("heard", "eos", "transcript", "committed", "brain", "tts", "out")
 # consecutive slices of heard -> out, each named for what the worker waited on
@@ -167,7 +168,9 @@ class OutputTap(io.AudioOutput):
     """The agent's audio on its way to the room, unchanged; tells ``clock`` when it is cut short
     (paused or cleared while it plays: the caller barged in)."""
 
-    def __init__(self, next_in_chain: io.AudioOutput, clock: TurnClock) -> None:
+    def __init__(
+        self, next_in_chain: io.AudioOutput, clock: TurnClock, lead_in: LeadIn | None = None
+    ) -> None:
         super().__init__(
             label="PhoneOutputTap",
             next_in_chain=next_in_chain,
@@ -175,12 +178,15 @@ class OutputTap(io.AudioOutput):
         )
         self._clock = clock
         self._playing = False
+        self._lead_in = lead_in  # keeps the first utterance for the recording (worker/lead_in.py)
 
     @property
     def sample_rate(self) -> int | None:
         return self.next_in_chain.sample_rate if self.next_in_chain else None
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        if self._lead_in is not None:
+            self._lead_in.add(frame)
         if self.next_in_chain:
             await self.next_in_chain.capture_frame(frame)
         await super().capture_frame(frame)
@@ -209,21 +215,48 @@ class OutputTap(io.AudioOutput):
             synchronized_transcript=synchronized_transcript,
         )
         self._playing = False
+        if self._lead_in is not None:
+            self._lead_in.finish()  # the first utterance is over
 
     def _cut(self) -> None:
+        if self._lead_in is not None:
+            self._lead_in.finish()
         if self._playing:
             self._clock.agent_cut_off()
+
+
+class TurnSeq:
+    """The numbers of a job's turns on the call's record: 0, 1, 2, ... A job sent to a call already
+    going on (after a livekit-server restart, worker/takeover.py) numbers its turns after the ones the
+    call's first agent reported, which it cannot know: from ``after_rejoin``."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def take(self) -> int:
+        n, self._next = self._next, self._next + 1
+        return n
+
+    def start_at(self, first: int) -> None:
+        self._next = max(self._next, first)
+
+
+def after_rejoin(call_age_s: float) -> int:
+    """The first turn number of a job sent to a call ``call_age_s`` old: past any first agent's (a call
+    has far fewer than 10 000 turns), and past any job sent before it (a tenth of a second apart)."""
+    return 10_000 + min(int(call_age_s * 10), 89_000)
 
 
 def report_turns(
     session: AgentSession[Any],
     clock: TurnClock,
     report: Callable[[str, dict[str, Any]], object],
+    seq: TurnSeq | None = None,
     on_caller_turn: Callable[[int, str], object] | None = None,
 ) -> None:
     """Every caller and agent turn, with its timings and the latency split, to the control plane;
     ``on_caller_turn`` hears each caller turn's number and words once it is reported."""
-    seq = itertools.count()
+    seq = seq or TurnSeq()
     last_stt: dict[str, float | None] = {"s": None}
     session.on("user_state_changed", clock.on_user_state)
     session.on("user_input_transcribed", clock.on_transcript)
@@ -234,7 +267,7 @@ def report_turns(
         if not isinstance(item, llm.ChatMessage) or item.role not in ("user", "assistant"):
             return
         m = item.metrics
-        n = next(seq)
+        n = seq.take()
         data: dict[str, object] = {
             "seq": n,
             "speaker": "caller" if item.role == "user" else "agent",

@@ -337,6 +337,11 @@ def test_livekit_server_restarted_while_the_calls_agent_is_stalled(
         assert _events(record).count("worker:answered") == 1, _events(record)
         assert _events(record).count("worker:taken_over") == 1, _events(record)
         assert {r["pid"] for r in _said(f, room) if r.get("message") == GAVE_WAY} == {own}
+        # both agents' turns on the record, none written over: the new job numbers its turns after the
+        # first agent's (a shared number once turned the caller's question into an agent turn)
+        turns = [(t["seq"], t["speaker"]) for t in record["transcript"]]
+        assert turns[0] == (0, "agent"), turns  # the first agent's greeting
+        assert any(seq >= 10_000 and who == "caller" for seq, who in turns), turns
         _next_call_answered(f, tmp_path, known, after="after the takeover")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 from livekit import api
@@ -25,7 +26,7 @@ from phoneagent.stack.services import Stack
 from phoneagent.telephony.client import livekit_api
 from tests.e2e.conftest import transcribe
 from tests.peers.receiver import WebhookReceiver
-from tests.peers.recording import decode
+from tests.peers.recording import decode, head_missing_s, onset
 from tests.peers.sip_phone import BaresipPhone, wait_until
 from tests.peers.voices import caller_wav
 from tests.peers.wav import speech_seconds, trailing_silence_seconds
@@ -128,6 +129,7 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
     try:
         phone.dial(f"sip:{settings.dev_number}@{settings.bind_host}:{settings.sip_port}", timeout=30)
         phone.wait_for_utterance(min_speech_s=2.0, then_silence_s=1.2, timeout=90)  # the greeting
+        greeting_heard = phone.received_audio()
         call = _newest_call(cp, before)
         assert call is not None
         # the agent publishes its audio without Opus DTX (with DTX egress misplaces speech in time)
@@ -139,8 +141,7 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
             what="both track recordings to start",
         )
 
-        # three questions: a call of about 25 s, as calls are. The recording misses the 1.3-2.3 s egress
-        # v1.8.6 takes to start its first track (measured), which a 15 s call could not hide in 10 %.
+        # three questions: a call of about 25 s, as calls are
         for _ in range(3):
             mark = phone.received_audio().size
             phone.play(question)
@@ -222,6 +223,20 @@ def test_recorded_call_is_dual_channel_as_long_as_the_call_aligned_and_served_wi
         "from end of speech to first audio"
     )
     assert gap > 0 and abs(gap - reply_turn["total_ms"] / 1000) < 0.4
+
+    # the greeting whole: what the caller heard from its first sound is on the agent's channel from
+    # its start (egress starts recording the agent's track 1.3-2.3 s late: the worker's copy of the
+    # greeting is joined in front), and the agent greeted at once, not waiting for egress
+    heard = greeting_heard[max(0, onset(greeting_heard, 8000)) :]
+    agent_8k = np.round(decode(tmp_path / "recording.ogg", rate=8000).channels[AGENT] * 32767)
+    missing = head_missing_s(heard, agent_8k, 8000)
+    greeted_after = (_at(agent_turns[0]["started_at"]) - _at(detail["answered_at"])).total_seconds()
+    print(
+        f"[recording] greeting missing from the recording: {missing * 1000:.0f} ms; the agent greeted "
+        f"{greeted_after:.2f} s after the answer"
+    )
+    assert missing < 0.2, missing
+    assert greeted_after < 1.0, greeted_after
 
     # what the recording says: the greeting on the agent's channel (its own span: the whole channel,
     # three replies and long silences, made tiny.en drop words), the questions on the caller's

@@ -6,11 +6,15 @@ announced when complete, expired by retention. The call itself is never touched 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from livekit import api
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,14 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from phoneagent.calls import recording_state as rs
 from phoneagent.calls.ingest import ingest_livekit_event
 from phoneagent.calls.recorder import Recorder
+from phoneagent.calls.worker_events import ingest_worker_events
 from phoneagent.config import Settings
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import Call, RecordingEgress
+from phoneagent.recording import lead_in
 from phoneagent.telephony.egress import CallTracks
 from phoneagent.telephony.webhooks import LiveKitEvent
 from tests.integration.recording_helpers import T0, FakeEgress, end_call, recording_call, state, webhooks
 from tests.peers.fake_telephony import FakeClock
-from tests.peers.recording import decode, tone_track
+from tests.peers.recording import decode, onsets, tone_track
 
 
 @dataclass
@@ -211,13 +217,8 @@ def test_a_call_that_ends_before_its_tracks_are_recorded_says_so(env: Env) -> No
     assert call.recording_error == "the call ended before its recording started"
 
 
-def test_complete_tracks_are_merged_stored_and_announced_and_the_track_files_removed(env: Env) -> None:
-    call_id = recording_call(env.sessions, layout="mixed")
-    asyncio.run(env.recorder.step())
-    paths = dict(env.egress.started)
-    tone_track(Path(paths["TR_caller"]), freq=440, bursts=[0.5, 1.5, 2.5], length_s=4)
-    tone_track(Path(paths["TR_agent"]), freq=1000, bursts=[0.5, 1.5], length_s=3)
-    end_call(env.sessions, call_id)
+def _complete(env: Env, call_id: str, paths: dict[str, str]) -> None:
+    """Both track egresses complete: the caller's from T0 (4 s), the agent's from T0 + 0.8 s (3 s)."""
     with env.sessions() as s:
         spans = (
             ("caller", "TR_caller", T0, T0 + 4_000_000_000),
@@ -238,6 +239,16 @@ def test_complete_tracks_are_merged_stored_and_announced_and_the_track_files_rem
                 ),
             )
         s.commit()
+
+
+def test_complete_tracks_are_merged_stored_and_announced_and_the_track_files_removed(env: Env) -> None:
+    call_id = recording_call(env.sessions, layout="mixed")
+    asyncio.run(env.recorder.step())
+    paths = dict(env.egress.started)
+    tone_track(Path(paths["TR_caller"]), freq=440, bursts=[0.5, 1.5, 2.5], length_s=4)
+    tone_track(Path(paths["TR_agent"]), freq=1000, bursts=[0.5, 1.5], length_s=3)
+    end_call(env.sessions, call_id)
+    _complete(env, call_id, paths)
     assert env.call(call_id).recording_status == "processing"
     asyncio.run(env.recorder.step())
     call = env.call(call_id)
@@ -249,6 +260,55 @@ def test_complete_tracks_are_merged_stored_and_announced_and_the_track_files_rem
     assert call.recording_started_at == datetime.fromtimestamp(T0 / 1e9, UTC)
     assert decode(stored).channels.shape[0] == 1  # the profile's layout: mixed
     assert webhooks(env.sessions, call_id) == ["call.answered", "call.ended", "recording.ready"]
+    assert not any((env.settings.recordings_path / ".tracks" / call_id).glob("*"))
+
+
+def test_the_agents_first_words_from_the_worker_start_the_recording_and_are_removed_after(env: Env) -> None:
+    # the agent greeted from T0 - 0.2 s (a 1 kHz burst at once, then another at T0 + 1.3 s), before
+    # the phone's track was recorded; its track's egress started at T0 + 0.8 s and holds the rest:
+    # the second burst, 0.5 s into its file
+    call_id = recording_call(env.sessions, layout="dual")
+    asyncio.run(env.recorder.step())
+    paths = dict(env.egress.started)
+    tone_track(Path(paths["TR_caller"]), freq=440, bursts=[2.5], length_s=4)
+    tone_track(Path(paths["TR_agent"]), freq=1000, bursts=[0.5], length_s=3)
+    rate = 8000
+    said = np.zeros(int(1.2 * rate), dtype=np.int16)
+    said[: int(0.2 * rate)] = (
+        0.5 * 32767 * np.sin(2 * np.pi * 1000 * np.arange(int(0.2 * rate)) / rate)
+    ).astype(np.int16)
+    data = {
+        "started_at": (T0 - 200_000_000) / 1e9,
+        "sample_rate": rate,
+        "pcm16": base64.b64encode(said.tobytes()).decode(),
+    }
+    with env.sessions() as s:
+        call = s.get(Call, call_id)
+        assert call is not None
+        ingest_worker_events(
+            s,
+            [
+                {
+                    "event_id": "lead-1",
+                    "room": call.room_name,
+                    "type": lead_in.EVENT,
+                    "data": lead_in.keep(env.settings.recordings_path, "lead-1", data),
+                }
+            ],
+        )
+    end_call(env.sessions, call_id)
+    _complete(env, call_id, paths)
+    asyncio.run(env.recorder.step())
+    call = env.call(call_id)
+    assert call.recording_status == "ready", call.recording_error
+    # the file starts with the agent's first words: 0.2 s before T0, within the tenths of a
+    # millisecond a float of seconds keeps
+    assert call.recording_started_at is not None
+    assert abs(call.recording_started_at.timestamp() * 1e9 - (T0 - 200_000_000)) < 1e5
+    rec = decode(env.settings.recordings_path / (call.recording_location or ""))
+    assert [round(t, 2) for t in onsets(rec, 1)] == [0.0, 1.5]  # the greeting's burst, then egress's
+    assert [round(t, 2) for t in onsets(rec, 0)] == [2.7]  # the caller's, at T0 + 2.5 s
+    assert not any((env.settings.recordings_path / ".lead-ins").glob("*"))
     assert not any((env.settings.recordings_path / ".tracks" / call_id).glob("*"))
 
 
@@ -270,3 +330,15 @@ def test_retention_deletes_expired_recordings_only(env: Env) -> None:
     assert (gone.recording_status, gone.recording_location) == ("deleted", None) and gone.recording_deleted_at
     assert not (root / gone.tenant_id / f"{old}.ogg").exists()
     assert kept.recording_status == "ready" and (root / kept.tenant_id / f"{new}.ogg").is_file()
+
+
+def test_retention_deletes_the_agents_first_words_left_by_calls_never_merged(env: Env) -> None:
+    folder = env.settings.recordings_path / ".lead-ins"
+    folder.mkdir(parents=True)
+    stale, fresh = folder / "ev_old.wav", folder / "ev_new.wav"
+    for f in (stale, fresh):
+        f.write_bytes(b"RIFF")
+    day_ago = time.time() - 24 * 3600 - 60
+    os.utime(stale, (day_ago, day_ago))
+    asyncio.run(Recorder(env.settings, env.sessions, env.egress).apply_retention())
+    assert (stale.exists(), fresh.exists()) == (False, True)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from phoneagent.recording import lead_in
 from phoneagent.recording.merge import MergeError, TrackFile, merge_tracks, offsets_ns
 from phoneagent.recording.ogg import NotOggOpus, opus_duration_s
-from tests.peers.recording import decode, onsets, tone_share, tone_track
+from tests.peers.recording import decode, onsets, opus_track, tone_share, tone_track, write_wav
 
 T0 = 1_795_600_000_000_000_000  # a wall-clock time in ns, like FileInfo.started_at
 CALLER_HZ, AGENT_HZ = 440.0, 1000.0
@@ -94,3 +96,59 @@ def test_ogg_length_reader_refuses_other_files(tmp_path: Path) -> None:
     f.write_bytes(b"RIFF....WAVEfmt ")
     with pytest.raises(NotOggOpus):
         opus_duration_s(f)
+
+
+def _speechlike(seconds: float, rate: int) -> np.ndarray:
+    """Noise in syllable-long bursts (fixed seed): like speech, unlike itself a few ms away."""
+    rng = np.random.default_rng(11)
+    n = int(seconds * rate)
+    envelope = np.clip(np.sin(np.arange(n) * 2 * np.pi * 4 / rate), 0, None) + 0.05
+    return (rng.normal(0, 4000, n) * envelope).clip(-32000, 32000).astype(np.int16)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    n = min(a.size, b.size)
+    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def test_the_agents_first_words_kept_by_the_worker_go_in_front_of_its_track_aligned_on_the_audio(
+    tmp_path: Path,
+) -> None:
+    # what the agent said: 6 s at 8 kHz; the worker kept its first 3 s (from wall time T0); egress
+    # recorded the track from 1.7 s on, and its clock puts that start 120 ms later than it was
+    rate = 8000
+    said = _speechlike(6.0, rate)
+    kept = write_wav(tmp_path / "kept.wav", said[: 3 * rate], rate)
+    egress_from = int(1.7 * rate)
+    agent = TrackFile(opus_track(tmp_path / "agent.ogg", said[egress_from:], rate), T0 + 1_820_000_000)
+    caller = TrackFile(tone_track(tmp_path / "caller.ogg", freq=CALLER_HZ, bursts=[0.5, 3.5], length_s=6), T0)
+
+    joined = lead_in.join(kept, T0, agent.path, agent.started_ns, tmp_path / "agent-lead-in.wav")
+    assert joined is not None and joined.how == "audio"
+    assert abs(joined.samples - egress_from) <= 8, joined  # within 1 ms, through Opus
+    assert abs(joined.clock_error_ms + 120) <= 1, joined
+    assert joined.started_ns == agent.started_ns - round(joined.samples * 1e9 / rate)
+
+    lead = TrackFile(joined.path, joined.started_ns)
+    out = asyncio.run(merge_tracks(caller, agent, tmp_path / "call.ogg", lead=lead))
+    rec = decode(out, rate=rate)
+    assert rec.channels.shape[0] == 2
+    # the agent's channel holds what it said, from its first word, once: the kept part and egress's
+    # recording meet without a gap or a repeat (each stretch matches the words said there)
+    start = round((joined.started_ns - T0) / 1e9 * rate)
+    channel = np.round(rec.channels[1] * 32768)
+    for a, b in ((0.0, 1.5), (1.5, 1.9), (1.9, 5.5)):
+        got = channel[start + int(a * rate) : start + int(b * rate)]
+        assert _ncc(got, said[int(a * rate) : int(b * rate)].astype(np.float64)) > 0.8, (a, b)
+    assert rec.rms(0, 1.0, 3.0) < 1e-3  # the agent's words stay on its side (the caller is silent then)
+    assert [round(t, 2) for t in onsets(rec, 0)] == [0.5, 3.5]
+
+
+def test_nothing_is_joined_when_egress_started_before_the_agent_spoke(tmp_path: Path) -> None:
+    rate = 8000
+    said = _speechlike(2.0, rate)
+    kept = write_wav(tmp_path / "kept.wav", said, rate)
+    agent = opus_track(tmp_path / "agent.ogg", np.concatenate([np.zeros(rate, np.int16), said]), rate)
+    assert lead_in.join(kept, T0 + 1_000_000_000, agent, T0, tmp_path / "x.wav") is None
+    assert not (tmp_path / "x.wav").exists()

@@ -82,23 +82,34 @@ def tone_track(
     path: Path, *, freq: float, bursts: list[float], length_s: float, burst_s: float = 0.2
 ) -> Path:
     """An Ogg/Opus file like a track egress writes: silence with a tone burst starting at each of
-    ``bursts`` (seconds into the file). Encoded with gst-launch-1.0 (opusenc, oggmux)."""
-    import subprocess
-
-    from phoneagent.recording.merge import gst_launch
-
+    ``bursts`` (seconds into the file)."""
     rate = 48_000
     x = np.zeros(int(length_s * rate))
     t = np.arange(int(burst_s * rate)) / rate
     for start in bursts:
         a = int(start * rate)
         x[a : a + t.size] = 0.5 * np.sin(2 * np.pi * freq * t)[: max(0, x.size - a)]
-    wav_path = path.with_suffix(".wav")
-    with wave.open(str(wav_path), "wb") as w:
+    return opus_track(path, (x * 32767).astype(np.int16), rate)
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """16-bit mono WAV."""
+    with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
-        w.writeframes((x * 32767).astype("<i2").tobytes())
+        w.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def opus_track(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """``samples`` (16-bit mono at ``rate``) as an Ogg/Opus file like a track egress writes (48 kHz),
+    encoded with gst-launch-1.0 (opusenc, oggmux)."""
+    import subprocess
+
+    from phoneagent.recording.merge import gst_launch
+
+    wav_path = write_wav(path.with_suffix(".wav"), samples, rate)
     subprocess.run(
         [
             gst_launch(),
@@ -110,6 +121,10 @@ def tone_track(
             "wavparse",
             "!",
             "audioconvert",
+            "!",
+            "audioresample",
+            "!",
+            "audio/x-raw,rate=48000",
             "!",
             "opusenc",
             "bitrate=64000",
@@ -151,3 +166,29 @@ def onsets(decoded: Decoded, channel: int, *, threshold: float = 0.05, min_gap_s
         if not out or t - out[-1] >= min_gap_s:
             out.append(t)
     return out
+
+
+def onset(samples: np.ndarray, rate: int, *, threshold_dbfs: float = -45.0, frame_s: float = 0.005) -> int:
+    """The first sample of the first loud ``frame_s`` (-1 when nothing is loud)."""
+    n = int(frame_s * rate)
+    frames = samples[: len(samples) // n * n].astype(np.float64).reshape(-1, n) / 32768.0
+    loud = np.flatnonzero(20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-12) > threshold_dbfs)
+    return int(loud[0]) * n if loud.size else -1
+
+
+def head_missing_s(heard: np.ndarray, channel: np.ndarray, rate: int, *, min_overlap_s: float = 1.0) -> float:
+    """How much of the start of ``heard`` (what a phone heard, from its first sound) a recording's
+    ``channel`` lacks: 0 when the channel holds it from before its first sound. Found where ``heard``
+    matches the channel best (normalised correlation over the overlap, FFT), including placements
+    where its start falls before the channel's first sample (that much is missing)."""
+    h, c = heard.astype(np.float64), channel.astype(np.float64)
+    size = 1 << int(np.ceil(np.log2(len(h) + len(c))))
+    full = np.fft.irfft(np.fft.rfft(c, size) * np.conj(np.fft.rfft(h, size)), size)
+    lags = np.arange(-(len(h) - int(min_overlap_s * rate)), len(c) - int(min_overlap_s * rate))
+    dots = full[lags % size]  # sum over n of h[n] * c[n + lag]
+    h2, c2 = np.concatenate([[0.0], np.cumsum(h**2)]), np.concatenate([[0.0], np.cumsum(c**2)])
+    lo, hi = np.maximum(0, -lags), np.minimum(len(h), len(c) - lags)  # the overlap, in h's samples
+    energy = (h2[hi] - h2[lo]) * (c2[hi + lags] - c2[lo + lags])
+    score = dots / np.sqrt(np.maximum(energy, 1e-9))
+    best = int(lags[int(np.argmax(score))])
+    return max(0.0, -best / rate)

@@ -10,7 +10,7 @@ import pytest
 from livekit import rtc
 from livekit.agents.voice.events import UserInputTranscribedEvent, UserStateChangedEvent
 
-from phoneagent.worker.timing import SLICES, TurnClock, last_loud_end, split_ms
+from phoneagent.worker.timing import SLICES, TurnClock, TurnSeq, after_rejoin, last_loud_end, split_ms
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +80,15 @@ async def test_the_clock_collects_one_turn_and_hands_it_to_the_reply() -> None:
         }
     )
     assert clock.take(101.0) is None  # handed over once
+
+
+def test_a_job_sent_to_a_call_already_going_on_numbers_its_turns_after_the_first_agents() -> None:
+    first = TurnSeq()
+    assert [first.take() for _ in range(3)] == [0, 1, 2]
+    rejoined = TurnSeq()
+    rejoined.start_at(after_rejoin(42.37))  # 42 s into the call
+    assert [rejoined.take() for _ in range(2)] == [10_423, 10_424]
+    rejoined.start_at(5)  # never backwards
+    assert rejoined.take() == 10_425
+    later = after_rejoin(42.5)  # a second job sent to the call a moment later: after the first one's
+    assert later > 10_423 and after_rejoin(10**9) <= 99_000  # within what the control plane takes

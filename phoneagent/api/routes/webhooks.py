@@ -1,6 +1,8 @@
 """LiveKit webhooks: signature checked by ``telephony.webhooks``, freshness here; stored once."""
 
+import logging
 import time
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -14,6 +16,7 @@ from phoneagent.calls.outcome import OutcomeData
 from phoneagent.calls.worker_events import ingest_worker_events
 from phoneagent.db.models import AgentProfile
 from phoneagent.errors import NotFound
+from phoneagent.recording import lead_in
 from phoneagent.signing import same_secret
 from phoneagent.telephony.client import worker_token
 from phoneagent.telephony.webhooks import verified_event
@@ -27,6 +30,8 @@ router = APIRouter(
         422: {"model": Problem, "description": "invalid field (named in detail)"},
     },
 )
+
+log = logging.getLogger("phoneagent.api")
 
 MAX_AGE_S = 300  # older events are refused as replays
 
@@ -92,7 +97,21 @@ class TurnData(BaseModel):
     split_ms: dict[str, Annotated[float, Field(ge=-86_400_000, le=86_400_000)]] | None = None
 
 
-DATA_SCHEMAS: dict[str, type[BaseModel]] = {"turn": TurnData, "outcome": OutcomeData}
+class LeadInData(BaseModel):
+    """The agent's first utterance as the worker sent it, for the recording (``recording/lead_in.py``)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+    started_at: Epoch
+    sample_rate: Literal[8000, 16000, 24000, 48000]
+    # 16-bit mono, base64: at most 5 s at 48 kHz
+    pcm16: str = Field(min_length=4, max_length=640_000, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+DATA_SCHEMAS: dict[str, type[BaseModel]] = {
+    "turn": TurnData,
+    "outcome": OutcomeData,
+    lead_in.EVENT: LeadInData,
+}
 
 
 class WorkerBatch(BaseModel):
@@ -106,6 +125,19 @@ def _checked(raw: dict[str, Any]) -> WorkerEvent:
     if schema is not None:
         schema.model_validate(ev.data)
     return ev
+
+
+def _kept(recordings: Path, ev: WorkerEvent) -> dict[str, Any]:
+    """The event as stored: a lead-in's audio goes to a file beside the call's track recordings, the
+    record keeps what it was (a disk that cannot take it costs the recording its first words only)."""
+    raw = ev.model_dump()
+    if ev.type == lead_in.EVENT:
+        try:
+            raw["data"] = lead_in.keep(recordings, ev.event_id, ev.data)
+        except (OSError, ValueError) as exc:
+            log.warning("cannot keep the agent's first words for the recording", extra={"error": str(exc)})
+            raw["data"] = {k: v for k, v in ev.data.items() if k != "pcm16"} | {"error": str(exc)[:300]}
+    return raw
 
 
 def _reason(exc: ValidationError) -> str:
@@ -129,7 +161,7 @@ WorkerAuth = Depends(_check_worker)
     responses={401: {"description": "wrong worker token"}},
     dependencies=[WorkerAuth],
 )
-def worker_events(batch: WorkerBatch, session: SessionDep) -> Any:
+def worker_events(batch: WorkerBatch, session: SessionDep, request: Request) -> Any:
     """Per event: accepted (stored now, or a resend of one stored before) or rejected with the reason;
     a worker moves the rejected ones aside rather than sending them again."""
     good: list[WorkerEvent] = []
@@ -146,7 +178,8 @@ def worker_events(batch: WorkerBatch, session: SessionDep) -> Any:
                     "error": _reason(exc),
                 }
             )
-    new = ingest_worker_events(session, [e.model_dump() for e in good])
+    root = request.app.state.settings.recordings_path
+    new = ingest_worker_events(session, [_kept(root, e) for e in good])
     return {"accepted": [e.event_id for e in good], "new": new, "rejected": rejected}
 
 
