@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from phoneagent.calls.outcome import SuccessCondition
+from phoneagent.calls.outcome_schema import SchemaError, check_schema
 from phoneagent.db.states import CallStatus, Direction, EndReason, RecordingStatus
 from phoneagent.telephony.numbers import to_e164
 
@@ -132,6 +133,33 @@ class AgentProfileUpdate(BaseModel):
         description="when a call of this profile is a success, by its outcome: the intent was taken, "
         "the slots are filled, the values are held (each part given must hold); {} removes it",
     )
+    outcome_schema: dict[str, Any] | None = Field(
+        None,
+        description="a JSON Schema the post-call extraction fills from each ended call's transcript "
+        "(into outcome.extracted), when the operator turned extraction on: an object with properties "
+        "of type string, number, integer or boolean, or arrays of those, with enum, required and "
+        "description; other keywords are refused; {} removes it",
+        examples=[
+            {
+                "type": "object",
+                "properties": {
+                    "callback_number": {"type": "string", "description": "the number to call back"},
+                    "topic": {"type": "string", "enum": ["billing", "booking", "other"]},
+                },
+                "required": ["topic"],
+            }
+        ],
+    )
+
+    @field_validator("outcome_schema")
+    @classmethod
+    def _outcome_schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v:
+            try:
+                check_schema(v)
+            except SchemaError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @field_validator("stt", "tts", "llm")
     @classmethod
@@ -175,6 +203,7 @@ class AgentProfileOut(_Out):
     recording_format: str
     recording_layout: str
     success: dict[str, Any] | None
+    outcome_schema: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
 
@@ -369,7 +398,9 @@ class CallOut(_Out):
     outcome: dict[str, Any] | None = Field(
         description="what the call came to, as its agent reported it: intent (the first taken), intents, "
         "confirmations, slots (each with the caller turn or keys it came from) and success (by the "
-        "agent profile's condition; absent without one); null when the agent reported none"
+        "agent profile's condition; absent without one); with an agent profile's outcome_schema, "
+        "extracted (the schema filled from the transcript after the call) and extraction (status done, "
+        "failed or skipped, model, error, at); null when there is none"
     )
 
 
@@ -377,7 +408,9 @@ class OutcomeRate(_Out):
     id: str | None = Field(description="the agent profile or campaign (null: calls of no agent profile)")
     name: str | None
     ended: int = Field(description="calls that ended")
-    with_outcome: int = Field(description="of those, calls whose agent reported an outcome")
+    with_outcome: int = Field(
+        description="of those, calls whose agent reported an outcome, or whose outcome was extracted"
+    )
     succeeded: int = Field(description="of those, calls whose outcome met the agent profile's success")
     success_rate: float | None = Field(
         description="succeeded / ended; null when the agent profile declares no success"
