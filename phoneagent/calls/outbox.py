@@ -37,8 +37,15 @@ from phoneagent.webhooks import sign
 
 log = logging.getLogger("phoneagent.webhooks")
 
+# call.outcome: the post-call extraction finished (done or failed), later than call.ended is rendered
 EventType = Literal[
-    "call.queued", "call.ringing", "call.answered", "call.ended", "recording.ready", "recording.failed"
+    "call.queued",
+    "call.ringing",
+    "call.answered",
+    "call.ended",
+    "call.outcome",
+    "recording.ready",
+    "recording.failed",
 ]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 

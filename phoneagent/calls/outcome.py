@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -115,8 +115,19 @@ def succeeded(condition: dict[str, Any] | None, outcome: dict[str, Any]) -> bool
 # ---- the record --------------------------------------------------------------------------------------
 
 
+EXTRACTION_KEYS = ("extracted", "extraction")  # the post-call extraction's parts (calls.extraction)
+
+
+def lock_outcome(session: Session, call: Call) -> None:
+    """Lock the call row and read its outcome afresh, before a change to it is computed: the worker's
+    outcome and the post-call extraction write different parts of it, and neither may lose the
+    other's (a row lock on PostgreSQL; SQLite has one writer at a time)."""
+    session.refresh(call, attribute_names=["outcome"], with_for_update=True)
+
+
 def apply_outcome(session: Session, call: Call) -> None:
-    """Set the record's outcome from the latest ``outcome`` event of its worker (caller commits)."""
+    """Set the record's outcome from the latest ``outcome`` event of its worker, keeping what the
+    post-call extraction wrote (caller commits)."""
     session.flush()
     latest = session.scalars(
         select(CallEvent)
@@ -134,7 +145,9 @@ def apply_outcome(session: Session, call: Call) -> None:
     success = succeeded(profile.success if profile else None, outcome)
     if success is not None:
         outcome["success"] = success
-    call.outcome = outcome
+    lock_outcome(session, call)
+    kept = {k: v for k, v in (call.outcome or {}).items() if k in EXTRACTION_KEYS}
+    call.outcome = {**outcome, **kept}
 
 
 # ---- the call log --------------------------------------------------------------------------------------
@@ -200,13 +213,24 @@ def _counts(
     session: Session, tenant_id: str, key: Any, since: datetime | None, until: datetime | None
 ) -> dict[str | None, tuple[int, int, int]]:
     won = case((Call.outcome["success"].as_boolean() == true(), 1), else_=0)
+    # an outcome the worker reported (it always has intents), or one the extraction gave
+    has = case(
+        (
+            or_(
+                Call.outcome["intents"].as_json().is_not(None),
+                Call.outcome[("extraction", "status")].as_string() == "done",
+            ),
+            1,
+        ),
+        else_=0,
+    )
     conds = [Call.tenant_id == tenant_id, Call.status == "ended"]
     if since is not None:
         conds.append(Call.created_at >= since)
     if until is not None:
         conds.append(Call.created_at < until)
     rows = session.execute(
-        select(key, func.count(), func.count(Call.outcome), func.coalesce(func.sum(won), 0))
+        select(key, func.count(), func.coalesce(func.sum(has), 0), func.coalesce(func.sum(won), 0))
         .where(and_(*conds))
         .group_by(key)
     )
