@@ -188,12 +188,23 @@ class OutcomeItem:
 
 
 @dataclass(frozen=True)
+class Extraction:
+    """The post-call extraction: the schema's fields filled from the transcript, and how it went."""
+
+    fields: list[tuple[str, str]]  # (field, value in words)
+    status: str  # done | failed | skipped
+    model: str
+    error: str
+
+
+@dataclass(frozen=True)
 class OutcomeView:
     intent: str | None
     success: bool | None
     intents: list[OutcomeItem]
     confirmations: list[OutcomeItem]
     slots: list[OutcomeItem]
+    extraction: Extraction | None = None
 
 
 def _source(entry: Mapping[str, Any], turns: Mapping[int, TurnView]) -> tuple[str, int | None]:
@@ -226,6 +237,29 @@ def outcome_view(call: Call, turns: Iterable[TurnView]) -> OutcomeView | None:
             for c in o.get("confirmations", [])
         ],
         slots=[item(name, str(s.get("value", "")), s) for name, s in (o.get("slots") or {}).items()],
+        extraction=_extraction(o),
+    )
+
+
+def _words(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_words(v) for v in value) or "—"
+    return str(value)
+
+
+def _extraction(o: Mapping[str, Any]) -> Extraction | None:
+    report = o.get("extraction")
+    if not isinstance(report, dict):
+        return None
+    extracted = o.get("extracted")
+    fields = [(str(k), _words(v)) for k, v in extracted.items()] if isinstance(extracted, dict) else []
+    return Extraction(
+        fields=fields,
+        status=str(report.get("status", "")),
+        model=str(report.get("model") or ""),
+        error=str(report.get("error") or ""),
     )
 
 
