@@ -217,7 +217,7 @@ def _counts(
     has = case(
         (
             or_(
-                Call.outcome["intents"].as_json().is_not(None),
+                Call.outcome["intents"].as_string().is_not(None),
                 Call.outcome[("extraction", "status")].as_string() == "done",
             ),
             1,

@@ -74,7 +74,12 @@ class World:
         return str(r.json()["id"])
 
     def ended_call(
-        self, agent: str | None, *, tenant: str | None = None, caller: str | None = CALLER_WORDS
+        self,
+        agent: str | None,
+        *,
+        tenant: str | None = None,
+        caller: str | None = CALLER_WORDS,
+        reported: bool = True,
     ) -> str:
         """A call of ``agent`` that had a greeting, the caller's words (unless None), the worker's
         outcome, and ended (the worker hung up), as the worker reports them."""
@@ -98,10 +103,9 @@ class World:
             if caller is not None:
                 turn = {"seq": 1, "speaker": "caller", "text": caller}
                 events.append(_event(f"{room}-t1", room, "turn", at + 1, turn))
-            events += [
-                _event(f"{room}-o", room, "outcome", at + 2, WORKER_OUTCOME),
-                _event(f"{room}-h", room, "hangup", at + 3, {"reason": "agent_hangup"}),
-            ]
+            if reported:
+                events.append(_event(f"{room}-o", room, "outcome", at + 2, WORKER_OUTCOME))
+            events.append(_event(f"{room}-h", room, "hangup", at + 3, {"reason": "agent_hangup"}))
             ingest_worker_events(s, events)
         return call_id
 
@@ -394,9 +398,12 @@ async def test_a_control_plane_stopping_between_lease_and_result_neither_loses_n
         assert await second.extract_due() == 0  # the lease holds: the first may still be asking
         assert world.llm.requests == []
         world.clock.advance(second.lease_for.total_seconds())
-        assert await second.extract_due() == 1  # the lease ended: the call is not lost
+        (taken,) = second.lease_due()  # the lease ended: the call is not lost
+        # the first comes back with an answer after all, while the second asks: too late, its lease
+        # was taken over
+        assert first.record(lease, "done", extracted={"day": "monday"}) is False
+        assert await second.extract(taken) is True
         assert await second.extract_due() == 0
-        # the first comes back with an answer after all: too late, its lease was taken over
         assert first.record(lease, "done", extracted={"day": "monday"}) is False
     finally:
         await first.aclose()
@@ -460,6 +467,21 @@ async def test_the_review_page_shows_the_extracted_fields(world: World) -> None:
     assert f"After the call, {MODEL} filled" in section
     assert '<th scope="row">day</th><td class="outcome-value">friday</td>' in section
     assert '<th scope="row">party_size</th><td class="outcome-value">4</td>' in section
+
+
+async def test_success_rates_count_an_extracted_outcome_and_not_a_skipped_one(world: World) -> None:
+    agent = world.profile(outcome_schema=SCHEMA)
+    extracted = world.ended_call(agent, reported=False)
+    world.ended_call(agent, caller=None, reported=False)  # skipped: the caller said nothing
+    extractor = world.extractor()
+    try:
+        assert await extractor.extract_due() == 2
+    finally:
+        await extractor.aclose()
+    assert world.outcome(extracted)["extracted"]["day"] == "friday"
+    rates = world.client.get("/calls/outcomes", headers=world.h).json()["agent_profiles"]
+    (mine,) = [r for r in rates if r["id"] == agent]
+    assert (mine["ended"], mine["with_outcome"]) == (2, 1)
 
 
 # ---- the migration ------------------------------------------------------------------------------------
