@@ -493,7 +493,8 @@ def _migrate_both_ways(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO tenants (id, name, created_at, allowed_countries) VALUES ('ten_a', 'a', '2026-10-01', '[]')"
+                "INSERT INTO tenants (id, name, created_at, allowed_countries)"
+                " VALUES ('ten_a', 'a', '2026-10-01', '[]')"
             )
         )
         conn.execute(

@@ -4,13 +4,16 @@ and how the review page words what it gave."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from phoneagent.calls.background import Background
 from phoneagent.calls.extraction_llm import DEFAULT_OPENAI_MODEL, ExtractionTarget, extraction_target
 from phoneagent.config import Settings
+from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import Call
 from phoneagent.review.views import outcome_view
 
@@ -90,3 +93,24 @@ def test_the_review_page_words_the_extracted_fields() -> None:
     assert (failed_view.extraction.fields, failed_view.extraction.error) == ([], "HTTP 400")
     plain = outcome_view(Call(id="call_3", outcome={"intent": "x"}), [])
     assert plain is not None and plain.extraction is None
+
+
+async def test_the_background_work_runs_an_extractor_built_from_the_settings(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        PHONEAGENT_STATE_DIR=str(tmp_path),
+        LOCAL_LLM_URL="http://127.0.0.1:9/v1",
+        PHONEAGENT_OUTCOME_EXTRACTION="local",
+        PHONEAGENT_OUTCOME_EXTRACTION_MAX_ATTEMPTS=7,
+        PHONEAGENT_OUTCOME_EXTRACTION_RETRY_BASE_S=2.0,
+        PHONEAGENT_OUTCOME_EXTRACTION_TIMEOUT_S=20.0,
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    background = Background(settings, session_factory(engine))
+    try:
+        assert (background.extractor.policy.max_attempts, background.extractor.policy.base_s) == (7, 2.0)
+        assert background.extractor.lease_for.total_seconds() == 50.0  # the timeout, and 30 s
+    finally:
+        await background.stop()
+        engine.dispose()

@@ -128,11 +128,17 @@ def test_what_is_outside_the_subset_is_refused_by_place(schema: Any, where: str,
 
 
 def test_the_schema_is_bounded_in_size_fields_and_texts() -> None:
-    many = {"type": "object", "properties": {f"f{i}": {"type": "string"} for i in range(MAX_PROPERTIES + 1)}}
+    many: dict[str, Any] = {
+        "type": "object",
+        "properties": {f"f{i}": {"type": "string"} for i in range(MAX_PROPERTIES + 1)},
+    }
     with pytest.raises(SchemaError, match=f"at most {MAX_PROPERTIES} fields"):
         check_schema(many)
     check_schema({**many, "properties": dict(list(many["properties"].items())[:MAX_PROPERTIES])})
-    big = {"type": "object", "properties": {"a": {"type": "string", "description": "x" * 400}}}
+    big: dict[str, Any] = {
+        "type": "object",
+        "properties": {"a": {"type": "string", "description": "x" * 400}},
+    }
     big["properties"].update({f"b{i}": {"type": "string", "description": "x" * 400} for i in range(45)})
     assert len(json.dumps(big)) > MAX_SCHEMA_BYTES
     with pytest.raises(SchemaError, match="is over 16 kB"):
