@@ -1,5 +1,5 @@
-"""`phoneagent calls list|show|tail`: the call log in a terminal, read over the control plane's HTTP API
-with an API key (``--key`` or ``PHONEAGENT_API_KEY``).
+"""`phoneagent calls list|show|tail|outcomes`: the call log in a terminal, read over the control plane's
+HTTP API with an API key (``--key`` or ``PHONEAGENT_API_KEY``).
 
 Every failure of the conversation with the control plane (down, wrong key, refused input) becomes a
 ControlPlaneError here, and only here: one line with a hint, no traceback.
@@ -92,6 +92,9 @@ def _list(client: ApiClient, args: argparse.Namespace) -> int:
         "since": args.since,
         "until": args.until,
         "q": args.q,
+        "outcome.intent": args.intent,
+        "outcome.success": args.success,
+        "outcome.slot": args.slot or None,
         "limit": args.limit,
         "cursor": args.cursor,
     }
@@ -105,6 +108,7 @@ def _list(client: ApiClient, args: argparse.Namespace) -> int:
             c["status"].replace("_", " "),
             c["end_reason"] or "-",
             duration(c["duration_ms"]),
+            _outcome_cell(c.get("outcome")),
             c["id"],
         )
         for c in page["items"]
@@ -112,9 +116,64 @@ def _list(client: ApiClient, args: argparse.Namespace) -> int:
     if not rows:
         print("no calls match")
         return 0
-    print(table(("WHEN (UTC)", "DIR", "FROM", "TO", "STATUS", "END REASON", "DURATION", "ID"), rows))
+    print(
+        table(("WHEN (UTC)", "DIR", "FROM", "TO", "STATUS", "END REASON", "DURATION", "OUTCOME", "ID"), rows)
+    )
     if page.get("next_cursor"):
         print(f"\nmore: add --cursor {page['next_cursor']}")
+    return 0
+
+
+def _outcome_cell(outcome: dict[str, Any] | None) -> str:
+    """The intent, and + (success) or - (no success) when the profile declares one."""
+    if not outcome:
+        return "-"
+    success = outcome.get("success")
+    mark = " +" if success is True else " -" if success is False else ""
+    return f"{outcome.get('intent') or '-'}{mark}"
+
+
+def _source(entry: dict[str, Any]) -> str:
+    if entry.get("via") == "dtmf":
+        return f"keys {entry.get('keys') or '?'}"
+    return f"turn {entry['turn']}" if entry.get("turn") is not None else "by voice"
+
+
+def _print_outcome(outcome: dict[str, Any] | None) -> None:
+    if not outcome:
+        print("\nno outcome")
+        return
+    reached = outcome.get("success")
+    success = "reached" if reached is True else "not reached" if reached is False else "-"
+    print(f"\noutcome: intent {outcome.get('intent') or '-'}, success {success}")
+    rows = [
+        ("slot", name, s.get("value", ""), _source(s)) for name, s in (outcome.get("slots") or {}).items()
+    ]
+    rows += [("intent", i.get("name", ""), "", _source(i)) for i in outcome.get("intents", [])]
+    rows += [
+        ("confirm", c.get("intent", ""), c.get("answer", ""), _source(c))
+        for c in outcome.get("confirmations", [])
+    ]
+    if rows:
+        print(_indent(table(("KIND", "NAME", "VALUE", "FROM"), rows)))
+
+
+def _outcomes(client: ApiClient, args: argparse.Namespace) -> int:
+    body = client.get("/calls/outcomes", {"since": args.since, "until": args.until})
+    for title, key in (("per agent profile", "agent_profiles"), ("per campaign", "campaigns")):
+        rows = [
+            (
+                r["name"] or r["id"] or "(no agent profile)",
+                str(r["ended"]),
+                str(r["with_outcome"]),
+                str(r["succeeded"]),
+                f"{r['success_rate'] * 100:.1f}%" if r["success_rate"] is not None else "-",
+            )
+            for r in body[key]
+        ]
+        print(f"{title}" if rows else f"{title}: no ended calls")
+        if rows:
+            print(_indent(table(("NAME", "ENDED", "WITH OUTCOME", "SUCCEEDED", "RATE"), rows)))
     return 0
 
 
@@ -140,6 +199,7 @@ def _show(client: ApiClient, args: argparse.Namespace) -> int:
         f"  recording {c['recording_status'] or '-'}"
         + (f" ({c['recording_location']})" if c["recording_location"] else "")
     )
+    _print_outcome(c.get("outcome"))
     turns = c["transcript"]
     print("\ntranscript" if turns else "\nno transcript")
     for t in turns:
@@ -234,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         out, err = Printable(sys.stdout), Printable(sys.stderr)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            return {"list": _list, "show": _show, "tail": _tail}[args.action](client, args)
+            actions = {"list": _list, "show": _show, "tail": _tail, "outcomes": _outcomes}
+            return actions[args.action](client, args)
     finally:
         client.close()
 
@@ -253,10 +314,22 @@ def add_parser(sub: Any) -> None:
     ls.add_argument("--since", help="created at or after (ISO 8601)")
     ls.add_argument("--until", help="created before (ISO 8601)")
     ls.add_argument("-q", "--search", dest="q", help="words or a phrase in the transcript")
+    ls.add_argument("--intent", help="the outcome's intent (the caller's reason), e.g. appointment")
+    ls.add_argument("--success", choices=("true", "false"), help="the outcome met the profile's success")
+    ls.add_argument(
+        "--slot",
+        action="append",
+        help="an outcome slot: <slot>:<value> (e.g. day:friday) or <slot>; repeatable",
+    )
     ls.add_argument("--limit", type=int, default=20, help="calls per page (1-200, default 20)")
     ls.add_argument("--cursor", help="the cursor printed under the previous page")
-    show = acts.add_parser("show", help="one call: who, when, how it ended, transcript, latency, events")
+    show = acts.add_parser(
+        "show", help="one call: who, when, how it ended, outcome, transcript, latency, events"
+    )
     show.add_argument("call_id")
+    rates = acts.add_parser("outcomes", help="success rates per agent profile and per campaign (ended calls)")
+    rates.add_argument("--since", help="calls created at or after (ISO 8601)")
+    rates.add_argument("--until", help="calls created before (ISO 8601)")
     tail = acts.add_parser("tail", help="print call events as they arrive, until Ctrl-C")
     tail.add_argument("-n", "--lines", type=int, default=10, help="recent events to print first (1-500)")
     tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls (default 2)")

@@ -262,6 +262,18 @@ class Settings(BaseSettings):
     local_llm_url: str = Field(default="", validation_alias="LOCAL_LLM_URL")
     local_llm_model: str = Field(default="llama3.2:3b", validation_alias="LOCAL_LLM_MODEL")
 
+    # the post-call extraction (phoneagent.calls.extraction): an agent profile's outcome_schema filled
+    # from the ended call's transcript by an LLM. off; openai: OPENAI_BASE_URL with OPENAI_API_KEY (any
+    # OpenAI-compatible server there); local: LOCAL_LLM_URL (Ollama, vLLM, llama.cpp), no key. The
+    # model empty: gpt-4o-mini on openai, LOCAL_LLM_MODEL on local. Run by the background work.
+    outcome_extraction: Literal["off", "openai", "local"] = "off"
+    outcome_extraction_model: str = Field(default="", max_length=200)
+    # attempts per call (each may take up to the timeout) before it is failed; the first retry after
+    # about retry_base_s, each next one 3x later
+    outcome_extraction_max_attempts: int = Field(default=4, ge=1, le=20)
+    outcome_extraction_retry_base_s: float = Field(default=5.0, ge=0.05, le=3600.0)
+    outcome_extraction_timeout_s: float = Field(default=60.0, gt=0.0, le=600.0)
+
     @field_validator("deepgram_api_key", "openai_api_key", "anthropic_api_key", mode="before")
     @classmethod
     def _empty_key_is_none(cls, v: object) -> object:
@@ -372,6 +384,24 @@ class Settings(BaseSettings):
     def _s3_complete(self) -> Settings:
         if self.recording_storage == "s3" and not self.s3_bucket:
             raise ValueError("recording_storage=s3 needs s3_bucket (PHONEAGENT_S3_BUCKET)")
+        return self
+
+    @model_validator(mode="after")
+    def _extraction_can_work(self) -> Settings:
+        if self.outcome_extraction == "local" and not self.local_llm_url:
+            raise ValueError(
+                "PHONEAGENT_OUTCOME_EXTRACTION=local needs LOCAL_LLM_URL (an OpenAI-compatible server)"
+            )
+        if self.outcome_extraction == "openai":
+            if self.agent_mode == "local":
+                # a transcript sent to a provider leaves the machine, as a call's words would
+                raise ValueError(
+                    "PHONEAGENT_OUTCOME_EXTRACTION=openai sends transcripts over the network, and "
+                    "AGENT_MODE=local keeps calls on this machine: use local (LOCAL_LLM_URL), or "
+                    "AGENT_MODE=api or hybrid"
+                )
+            if self.openai_api_key is None:
+                raise ValueError("PHONEAGENT_OUTCOME_EXTRACTION=openai needs OPENAI_API_KEY")
         return self
 
     @model_validator(mode="after")

@@ -16,6 +16,8 @@
     │   └── CallRejected           the phone side answered our INVITE with a final SIP response
     ├── ControlPlaneError          the CLI could not use the control plane's HTTP API (down, wrong key)
     ├── StorageError               recording storage (S3) failed or is unreachable (retryable)
+    ├── ExtractionError            the post-call extraction's LLM failed (retryable: 5xx, 408, 429,
+    │                              timeouts, network) or answered what the schema refuses
     ├── SharedModelsError          the worker's shared speech models refused a request or are gone
     └── RequestError               a client's request cannot be carried out (the API maps these to 4xx)
         ├── NotFound               no such resource for this tenant (404)
@@ -117,6 +119,11 @@ class ControlPlaneError(PhoneagentError):
 
 class StorageError(PhoneagentError):
     retryable = True
+
+
+class ExtractionError(PhoneagentError):
+    """Made only by ``phoneagent.calls.extraction_llm``, the one place the extraction LLM's answers
+    and failures are read."""
 
 
 class RequestError(PhoneagentError):

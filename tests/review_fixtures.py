@@ -42,6 +42,17 @@ TURNS = [
 PHRASE = "book a cleaning for Tuesday"
 OTHER_PHRASE = "quarterly tax audit"  # only in the other tenant's call
 FILLER = 55  # older calls, so that the list has a second page
+# the answered call's outcome: booked by voice on turn 1, its day from the same turn
+OUTCOME: dict[str, Any] = {
+    "intent": "appointment",
+    "intents": [{"name": "appointment", "via": "voice", "turn": 1}],
+    "confirmations": [],
+    "slots": {
+        "day": {"value": "tuesday", "via": "voice", "turn": 1},
+        "account": {"value": "4015", "via": "dtmf", "turn": None, "keys": "4015"},
+    },
+    "success": True,
+}
 
 
 @dataclass
@@ -82,7 +93,9 @@ def seed(sessions: sessionmaker[Session], recordings: Path) -> Seeded:
         token, key = create_key(s, tenant_name="acme")
         other_token, other_key = create_key(s, tenant_name="other")
         tenant = key.tenant_id
-        agent = AgentProfile(tenant_id=tenant, name="front-desk")
+        agent = AgentProfile(
+            tenant_id=tenant, name="front-desk", success={"intent": "appointment", "slots": ["day"]}
+        )
         s.add(agent)
         s.flush()
         answered = BASE + timedelta(seconds=2)
@@ -103,6 +116,7 @@ def seed(sessions: sessionmaker[Session], recordings: Path) -> Seeded:
             disconnect_reason="CLIENT_INITIATED",
             recording_status="ready",
             recording_location="acme/call-1.wav",
+            outcome=OUTCOME,
         )
         for seq, (speaker, start, text, lat) in enumerate(TURNS):
             stt, brain, tts, total = lat or (None, None, None, None)
@@ -210,6 +224,7 @@ def seed(sessions: sessionmaker[Session], recordings: Path) -> Seeded:
             created_at=BASE + timedelta(minutes=1),
             answered_at=BASE + timedelta(minutes=1),
             recording_location="other.wav",
+            outcome=OUTCOME,  # the same outcome: never in acme's filtered list
         )
         s.add(CallTurn(call_id=other.id, seq=0, speaker="caller", text=f"About the {OTHER_PHRASE}."))
         index_transcript(s, other, f"About the {OTHER_PHRASE}.")

@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from phoneagent.calls.outcome import SuccessCondition
+from phoneagent.calls.outcome_schema import SchemaError, check_schema
 from phoneagent.db.states import CallStatus, Direction, EndReason, RecordingStatus
 from phoneagent.telephony.numbers import to_e164
 
@@ -29,7 +31,8 @@ Name = Annotated[
 ]
 Provider = Literal["generic", "twilio", "telnyx"]
 Transport = Literal["udp", "tcp", "tls"]
-Tool = Literal["end_call", "transfer", "dtmf", "voicemail"]
+# outcome: an LLM brain records the call's outcome through its record_outcome tool
+Tool = Literal["end_call", "transfer", "dtmf", "voicemail", "outcome"]
 Secret = Annotated[str, Field(max_length=200, pattern=r"^[\x21-\x7e]*$")]
 SipUser = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9._~+-]*$")]
 
@@ -125,6 +128,38 @@ class AgentProfileUpdate(BaseModel):
     recording: bool | None = None
     recording_format: RecordingFormat | None = None
     recording_layout: RecordingLayout | None = None
+    success: SuccessCondition | None = Field(
+        None,
+        description="when a call of this profile is a success, by its outcome: the intent was taken, "
+        "the slots are filled, the values are held (each part given must hold); {} removes it",
+    )
+    outcome_schema: dict[str, Any] | None = Field(
+        None,
+        description="a JSON Schema the post-call extraction fills from each ended call's transcript "
+        "(into outcome.extracted), when the operator turned extraction on: an object with properties "
+        "of type string, number, integer or boolean, or arrays of those, with enum, required and "
+        "description; other keywords are refused; {} removes it",
+        examples=[
+            {
+                "type": "object",
+                "properties": {
+                    "callback_number": {"type": "string", "description": "the number to call back"},
+                    "topic": {"type": "string", "enum": ["billing", "booking", "other"]},
+                },
+                "required": ["topic"],
+            }
+        ],
+    )
+
+    @field_validator("outcome_schema")
+    @classmethod
+    def _outcome_schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v:
+            try:
+                check_schema(v)
+            except SchemaError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @field_validator("stt", "tts", "llm")
     @classmethod
@@ -167,6 +202,8 @@ class AgentProfileOut(_Out):
     recording: bool
     recording_format: str
     recording_layout: str
+    success: dict[str, Any] | None
+    outcome_schema: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
 
@@ -358,6 +395,31 @@ class CallOut(_Out):
     recording_status: RecordingStatus | None
     outbound_trunk_id: str | None
     campaign_id: str | None
+    outcome: dict[str, Any] | None = Field(
+        description="what the call came to, as its agent reported it: intent (the first taken), intents, "
+        "confirmations, slots (each with the caller turn or keys it came from) and success (by the "
+        "agent profile's condition; absent without one); with an agent profile's outcome_schema, "
+        "extracted (the schema filled from the transcript after the call) and extraction (status done, "
+        "failed or skipped, model, error, at); null when there is none"
+    )
+
+
+class OutcomeRate(_Out):
+    id: str | None = Field(description="the agent profile or campaign (null: calls of no agent profile)")
+    name: str | None
+    ended: int = Field(description="calls that ended")
+    with_outcome: int = Field(
+        description="of those, calls whose agent reported an outcome, or whose outcome was extracted"
+    )
+    succeeded: int = Field(description="of those, calls whose outcome met the agent profile's success")
+    success_rate: float | None = Field(
+        description="succeeded / ended; null when the agent profile declares no success"
+    )
+
+
+class OutcomeRates(BaseModel):
+    agent_profiles: list[OutcomeRate]
+    campaigns: list[OutcomeRate]
 
 
 class TurnOut(_Out):

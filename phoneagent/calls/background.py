@@ -1,5 +1,6 @@
 """The control plane's background work, started and stopped with the app: the dialer, the webhook
-deliverer, the sweeper, the campaign runner, the recorder and the provisioning upkeep. Run it in one
+deliverer, the sweeper, the campaign runner, the recorder, the post-call extraction and the
+provisioning upkeep. Run it in one
 control-plane process per database (``PHONEAGENT_BACKGROUND=false`` on the others)."""
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ import logging
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from phoneagent.calls import extraction
 from phoneagent.calls.campaigns import CampaignRunner
 from phoneagent.calls.changes import CallChanges
+from phoneagent.calls.extraction_llm import ChatCompletionsLLM, extraction_target
 from phoneagent.calls.outbound import Dialer
 from phoneagent.calls.outbox import Deliverer, RetryPolicy
 from phoneagent.calls.recorder import Recorder
@@ -61,6 +64,17 @@ class Background:
         self.campaigns = CampaignRunner(
             sessions, wake_dialer=self.dialer.wake.set, dialing=lambda: self.dialer.dialing
         )
+        target = extraction_target(settings)
+        timeout_s = settings.outcome_extraction_timeout_s
+        self.extractor = extraction.Extractor(
+            sessions,
+            ChatCompletionsLLM(target, timeout_s=timeout_s) if target else None,
+            policy=extraction.RetryPolicy(
+                max_attempts=settings.outcome_extraction_max_attempts,
+                base_s=settings.outcome_extraction_retry_base_s,
+            ),
+            timeout_s=timeout_s,
+        )
         self.provisioning = ProvisioningUpkeep(
             sessions,
             LiveKitSip(settings),
@@ -76,14 +90,24 @@ class Background:
             ("sweeper", self.sweeper.run()),
             ("campaigns", self.campaigns.run()),
             ("recorder", self.recorder.run()),
+            ("extraction", self.extractor.run()),
             ("provisioning", self.provisioning.run()),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"phoneagent-{name}"))
-        log.info("background work started: dialer, webhooks, sweeper, campaigns, recorder, provisioning")
+        log.info(
+            "background work started: dialer, webhooks, sweeper, campaigns, recorder, extraction, "
+            "provisioning"
+        )
 
     def poke(self) -> None:
         """Something changed (a call queued, an event arrived): look now rather than at the next tick."""
-        for ev in (self.dialer.wake, self.deliverer.wake, self.campaigns.wake, self.recorder.wake):
+        for ev in (
+            self.dialer.wake,
+            self.deliverer.wake,
+            self.campaigns.wake,
+            self.recorder.wake,
+            self.extractor.wake,
+        ):
             ev.set()
 
     async def stop(self) -> None:
@@ -92,5 +116,6 @@ class Background:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dialer.aclose()
         await self.deliverer.aclose()
+        await self.extractor.aclose()
         await self.calls.aclose()
         await self.egress.aclose()

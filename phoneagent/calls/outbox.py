@@ -37,8 +37,15 @@ from phoneagent.webhooks import sign
 
 log = logging.getLogger("phoneagent.webhooks")
 
+# call.outcome: the post-call extraction finished (done or failed), later than call.ended is rendered
 EventType = Literal[
-    "call.queued", "call.ringing", "call.answered", "call.ended", "recording.ready", "recording.failed"
+    "call.queued",
+    "call.ringing",
+    "call.answered",
+    "call.ended",
+    "call.outcome",
+    "recording.ready",
+    "recording.failed",
 ]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 
@@ -77,6 +84,7 @@ def call_payload(session: Session, call: Call, *, with_transcript: bool = False)
         "sip_status_reason": call.sip_status_reason,
         "disconnect_reason": call.disconnect_reason,
         "metadata": call.call_metadata,
+        "outcome": call.outcome,
     }
     if call.recording_status:
         body["recording"] = {

@@ -1,7 +1,8 @@
 """The call log: filters, full-text search in transcripts, and keyset pagination (newest first).
 
-Every filter has a composite index (tenant, filter column, created_at, id), so a page costs the same at
-ten rows or ten million:
+Every filter on a column has a composite index (tenant, filter column, created_at, id), so a page costs
+the same at ten rows or ten million (the outcome filters, JSON paths into ``Call.outcome``, have none:
+they are checked on the tenant's calls newest first, so a rare outcome costs a longer scan):
 
 - the cursor is the last row's (created_at, id), opaque to clients, applied as
   ``created_at <= ts AND (created_at < ts OR id < last_id)`` so that the index range starts at the
@@ -27,6 +28,7 @@ from sqlalchemy import Integer, Select, String, and_, column, or_, select, table
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from phoneagent.calls.outcome import OutcomeFilter
 from phoneagent.db.models import Call, CallEvent, CallTurn
 from phoneagent.errors import InvalidField
 
@@ -46,6 +48,7 @@ class CallFilter:
     since: datetime | None = None
     until: datetime | None = None
     q: str | None = None
+    outcome: OutcomeFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ def _filters(tenant_id: str, f: CallFilter) -> list[ColumnElement[bool]]:
         conds.append(Call.created_at >= f.since)
     if f.until:
         conds.append(Call.created_at < f.until)
+    if f.outcome is not None:
+        conds += f.outcome.conditions()
     return conds
 
 

@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from phoneagent.calls import extraction, recording_state
 from phoneagent.calls import lifecycle as lc
-from phoneagent.calls import recording_state
 from phoneagent.calls.outbox import enqueue
 from phoneagent.db.models import Call, CallEvent
 from phoneagent.db.states import is_call_status, is_end_reason
@@ -127,6 +127,7 @@ def refresh(session: Session, call: Call) -> None:
     if before[0] != "ended" and call.status == "ended":
         enqueue(session, call, "call.ended")
         recording_state.settle(session, call)
+        extraction.queue(session, call)
 
 
 def record_event(

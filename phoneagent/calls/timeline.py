@@ -70,4 +70,11 @@ def summarize_event(source: str, type_: str, payload: dict[str, Any]) -> str:
         shown = _scalars(args) if isinstance(args, dict) else (_short(args) if args else "")
         rest = _scalars(data, skip=("name", "tool", "arguments", "args"))
         return f"{name}({shown})" + (f" {rest}" if rest else "")
+    if type_ == "outcome":  # the slots' names, not their values (a number, an account)
+        slots = data.get("slots")
+        names = ", ".join(_short(k) for k in slots) if isinstance(slots, dict) else ""
+        intents = data.get("intents")
+        taken = len(intents) if isinstance(intents, list) else 0
+        line = f"intent {_short(data.get('intent') or '—')} ({taken} taken)"
+        return line + (f", slots: {names}" if names else "")
     return _scalars(data, skip=("text",))

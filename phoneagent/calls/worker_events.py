@@ -1,4 +1,5 @@
-"""Call events from workers: answered, each turn (text, timings, latency split), hangup, fallbacks, tools.
+"""Call events from workers: answered, each turn (text, timings, latency split), the call's outcome,
+hangup, fallbacks, tools.
 
 Stored once per event id (workers resend from their spool until acknowledged). An event for a room
 whose call record does not exist yet (the LiveKit webhook is late) waits, keyed by room, and is applied
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from phoneagent.calls.outcome import apply_outcome
 from phoneagent.calls.query import index_transcript
 from phoneagent.calls.records import refresh
 from phoneagent.db.models import Call, CallEvent, CallTurn
@@ -52,6 +54,8 @@ def _apply(session: Session, call: Call, ev: CallEvent) -> None:
         session.flush()
         turns = session.scalars(select(CallTurn).where(CallTurn.call_id == call.id).order_by(CallTurn.seq))
         index_transcript(session, call, "\n".join(t.text for t in turns))
+    elif ev.type == "outcome":
+        apply_outcome(session, call)  # the latest of the call's outcome events, whichever came last
     # what the event means for the call's state (answered, hung up and why) is read by refresh()
 
 

@@ -18,6 +18,7 @@ from phoneagent.db.states import (
     Direction,
     EgressStatus,
     EndReason,
+    ExtractionStatus,
     RecordingStatus,
 )
 
@@ -79,6 +80,12 @@ class AgentProfile(Resource, Base):
     recording: Mapped[bool] = mapped_column(Boolean, default=False)
     recording_format: Mapped[str] = mapped_column(String(8), default="ogg", server_default="ogg")
     recording_layout: Mapped[str] = mapped_column(String(8), default="dual", server_default="dual")
+    # the condition on a call's outcome that makes it a success (phoneagent.calls.outcome); None or {}:
+    # none, and the profile's calls have no success
+    success: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    # the JSON Schema (phoneagent.calls.outcome_schema's subset) the post-call extraction fills from
+    # the transcript into the call's outcome.extracted; None: no extraction
+    outcome_schema: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
 
 
 class InboundTrunk(LinkedResource, Base):
@@ -205,6 +212,28 @@ class Call(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     idempotency_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     campaign_id: Mapped[str | None] = mapped_column(ForeignKey("campaigns.id"), default=None, index=True)
+    # what the call came to, as its worker last reported it, with ``success`` by its profile's
+    # condition (phoneagent.calls.outcome); None: the worker reported none
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+
+
+class OutcomeExtraction(Base):
+    """The post-call extraction's queue (phoneagent.calls.extraction): one row per ended call whose
+    agent profile declared an outcome schema, with that schema as it was when the call ended."""
+
+    __tablename__ = "outcome_extractions"
+    __table_args__ = (Index("ix_outcome_extractions_due", "status", "next_attempt_at"),)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), primary_key=True)
+    schema: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[ExtractionStatus] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # due from then; while an attempt runs, the end of its lease
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the attempt that holds the row: only it may record its result
+    lease: Mapped[str | None] = mapped_column(String(40), default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class RecordingEgress(Base):

@@ -43,6 +43,10 @@ EgressStatus = Literal[
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 
+# a call's post-call extraction: done (the schema filled), failed (the LLM failed or answered wrong,
+# attempts used up), skipped (no transcript, or extraction off)
+ExtractionStatus = Literal["pending", "done", "failed", "skipped"]
+
 CampaignStatus = Literal["running", "paused", "cancelled", "completed"]
 
 # done: answered; failed: attempts used up

@@ -4,9 +4,13 @@ not use, or one that points the worker somewhere it must not go, is a 422 naming
 - ``stt``: the worker's own reading (:meth:`WhisperOptions.from_profile`: known keys, models, values);
 - ``llm``: the worker's own schema (:class:`phoneagent.worker.brain_spec.BrainSpec`); a ``base_url``
   (also in ``fallbacks``) only when the operator listed it (``PHONEAGENT_PROFILE_LLM_URLS``);
+- ``llm.script``: the scripted flow's own reading (:meth:`Script.from_dict`: intents, actions, the
+  slots they collect);
 - transfer destinations (``llm.transfer_destinations`` and the scripted flow's ``transfer_to``):
   numbers the operator's number policy allows (no premium-rate, shared-cost or unknown numbers,
-  only the allowed countries).
+  only the allowed countries);
+- ``success`` (its shape is the API schema's): with the scripted brain, an intent of the flow and
+  slots its intents collect (a condition no call could meet is a mistake).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from phoneagent.config import Settings
 from phoneagent.errors import ConfigError, InvalidField
 from phoneagent.provisioning.tenants import number_policy_for
 from phoneagent.telephony.destinations import check_destinations
-from phoneagent.worker.brain_spec import check_profile_url, parse_brain
+from phoneagent.worker.brain_spec import BrainSpec, check_profile_url, parse_brain
+from phoneagent.worker.script_spec import DEFAULT_SCRIPT_DATA, Script, ScriptError
 
 
 def check_profile(
@@ -28,6 +33,7 @@ def check_profile(
     tenant_id: str,
     llm: dict[str, Any] | None,
     stt: dict[str, Any] | None = None,
+    success: dict[str, Any] | None = None,
 ) -> None:
     if stt:
         # the worker's own reading of the section (imported only when a profile sets one: it loads
@@ -47,6 +53,9 @@ def check_profile(
             check_profile_url(settings.profile_llm_urls, url)  # the worker's own check
         except ConfigError as exc:
             raise InvalidField("llm", f"{exc.message} ({exc.hint})") from None
+    script = _script(spec)
+    if success:
+        _check_success(spec, script, success)
     intents = spec.script.get("intents", []) if isinstance(spec.script, dict) else []
     flow_targets = [str(i["transfer_to"]) for i in intents if isinstance(i, dict) and i.get("transfer_to")]
     try:
@@ -54,3 +63,25 @@ def check_profile(
         check_destinations([*spec.transfer_destinations, *flow_targets], numbers)
     except ValueError as exc:
         raise InvalidField("llm", f"transfer destination: {exc}") from None
+
+
+def _script(spec: BrainSpec) -> Script:
+    """The flow the worker will run (the built-in one when the profile declares none)."""
+    try:
+        return Script.from_dict(spec.script or DEFAULT_SCRIPT_DATA, greeting="")
+    except ScriptError as exc:
+        raise InvalidField("llm", str(exc)) from None
+
+
+def _check_success(spec: BrainSpec, script: Script, success: dict[str, Any]) -> None:
+    if spec.brain != "scripted":
+        return  # an LLM brain's outcome is what its tools record: nothing to check it against
+    intent = success.get("intent")
+    if intent and intent not in {i.name for i in script.intents}:
+        raise InvalidField("success", f"intent {intent!r} is not an intent of the profile's script")
+    named = {*success.get("slots", []), *success.get("values", {})}
+    unknown = sorted(named - script.slot_names())
+    if unknown:
+        raise InvalidField(
+            "success", f"slot {', '.join(unknown)} is collected by no intent of the profile's script"
+        )

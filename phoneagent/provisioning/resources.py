@@ -181,7 +181,8 @@ class Provisioner:
         tenant_id: str,
         agent_name: str,
         check_trunk_address: Callable[[str], None] | None = None,
-        check_profile: Callable[[Session, str, dict[str, Any], dict[str, Any]], None] | None = None,
+        check_profile: Callable[[Session, str, dict[str, Any], dict[str, Any], dict[str, Any] | None], None]
+        | None = None,
         max_per_kind: int | None = None,
     ) -> None:
         self.session = session
@@ -267,7 +268,7 @@ class Provisioner:
 
     def _check_refs(self, row: Any) -> None:
         if isinstance(row, AgentProfile) and self._check_profile is not None:
-            self._check_profile(self.session, self.tenant_id, row.llm, row.stt)
+            self._check_profile(self.session, self.tenant_id, row.llm, row.stt, row.success)
         if isinstance(row, OutboundTrunk) and self._check_trunk_address is not None:
             try:
                 self._check_trunk_address(row.address)

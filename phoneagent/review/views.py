@@ -1,6 +1,6 @@
 """What the review pages show, shaped from the call log: the list's filter form (as typed, with its
-errors), a call's end reason in words, its turns placed on the recording's clock, its event timeline,
-and the transcript downloads."""
+errors), a call's end reason in words, its outcome, its turns placed on the recording's clock, its
+event timeline, and the transcript downloads."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from phoneagent.calls.outcome import OutcomeFilter
 from phoneagent.calls.query import CallFilter
 from phoneagent.calls.timeline import HIGHLIGHT, summarize_event
 from phoneagent.db.models import Call, CallEvent, CallTurn
@@ -37,7 +38,19 @@ END_REASONS: dict[str, tuple[str, str]] = {
     ),
 }
 
-FILTER_FIELDS = ("from", "to", "status", "end_reason", "direction", "number", "agent", "q")
+FILTER_FIELDS = (
+    "from",
+    "to",
+    "status",
+    "end_reason",
+    "direction",
+    "number",
+    "agent",
+    "intent",
+    "success",
+    "q",
+)
+SUCCESS_CHOICES = {"yes": True, "no": False}
 MAX_FIELD = 200
 
 
@@ -73,7 +86,13 @@ def parse_list_query(
     cursor = params.get("cursor", "").strip() or None
     if cursor and len(cursor) > MAX_FIELD:
         errors["cursor"], cursor = "not a page link made by this page", None
-    choices = {"status": statuses, "end_reason": end_reasons, "direction": directions, "agent": agent_ids}
+    choices = {
+        "status": statuses,
+        "end_reason": end_reasons,
+        "direction": directions,
+        "agent": agent_ids,
+        "success": SUCCESS_CHOICES,
+    }
     for name, allowed in choices.items():
         if form[name] and form[name] not in set(allowed):
             errors[name] = "not one of the choices"
@@ -102,6 +121,9 @@ def parse_list_query(
         since=days.get("from"),
         until=days.get("to"),
         q=form["q"] or None,
+        outcome=OutcomeFilter(intent=form["intent"] or None, success=SUCCESS_CHOICES.get(form["success"]))
+        if form["intent"] or form["success"] in SUCCESS_CHOICES
+        else None,
     )
     return ListQuery(form=form, filter=f, cursor=cursor, errors=errors)
 
@@ -155,6 +177,90 @@ def event_views(call: Call, events: Iterable[CallEvent]) -> list[EventView]:
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class OutcomeItem:
+    label: str  # the intent, the confirmation question, or the slot's name
+    value: str  # the slot's value, the caller's yes or no; empty for an intent
+    source: str  # where it came from, in words: "turn 3 at 0:12", "keys 2"
+    turn: int | None  # the transcript turn it came from, to link to
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """The post-call extraction: the schema's fields filled from the transcript, and how it went."""
+
+    fields: list[tuple[str, str]]  # (field, value in words)
+    status: str  # done | failed | skipped
+    model: str
+    error: str
+
+
+@dataclass(frozen=True)
+class OutcomeView:
+    intent: str | None
+    success: bool | None
+    intents: list[OutcomeItem]
+    confirmations: list[OutcomeItem]
+    slots: list[OutcomeItem]
+    extraction: Extraction | None = None
+
+
+def _source(entry: Mapping[str, Any], turns: Mapping[int, TurnView]) -> tuple[str, int | None]:
+    if entry.get("via") == "dtmf":
+        return f"keys {entry.get('keys') or '?'}", None
+    seq = entry.get("turn")
+    if not isinstance(seq, int):
+        return "by voice", None
+    turn = turns.get(seq)
+    return (f"turn {seq} at {turn.clock}" if turn and turn.offset_s is not None else f"turn {seq}"), seq
+
+
+def outcome_view(call: Call, turns: Iterable[TurnView]) -> OutcomeView | None:
+    """The call's outcome for the detail page, each part with the turn (or keys) it came from."""
+    o = call.outcome
+    if not o:
+        return None
+    by_seq = {t.seq: t for t in turns}
+
+    def item(label: str, value: str, entry: Mapping[str, Any]) -> OutcomeItem:
+        return OutcomeItem(label, value, *_source(entry, by_seq))
+
+    success = o.get("success")
+    return OutcomeView(
+        intent=o.get("intent"),
+        success=success if isinstance(success, bool) else None,
+        intents=[item(str(i.get("name", "")), "", i) for i in o.get("intents", [])],
+        confirmations=[
+            item(str(c.get("question") or c.get("intent", "")), str(c.get("answer", "")), c)
+            for c in o.get("confirmations", [])
+        ],
+        slots=[item(name, str(s.get("value", "")), s) for name, s in (o.get("slots") or {}).items()],
+        extraction=_extraction(o),
+    )
+
+
+def _words(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_words(v) for v in value) or "—"
+    return str(value)
+
+
+def _extraction(o: Mapping[str, Any]) -> Extraction | None:
+    report = o.get("extraction")
+    if not isinstance(report, dict):
+        return None
+    extracted = o.get("extracted")
+    fields = [(str(k), _words(v)) for k, v in extracted.items()] if isinstance(extracted, dict) else []
+    return Extraction(
+        fields=fields,
+        status=str(report.get("status", "")),
+        model=str(report.get("model") or ""),
+        error=str(report.get("error") or ""),
+    )
 
 
 def end_reason_text(call: Call) -> tuple[str, str]:

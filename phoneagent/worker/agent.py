@@ -4,7 +4,8 @@ second silence, ends it at the profile's maximum duration, and on outbound calls
 from an answering machine (and leaves the profile's message on the machine).
 
 Every action that ends the call reports why (``hangup`` event with the reason) before it deletes
-the room; tools and key presses are reported as ``tool`` and ``dtmf`` events.
+the room; tools and key presses are reported as ``tool`` and ``dtmf`` events, and the call's outcome
+(what the scripted flow took and collected) as an ``outcome`` event, whole, each time it changes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from livekit.agents.voice.events import ConversationItemAddedEvent, UserStateCha
 
 from phoneagent.speech.numbers import normalize_numbers
 from phoneagent.telephony.destinations import TransferPolicy
+from phoneagent.worker.outcome import Source
 from phoneagent.worker.phone import phone_leaves, sip_participant
 from phoneagent.worker.scripted import Decision, ScriptedFlow
 from phoneagent.worker.timing import TurnClock
@@ -188,7 +190,9 @@ class PhoneAgent(Agent):
         ``answered``: the agent starts (greets, times the call) once it gives True, never on False;
         None: the call is up already."""
         self._scripted = llm_tools is None
-        tools = phone_tools(control, self._after, llm_tools) if llm_tools is not None else []
+        tools = (
+            phone_tools(control, self._after, llm_tools, self._llm_recorded) if llm_tools is not None else []
+        )
         # the instructions reach an LLM brain; the scripted brain reads only the caller's words
         super().__init__(instructions=instructions, tools=tools)
         self._flow = flow
@@ -205,6 +209,8 @@ class PhoneAgent(Agent):
         self._started = False  # greeted (or, outbound, listening for the callee): the call is up
         self.clock = clock or TurnClock()
         self.last_heard: list[str] = []  # the recognizer's transcripts of the last utterance, best first
+        self._reported_outcome: dict[str, Any] | None = None
+        self._last_caller_turn: int | None = None
 
     # ---- the pipeline's nodes, timed -------------------------------------------------------------
 
@@ -291,8 +297,34 @@ class PhoneAgent(Agent):
             return  # the LLM answers, and acts through its tools
         decision = self._flow.respond(text, new_message.id)
         log.info("caller turn", extra={"intent": decision.intent, "text": text})
-        if decision.hang_up or decision.transfer_to or decision.send_digits:
+        self._report_outcome()
+        if decision.acts:
             self._after(decision)
+
+    def turn_numbered(self, seq: int, text: str) -> None:
+        """The caller's turn with these words was reported as turn ``seq``: the outcome's entries
+        from it get their number (see ``phoneagent.worker.outcome``)."""
+        self._last_caller_turn = seq
+        if self._flow.outcome.numbered(seq, text):
+            self._report_outcome()
+
+    def _llm_recorded(self, intent: str | None, slot: str | None, value: str | None) -> None:
+        """The LLM brain's record_outcome: from the caller's latest turn (the one it answers)."""
+        source = Source.turn(self._last_caller_turn)
+        taken = self._flow.outcome.intents
+        if intent is not None and (not taken or taken[-1]["name"] != intent):  # told twice: once
+            self._flow.outcome.took(intent, source)
+        if slot is not None and value is not None:
+            self._flow.outcome.filled(slot, value, source)
+        self._report_outcome()
+
+    def _report_outcome(self) -> None:
+        """The whole outcome to the control plane when it changed (the latest one reported wins)."""
+        outcome = self._flow.outcome
+        now = outcome.to_dict()
+        if not outcome.empty() and now != self._reported_outcome:
+            self._reported_outcome = now
+            self._control.event("outcome", now)
 
     def _after(self, decision: Decision) -> None:
         """Act on ``decision`` once the reply being made now has been heard."""
@@ -323,13 +355,15 @@ class PhoneAgent(Agent):
             return
         decision = self._flow.respond_key(ev.digit)
         log.info("caller key", extra={"intent": decision.intent, "digit": ev.digit})
-        self._spawn(self._say_then_act(decision))
+        self._report_outcome()
+        if decision.reply or decision.acts:  # a key held for a digits slot says nothing yet
+            self._spawn(self._say_then_act(decision))
 
     async def _say_then_act(self, decision: Decision) -> None:
         self.session.interrupt()
         handle = self.session.say(decision.reply)
         await handle
-        if decision.hang_up or decision.transfer_to or decision.send_digits:
+        if decision.acts:
             await self._act(decision)
 
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:

@@ -232,7 +232,9 @@ async def entrypoint(ctx: JobContext) -> None:
         # calls while an echo canceller would adapt; a phone line's echo is the carrier's business
         aec_warmup_duration=None,
     )
-    report_turns(session, clock, functools.partial(reporter.report, room), turn_seq)
+    report_turns(
+        session, clock, functools.partial(reporter.report, room), turn_seq, on_caller_turn=agent.turn_numbered
+    )
     # the caller hung up (or the agent did): the job leaves at once, freeing its place on this worker;
     # left alone it would sit in the empty room until LiveKit's departure timeout (20 s)
     session.on("close", lambda ev: ctx.shutdown(reason=f"call over: {ev.reason}"))

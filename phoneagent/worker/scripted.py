@@ -2,14 +2,9 @@
 
 It plugs into livekit-agents as an ``llm.LLM``, so the whole voice pipeline (turn taking, metrics,
 per-turn latency, transcripts) works exactly as with a real model. The flow is declared as data in
-the agent profile (``llm.script``):
-
-- ``intents``: each with ``keywords`` (any word of the caller's turn) and/or a ``dtmf`` key, a
-  ``reply``, and optionally ``confirm`` (asked first; the caller's yes gives the reply, a no the
-  fallback) and an ``action``: ``hangup``, ``transfer`` (to ``transfer_to``, a ``tel:`` or ``sip:``
-  URI) or ``dtmf`` (send ``digits`` down the line, e.g. to get through a phone menu);
-- ``fallback``, ``goodbye_keywords``, ``goodbye``; ``reprompt`` and ``silence_goodbye`` (the silence
-  timeout), ``max_duration_goodbye``, ``voicemail`` (the message left on an answering machine).
+the agent profile (``llm.script``, read by :mod:`phoneagent.worker.script_spec`), and it fills the
+call's outcome as it goes (:mod:`phoneagent.worker.outcome`): every intent taken, every confirmation
+answered, every slot its intents collect.
 
 ``decide`` is pure (preemptive generation may call it before the turn is final); ``respond`` decides
 and moves the flow on, once per completed caller turn or key press.
@@ -17,7 +12,7 @@ and moves the flow on, once per completed caller turn or key press.
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,129 +20,52 @@ from typing import Any
 from livekit.agents import llm
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 
-ACTIONS = ("hangup", "transfer", "dtmf")
-YES = frozenset({"yes", "yeah", "yep", "correct", "right", "sure", "okay", "ok", "please"})
-NO = frozenset({"no", "nope", "wrong", "not"})
+from phoneagent.worker import slots
+from phoneagent.worker.outcome import Outcome, Source
+from phoneagent.worker.script_spec import (
+    DEFAULT_SCRIPT_DATA,
+    SLOT_FILLED_REPLY,
+    Collect,
+    Intent,
+    Script,
+    ScriptError,
+)
+from phoneagent.worker.slots import NO, YES, caller_words
 
+__all__ = [
+    "DEFAULT_SCRIPT_DATA",
+    "NO",
+    "YES",
+    "Decision",
+    "Script",
+    "ScriptError",
+    "ScriptedFlow",
+    "ScriptedLLM",
+    "caller_words",
+]
 
-class ScriptError(ValueError):
-    """The agent profile's script cannot work; the message names the field."""
-
-
-@dataclass(frozen=True)
-class Intent:
-    name: str
-    keywords: tuple[str, ...]
-    reply: str
-    dtmf: str | None = None
-    confirm: str | None = None
-    action: str | None = None
-    transfer_to: str | None = None
-    digits: str | None = None
-
-    @classmethod
-    def from_dict(cls, i: dict[str, Any], n: int) -> Intent:
-        where = f"script.intents[{n}]"
-        if not isinstance(i, dict) or not i.get("name") or not i.get("reply"):
-            raise ScriptError(f"{where}: needs a name and a reply")
-        intent = cls(
-            name=str(i["name"]),
-            keywords=tuple(str(k).lower() for k in i.get("keywords", [])),
-            reply=str(i["reply"]),
-            dtmf=str(i["dtmf"]) if i.get("dtmf") is not None else None,
-            confirm=str(i["confirm"]) if i.get("confirm") else None,
-            action=i.get("action"),
-            transfer_to=i.get("transfer_to"),
-            digits=str(i["digits"]) if i.get("digits") is not None else None,
-        )
-        if not intent.keywords and intent.dtmf is None:
-            raise ScriptError(f"{where}: needs keywords or a dtmf key")
-        if intent.dtmf is not None and not re.fullmatch(r"[0-9*#A-D]", intent.dtmf):
-            raise ScriptError(f"{where}.dtmf: one key, 0-9, *, # or A-D")
-        if intent.action is not None and intent.action not in ACTIONS:
-            raise ScriptError(f"{where}.action: one of {', '.join(ACTIONS)}")
-        if intent.action == "transfer" and not re.match(
-            r"^(tel:\+?[0-9]+|sips?:\S+@\S+)$", intent.transfer_to or ""
-        ):
-            raise ScriptError(f"{where}.transfer_to: a tel:+<number> or sip:user@host URI")
-        if intent.action == "dtmf" and not re.fullmatch(r"[0-9*#A-Dw]+", intent.digits or ""):
-            raise ScriptError(f"{where}.digits: keys 0-9, *, #, A-D (w: a pause)")
-        return intent
-
-
-@dataclass(frozen=True)
-class Script:
-    greeting: str
-    intents: tuple[Intent, ...] = ()
-    fallback: str = "Sorry, I did not catch that. Could you say it again?"
-    goodbye_keywords: tuple[str, ...] = ("goodbye", "bye")
-    goodbye: str = "Thank you for calling. Goodbye."
-    reprompt: str = "Are you still there?"
-    silence_goodbye: str = "I have not heard anything, so I will end the call now. Goodbye."
-    max_duration_goodbye: str = "We have reached the time limit for this call. Thank you, goodbye."
-    voicemail: str = ""
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, greeting: str) -> Script:
-        if not isinstance(data, dict):
-            raise ScriptError("script: must be an object")
-        intents = tuple(Intent.from_dict(i, n) for n, i in enumerate(data.get("intents", [])))
-        keys = [i.dtmf for i in intents if i.dtmf is not None]
-        if len(keys) != len(set(keys)):
-            raise ScriptError("script.intents: each dtmf key may select one intent")
-        names = ("fallback", "goodbye", "reprompt", "silence_goodbye", "max_duration_goodbye", "voicemail")
-        texts = {name: str(data.get(name, getattr(cls, name))) for name in names}
-        return cls(
-            greeting=str(data.get("greeting") or greeting),
-            intents=intents,
-            goodbye_keywords=tuple(
-                str(k).lower() for k in data.get("goodbye_keywords", cls.goodbye_keywords)
-            ),
-            **texts,
-        )
-
-
-DEFAULT_SCRIPT_DATA: dict[str, Any] = {
-    "intents": [
-        {
-            "name": "hours",
-            "keywords": ["hours", "open", "opening", "close", "closing"],
-            "dtmf": "1",
-            "reply": "We are open Monday to Friday from nine to five, and Saturday from ten to two.",
-        },
-        {
-            "name": "appointment",
-            "keywords": ["appointment", "book", "booking", "schedule"],
-            "dtmf": "2",
-            "reply": "I can book that for you. Which day works best?",
-        },
-        {
-            "name": "day",
-            "keywords": ["monday", "tuesday", "wednesday", "thursday", "friday"],
-            "reply": "Great, you are booked. Anything else?",
-        },
-    ],
-}
-
-
-# a caller's word counts as a keyword with these endings too: "appointments", "booked", "Fridays"
-_ENDINGS = ("s", "es", "'s", "ed", "d", "ing")
-
-
-def caller_words(text: str) -> set[str]:
-    """The caller's words, lowercased, each also without a plural, possessive or tense ending."""
-    words = set(re.findall(r"[a-z']+", text.lower()))
-    stems = {w[: -len(e)] for w in words for e in _ENDINGS if w.endswith(e) and len(w) - len(e) >= 3}
-    return words | stems
+DIGIT_KEYS = frozenset("0123456789")
 
 
 @dataclass
 class Decision:
-    intent: str
-    reply: str
+    intent: str  # an intent's name, or fallback, goodbye, confirm:<intent>, slot:<slot>
+    reply: str  # empty: nothing to say (a key held for a digits slot)
     hang_up: bool = False
     transfer_to: str | None = None
     send_digits: str | None = None
+    # what the turn gives the outcome; applied when the flow moves on, never by ``decide``
+    fills: tuple[tuple[Collect, str], ...] = ()
+    answer: str | None = None  # the caller's yes or no to the confirmation asked
+    keys: str | None = None  # the keys a digits slot holds after this press (None: unchanged)
+
+    @property
+    def acts(self) -> bool:
+        return self.hang_up or self.transfer_to is not None or self.send_digits is not None
+
+
+def _taken(intent: str) -> bool:
+    return intent not in ("fallback", "goodbye") and not intent.startswith(("confirm:", "slot:"))
 
 
 @dataclass
@@ -155,7 +73,15 @@ class ScriptedFlow:
     script: Script
     history: list[str] = field(default_factory=list)
     pending_confirm: Intent | None = None
+    # the slots of the last intent taken that the caller has not given yet, in order
+    pending_slots: tuple[Collect, ...] = ()
+    keys: str = ""  # keys pressed so far for a pending digits slot
+    outcome: Outcome = field(default_factory=Outcome)
     _by_message: dict[str, Decision] = field(default_factory=dict)
+
+    @property
+    def pending_slot(self) -> Collect | None:
+        return self.pending_slots[0] if self.pending_slots else None
 
     def decide(self, caller_text: str) -> Decision:
         """What the flow answers to ``caller_text`` now (pure)."""
@@ -164,56 +90,123 @@ class ScriptedFlow:
             return Decision("goodbye", self.script.goodbye, hang_up=True)
         if self.pending_confirm is not None:
             if words & NO:
-                return Decision("fallback", self.script.fallback)
+                return Decision("fallback", self.script.fallback, answer="no")
             if words & YES:
-                return self._act(self.pending_confirm)
-        for intent in self.script.intents:
-            if words & set(intent.keywords):
-                return self._ask_or_act(intent)
+                return dataclasses.replace(self._act(self.pending_confirm), answer="yes")
+        slot = self.pending_slot
+        if slot is not None and (value := slot.read(caller_text)) is not None:
+            return self._filled(slot, value, caller_text)
+        intent = self._match(words)
+        if intent is not None:
+            return self._ask_or_act(intent, caller_text)
         return Decision("fallback", self.script.fallback)
+
+    def _match(self, words: set[str]) -> Intent | None:
+        return next((i for i in self.script.intents if words & set(i.keywords)), None)
+
+    def _filled(self, slot: Collect, value: str, caller_text: str | None) -> Decision:
+        """The answer to a turn (or keys) that gave the pending ``slot`` its ``value``: the next
+        slot's question, else what an intent the words match answers, else the slot's reply."""
+        fills = ((slot, value),)
+        rest = [c for c in self.pending_slots if c is not slot]
+        if rest and rest[0].ask:
+            return Decision(f"slot:{slot.slot}", rest[0].ask, fills=fills)
+        intent = self._match(caller_words(caller_text)) if caller_text is not None else None
+        if intent is not None:
+            then = self._ask_or_act(intent, caller_text)
+            return dataclasses.replace(then, fills=fills + then.fills)
+        return Decision(f"slot:{slot.slot}", slot.reply or SLOT_FILLED_REPLY, fills=fills)
 
     def vocabulary(self) -> list[str]:
         """The words the flow listens for now, to bias recognition toward them: every intent's
-        keywords and the goodbye words, and yes and no while it waits for a confirmation."""
+        keywords and the goodbye words, yes and no while it waits for a confirmation, and the words
+        of the slot it waits for."""
         words = [k for i in self.script.intents for k in i.keywords] + list(self.script.goodbye_keywords)
         if self.pending_confirm is not None:
             words = ["yes", "no", *words]
+        if (slot := self.pending_slot) is not None:
+            words = [*slots.vocabulary(slot.kind, slot.keywords), *words]
         return list(dict.fromkeys(words))
 
     def decide_key(self, digit: str) -> Decision:
+        slot = self.pending_slot
+        if slot is not None and slot.kind == "digits" and (digit in DIGIT_KEYS or digit in "*#"):
+            return self._key_for(slot, digit)
         for intent in self.script.intents:
             if intent.dtmf == digit:
                 return self._act(intent)  # a key press is unambiguous: no confirmation
         return Decision("fallback", self.script.fallback)
 
-    def _ask_or_act(self, intent: Intent) -> Decision:
-        return Decision(f"confirm:{intent.name}", intent.confirm) if intent.confirm else self._act(intent)
+    def _key_for(self, slot: Collect, digit: str) -> Decision:
+        """A key pressed while a digits slot waits: held until the slot's count (or ``#``); ``*``
+        starts over."""
+        if digit == "*":
+            return Decision(f"slot:{slot.slot}", "", keys="")
+        if digit == "#":
+            if self.keys and (slot.count is None or len(self.keys) == slot.count):
+                return dataclasses.replace(self._filled(slot, self.keys, None), keys="")
+            return Decision("fallback", self.script.fallback, keys="")
+        held = self.keys + digit
+        if slot.count is not None and len(held) >= slot.count:
+            return dataclasses.replace(self._filled(slot, held, None), keys="")
+        return Decision(f"slot:{slot.slot}", "", keys=held)
+
+    def _ask_or_act(self, intent: Intent, caller_text: str | None = None) -> Decision:
+        return (
+            Decision(f"confirm:{intent.name}", intent.confirm)
+            if intent.confirm
+            else self._act(intent, caller_text)
+        )
 
     @staticmethod
-    def _act(intent: Intent) -> Decision:
+    def _act(intent: Intent, caller_text: str | None = None) -> Decision:
+        """Take ``intent``; the words that took it fill its slots when they hold their values (not a
+        yes or no, which answers a question asked after)."""
+        fills: tuple[tuple[Collect, str], ...] = ()
+        if caller_text is not None:
+            read = ((c, c.read(caller_text)) for c in intent.collect if c.kind != "yes_no")
+            fills = tuple((c, v) for c, v in read if v is not None)
+        reply = intent.reply
+        if intent.collect and len(fills) == len(intent.collect) and intent.collect[-1].reply:
+            reply = intent.collect[-1].reply  # all given at once: nothing left to ask
         return Decision(
             intent.name,
-            intent.reply,
+            reply,
             hang_up=intent.action == "hangup",
             transfer_to=intent.transfer_to if intent.action == "transfer" else None,
             send_digits=intent.digits if intent.action == "dtmf" else None,
+            fills=fills,
         )
 
     def respond(self, caller_text: str, message_id: str | None = None) -> Decision:
         """Decide and move on (once per completed caller turn); the LLM node replays the decision."""
-        return self._advance(self.decide(caller_text), message_id)
+        return self._advance(self.decide(caller_text), Source.voice(caller_text), message_id)
 
     def respond_key(self, digit: str) -> Decision:
-        return self._advance(self.decide_key(digit), None)
+        slot = self.pending_slot
+        held = self.keys + digit if slot is not None and slot.kind == "digits" else digit
+        return self._advance(self.decide_key(digit), Source.dtmf(held), None)
 
-    def _advance(self, decision: Decision, message_id: str | None) -> Decision:
+    def _advance(self, decision: Decision, source: Source, message_id: str | None) -> Decision:
+        asked = self.pending_confirm
+        if decision.answer is not None and asked is not None:
+            self.outcome.confirmed(asked.name, asked.confirm or "", decision.answer, source)
         if decision.intent.startswith("confirm:"):
             name = decision.intent.split(":", 1)[1]
             self.pending_confirm = next(i for i in self.script.intents if i.name == name)
         else:
             self.pending_confirm = None
-            if decision.intent not in ("fallback", "goodbye"):
-                self.history.append(decision.intent)
+        if _taken(decision.intent):
+            self.history.append(decision.intent)
+            self.outcome.took(decision.intent, source)
+            intent = next(i for i in self.script.intents if i.name == decision.intent)
+            if intent.collect:
+                self.pending_slots, self.keys = intent.collect, ""
+        for collect, value in decision.fills:
+            self.outcome.filled(collect.slot, value, source)
+            self.pending_slots = tuple(c for c in self.pending_slots if c.slot != collect.slot)
+        if decision.keys is not None:
+            self.keys = decision.keys
         if message_id is not None:
             self._by_message[message_id] = decision
         return decision

@@ -252,8 +252,10 @@ def report_turns(
     clock: TurnClock,
     report: Callable[[str, dict[str, Any]], object],
     seq: TurnSeq | None = None,
+    on_caller_turn: Callable[[int, str], object] | None = None,
 ) -> None:
-    """Every caller and agent turn, with its timings and the latency split, to the control plane."""
+    """Every caller and agent turn, with its timings and the latency split, to the control plane;
+    ``on_caller_turn`` hears each caller turn's number and words once it is reported."""
     seq = seq or TurnSeq()
     last_stt: dict[str, float | None] = {"s": None}
     session.on("user_state_changed", clock.on_user_state)
@@ -265,8 +267,9 @@ def report_turns(
         if not isinstance(item, llm.ChatMessage) or item.role not in ("user", "assistant"):
             return
         m = item.metrics
+        n = seq.take()
         data: dict[str, object] = {
-            "seq": seq.take(),
+            "seq": n,
             "speaker": "caller" if item.role == "user" else "agent",
             "text": item.text_content or "",
             "started_at": m.get("started_speaking_at"),
@@ -291,3 +294,5 @@ def report_turns(
             if item.interrupted:
                 data["interrupted"] = True
         report("turn", data)
+        if item.role == "user" and on_caller_turn is not None:
+            on_caller_turn(n, item.text_content or "")

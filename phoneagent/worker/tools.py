@@ -1,4 +1,5 @@
-"""The phone tools an LLM brain can call: end the call, transfer it, press keys. Their docstrings are
+"""The phone tools an LLM brain can call: end the call, transfer it, press keys, record the call's
+outcome. Their docstrings are
 what the model reads, so they say what each does and when to use it. The scripted brain does the
 same things from its flow (phoneagent.worker.scripted), without tools.
 
@@ -20,7 +21,14 @@ if TYPE_CHECKING:
     from phoneagent.worker.agent import CallControl
 
 # profile tool names -> the LLM tools they enable
-TOOL_NAMES = {"end_call": "end_call", "transfer": "transfer_call", "dtmf": "send_dtmf"}
+TOOL_NAMES = {
+    "end_call": "end_call",
+    "transfer": "transfer_call",
+    "dtmf": "send_dtmf",
+    "outcome": "record_outcome",
+}
+_SLOT = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _SIP = re.compile(r"^sips?:[^@\s]+@[^\s]+$")
 _KEYS = re.compile(r"^[0-9*#A-D]{1,32}$")
@@ -41,8 +49,14 @@ def transfer_uri(destination: str) -> str:
 
 
 def phone_tools(
-    control: CallControl, after_reply: Callable[[Decision], None], enabled: Sequence[str]
+    control: CallControl,
+    after_reply: Callable[[Decision], None],
+    enabled: Sequence[str],
+    record: Callable[[str | None, str | None, str | None], None] | None = None,
 ) -> list[Any]:
+    """The LLM tools the profile enables; ``record`` takes what ``record_outcome`` is given
+    (intent, slot, value), already checked."""
+
     @function_tool
     async def end_call(context: RunContext[Any]) -> str:
         """End the phone call. Use it when the caller says goodbye, asks you to hang up, or the
@@ -80,5 +94,38 @@ def phone_tools(
         await control.send_digits(digits)
         return f"Pressed {digits}."
 
-    available = {"end_call": end_call, "transfer_call": transfer_call, "send_dtmf": send_dtmf}
+    @function_tool
+    async def record_outcome(
+        context: RunContext[Any], intent: str | None = None, slot: str | None = None, value: str | None = None
+    ) -> str:
+        """Write down what the caller wants and what they told you, for the business to act on after
+        the call. Call it as soon as you know: the caller's reason for calling (intent), and each
+        detail they give (a slot and its value). Do not tell the caller about it.
+
+        Args:
+            intent: the caller's reason for calling, as one lowercase word or two joined by _, for
+                example appointment, cancel, billing_question.
+            slot: the name of a detail the caller gave, lowercase with _, for example day, time,
+                callback_number, name.
+            value: that detail's value as the caller gave it, normalized: a weekday in lowercase, a
+                time as HH:MM (24-hour), a number as its digits only.
+        """
+        if intent is None and slot is None:
+            raise ToolError("give an intent, or a slot and its value")
+        if intent is not None and not _SLOT.match(intent):
+            raise ToolError("intent must be lowercase letters, digits and _, at most 40 long")
+        if slot is not None and (not _SLOT.match(slot) or value is None or not _TEXT.match(value)):
+            raise ToolError(
+                "a slot needs a lowercase name (letters, digits, _) and a value of 1-200 characters"
+            )
+        if record is not None:
+            record(intent, slot, value)
+        return "Recorded."
+
+    available = {
+        "end_call": end_call,
+        "transfer_call": transfer_call,
+        "send_dtmf": send_dtmf,
+        "record_outcome": record_outcome,
+    }
     return [available[TOOL_NAMES[name]] for name in enabled if name in TOOL_NAMES]

@@ -63,6 +63,29 @@ def test_show_prints_evidence_transcript_latency_and_events(review_app: RunningA
     assert "SIP 480 Temporarily Unavailable" in missed.stdout
 
 
+def test_the_outcome_is_listed_filtered_shown_and_counted(review_app: RunningApp) -> None:
+    d = review_app.data
+    booked = _calls(review_app, "list", "--intent", "appointment", "--slot", "day:tuesday", key=d.token)
+    assert booked.returncode == 0, booked.stderr
+    head, *rows = booked.stdout.splitlines()
+    assert "OUTCOME" in head.split() and len(rows) == 1
+    assert d.call_id in rows[0] and "appointment +" in rows[0]
+    none = _calls(review_app, "list", "--success", "false", key=d.token)
+    assert none.stdout.strip() == "no calls match", none.stdout
+    shown = _calls(review_app, "show", d.call_id, key=d.token).stdout
+    assert "outcome: intent appointment, success reached" in shown
+    slot = next(line.split() for line in shown.splitlines() if line.split()[:2] == ["slot", "day"])
+    assert slot == ["slot", "day", "tuesday", "turn", "1"]
+    assert "no outcome" in _calls(review_app, "show", d.missed_id, key=d.token).stdout
+    rates = _calls(review_app, "outcomes", key=d.token)
+    assert rates.returncode == 0, rates.stderr
+    front_desk = next(line.split() for line in rates.stdout.splitlines() if "front-desk" in line)
+    # ended calls of the profile: the answered one (booked: a success) and the missed one
+    assert front_desk == ["front-desk", "2", "1", "1", "50.0%"], rates.stdout
+    bad = _calls(review_app, "list", "--slot", "Day:friday", key=d.token)
+    _one_line_error(bad, "outcome.slot", "HTTP 422")
+
+
 def test_errors_are_one_line_with_a_hint_and_a_nonzero_exit(review_app: RunningApp) -> None:
     d = review_app.data
     _one_line_error(_calls(review_app, "list", key="pa_000000000000_wrong"), "refused the API key")

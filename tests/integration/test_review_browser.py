@@ -86,6 +86,13 @@ def test_sign_in_filter_search_open_seek_and_download(browser: Browser, review_a
     assert _rows(page) == [data.missed_id]
 
     page.get_by_role("link", name="Clear").click()
+    page.get_by_label("Reason for calling (intent)").fill("appointment")
+    page.get_by_label("Success").select_option("yes")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(page).to_have_url(re.compile(r"intent=appointment"))
+    assert _rows(page) == [data.call_id]  # the other tenant's call has the same outcome
+
+    page.get_by_role("link", name="Clear").click()
     page.get_by_label("Words in the transcript").fill(PHRASE)
     page.get_by_role("button", name="Apply filters").click()
     assert _rows(page) == [data.call_id]
@@ -95,6 +102,14 @@ def test_sign_in_filter_search_open_seek_and_download(browser: Browser, review_a
     expect(page.locator("#end-title + dl")).to_contain_text("customer_hangup")
     expect(page.locator(".timeline")).to_contain_text("deepgram → piper")
     expect(page.locator(".timeline")).to_contain_text("egress_stalled")  # a type the page never heard of
+    outcome = page.get_by_role("region", name="Outcome")
+    expect(outcome.locator(".outcome-intent")).to_have_text("appointment")
+    expect(outcome.locator(".outcome-success")).to_contain_text("reached")
+    day = outcome.get_by_role("row", name=re.compile(r"^day tuesday"))
+    expect(day).to_contain_text("turn 1 at 00:03")
+    expect(outcome.get_by_role("row", name=re.compile(r"^account"))).to_contain_text("keys 4015")
+    day.get_by_role("link", name="turn 1 at 00:03").click()
+    expect(page).to_have_url(re.compile(r"#turn-1$"))
     assert page.locator("svg.latency-chart rect.seg").count() >= 6  # 2 agent turns x stt/brain/tts
     player = page.locator("#player")
     page.wait_for_function("document.getElementById('player').duration > 11.5")  # decoded via our route

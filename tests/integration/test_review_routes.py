@@ -259,6 +259,41 @@ def test_detail_shows_evidence_turn_offsets_latency_and_every_event(review: Revi
     assert [t["offset_s"] for t in js["turns"]] == [t[1] for t in TURNS]
 
 
+def test_detail_shows_the_outcome_with_the_turn_or_keys_each_part_came_from(review: ReviewClient) -> None:
+    c, d = review.client, review.data
+    _sign_in(c, d.token)
+    page = c.get(f"/review/calls/{d.call_id}").text
+    outcome = page[page.index('id="outcome"') : page.index('id="recording-title"')]
+    assert '<dd class="outcome-intent">appointment</dd>' in outcome
+    assert "reached" in outcome and "not reached" not in outcome
+    assert re.search(
+        r'<th scope="row">day</th><td class="outcome-value">tuesday</td>'
+        r'<td><a href="#turn-1">turn 1 at 00:03</a>',
+        outcome,
+    )
+    assert re.search(
+        r'<th scope="row">account</th><td class="outcome-value">4015</td><td>keys 4015</td>', outcome
+    )
+    assert 'id="turn-1"' in page  # the link's target: the caller's turn in the transcript
+    missed = c.get(f"/review/calls/{d.missed_id}").text
+    assert "The agent reported no outcome for this call." in missed
+
+
+def test_list_filters_by_intent_and_success_and_shows_the_outcome(review: ReviewClient) -> None:
+    c, d = review.client, review.data
+    _sign_in(c, d.token)
+    page = c.get("/review/calls", params={"intent": "appointment"}).text
+    assert _row_ids(page) == [d.call_id]  # the other tenant's call with the same outcome is not listed
+    assert _row_ids(c.get("/review/calls", params={"intent": "appointment", "success": "yes"}).text) == [
+        d.call_id
+    ]
+    assert _row_ids(c.get("/review/calls", params={"success": "no"}).text) == []
+    assert _row_ids(c.get("/review/calls", params={"intent": "hours"}).text) == []
+    assert 'data-label="Outcome">appointment <span class="badge badge-success">success</span>' in page
+    bad = c.get("/review/calls", params={"success": "perhaps"})
+    assert bad.status_code == 422 and "success: not one of the choices" in bad.text
+
+
 def test_events_after_a_cursor_are_the_tenants_own_in_arrival_order(review: ReviewClient) -> None:
     c, d = review.client, review.data
     h = _bearer(d.token)

@@ -12,6 +12,10 @@ OpenAI-compatible server (faster-whisper-server, a Piper speech server, Ollama, 
 - ``POST /v1/chat/completions`` with ``stream: true``: ``chat.completion.chunk`` events, one per word
   of the reply, then a usage chunk and ``data: [DONE]``; or, while ``tool_calls`` holds one, that
   function call (``delta.tool_calls``, ``finish_reason: tool_calls``).
+- ``POST /v1/chat/completions`` without ``stream`` (structured output: ``response_format``
+  ``json_schema``, as the post-call extraction asks): one ``chat.completion``, whose message content
+  is the next of ``answers`` (a string; or an int, answered as that HTTP status with OpenAI's error
+  body), or ``reply`` when none is queued.
 
 ``key`` None accepts any key (local servers); otherwise a wrong ``Authorization: Bearer`` gets a 401.
 """
@@ -59,6 +63,8 @@ class FakeOpenAI(LocalServer):
         self.reply = reply
         # queued tool calls: each chat request answers the next one, then text again
         self.tool_calls: list[tuple[str, dict[str, Any]]] = []
+        # queued answers to non-streaming chat requests: content, or an HTTP status to fail with
+        self.answers: list[str | int] = []
         self.sse = sse
         self.wav_rate = wav_rate
         self.app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
@@ -137,13 +143,38 @@ class FakeOpenAI(LocalServer):
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
 
+    def _completion(self, body: dict[str, Any]) -> web.StreamResponse:
+        answer = self.answers.pop(0) if self.answers else self.reply
+        if isinstance(answer, int):
+            kind = "server_error" if answer >= 500 else "invalid_request_error"
+            return web.json_response(
+                {"error": {"message": f"HTTP {answer} (fake)", "type": kind}}, status=answer
+            )
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer, "refusal": None},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
+            }
+        )
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.record(request, body=body)
         refused = await self._refusal(request)
         if refused is not None:
             return refused
-        assert body.get("stream") is True, "the plugin always streams"
+        if body.get("stream") is not True:
+            return self._completion(body)
         cid, model = f"chatcmpl-{uuid.uuid4().hex[:12]}", body["model"]
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)

@@ -334,6 +334,26 @@ async def test_the_llm_brain_presses_keys_and_refuses_a_bad_transfer_destination
     assert not control.ended
 
 
+async def test_the_llm_brain_records_the_outcome_through_its_tool(make_settings: MakeSettings) -> None:
+    async with FakeOpenAI(reply="Friday it is.") as ollama:
+        ollama.tool_calls += [
+            ("record_outcome", {"intent": "appointment", "slot": "day", "value": "friday"}),
+            ("record_outcome", {"intent": "appointment"}),  # said again: taken once
+            ("record_outcome", {"slot": "Day", "value": "friday"}),  # refused: the model is told why
+        ]
+        settings = make_settings(AGENT_MODE="local", LOCAL_LLM_URL=ollama.base_url)
+        control = RecordingControl()
+        local = {"brain": "llm", "provider": "local"}
+        await _session_turn(settings, local, "Book me for Friday.", control=control, tools=("outcome",))
+    offered = {t["function"]["name"] for t in ollama.requests[0].body["tools"]}
+    assert offered == {"record_outcome"}
+    outcome = [data for type_, data in control.events if type_ == "outcome"][-1]
+    assert outcome["intent"] == "appointment" and len(outcome["intents"]) == 1
+    assert outcome["slots"] == {"day": {"value": "friday", "via": "voice", "turn": None}}
+    tool_results = [m for r in ollama.requests for m in r.body["messages"] if m["role"] == "tool"]
+    assert any("lowercase name" in m["content"] for m in tool_results), tool_results
+
+
 async def test_a_caller_cannot_talk_the_llm_into_a_transfer_the_profile_does_not_list(
     make_settings: MakeSettings,
 ) -> None:

@@ -108,6 +108,11 @@ def test_filter_form_empty_fields_mean_any_and_bad_fields_get_messages() -> None
     lq = _parse(**{"from": "2026-11-21", "to": "2026-11-20", "status": "x", "agent": "agt_2", "q": "a" * 201})
     assert set(lq.errors) == {"to", "status", "agent", "q"}
     assert lq.link(cursor="c1") == "from=2026-11-21&to=2026-11-20&status=x&agent=agt_2&cursor=c1"
+    lq = _parse(intent="appointment", success="no")
+    assert lq.filter.outcome is not None
+    assert (lq.filter.outcome.intent, lq.filter.outcome.success) == ("appointment", False)
+    assert _parse(intent="", success="").filter.outcome is None
+    assert set(_parse(success="maybe").errors) == {"success"}
 
 
 def test_event_summaries_name_fallbacks_tools_and_anything_new() -> None:
@@ -124,6 +129,15 @@ def test_event_summaries_name_fallbacks_tools_and_anything_new() -> None:
         "participant sip_1, kind SIP, disconnect CLIENT_INITIATED"
     )
     assert summarize_event("worker", "odd", {"data": "not a dict"}) == ""
+    outcome = {
+        "data": {
+            "intent": "bill",
+            "intents": [{"name": "bill", "via": "dtmf", "keys": "3"}],
+            "slots": {"account": {"value": "4015", "via": "dtmf", "keys": "4015"}},
+        }
+    }
+    line = summarize_event("worker", "outcome", outcome)
+    assert line == "intent bill (1 taken), slots: account" and "4015" not in line
 
 
 def test_latency_rows_stack_the_parts_and_the_rest() -> None:

@@ -18,6 +18,7 @@ from phoneagent.api.schemas_outbound import CallCreate
 from phoneagent.calls import recording_state
 from phoneagent.calls.changes import CallChanges, changed
 from phoneagent.calls.outbound import CallRequest, place_call, request_hangup
+from phoneagent.calls.outcome import OutcomeFilter, check_filter_names, success_rates
 from phoneagent.calls.query import CallFilter, call_detail, events_after, list_calls
 from phoneagent.calls.recordings import CONTENT_TYPES, delete_recording, recording_response
 from phoneagent.calls.timeline import summarize_event
@@ -33,6 +34,7 @@ router = APIRouter(prefix="/calls", tags=["calls"], responses=ERRORS)
 
 @router.get("", response_model=s.Page[s.CallOut], summary="List calls, newest first")
 def list_(
+    request: Request,
     session: SessionDep,
     tenant: TenantDep,
     status: Annotated[CallStatus | None, Query()] = None,
@@ -45,9 +47,36 @@ def list_(
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="words or phrase in the transcript")
     ] = None,
+    outcome_intent: Annotated[
+        str | None,
+        Query(
+            alias="outcome.intent",
+            min_length=1,
+            max_length=200,
+            description="the caller's reason: the first intent taken, e.g. appointment",
+        ),
+    ] = None,
+    outcome_success: Annotated[
+        bool | None,
+        Query(alias="outcome.success", description="reached the agent profile's goal (true) or not (false)"),
+    ] = None,
+    outcome_slot: Annotated[
+        list[str] | None,
+        Query(
+            alias="outcome.slot",
+            max_length=10,
+            description="<slot>:<value> (e.g. day:friday, case ignored) or <slot> (filled); repeat for more",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Any:
+    check_filter_names(list(request.query_params.keys()))
+    outcome = (
+        OutcomeFilter.parse(outcome_intent, outcome_success, outcome_slot)
+        if outcome_intent is not None or outcome_success is not None or outcome_slot
+        else None
+    )
     if number is not None:
         try:
             number = to_e164(number)
@@ -62,6 +91,7 @@ def list_(
         since=since,
         until=until,
         q=q,
+        outcome=outcome,
     )
     rows, next_cursor = list_calls(session, tenant, f, limit=limit, cursor=cursor)
     return {"items": rows, "next_cursor": next_cursor}
@@ -95,6 +125,25 @@ def events(
         for e in rows
     ]
     return s.EventsPage(items=items, cursor=items[-1].cursor if items else str(after_id or 0))
+
+
+@router.get(
+    "/outcomes",
+    response_model=s.OutcomeRates,
+    summary="Success rates: ended calls, those with an outcome and those that succeeded, per agent profile "
+    "and per campaign",
+)
+def outcomes(
+    session: SessionDep,
+    tenant: TenantDep,
+    since: Annotated[datetime | None, Query(description="calls created at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="calls created before (ISO 8601)")] = None,
+) -> Any:
+    per_profile, per_campaign = success_rates(session, tenant, since=since, until=until)
+    return s.OutcomeRates(
+        agent_profiles=[s.OutcomeRate.model_validate(r) for r in per_profile],
+        campaigns=[s.OutcomeRate.model_validate(r) for r in per_campaign],
+    )
 
 
 @router.get(

@@ -120,6 +120,12 @@ def _trunk_update(direction: str) -> Callable[[Any, dict[str, Any]], dict[str, A
     return prepare
 
 
+def _profile_fields(d: dict[str, Any]) -> dict[str, Any]:
+    if d.get("outcome_schema") == {}:  # {} removes it
+        d["outcome_schema"] = None
+    return d
+
+
 def _number_create(d: dict[str, Any]) -> dict[str, Any]:
     d["e164"] = d.pop("number")
     return d
@@ -133,6 +139,8 @@ routers = [
         create_schema=s.AgentProfileCreate,
         update_schema=s.AgentProfileUpdate,
         out_schema=s.AgentProfileOut,
+        prepare_create=_profile_fields,
+        prepare_update=lambda _row, d: _profile_fields(d),
     ),
     crud_router(
         prefix="/trunks/inbound",

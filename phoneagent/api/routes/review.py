@@ -195,11 +195,13 @@ def call_page(
     note = recording_note(settings, call)
     rows = charts.latency_rows(turns)
     who, what = views.end_reason_text(call)
+    turn_views = views.turn_views(call, turns)
     ctx = {
         "rs": rs,
         "call": call,
         "agent_name": agent.name if agent and agent.tenant_id == rs.tenant_id else None,
-        "turns": views.turn_views(call, turns),
+        "turns": turn_views,
+        "outcome": views.outcome_view(call, turn_views),
         "events": views.event_views(call, events),
         "ended_by": who,
         "end_text": what,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from phoneagent.api.deps import SessionDep, Unauthorized
 from phoneagent.api.schemas import AgentProfileOut, Problem
 from phoneagent.calls.ingest import ingest_livekit_event
+from phoneagent.calls.outcome import OutcomeData
 from phoneagent.calls.worker_events import ingest_worker_events
 from phoneagent.db.models import AgentProfile
 from phoneagent.errors import NotFound
@@ -106,7 +107,11 @@ class LeadInData(BaseModel):
     pcm16: str = Field(min_length=4, max_length=640_000, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
 
 
-DATA_SCHEMAS: dict[str, type[BaseModel]] = {"turn": TurnData, lead_in.EVENT: LeadInData}
+DATA_SCHEMAS: dict[str, type[BaseModel]] = {
+    "turn": TurnData,
+    "outcome": OutcomeData,
+    lead_in.EVENT: LeadInData,
+}
 
 
 class WorkerBatch(BaseModel):
