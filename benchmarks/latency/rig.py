@@ -44,8 +44,9 @@ PORTS: StackPorts = {
     "worker_metrics_port": 48082,
     "api_port": 48010,
 }
-# arm i: control plane on API_PORT + i, worker health on WORKER_PORT + i, number NUMBER + i
-API_PORT, WORKER_PORT, NUMBER = PORTS["api_port"], 48090, 15550170
+# arm i: control plane on API_PORT + i, worker health on WORKER_PORT + i, worker metrics on
+# METRICS_PORT + i, number NUMBER + i
+API_PORT, WORKER_PORT, METRICS_PORT, NUMBER = PORTS["api_port"], 48090, 48100, 15550170
 MAX_ARMS = 8
 
 
@@ -83,6 +84,7 @@ class Arm:
             **base_env,
             "PHONEAGENT_API_PORT": str(API_PORT + index),
             "PHONEAGENT_WORKER_HTTP_PORT": str(WORKER_PORT + index),
+            "PHONEAGENT_WORKER_METRICS_PORT": str(METRICS_PORT + index),
             "PHONEAGENT_AGENT_NAME": f"bench-{spec.label}",
             "PHONEAGENT_DATABASE_URL": f"sqlite:///{self.tmp}/cp.db",
             **spec.env,
