@@ -10,7 +10,8 @@ Ollama and vLLM all take; the answer is the message's content, a JSON object. Fa
 :class:`~phoneagent.errors.ExtractionError`: retryable for a 5xx, 408 or 429, a timeout or a network
 error; not for any other 4xx, a refusal, or an answer that is not a JSON object. What a failure
 says goes on the tenant's call record: never the provider's own message (OpenAI's names part of the
-key), which the operator's log has.
+key; some servers echo the request, the caller's words with it). The operator's log gets the HTTP
+status and the error's code and type only.
 """
 
 from __future__ import annotations
@@ -104,13 +105,25 @@ class ChatCompletionsLLM:
                 f"the LLM could not be reached ({type(exc).__name__})", retryable=True
             ) from None
         if resp.status_code >= 400:
+            # the error's code and type only: a provider's message may quote part of the key, and some
+            # servers echo the request, which holds the caller's words
             log.info(
                 "extraction LLM refused the request",
-                extra={"status_code": resp.status_code, "error": resp.text[:500]},
+                extra={"status_code": resp.status_code, **_error_kind(resp)},
             )
             retryable = resp.status_code >= 500 or resp.status_code in RETRYABLE_STATUS
             raise ExtractionError(f"the LLM answered HTTP {resp.status_code}", retryable=retryable)
         return _content(resp)
+
+
+def _error_kind(resp: httpx.Response) -> dict[str, str]:
+    try:
+        err = resp.json().get("error")
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(err, dict):
+        return {}
+    return {k: str(err[k])[:80] for k in ("code", "type") if isinstance(err.get(k), str | int)}
 
 
 def _content(resp: httpx.Response) -> Any:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import wave
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from phoneagent.db.models import Call, CallEvent, RecordingEgress
 from phoneagent.db.states import CallStatus
 from phoneagent.errors import EgressUnavailable, PhoneagentError
 from phoneagent.recording import lead_in
-from phoneagent.recording.merge import TrackFile, merge_tracks
+from phoneagent.recording.merge import Layout, MergeError, TrackFile, merge_tracks
 from phoneagent.recording.ogg import opus_duration_s
 from phoneagent.recording.storage import delete_location, object_name, store_for
 from phoneagent.telephony.interface import EgressControl
@@ -141,7 +142,9 @@ class Recorder:
         for call_id, _room, _status in await asyncio.to_thread(self._calls, "processing"):
             try:
                 await self._finish(call_id)
-            except (PhoneagentError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - one call's failure, even a bug, never stops the others'
+                if not isinstance(exc, PhoneagentError | OSError):
+                    log.exception("finishing a recording failed unexpectedly", extra={"call_id": call_id})
                 reason = exc.message if isinstance(exc, PhoneagentError) else f"{type(exc).__name__}: {exc}"
                 tries = self._finish_attempts[call_id] = self._finish_attempts.get(call_id, 0) + 1
                 if getattr(exc, "retryable", False) and tries < self.MAX_FINISH_ATTEMPTS:
@@ -154,17 +157,43 @@ class Recorder:
             self._finish_attempts.pop(call_id, None)
 
     async def _finish(self, call_id: str) -> None:
-        tracks, tenant, layout, end_ns = await asyncio.to_thread(self._track_files, call_id)
+        tracks, tenant, layout_name, end_ns = await asyncio.to_thread(self._track_files, call_id)
+        layout: Layout = "mixed" if layout_name == "mixed" else "dual"
         merged = self._root / ".tracks" / call_id / "merged.ogg"
         lead = await asyncio.to_thread(self._lead_in, call_id, tracks["agent"])
-        await merge_tracks(
-            tracks["caller"],
-            tracks["agent"],
-            merged,
-            layout=layout,  # type: ignore[arg-type]
-            end_ns=end_ns,
-            lead=TrackFile(lead.path, lead.started_ns) if lead else None,
-        )
+        try:
+            try:
+                await merge_tracks(
+                    tracks["caller"],
+                    tracks["agent"],
+                    merged,
+                    layout=layout,
+                    end_ns=end_ns,
+                    lead=TrackFile(lead.path, lead.started_ns) if lead else None,
+                )
+            except MergeError as exc:
+                if lead is None:
+                    raise
+                # the agent's first words cost only themselves: the call is merged without them
+                log.warning(
+                    "merging with the agent's first words failed; merging without them",
+                    extra={"call_id": call_id, "error": exc.message},
+                )
+                lead = None
+                await merge_tracks(
+                    tracks["caller"],
+                    tracks["agent"],
+                    merged,
+                    layout=layout,
+                    end_ns=end_ns,
+                )
+        finally:
+            for path in (
+                tracks["agent"].path.with_name(lead_in.JOINED_NAME),
+                (await asyncio.to_thread(self._lead_in_event, call_id))[0],
+            ):
+                if path is not None:
+                    path.unlink(missing_ok=True)
         duration_ms = round(opus_duration_s(merged) * 1000)
         size = merged.stat().st_size
         store = store_for(self._settings)
@@ -172,9 +201,6 @@ class Recorder:
         merged.unlink(missing_ok=True)
         started_ns = min([*(t.started_ns for t in tracks.values()), *([lead.started_ns] if lead else [])])
         await asyncio.to_thread(self._ready, call_id, location, size, duration_ms, started_ns)
-        for path in (lead.path if lead else None, (await asyncio.to_thread(self._lead_in_event, call_id))[0]):
-            if path is not None:
-                path.unlink(missing_ok=True)
         log.info("recording ready", extra={"call_id": call_id, "duration_ms": duration_ms, "bytes": size})
 
     def _lead_in_event(self, call_id: str) -> tuple[Path | None, float | None]:
@@ -189,8 +215,15 @@ class Recorder:
             )
             data = dict((ev.payload or {}).get("data", {})) if ev is not None else {}
         name, started = data.get("file"), data.get("started_at")
-        path = self._root / name if isinstance(name, str) else None
-        if path is None or not path.is_file() or not isinstance(started, int | float):
+        folder = (self._root / lead_in.LEAD_IN_DIR).resolve()
+        path = (self._root / name).resolve() if isinstance(name, str) else None
+        # only a file the control plane wrote itself (recording/lead_in.py keep), whatever the event says
+        if (
+            path is None
+            or path.parent != folder
+            or not path.is_file()
+            or not isinstance(started, int | float)
+        ):
             return None, None
         return path, float(started)
 
@@ -200,10 +233,10 @@ class Recorder:
         source, started = self._lead_in_event(call_id)
         if source is None or started is None:
             return None
-        out = agent.path.with_name("agent-lead-in.wav")
+        out = agent.path.with_name(lead_in.JOINED_NAME)
         try:
             joined = lead_in.join(source, round(started * 1e9), agent.path, agent.started_ns, out)
-        except (OSError, ValueError, av.FFmpegError) as exc:
+        except (OSError, ValueError, EOFError, wave.Error, av.FFmpegError) as exc:
             log.warning(
                 "the agent's first words could not be joined to its recording",
                 extra={"call_id": call_id, "error": str(exc)[:300]},

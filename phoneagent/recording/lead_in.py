@@ -20,6 +20,7 @@ import base64
 import logging
 import os
 import re
+import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ log = logging.getLogger("phoneagent.recording")
 
 EVENT = "recording_lead_in"  # the worker event that carries it
 LEAD_IN_DIR = ".lead-ins"
+JOINED_NAME = "agent-lead-in.wav"  # the part joined, beside the call's track files
 SEARCH_S = 0.4
 MATCH_S = 1.0  # how much of egress's recording is matched against the lead-in
 MIN_OVERLAP_S = 0.3
@@ -48,7 +50,10 @@ def keep(root: Path, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
     folder = root / LEAD_IN_DIR
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.part"
+    # a resent batch may write the same event while the first write runs: each writes its own file
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
     try:
         with wave.open(str(tmp), "wb") as w:
             w.setnchannels(1)

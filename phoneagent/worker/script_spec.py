@@ -133,6 +133,11 @@ class Intent:
             digits=str(i["digits"]) if i.get("digits") is not None else None,
             collect=_collects(i.get("collect"), f"{where}.collect", keywords),
         )
+        # what the call's outcome records of an intent (calls/outcome.py takes no more)
+        if not re.fullmatch(r"[^\x00-\x1f\x7f]{1,200}", intent.name):
+            raise ScriptError(f"{where}.name: 1 to 200 characters, no control characters")
+        if intent.confirm is not None and not re.fullmatch(r"[^\x00-\x1f\x7f]{1,2000}", intent.confirm):
+            raise ScriptError(f"{where}.confirm: at most 2000 characters, no control characters")
         if not intent.keywords and intent.dtmf is None:
             raise ScriptError(f"{where}: needs keywords or a dtmf key")
         if intent.dtmf is not None and not re.fullmatch(r"[0-9*#A-D]", intent.dtmf):

@@ -112,9 +112,9 @@ def phone_tools(
         """
         if intent is None and slot is None:
             raise ToolError("give an intent, or a slot and its value")
-        if intent is not None and not _SLOT.match(intent):
+        if intent is not None and not _SLOT.fullmatch(intent):
             raise ToolError("intent must be lowercase letters, digits and _, at most 40 long")
-        if slot is not None and (not _SLOT.match(slot) or value is None or not _TEXT.match(value)):
+        if slot is not None and (not _SLOT.fullmatch(slot) or value is None or not _TEXT.fullmatch(value)):
             raise ToolError(
                 "a slot needs a lowercase name (letters, digits, _) and a value of 1-200 characters"
             )

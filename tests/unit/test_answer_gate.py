@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from livekit.agents import AgentSession, llm
+from livekit.agents import AgentSession, StopResponse, llm
 
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM
@@ -45,3 +45,19 @@ async def test_the_agent_greets_only_once_the_call_is_up(up: bool) -> None:
                 await spoke.wait()
         await asyncio.sleep(0.3)
         assert _said(session) == ([GREETING] if up else [])
+
+
+async def test_a_job_not_yet_on_the_call_leaves_the_callers_words_to_the_calls_own_agent() -> None:
+    # a job sent to a call already going on waits for the call's own agent (worker/takeover.py): what
+    # the caller says meanwhile is that agent's to answer and to put on the record, not this job's
+    flow = ScriptedFlow(Script.from_dict(DEFAULT_SCRIPT_DATA, greeting=GREETING))
+    events: list[tuple[str, dict[str, Any]]] = []
+    waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    agent = PhoneAgent(
+        flow=flow, control=CallControl(None, lambda t, d: events.append((t, d))), answered=waiting
+    )
+    said = llm.ChatMessage(role="user", content=["I would like an appointment"])
+    with pytest.raises(StopResponse):
+        await agent.on_user_turn_completed(llm.ChatContext(), said)
+    assert (flow.history, flow.pending_confirm, events) == ([], None, [])
+    waiting.cancel()

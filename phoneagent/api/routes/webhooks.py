@@ -100,7 +100,7 @@ class TurnData(BaseModel):
 class LeadInData(BaseModel):
     """The agent's first utterance as the worker sent it, for the recording (``recording/lead_in.py``)."""
 
-    model_config = ConfigDict(allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False, extra="forbid")
     started_at: Epoch
     sample_rate: Literal[8000, 16000, 24000, 48000]
     # 16-bit mono, base64: at most 5 s at 48 kHz
@@ -136,7 +136,7 @@ def _kept(recordings: Path, ev: WorkerEvent) -> dict[str, Any]:
             raw["data"] = lead_in.keep(recordings, ev.event_id, ev.data)
         except (OSError, ValueError) as exc:
             log.warning("cannot keep the agent's first words for the recording", extra={"error": str(exc)})
-            raw["data"] = {k: v for k, v in ev.data.items() if k != "pcm16"} | {"error": str(exc)[:300]}
+            raw["data"] = {k: ev.data[k] for k in ("started_at", "sample_rate")} | {"error": str(exc)[:300]}
     return raw
 
 
