@@ -281,7 +281,7 @@ class PhoneAgent(Agent):
     # ---- the caller's turns ------------------------------------------------------------------------
 
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
-        if not self._started:
+        if self._answered is not None and not self._started:
             # not this job's call yet (a job sent to a call already going on waits for the call's own
             # agent): the caller's words are that agent's to answer, and to put on the record
             raise StopResponse
