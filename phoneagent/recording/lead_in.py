@@ -55,11 +55,7 @@ def keep(root: Path, event_id: str, data: dict[str, Any]) -> dict[str, Any]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(pcm[: len(pcm) // 2 * 2])
+        _write_wav(tmp, pcm[: len(pcm) // 2 * 2], rate)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -81,6 +77,15 @@ class Joined:
     rate: int
     how: str  # "audio" (matched) or "clock"
     clock_error_ms: int  # where the audio put egress's first sample, minus where the clocks did
+
+
+def _write_wav(path: Path, pcm: bytes, rate: int) -> None:
+    """16-bit mono WAV."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -141,11 +146,7 @@ def join(
     if at <= 0:
         return None
     kept = lead[:at]
-    with wave.open(str(out), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(kept.tobytes())
+    _write_wav(out, kept.tobytes(), rate)
     return Joined(
         path=out,
         started_ns=agent_started_ns - round(at * 1e9 / rate),

@@ -13,7 +13,8 @@ import pytest
 from phoneagent.recording import lead_in
 from phoneagent.recording.merge import MergeError, TrackFile, merge_tracks, offsets_ns
 from phoneagent.recording.ogg import NotOggOpus, opus_duration_s
-from tests.peers.recording import decode, onsets, opus_track, tone_share, tone_track, write_wav
+from tests.peers.recording import decode, onsets, opus_track, speechlike, tone_share, tone_track
+from tests.peers.wav import write_wav
 
 T0 = 1_795_600_000_000_000_000  # a wall-clock time in ns, like FileInfo.started_at
 CALLER_HZ, AGENT_HZ = 440.0, 1000.0
@@ -98,14 +99,6 @@ def test_ogg_length_reader_refuses_other_files(tmp_path: Path) -> None:
         opus_duration_s(f)
 
 
-def _speechlike(seconds: float, rate: int) -> np.ndarray:
-    """Noise in syllable-long bursts (fixed seed): like speech, unlike itself a few ms away."""
-    rng = np.random.default_rng(11)
-    n = int(seconds * rate)
-    envelope = np.clip(np.sin(np.arange(n) * 2 * np.pi * 4 / rate), 0, None) + 0.05
-    return (rng.normal(0, 4000, n) * envelope).clip(-32000, 32000).astype(np.int16)
-
-
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     n = min(a.size, b.size)
     a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
@@ -118,7 +111,7 @@ def test_the_agents_first_words_kept_by_the_worker_go_in_front_of_its_track_alig
     # what the agent said: 6 s at 8 kHz; the worker kept its first 3 s (from wall time T0); egress
     # recorded the track from 1.7 s on, and its clock puts that start 120 ms later than it was
     rate = 8000
-    said = _speechlike(6.0, rate)
+    said = speechlike(6.0, rate, seed=11)
     kept = write_wav(tmp_path / "kept.wav", said[: 3 * rate], rate)
     egress_from = int(1.7 * rate)
     agent = TrackFile(opus_track(tmp_path / "agent.ogg", said[egress_from:], rate), T0 + 1_820_000_000)
@@ -147,7 +140,7 @@ def test_the_agents_first_words_kept_by_the_worker_go_in_front_of_its_track_alig
 
 def test_nothing_is_joined_when_egress_started_before_the_agent_spoke(tmp_path: Path) -> None:
     rate = 8000
-    said = _speechlike(2.0, rate)
+    said = speechlike(2.0, rate, seed=11)
     kept = write_wav(tmp_path / "kept.wav", said, rate)
     agent = opus_track(tmp_path / "agent.ogg", np.concatenate([np.zeros(rate, np.int16), said]), rate)
     assert lead_in.join(kept, T0 + 1_000_000_000, agent, T0, tmp_path / "x.wav") is None

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from phoneagent.recording.merge import decode_wav
+from tests.peers.wav import write_wav
 
 FRAME_S = 0.02
 
@@ -92,14 +93,13 @@ def tone_track(
     return opus_track(path, (x * 32767).astype(np.int16), rate)
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
-    """16-bit mono WAV."""
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.astype("<i2").tobytes())
-    return path
+def speechlike(seconds: float, rate: int, seed: int) -> np.ndarray:
+    """Noise in syllable-long bursts (16-bit, fixed seed): like speech, and unlike itself a few ms away,
+    for tests that find where one stretch of audio sits in another."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    envelope = np.clip(np.sin(np.arange(n) * 2 * np.pi * 4 / rate), 0, None) + 0.05
+    return (rng.normal(0, 4000, n) * envelope).clip(-32000, 32000).astype(np.int16)
 
 
 def opus_track(path: Path, samples: np.ndarray, rate: int) -> Path:

@@ -15,6 +15,7 @@ from livekit import rtc
 
 from phoneagent.recording import lead_in as cp
 from phoneagent.worker.lead_in import LeadIn
+from tests.peers.recording import speechlike
 
 pytestmark = pytest.mark.unit
 
@@ -27,11 +28,7 @@ def _frame(samples: np.ndarray, *, rate: int = RATE, channels: int = 1) -> rtc.A
 
 
 def _speechlike(seconds: float, seed: int = 7) -> np.ndarray:
-    """Noise shaped in syllable-long bursts: like speech, nowhere like itself a few ms away."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    envelope = np.clip(np.sin(np.arange(n) * 2 * np.pi * 4 / RATE), 0, None) + 0.05
-    return (rng.normal(0, 4000, n) * envelope).clip(-32000, 32000).astype(np.int16)
+    return speechlike(seconds, RATE, seed)
 
 
 def test_the_worker_keeps_its_first_utterance_and_reports_it_once() -> None:
