@@ -32,7 +32,7 @@ Name = Annotated[
 Provider = Literal["generic", "twilio", "telnyx"]
 Transport = Literal["udp", "tcp", "tls"]
 # outcome: an LLM brain records the call's outcome through its record_outcome tool
-Tool = Literal["end_call", "transfer", "dtmf", "voicemail", "outcome"]
+Tool = Literal["end_call", "transfer", "warm_transfer", "dtmf", "voicemail", "outcome"]
 Secret = Annotated[str, Field(max_length=200, pattern=r"^[\x21-\x7e]*$")]
 SipUser = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z0-9._~+-]*$")]
 
@@ -402,6 +402,16 @@ class CallOut(_Out):
         "extracted (the schema filled from the transcript after the call) and extraction (status done, "
         "failed or skipped, model, error, at); null when there is none"
     )
+    parent_call_id: str | None = Field(
+        description="a warm transfer's consultation leg (the call to the person who takes the caller "
+        "over): the caller's call it was dialed for; null for every other call"
+    )
+    transfer: dict[str, Any] | None = Field(
+        description="the call's warm transfer, as its agent last reported it: to, result (dialing, "
+        "briefing, connected, no_answer, busy, declined, failed, caller_left), consultation_call_id (the "
+        "leg's own record), answered_by, briefing (what the person was told), reply (how they answered), "
+        "ended_by (caller or person, once a connected call is over), detail, at; null when none was tried"
+    )
 
 
 class OutcomeRate(_Out):
@@ -481,6 +491,10 @@ class CallDetail(CallOut):
     recording_duration_ms: int | None
     recording_deleted_at: datetime | None
     recording_tracks: list[RecordingTrackOut] = Field(description="the track egresses behind it")
+    legs: list[str] = Field(
+        default_factory=list,
+        description="the ids of the call's warm-transfer consultation legs, oldest first",
+    )
     cost_telephony_microusd: int
     cost_speech_microusd: int
     cost_llm_microusd: int

@@ -177,6 +177,8 @@ class _Job:
     agent_profile_id: str | None
     metadata: dict[str, Any]
     tenant_id: str
+    # a warm transfer's consultation leg: no agent of its own (the caller's agent joins its room)
+    consultation: bool = False
 
 
 # queued calls looked at per tenant in one dialer pass (the tenant and trunk caps decide how many go)
@@ -293,6 +295,7 @@ class Dialer:
                         call.agent_profile_id,
                         call.call_metadata,
                         call.tenant_id,
+                        consultation=call.parent_call_id is not None,
                     )
                 )
             s.commit()
@@ -337,7 +340,10 @@ class Dialer:
                 "tenant_id": job.tenant_id,
                 "metadata": job.metadata,
             }
-            await self._calls.dispatch_agent(job.room, self._agent_name, meta)
+            if job.consultation:
+                await self._calls.create_room(job.room)
+            else:
+                await self._calls.dispatch_agent(job.room, self._agent_name, meta)
             outcome = await self._calls.dial(
                 room=job.room,
                 trunk_id=job.trunk_livekit_id,

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from phoneagent.calls.consultation import TRANSFER_EVENT, apply_transfer
 from phoneagent.calls.outcome import apply_outcome
 from phoneagent.calls.query import index_transcript
 from phoneagent.calls.records import refresh
@@ -56,6 +57,9 @@ def _apply(session: Session, call: Call, ev: CallEvent) -> None:
         index_transcript(session, call, "\n".join(t.text for t in turns))
     elif ev.type == "outcome":
         apply_outcome(session, call)  # the latest of the call's outcome events, whichever came last
+    elif ev.type == TRANSFER_EVENT:
+        session.flush()
+        apply_transfer(session, call)  # likewise: the latest account of its warm transfer
     # what the event means for the call's state (answered, hung up and why) is read by refresh()
 
 

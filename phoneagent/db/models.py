@@ -215,6 +215,12 @@ class Call(Base):
     # what the call came to, as its worker last reported it, with ``success`` by its profile's
     # condition (phoneagent.calls.outcome); None: the worker reported none
     outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    # a warm transfer's consultation leg: the call it was dialed for (phoneagent.calls.consultation)
+    parent_call_id: Mapped[str | None] = mapped_column(
+        ForeignKey("calls.id", ondelete="SET NULL"), default=None, index=True
+    )
+    # what the call's warm transfer came to, as its worker last reported it; None: none was tried
+    transfer: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
 
 
 class OutcomeExtraction(Base):

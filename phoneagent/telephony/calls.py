@@ -45,13 +45,17 @@ class RoomPeople:
 class LiveKitCalls(LiveKitClient):
     """Async LiveKit calls for the control plane's background tasks (one client per process)."""
 
-    async def dispatch_agent(self, room: str, agent_name: str, metadata: dict[str, Any]) -> None:
-        """Create the room and send the agent into it before the phone rings (it greets on answer)."""
-        lk = self._api()
+    async def create_room(self, room: str) -> None:
         with self._errors():
-            await lk.room.create_room(
+            await self._api().room.create_room(
                 api.CreateRoomRequest(name=room, empty_timeout=120, departure_timeout=5)
             )
+
+    async def dispatch_agent(self, room: str, agent_name: str, metadata: dict[str, Any]) -> None:
+        """Create the room and send the agent into it before the phone rings (it greets on answer)."""
+        await self.create_room(room)
+        lk = self._api()
+        with self._errors():
             await lk.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(
                     agent_name=agent_name, room=room, metadata=json.dumps(metadata)

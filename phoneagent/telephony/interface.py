@@ -33,6 +33,10 @@ __all__ = [
 class CallControl(Protocol):
     """Placing and ending calls: the dialer's, the sweeper's and the hang-up route's view of LiveKit."""
 
+    async def create_room(self, room: str) -> None:
+        """Create the room (a warm transfer's consultation leg: the caller's agent joins it)."""
+        ...
+
     async def dispatch_agent(self, room: str, agent_name: str, metadata: dict[str, Any]) -> None:
         """Create the room and send the agent into it."""
         ...

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from livekit import rtc
@@ -28,6 +28,7 @@ from phoneagent.worker.phone import phone_leaves, sip_participant
 from phoneagent.worker.scripted import Decision, ScriptedFlow
 from phoneagent.worker.timing import TurnClock
 from phoneagent.worker.tools import phone_tools
+from phoneagent.worker.warm_transfer import TransferResult
 
 log = logging.getLogger("phoneagent.worker")
 
@@ -65,7 +66,12 @@ class CallControl:
         # where transfers may go: the profile's destinations only (none when not given)
         self.transfers = transfers or TransferPolicy(frozenset())
         self.ended = False
-        self._pending: set[asyncio.Task[bool]] = set()
+        self._pending: set[asyncio.Task[Any]] = set()
+        # a warm transfer (phoneagent.worker.warm_transfer), set once the call's session exists
+        self.warm: Callable[[str], Coroutine[Any, Any, TransferResult]] | None = None
+        # the caller is holding for, or talking with, the person of a warm transfer: the agent's own
+        # timers (silence reprompt, maximum duration) leave the call alone
+        self.handed_over = False
 
     @property
     def room(self) -> rtc.Room | None:
@@ -93,6 +99,30 @@ class CallControl:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         return await asyncio.shield(task)
+
+    async def warm_transfer(self, to: str) -> TransferResult:
+        """Brief a person and connect the caller to them (see ``phoneagent.worker.warm_transfer``):
+        returns once the connected call is over, or once the transfer failed (the caller is back)."""
+        try:
+            to = self.transfers.check(to)
+        except ValueError as exc:
+            self._report("tool", {"name": "warm_transfer", "to": to, "ok": False, "error": "not_allowed"})
+            log.warning("warm transfer refused", extra={"error": str(exc)[:200]})
+            return TransferResult("failed", "not one of the profile's destinations")
+        if self.warm is None:
+            return TransferResult("failed", "no warm transfer on this call")
+        self.handed_over = True
+        task = asyncio.create_task(self.warm(to), name="phoneagent-warm-transfer")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        try:
+            result: TransferResult = await asyncio.shield(task)
+        finally:
+            self.handed_over = task.done() and not task.cancelled() and task.result().connected
+        self._report(
+            "tool", {"name": "warm_transfer", "to": to, "ok": result.connected, "result": result.result}
+        )
+        return result
 
     async def settle(self, _reason: str = "") -> None:
         """Let a transfer in flight finish and report (a job shutdown callback)."""
@@ -347,12 +377,30 @@ class PhoneAgent(Agent):
             await self._control.send_digits(decision.send_digits)
         if decision.transfer_to and not await self._control.transfer(decision.transfer_to):
             self.session.say("Sorry, I could not transfer your call. How else can I help?")
+        if decision.warm_transfer_to:
+            result = await self._control.warm_transfer(decision.warm_transfer_to)
+            if not result.connected and result.result != "caller_left" and not self._control.ended:
+                self._back_from_transfer(result)
         if decision.hang_up:
             await self._control.hang_up("agent_hangup")
+
+    def _back_from_transfer(self, result: TransferResult) -> None:
+        """Nobody took the caller: say why, and offer to take a message or to end the call."""
+        if self._scripted:
+            self._flow.offer_message()
+            self.session.say(result.told_caller())
+        else:
+            self.session.generate_reply(
+                instructions=f"The warm transfer did not go through ({result.result.replace('_', ' ')}). "
+                "Tell the caller in one short sentence, and offer to take a message for the person "
+                "(record it with record_outcome, slot message) or to end the call."
+            )
 
     # ---- keys, silence, time ---------------------------------------------------------------------
 
     def _on_dtmf(self, ev: rtc.SipDTMF) -> None:
+        if self._control.handed_over:
+            return  # the caller's keys are the person's business now (livekit-sip passes them on)
         self._control.event("dtmf", {"digit": ev.digit})
         if not self._scripted:
             self.session.generate_reply(user_input=f"(the caller pressed the {ev.digit} key)")
@@ -375,7 +423,11 @@ class PhoneAgent(Agent):
             self._silences = 0
             self._callee_spoke = True
         elif (
-            ev.new_state == "away" and self._started and not self._awaiting_callee and not self._control.ended
+            ev.new_state == "away"
+            and self._started
+            and not self._awaiting_callee
+            and not self._control.ended
+            and not self._control.handed_over
         ):
             self._silences = 1
             self._control.event("silence", {"count": 1})
@@ -399,6 +451,8 @@ class PhoneAgent(Agent):
 
     async def _end_at_max_duration(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+        if self._control.handed_over:
+            return  # the caller talks with a person now: the agent's time limit is not theirs
         self.session.interrupt()
         await self._say_and_hang_up(self._flow.script.max_duration_goodbye, "max_duration")
 

@@ -47,6 +47,39 @@ class LLMTarget(BaseModel):
         return self
 
 
+BRIEFING_FIELD = r"\{([a-z_][a-z0-9_]{0,39})\}"
+
+
+class WarmTransferSpec(BaseModel):
+    """How the agent makes a warm transfer (``llm.warm_transfer``): it dials the person through the
+    tenant's outbound trunk while the caller hears ``hold``, briefs them, and connects the caller once
+    they accept (see ``phoneagent.worker.warm_transfer``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    # the trunk that dials the person; default: the call's own trunk (outbound calls) or the tenant's
+    # only outbound trunk
+    outbound_trunk_id: str | None = Field(default=None, min_length=1, max_length=40)
+    ring_timeout_s: int = Field(default=20, ge=5, le=60)
+    # what the caller hears on hold: a soft two-note chime every few seconds, a short beep, or nothing
+    hold: Literal["chime", "beep", "none"] = "chime"
+    # what the scripted flow tells the person (an LLM brain summarises the call instead): {caller},
+    # {intent}, {last_words} and any slot the flow collected, e.g. {day}
+    briefing: str = Field(
+        default="A caller on {caller} is holding about {intent}. They said: {last_words}.",
+        min_length=1,
+        max_length=1000,
+    )
+    # how long the person has to accept (a key or a yes) once briefed
+    answer_timeout_s: int = Field(default=15, ge=5, le=60)
+
+    @field_validator("briefing")
+    @classmethod
+    def _plain(cls, v: str) -> str:
+        if any(ord(ch) < 32 and ch not in "\n\t" for ch in v):
+            raise ValueError("no control characters")
+        return v
+
+
 class BrainSpec(BaseModel):
     """The agent profile's ``llm`` dict, validated."""
 
@@ -64,6 +97,9 @@ class BrainSpec(BaseModel):
     # transfer_to destinations are allowed besides. Nothing else: a caller cannot talk the agent into
     # a premium number or an outside SIP address.
     transfer_destinations: list[str] = Field(default_factory=list, max_length=20)
+    # warm transfers (the scripted flow's warm_transfer action, the LLM's warm_transfer_call tool) go
+    # to the same destinations, phone numbers only: they are dialed through an outbound trunk
+    warm_transfer: WarmTransferSpec = Field(default_factory=WarmTransferSpec)
 
     @field_validator("transfer_destinations")
     @classmethod

@@ -42,7 +42,7 @@ from phoneagent.telephony.client import livekit_credentials, worker_token
 from phoneagent.worker import metrics, speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, transfer_policy
-from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, parse_brain
+from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, WarmTransferSpec, parse_brain
 from phoneagent.worker.lead_in import EVENT as LEAD_IN_EVENT
 from phoneagent.worker.lead_in import LeadIn
 from phoneagent.worker.phone import (
@@ -60,6 +60,15 @@ from phoneagent.worker.takeover import Handover, call_already_up, call_has_its_a
 from phoneagent.worker.timing import OutputTap, TurnClock, TurnSeq, after_rejoin, report_turns
 from phoneagent.worker.turns import describe as describe_turns
 from phoneagent.worker.turns import load_turn_detector, turn_handling
+from phoneagent.worker.warm_transfer import EVENT as WARM_EVENT
+from phoneagent.worker.warm_transfer import (
+    ConsultClient,
+    Tools,
+    TransferResult,
+    WarmTransfer,
+    briefing_text,
+    summarise,
+)
 
 log = logging.getLogger("phoneagent.worker")
 
@@ -232,6 +241,7 @@ async def entrypoint(ctx: JobContext) -> None:
         # calls while an echo canceller would adapt; a phone line's echo is the carrier's business
         aec_warmup_duration=None,
     )
+    control.warm = warm_transfer_for(ctx, settings, meta, profile, reporter, control, flow, brain, session)
     report_turns(
         session, clock, functools.partial(reporter.report, room), turn_seq, on_caller_turn=agent.turn_numbered
     )
@@ -250,6 +260,57 @@ async def entrypoint(ctx: JobContext) -> None:
     if isinstance(tts, PiperTTS):
         # what the scripted flow may say next is made while the caller listens to the greeting
         ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(tts.prepare(script_lines(flow.script)))))
+
+
+def warm_transfer_for(
+    ctx: JobContext,
+    settings: Settings,
+    meta: dict[str, Any],
+    profile: Profile,
+    reporter: EventReporter,
+    control: CallControl,
+    flow: ScriptedFlow,
+    brain: llm.LLM[Any],
+    session: AgentSession[None],
+) -> Callable[[str], Coroutine[None, None, TransferResult]]:
+    """The call's warm transfer (phoneagent.worker.warm_transfer), with the profile's settings."""
+    try:
+        spec = parse_brain(profile.llm).warm_transfer
+    except ConfigError:
+        spec = WarmTransferSpec()  # the brain is unusable: its destinations are not trusted either
+    creds = livekit_credentials(settings)
+    room = ctx.room.name
+    warm = WarmTransfer(
+        room=ctx.room,
+        lk=ctx.api,
+        settings_url=creds.url,
+        credentials=(creds.api_key, creds.api_secret),
+        client=ConsultClient(url=settings.events_url, token=worker_token(settings)),
+        scope={k: str(meta[k]) for k in ("tenant_id", "call_id") if meta.get(k)},
+        spec=spec,
+        report=lambda data: reporter.report(room, WARM_EVENT, data),
+        delete_caller_room=lambda: control.hang_up("transferred"),
+    )
+
+    async def brief() -> str:
+        if not isinstance(brain, ScriptedLLM):
+            return await summarise(brain, session.history)
+        phone = sip_participant(ctx.room)
+        said = [m.text_content or "" for m in session.history.messages() if m.role == "user"]
+        return briefing_text(
+            spec.briefing,
+            caller=phone.attributes.get("sip.phoneNumber", "") if phone is not None else "",
+            outcome=flow.outcome.to_dict(),
+            last_words=said[-1] if said else "",
+        )
+
+    async def transfer(to: str) -> TransferResult:
+        tts, stt, vad = session.tts, session.stt, session.vad
+        if tts is None or stt is None or vad is None:
+            return TransferResult("failed", "the call has no speech to brief with")
+        return await warm.run(to, Tools(session=session, tts=tts, stt=stt, vad=vad, brief=brief))
+
+    return transfer
 
 
 async def inbound_answer(

@@ -6,8 +6,9 @@ with the message naming the field), while the worker falls back to the built-in 
 - ``intents``: each with ``keywords`` (any word of the caller's turn) and/or a ``dtmf`` key, a
   ``reply``, and optionally ``confirm`` (asked first; the caller's yes gives the reply, a no the
   fallback), an ``action``: ``hangup``, ``transfer`` (to ``transfer_to``, a ``tel:`` or ``sip:``
-  URI) or ``dtmf`` (send ``digits`` down the line), and ``collect``: the slots the intent gathers for
-  the call's outcome (see :class:`Collect`);
+  URI), ``warm_transfer`` (to ``transfer_to``, a ``tel:`` number, briefed first: see
+  ``phoneagent.worker.warm_transfer``) or ``dtmf`` (send ``digits`` down the line), and
+  ``collect``: the slots the intent gathers for the call's outcome (see :class:`Collect`);
 - ``fallback``, ``goodbye_keywords``, ``goodbye``; ``reprompt`` and ``silence_goodbye`` (the silence
   timeout), ``max_duration_goodbye``, ``voicemail`` (the message left on an answering machine).
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from phoneagent.worker import slots
 
-ACTIONS = ("hangup", "transfer", "dtmf")
+ACTIONS = ("hangup", "transfer", "warm_transfer", "dtmf")
 MAX_COLLECT = 10
 MAX_DIGITS = 32
 SLOT_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -148,9 +149,15 @@ class Intent:
             r"^(tel:\+?[0-9]+|sips?:\S+@\S+)$", intent.transfer_to or ""
         ):
             raise ScriptError(f"{where}.transfer_to: a tel:+<number> or sip:user@host URI")
+        if intent.action == "warm_transfer" and not re.fullmatch(
+            r"tel:\+[0-9]{7,15}", intent.transfer_to or ""
+        ):
+            raise ScriptError(
+                f"{where}.transfer_to: a warm transfer dials through an outbound trunk: a tel:+<number>"
+            )
         if intent.action == "dtmf" and not re.fullmatch(r"[0-9*#A-Dw]+", intent.digits or ""):
             raise ScriptError(f"{where}.digits: keys 0-9, *, #, A-D (w: a pause)")
-        if intent.collect and intent.action in ("hangup", "transfer"):
+        if intent.collect and intent.action in ("hangup", "transfer", "warm_transfer"):
             raise ScriptError(
                 f"{where}.collect: an intent that ends the call ({intent.action}) cannot collect"
             )

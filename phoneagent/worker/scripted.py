@@ -53,6 +53,7 @@ class Decision:
     reply: str  # empty: nothing to say (a key held for a digits slot)
     hang_up: bool = False
     transfer_to: str | None = None
+    warm_transfer_to: str | None = None
     send_digits: str | None = None
     # what the turn gives the outcome; applied when the flow moves on, never by ``decide``
     fills: tuple[tuple[Collect, str], ...] = ()
@@ -61,11 +62,22 @@ class Decision:
 
     @property
     def acts(self) -> bool:
-        return self.hang_up or self.transfer_to is not None or self.send_digits is not None
+        return (
+            self.hang_up
+            or self.transfer_to is not None
+            or self.warm_transfer_to is not None
+            or self.send_digits is not None
+        )
 
 
 def _taken(intent: str) -> bool:
-    return intent not in ("fallback", "goodbye") and not intent.startswith(("confirm:", "slot:"))
+    return intent not in ("fallback", "goodbye") and not intent.startswith(("confirm:", "slot:", "message"))
+
+
+# after a warm transfer nobody took: the caller may leave a message, kept as the outcome's ``message``
+MESSAGE_SLOT = "message"
+MESSAGE_ASK = "Please go ahead, I am listening."
+MESSAGE_TAKEN = "Thank you, I will pass your message on. Goodbye."
 
 
 @dataclass
@@ -77,6 +89,8 @@ class ScriptedFlow:
     pending_slots: tuple[Collect, ...] = ()
     keys: str = ""  # keys pressed so far for a pending digits slot
     outcome: Outcome = field(default_factory=Outcome)
+    # a message offered (after a warm transfer nobody took): "offered", then "listening" after a yes
+    message: str | None = None
     _by_message: dict[str, Decision] = field(default_factory=dict)
 
     @property
@@ -88,6 +102,8 @@ class ScriptedFlow:
         words = caller_words(caller_text)
         if words & set(self.script.goodbye_keywords):
             return Decision("goodbye", self.script.goodbye, hang_up=True)
+        if self.message is not None:
+            return self._message(words, caller_text)
         if self.pending_confirm is not None:
             if words & NO:
                 return Decision("fallback", self.script.fallback, answer="no")
@@ -100,6 +116,18 @@ class ScriptedFlow:
         if intent is not None:
             return self._ask_or_act(intent, caller_text)
         return Decision("fallback", self.script.fallback)
+
+    def offer_message(self) -> None:
+        """The caller was offered to leave a message: the next turn answers the offer (or is the
+        message itself)."""
+        self.message = "offered"
+
+    def _message(self, words: set[str], caller_text: str) -> Decision:
+        if self.message == "offered" and words & NO and not words & YES:
+            return Decision("goodbye", self.script.goodbye, hang_up=True)
+        if self.message == "offered" and words & YES and len(words) <= 3:  # "yes please": not a message
+            return Decision("message:ask", MESSAGE_ASK)
+        return Decision("message", MESSAGE_TAKEN, hang_up=True)
 
     def _match(self, words: set[str]) -> Intent | None:
         return next((i for i in self.script.intents if words & set(i.keywords)), None)
@@ -174,6 +202,7 @@ class ScriptedFlow:
             reply,
             hang_up=intent.action == "hangup",
             transfer_to=intent.transfer_to if intent.action == "transfer" else None,
+            warm_transfer_to=intent.transfer_to if intent.action == "warm_transfer" else None,
             send_digits=intent.digits if intent.action == "dtmf" else None,
             fills=fills,
         )
@@ -207,6 +236,10 @@ class ScriptedFlow:
             self.pending_slots = tuple(c for c in self.pending_slots if c.slot != collect.slot)
         if decision.keys is not None:
             self.keys = decision.keys
+        self.message = "listening" if decision.intent == "message:ask" else None
+        if decision.intent == "message" and source.text.strip():
+            self.outcome.took("message", source)
+            self.outcome.filled(MESSAGE_SLOT, source.text.strip()[:200], source)
         if message_id is not None:
             self._by_message[message_id] = decision
         return decision

@@ -1,5 +1,5 @@
-"""The phone tools an LLM brain can call: end the call, transfer it, press keys, record the call's
-outcome. Their docstrings are
+"""The phone tools an LLM brain can call: end the call, transfer it (cold, or warm with a briefing),
+press keys, record the call's outcome. Their docstrings are
 what the model reads, so they say what each does and when to use it. The scripted brain does the
 same things from its flow (phoneagent.worker.scripted), without tools.
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 TOOL_NAMES = {
     "end_call": "end_call",
     "transfer": "transfer_call",
+    "warm_transfer": "warm_transfer_call",
     "dtmf": "send_dtmf",
     "outcome": "record_outcome",
 }
@@ -82,6 +83,26 @@ def phone_tools(
         return "Tell the caller, in one short sentence, that you are transferring them now."
 
     @function_tool
+    async def warm_transfer_call(context: RunContext[Any], destination: str) -> str:
+        """Put the caller on hold, call a person, tell them what the call is about, and connect the
+        caller once they accept (a warm transfer). Use it when the caller needs a person who should
+        know the call's story first. If nobody takes the call, you come back to the caller.
+
+        Args:
+            destination: the person's phone number in international form, such as +14155550100.
+        """
+        try:
+            uri = control.transfers.check(transfer_uri(destination))
+        except ValueError as exc:
+            raise ToolError(f"{exc}; tell the caller you cannot transfer them there") from None
+        if not uri.startswith("tel:"):
+            raise ToolError("a warm transfer needs a phone number; use transfer_call for a SIP address")
+        after_reply(Decision("warm_transfer", "", warm_transfer_to=uri))
+        return (
+            "Tell the caller, in one short sentence, that you will put them on hold while you reach someone."
+        )
+
+    @function_tool
     async def send_dtmf(context: RunContext[Any], digits: str) -> str:
         """Press keys on the phone line, for example to answer another company's phone menu
         ("press 1 for sales").
@@ -125,6 +146,7 @@ def phone_tools(
     available = {
         "end_call": end_call,
         "transfer_call": transfer_call,
+        "warm_transfer_call": warm_transfer_call,
         "send_dtmf": send_dtmf,
         "record_outcome": record_outcome,
     }

@@ -115,6 +115,10 @@ class FakeCalls(CallControl):
                 "cannot reach LiveKit: ClientConnectorError", code="unreachable", retryable=True
             )
 
+    async def create_room(self, room: str) -> None:
+        self._reach()
+        self.rooms.setdefault(room, RoomPeople(sip=[], agents=0))
+
     async def dispatch_agent(self, room: str, agent_name: str, metadata: dict[str, Any]) -> None:
         self._reach()
         self.rooms[room] = RoomPeople(sip=[], agents=1)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from sqlalchemy import select
 
 from phoneagent.api import schemas as s
 from phoneagent.api.deps import SessionDep, SettingsDep, TenantDep
@@ -191,11 +192,15 @@ def get(call_id: str, session: SessionDep, tenant: TenantDep) -> Any:
     fields = {
         name: getattr(call, name)
         for name in s.CallDetail.model_fields
-        if name not in ("transcript", "events", "recording_tracks")
+        if name not in ("transcript", "events", "recording_tracks", "legs")
     }
     tracks = recording_state.egresses(session, call)
+    legs = session.scalars(
+        select(Call.id).where(Call.parent_call_id == call.id).order_by(Call.created_at, Call.id)
+    ).all()
     return s.CallDetail(
         **fields,
+        legs=list(legs),
         recording_tracks=[
             s.RecordingTrackOut.model_validate(tracks[r]) for r in recording_state.ROLES if r in tracks
         ],

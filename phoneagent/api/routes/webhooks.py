@@ -11,10 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from phoneagent.api.deps import SessionDep, Unauthorized
 from phoneagent.api.schemas import AgentProfileOut, Problem
+from phoneagent.calls.consultation import TRANSFER_EVENT, TransferData, open_leg
 from phoneagent.calls.ingest import ingest_livekit_event
 from phoneagent.calls.outcome import OutcomeData
 from phoneagent.calls.worker_events import ingest_worker_events
-from phoneagent.db.models import AgentProfile
+from phoneagent.db.models import AgentProfile, Call
 from phoneagent.errors import NotFound
 from phoneagent.recording import lead_in
 from phoneagent.signing import same_secret
@@ -109,6 +110,7 @@ class LeadInData(BaseModel):
 
 DATA_SCHEMAS: dict[str, type[BaseModel]] = {
     "turn": TurnData,
+    TRANSFER_EVENT: TransferData,
     "outcome": OutcomeData,
     lead_in.EVENT: LeadInData,
 }
@@ -193,3 +195,85 @@ def worker_agent_profile(agent_id: str, session: SessionDep) -> Any:
     if profile is None:
         raise NotFound(f"no agent profile with id {agent_id!r}")
     return AgentProfileOut.model_validate(profile)
+
+
+class ConsultationRequest(BaseModel):
+    """A warm transfer's consultation leg, asked for by the agent of the call in ``room``."""
+
+    model_config = ConfigDict(extra="forbid")
+    room: str = Field(min_length=1, max_length=128)
+    tenant_id: str | None = Field(None, max_length=40)
+    call_id: str | None = Field(None, max_length=40)
+    to: str = Field(min_length=1, max_length=200)
+
+
+class ConsultationOut(BaseModel):
+    id: str
+    parent_call_id: str
+    room_name: str
+    status: str
+    end_reason: str | None = None
+    sip_status_code: int | None = None
+    sip_status_reason: str | None = None
+    to_number: str
+    ring_timeout_s: int
+    answer_timeout_s: int | None = None
+
+
+def _leg_out(leg: Call, answer_timeout_s: int | None = None) -> ConsultationOut:
+    return ConsultationOut(
+        id=leg.id,
+        parent_call_id=leg.parent_call_id or "",
+        room_name=leg.room_name or "",
+        status=leg.status,
+        end_reason=leg.end_reason,
+        sip_status_code=leg.sip_status_code,
+        sip_status_reason=leg.sip_status_reason,
+        to_number=leg.to_number,
+        ring_timeout_s=leg.ring_timeout_s,
+        answer_timeout_s=answer_timeout_s,
+    )
+
+
+@router.post(
+    "/worker/consultations",
+    status_code=201,
+    response_model=ConsultationOut,
+    summary="Dial a warm transfer's consultation leg for the call in a room",
+    responses={
+        401: {"description": "wrong worker token"},
+        404: {"model": Problem, "description": "no live call of this tenant in that room"},
+        409: {"model": Problem, "description": "the profile or the tenant's trunks do not allow it"},
+    },
+    dependencies=[WorkerAuth],
+)
+def worker_consultation(body: ConsultationRequest, session: SessionDep, request: Request) -> Any:
+    """The leg is queued and dialed like any outbound call (the tenant's and trunk's caps hold); its
+    room has no agent of its own: the caller's agent joins it. 422 names a destination the call's
+    agent profile does not list, or one the number policy refuses."""
+    leg, spec = open_leg(
+        session,
+        request.app.state.settings,
+        room=body.room,
+        tenant_id=body.tenant_id,
+        call_id=body.call_id,
+        to=body.to,
+    )
+    session.commit()
+    bg = getattr(request.app.state, "background", None)
+    if bg is not None:
+        bg.poke()  # the dialer dials it now
+    return _leg_out(leg, spec.answer_timeout_s)
+
+
+@router.get(
+    "/worker/consultations/{leg_id}",
+    response_model=ConsultationOut,
+    summary="A consultation leg's state, for the agent waiting on it",
+    dependencies=[WorkerAuth],
+)
+def worker_consultation_state(leg_id: str, session: SessionDep) -> Any:
+    leg = session.get(Call, leg_id)
+    if leg is None or leg.parent_call_id is None:
+        raise NotFound(f"no consultation leg with id {leg_id!r}")
+    return _leg_out(leg)
