@@ -128,7 +128,7 @@ def _plivo(f: TrunkFields) -> TrunkFields:
         raise PresetError(
             "allowed_addresses",
             "Plivo sends inbound calls from its own signalling addresses: copy them from Plivo's Zentrunk "
-            "documentation (IP addresses to whitelist) into allowed_addresses",
+            "documentation into allowed_addresses",
         )
     return f
 
