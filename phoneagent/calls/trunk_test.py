@@ -20,7 +20,7 @@ from phoneagent.db.models import OutboundTrunk
 from phoneagent.errors import Conflict, InvalidField
 from phoneagent.provisioning.resources import get_owned
 from phoneagent.provisioning.tenants import number_policy_for
-from phoneagent.telephony.trunk_probe import ProbeResult, probe_trunk
+from phoneagent.telephony.trunk_probe import TONE_HZ, ProbeResult, probe_trunk
 
 GUIDE = "sip/troubleshooting.md"
 
@@ -239,7 +239,7 @@ def report(p: ProbeResult, plan: TrunkTestPlan | None = None) -> TrunkTestReport
     else:
         what = f"{a.frames * 20} ms of silence" if p.phone_track else "no audio track from the phone"
         steps.append(Step("audio_from_phone", "failed", f"nothing heard: {what}"))
-    sent = f"sent a {1000} Hz tone for {p.tone_sent_s:.1f} s"
+    sent = f"sent a {TONE_HZ:.0f} Hz tone for {p.tone_sent_s:.1f} s"
     if a.tone:
         steps.append(
             Step("audio_to_phone", "ok", f"{sent}; it came back ({a.tone * 20} ms): media flows both ways")
