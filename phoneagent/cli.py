@@ -1,4 +1,4 @@
-"""`phoneagent` commands: dev, stack, worker, api, calls, provision, doctor."""
+"""`phoneagent` commands: dev, stack, worker, api, calls, trunks, provision, doctor."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from phoneagent import cli_calls
+from phoneagent import cli_calls, cli_trunks
 from phoneagent import log as pa_log
 from phoneagent.config import get_settings
 from phoneagent.errors import PhoneagentError, RequestError
@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_api_cmd)
 
     cli_calls.add_parser(sub)
+    cli_trunks.add_parser(sub)
 
     p = sub.add_parser("db", help="database schema")
     p.add_argument("action", choices=["upgrade"])

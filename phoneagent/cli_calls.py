@@ -31,7 +31,10 @@ KEY_HINT = "pass --key or set PHONEAGENT_API_KEY; `phoneagent keys create --tena
 
 
 class ApiClient:
-    def __init__(self, url: str, key: str, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, url: str, key: str, *, transport: httpx.BaseTransport | None = None, command: str = "calls"
+    ) -> None:
+        self.command = command
         if not key:
             raise ControlPlaneError("no API key", hint=KEY_HINT)
         self.url = url.rstrip("/")
@@ -40,8 +43,25 @@ class ApiClient:
         )
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
         try:
-            r = self._http.get(path, params={k: v for k, v in (params or {}).items() if v is not None})
+            r = self._http.request(
+                method,
+                path,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                json=json,
+                timeout=timeout or self._http.timeout,
+            )
         except httpx.TimeoutException:
             raise ControlPlaneError(
                 f"the control plane at {self.url} did not answer in time", hint="is it overloaded or stuck?"
@@ -62,7 +82,7 @@ class ApiClient:
             reasons = "; ".join(f"{d.get('field')}: {d.get('reason')}" for d in body.get("detail", []) or [])
             raise ControlPlaneError(
                 f"{error}" + (f" ({reasons})" if reasons else "") + f" [HTTP {r.status_code}]",
-                hint="check the arguments (`phoneagent calls --help`)",
+                hint=f"check the arguments (`phoneagent {self.command} --help`)",
             )
         return body
 

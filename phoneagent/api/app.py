@@ -29,6 +29,7 @@ from phoneagent.api.routes import (
     keys,
     resources,
     review,
+    trunk_tests,
     webhook_endpoints,
     webhooks,
 )
@@ -129,6 +130,7 @@ def _add_routes(app: FastAPI) -> None:
     app.include_router(health.metrics_router)
     for r in resources.routers:
         app.include_router(r)
+    app.include_router(trunk_tests.router)
     app.include_router(calls.router)
     app.include_router(campaigns.router)
     app.include_router(keys.router)

@@ -29,7 +29,7 @@ Name = Annotated[
     str,
     Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$", examples=["support-line"]),
 ]
-Provider = Literal["generic", "twilio", "telnyx"]
+Provider = Literal["generic", "twilio", "telnyx", "plivo", "wavix"]
 Transport = Literal["udp", "tcp", "tls"]
 # outcome: an LLM brain records the call's outcome through its record_outcome tool
 Tool = Literal["end_call", "transfer", "warm_transfer", "dtmf", "voicemail", "outcome"]

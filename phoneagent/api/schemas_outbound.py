@@ -191,3 +191,34 @@ class CampaignOut(_Out):
     progress: dict[str, int] = Field(
         default_factory=dict, description="contacts per state, and calls queued or live right now"
     )
+
+
+class TrunkTestCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"to": "+14155550123", "ring_timeout_s": 20}]}
+    )
+    to: E164 = Field(description="a number that answers; one that echoes audio and DTMF tests both ways")
+    from_number: E164 | None = Field(
+        None, description="caller id; one of the trunk's numbers (default: its first)"
+    )
+    ring_timeout_s: int = Field(20, ge=5, le=60, description="give up after ringing this long")
+
+
+class TrunkTestStep(BaseModel):
+    name: Literal["invite", "ringing", "answer", "audio_from_phone", "audio_to_phone", "dtmf", "hangup"]
+    result: Literal["ok", "failed", "not_seen", "not_echoed"]
+    detail: str
+    at_s: float | None = Field(None, description="seconds after the dial request")
+
+
+class TrunkTestOut(BaseModel):
+    trunk_id: str
+    to: str
+    from_number: str
+    passed: bool = Field(description="answered, and audio came from the far end")
+    steps: list[TrunkTestStep]
+    sip_status_code: int | None = None
+    sip_status_reason: str | None = None
+    cause: str | None = Field(None, description="the likely cause of a failure")
+    see: str | None = Field(None, description="where the cause and its fix are explained")
+    duration_s: float

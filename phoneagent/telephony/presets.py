@@ -1,8 +1,11 @@
-"""Provider presets: what Twilio and Telnyx need on a LiveKit trunk, filled in and checked.
+"""Provider presets: what Twilio, Telnyx, Plivo and Wavix need on a LiveKit trunk, filled in and checked.
 
 Sources: Twilio Elastic SIP Trunking (termination URI `<name>.pstn.twilio.com`, origination from
-Twilio's signalling ranges) and Telnyx SIP connections (credentials or IP authentication, outbound
-proxy `sip.telnyx.com`). See sip/twilio.md and sip/telnyx.md.
+Twilio's signalling ranges), Telnyx SIP connections (credentials or IP authentication, outbound
+proxy `sip.telnyx.com`), Plivo Zentrunk (termination domain `<trunk id>.zt.plivo.com`, credentials
+or an IP access control list) and Wavix SIP trunks (regional gateway `<region>.wavix.net`, digest
+login with the SIP trunk ID). Where a carrier publishes its addresses somewhere phoneagent cannot
+keep up with (Plivo, Wavix), the inbound preset asks for them instead of guessing. See sip/*.md.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ TELNYX_SIGNALING_CIDRS = (
 )
 
 _TWILIO_TERMINATION = re.compile(r"^[a-z0-9][a-z0-9-]*\.pstn(\.[a-z0-9-]+)?\.twilio\.com$")
+_PLIVO_TERMINATION = re.compile(r"^[a-z0-9]+\.zt\.plivo\.com(:\d{1,5})?$")
+_WAVIX_GATEWAY = re.compile(r"^[a-z0-9][a-z0-9-]*\.wavix\.net(:\d{1,5})?$")
+
+PROVIDERS = ("generic", "twilio", "telnyx", "plivo", "wavix")
 
 
 class PresetError(ValueError):
@@ -58,11 +65,9 @@ class TrunkFields:
 
 
 def apply_preset(provider: str, f: TrunkFields) -> TrunkFields:
-    if provider == "twilio":
-        return _twilio(f)
-    if provider == "telnyx":
-        return _telnyx(f)
-    return f
+    """``f`` with what ``provider`` needs filled in; PresetError names the first field it cannot use."""
+    preset = _PRESETS.get(provider)
+    return preset(f) if preset else f
 
 
 def _twilio(f: TrunkFields) -> TrunkFields:
@@ -101,3 +106,64 @@ def _telnyx(f: TrunkFields) -> TrunkFields:
         # IP authentication: only Telnyx's signalling addresses
         f.allowed_addresses = f.allowed_addresses or list(TELNYX_SIGNALING_CIDRS)
     return f
+
+
+def _plivo(f: TrunkFields) -> TrunkFields:
+    if f.direction == "outbound":
+        if not f.address:
+            raise PresetError(
+                "address",
+                "Plivo needs the outbound Zentrunk trunk's domain, e.g. 21784177241578.zt.plivo.com",
+            )
+        if not _PLIVO_TERMINATION.match(f.address):
+            raise PresetError(
+                "address",
+                "a Plivo termination domain looks like <trunk id>.zt.plivo.com (Zentrunk -> Outbound Trunks)",
+            )
+        # credentials, or none when the trunk authenticates by IP access control list instead
+        _both_or_neither(
+            f, "Plivo outbound trunks authenticate by credentials list (both) or IP ACL (neither)"
+        )
+    elif not f.allowed_addresses:
+        raise PresetError(
+            "allowed_addresses",
+            "Plivo sends inbound calls from its own signalling addresses: copy them from Plivo's Zentrunk "
+            "documentation into allowed_addresses",
+        )
+    return f
+
+
+def _wavix(f: TrunkFields) -> TrunkFields:
+    if f.direction == "outbound":
+        if not f.address:
+            raise PresetError(
+                "address",
+                "Wavix needs the regional SIP gateway of your trunk, <region>.wavix.net (Wavix portal)",
+            )
+        if not _WAVIX_GATEWAY.match(f.address):
+            raise PresetError("address", "a Wavix SIP gateway looks like <region>.wavix.net")
+        if not (f.auth_username and f.auth_password):
+            raise PresetError(
+                "auth_username",
+                "Wavix digest trunks need the SIP trunk ID (as the username) and its password",
+            )
+        if not f.auth_username.isdigit():
+            raise PresetError(
+                "auth_username",
+                "the Wavix username is the SIP trunk ID, the number in the SIP trunk ID column",
+            )
+    elif not f.allowed_addresses:
+        raise PresetError(
+            "allowed_addresses",
+            "Wavix sends inbound calls from its regional gateways: copy their addresses from the bottom of "
+            "the Trunks page in the Wavix portal into allowed_addresses",
+        )
+    return f
+
+
+def _both_or_neither(f: TrunkFields, reason: str) -> None:
+    if bool(f.auth_username) != bool(f.auth_password):
+        raise PresetError("auth_password" if f.auth_username else "auth_username", reason)
+
+
+_PRESETS = {"twilio": _twilio, "telnyx": _telnyx, "plivo": _plivo, "wavix": _wavix}

@@ -1,10 +1,12 @@
 """sipp as a phone, for tests: the far end of an outbound call (a callee that is busy, never answers,
-or answers and hangs up), or a caller (one that gives up while it rings), from the scenarios in
+answers and hangs up, refuses with a given SIP status, or answers until hung up, echoing its media or
+sending none), or a caller (one that gives up while it rings), from the scenarios in
 ``sip/scenarios/``. It runs on loopback and logs every SIP message it sends and receives to a file
 the test can read."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -14,12 +16,23 @@ from phoneagent.stack import ports
 from tests import REPO_ROOT
 
 SCENARIO_DIR = REPO_ROOT / "sip" / "scenarios"
-SCENARIOS = ("uas_busy", "uas_no_answer", "uas_answer_then_hangup")
+SCENARIOS = ("uas_busy", "uas_no_answer", "uas_answer_then_hangup", "uas_reject", "uas_answer_until_bye")
 CALLER_SCENARIOS = ("uac_cancel_while_ringing", "uac_no_ack")
 
 
 class SippError(AssertionError):
     pass
+
+
+def _scenario_file(scenario: str, workdir: Path, status: str) -> Path:
+    path = SCENARIO_DIR / f"{scenario}.xml"
+    if not status:
+        return path
+    if scenario != "uas_reject" or not re.fullmatch(r"[3-6]\d\d [A-Za-z ]+", status):
+        raise SippError(f"a status such as '503 Service Unavailable' is for uas_reject, not {scenario}")
+    copy = workdir / f"uas_reject_{status[:3]}.xml"
+    copy.write_text(path.read_text().replace("SIP/2.0 403 Forbidden", f"SIP/2.0 {status}"))
+    return copy
 
 
 class SippCallee:
@@ -32,7 +45,12 @@ class SippCallee:
         host: str = "127.0.0.1",
         hold_ms: int = 2000,
         media_port: int = 0,
+        status: str = "",
+        rtp_echo: bool = False,
     ) -> None:
+        """``status``: uas_reject's final response instead of "403 Forbidden", e.g. "503 Service
+        Unavailable"; ``rtp_echo``: send every RTP packet that reaches ``media_port`` back to where it
+        came from."""
         if scenario not in SCENARIOS:
             raise SippError(f"no scenario {scenario!r}; there are {', '.join(SCENARIOS)}")
         if shutil.which("sipp") is None:
@@ -43,7 +61,7 @@ class SippCallee:
         self._argv = [
             "sipp",
             "-sf",
-            str(SCENARIO_DIR / f"{scenario}.xml"),
+            str(_scenario_file(scenario, workdir, status)),
             "-i",
             host,
             "-p",
@@ -62,6 +80,10 @@ class SippCallee:
         ]
         if media_port:
             self._argv += ["-mp", str(media_port)]
+        if rtp_echo:
+            if not media_port:
+                raise SippError("rtp_echo needs a media_port")
+            self._argv.append("-rtp_echo")
         self._log = (workdir / f"sipp-{scenario}.out").open("wb")
         self._proc: subprocess.Popen[bytes] | None = None
 
