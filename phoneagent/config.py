@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -22,6 +22,21 @@ from phoneagent.telephony.destinations import DENIED_BY_DEFAULT, TYPE_NAMES, Num
 from phoneagent.urls import check_http_url
 
 Mode = Literal["local", "api", "hybrid"]
+# the API providers of each component (phoneagent.speech.plugins makes them)
+SttProvider = Literal["deepgram", "openai", "assemblyai", "groq"]
+TtsProvider = Literal["deepgram", "openai", "elevenlabs", "cartesia"]
+STT_PROVIDERS: tuple[str, ...] = get_args(SttProvider)
+TTS_PROVIDERS: tuple[str, ...] = get_args(TtsProvider)
+# the variable that holds each API provider's key
+KEY_VARS = {
+    "deepgram": "DEEPGRAM_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "elevenlabs": "ELEVENLABS_API_KEY",
+    "cartesia": "CARTESIA_API_KEY",
+    "assemblyai": "ASSEMBLYAI_API_KEY",
+    "groq": "GROQ_API_KEY",
+}
 
 
 def _home_dir(kind: str) -> Path:
@@ -225,13 +240,21 @@ class Settings(BaseSettings):
     tts_mode: Mode | None = None
     # hybrid: which side answers first; the other takes over within the same turn when it fails
     fallback_order: Literal["api_first", "local_first"] = "api_first"
-    # the API side of each component; model empty: the provider's default
-    stt_provider: Literal["deepgram", "openai"] = "deepgram"
+    # the API side of each component; model empty: the provider's default (the model applies to
+    # this provider; the fallbacks use their own defaults)
+    stt_provider: SttProvider = "deepgram"
     stt_model: str = ""
-    tts_provider: Literal["deepgram", "openai"] = "deepgram"
+    tts_provider: TtsProvider = "deepgram"
     tts_model: str = ""
+    # more API providers tried after the first, in this order, within the same turn (comma-separated;
+    # each needs its key); an agent profile may pick any of them, or another whose key is set
+    stt_fallback_providers: Annotated[list[SttProvider], NoDecode] = Field(default_factory=list)
+    tts_fallback_providers: Annotated[list[TtsProvider], NoDecode] = Field(default_factory=list)
     # OpenAI TTS voice (Deepgram's voice is its model, e.g. aura-2-thalia-en); empty: the default
     tts_voice: str = ""
+    # the ElevenLabs and Cartesia voices (their voice ids); empty: the plugin's default voice
+    elevenlabs_voice: str = ""
+    cartesia_voice: str = ""
     # one attempt of one provider: connect/first-byte timeout, and its retries before the next one
     # takes over (the session adds none on top; see providers.session_conn_options). Retries
     # empty: none when a fallback is there to take over, one when the provider is alone.
@@ -251,6 +274,19 @@ class Settings(BaseSettings):
     anthropic_base_url: str = Field(
         default="https://api.anthropic.com", validation_alias="ANTHROPIC_BASE_URL"
     )
+    elevenlabs_api_key: SecretStr | None = Field(default=None, validation_alias="ELEVENLABS_API_KEY")
+    elevenlabs_base_url: str = Field(
+        default="https://api.elevenlabs.io/v1", validation_alias="ELEVENLABS_BASE_URL"
+    )
+    cartesia_api_key: SecretStr | None = Field(default=None, validation_alias="CARTESIA_API_KEY")
+    cartesia_base_url: str = Field(default="https://api.cartesia.ai", validation_alias="CARTESIA_BASE_URL")
+    assemblyai_api_key: SecretStr | None = Field(default=None, validation_alias="ASSEMBLYAI_API_KEY")
+    # its streaming websocket, written as https:// (the plugin is given wss://)
+    assemblyai_base_url: str = Field(
+        default="https://streaming.assemblyai.com", validation_alias="ASSEMBLYAI_BASE_URL"
+    )
+    groq_api_key: SecretStr | None = Field(default=None, validation_alias="GROQ_API_KEY")
+    groq_base_url: str = Field(default="https://api.groq.com/openai/v1", validation_alias="GROQ_BASE_URL")
     # local STT: in-process faster-whisper, or an OpenAI-compatible server (faster-whisper-server,
     # speaches) when WHISPER_LOCAL_URL is set; the model empty: tiny.en in process, whisper-1 on a server
     whisper_local_url: str = Field(default="", validation_alias="WHISPER_LOCAL_URL")
@@ -274,7 +310,16 @@ class Settings(BaseSettings):
     outcome_extraction_retry_base_s: float = Field(default=5.0, ge=0.05, le=3600.0)
     outcome_extraction_timeout_s: float = Field(default=60.0, gt=0.0, le=600.0)
 
-    @field_validator("deepgram_api_key", "openai_api_key", "anthropic_api_key", mode="before")
+    @field_validator(
+        "deepgram_api_key",
+        "openai_api_key",
+        "anthropic_api_key",
+        "elevenlabs_api_key",
+        "cartesia_api_key",
+        "assemblyai_api_key",
+        "groq_api_key",
+        mode="before",
+    )
     @classmethod
     def _empty_key_is_none(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -283,6 +328,10 @@ class Settings(BaseSettings):
         "deepgram_base_url",
         "openai_base_url",
         "anthropic_base_url",
+        "elevenlabs_base_url",
+        "cartesia_base_url",
+        "assemblyai_base_url",
+        "groq_base_url",
         "whisper_local_url",
         "piper_url",
         "local_llm_url",
@@ -300,6 +349,8 @@ class Settings(BaseSettings):
         "call_countries",
         "profile_llm_urls",
         "trusted_proxies",
+        "stt_fallback_providers",
+        "tts_fallback_providers",
         mode="before",
     )
     @classmethod
@@ -457,6 +508,13 @@ class Settings(BaseSettings):
                 self.endpointing_max_delay_s if self.endpointing_max_delay_s is not None else base.max_delay_s
             ),
         )
+
+    def provider_key(self, provider: str) -> SecretStr | None:
+        """An API provider's key (``KEY_VARS`` names its variable); None when it is not set."""
+        secret: SecretStr | None = (
+            getattr(self, f"{provider}_api_key", None) if provider in KEY_VARS else None
+        )
+        return secret
 
     @property
     def stt_effective_mode(self) -> Mode:

@@ -1,7 +1,9 @@
 """An agent profile as the worker will use it, checked when it is saved: a profile the worker could
 not use, or one that points the worker somewhere it must not go, is a 422 naming the field.
 
-- ``stt``: the worker's own reading (:meth:`WhisperOptions.from_profile`: known keys, models, values);
+- ``stt``: the worker's own reading (:meth:`WhisperOptions.from_profile`: known keys, models, values)
+  and its API ``provider``, one the operator's settings enable (:mod:`phoneagent.speech.profile_speech`);
+- ``tts``: its API ``provider`` and ``voice``, likewise;
 - ``llm``: the worker's own schema (:class:`phoneagent.worker.brain_spec.BrainSpec`); a ``base_url``
   (also in ``fallbacks``) only when the operator listed it (``PHONEAGENT_PROFILE_LLM_URLS``);
 - ``llm.script``: the scripted flow's own reading (:meth:`Script.from_dict`: intents, actions, the
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 from phoneagent.config import Settings
 from phoneagent.errors import ConfigError, InvalidField
 from phoneagent.provisioning.tenants import number_policy_for
+from phoneagent.speech.profile_speech import stt_provider_of, tts_choice_of
 from phoneagent.telephony.destinations import check_destinations
 from phoneagent.worker.brain_spec import BrainSpec, check_profile_url, parse_brain
 from phoneagent.worker.script_spec import DEFAULT_SCRIPT_DATA, Script, ScriptError
@@ -34,7 +37,13 @@ def check_profile(
     llm: dict[str, Any] | None,
     stt: dict[str, Any] | None = None,
     success: dict[str, Any] | None = None,
+    tts: dict[str, Any] | None = None,
 ) -> None:
+    for section, read in (("stt", stt_provider_of), ("tts", tts_choice_of)):
+        try:
+            read(settings, stt if section == "stt" else tts)
+        except ConfigError as exc:
+            raise InvalidField(section, f"{exc.message} ({exc.hint})" if exc.hint else exc.message) from None
     if stt:
         # the worker's own reading of the section (imported only when a profile sets one: it loads
         # livekit-agents)

@@ -181,7 +181,9 @@ class Provisioner:
         tenant_id: str,
         agent_name: str,
         check_trunk_address: Callable[[str], None] | None = None,
-        check_profile: Callable[[Session, str, dict[str, Any], dict[str, Any], dict[str, Any] | None], None]
+        check_profile: Callable[
+            [Session, str, dict[str, Any], dict[str, Any], dict[str, Any] | None, dict[str, Any]], None
+        ]
         | None = None,
         max_per_kind: int | None = None,
     ) -> None:
@@ -191,7 +193,7 @@ class Provisioner:
         self.agent_name = agent_name
         # where a tenant's outbound trunk may send INVITEs (Settings.check_trunk_address)
         self._check_trunk_address = check_trunk_address
-        # what an agent profile's llm section may say (provisioning.profiles.check_profile)
+        # what an agent profile's sections may say (provisioning.profiles.check_profile)
         self._check_profile = check_profile
         self._max_per_kind = max_per_kind  # how many of each kind of resource a tenant may have
 
@@ -268,7 +270,7 @@ class Provisioner:
 
     def _check_refs(self, row: Any) -> None:
         if isinstance(row, AgentProfile) and self._check_profile is not None:
-            self._check_profile(self.session, self.tenant_id, row.llm, row.stt, row.success)
+            self._check_profile(self.session, self.tenant_id, row.llm, row.stt, row.success, row.tts)
         if isinstance(row, OutboundTrunk) and self._check_trunk_address is not None:
             try:
                 self._check_trunk_address(row.address)

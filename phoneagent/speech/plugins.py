@@ -2,8 +2,9 @@
 
 Keys are passed explicitly (the plugins would otherwise read the environment themselves), and only
 to the endpoint they were configured with. Every API speaks to the phone at its narrowest rate where
-the provider allows it: Deepgram listens and speaks at 8 kHz; OpenAI's fixed 24 kHz is resampled
-once by the TTS FallbackAdapter (providers.build_tts).
+the provider allows it: Deepgram, AssemblyAI, ElevenLabs and Cartesia listen or speak at 8 kHz;
+OpenAI's fixed 24 kHz is resampled once by the TTS FallbackAdapter (providers.build_tts); OpenAI and
+Groq transcribe the session's 16 kHz utterance as it is (each comment below says why).
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ LANGUAGE = "en"
 PROVIDER_PLUGINS = {
     "deepgram": "deepgram",
     "openai": "openai",
+    "assemblyai": "assemblyai",
+    "groq": "groq",
+    "elevenlabs": "elevenlabs",
+    "cartesia": "cartesia",
     "openai-compatible": "openai",
     "local-llm": "openai",
     "anthropic": "anthropic",
@@ -48,8 +53,9 @@ def _plugin(name: str) -> Any:
 
 
 def preload(settings: Settings) -> list[str]:
-    """Import the plugins the settings can use (the STT and TTS chains, and the LLM brains a profile
-    may pick in this mode); returns their names."""
+    """Import the plugins the settings can use (the STT and TTS chains, the speech providers and LLM
+    brains a profile may pick in this mode); returns their names."""
+    from phoneagent.config import STT_PROVIDERS, TTS_PROVIDERS
     from phoneagent.speech.providers import stt_chain, tts_chain
 
     wanted = {
@@ -57,6 +63,12 @@ def preload(settings: Settings) -> list[str]:
         for c in [*stt_chain(settings), *tts_chain(settings)]
         if c.provider in PROVIDER_PLUGINS
     }
+    for mode, providers in (
+        (settings.stt_effective_mode, STT_PROVIDERS),
+        (settings.tts_effective_mode, TTS_PROVIDERS),
+    ):
+        if mode != "local":  # a profile may pick any provider whose key is set
+            wanted |= {PROVIDER_PLUGINS[p] for p in providers if settings.provider_key(p) is not None}
     if settings.agent_mode != "local" or settings.local_llm_url:
         wanted.add("openai")
     if settings.agent_mode != "local" and settings.anthropic_api_key:
@@ -67,7 +79,7 @@ def preload(settings: Settings) -> list[str]:
 
 
 def _key(settings: Settings, provider: str) -> str:
-    secret = {"deepgram": settings.deepgram_api_key, "openai": settings.openai_api_key}[provider]
+    secret = settings.provider_key(provider)
     if secret is None:  # providers.check refuses this at start; here it is a wiring error
         raise ValueError(f"no API key for {provider}")
     return secret.get_secret_value()
@@ -99,6 +111,27 @@ def make_stt(
             base_url=f"{choice.base_url}/listen",
             # the caller's audio carries nothing above 4 kHz: send it at the phone's own rate
             sample_rate=PHONE_RATE,
+        )
+    elif choice.provider == "assemblyai":
+        made = _plugin("assemblyai").STT(
+            model=choice.model,
+            api_key=_key(settings, "assemblyai"),
+            base_url=_websocket_url(choice.base_url),
+            # its streaming API takes 8 kHz: the phone's own rate, half the room's 16 kHz bytes.
+            # Linear PCM, not its pcm_mulaw: the plugin sends the frames' 16-bit samples as they are
+            # (it encodes no μ-law), so the encoding it names must be theirs
+            sample_rate=PHONE_RATE,
+            encoding="pcm_s16le",
+        )
+    elif choice.provider == "groq":
+        # the plugin uploads the utterance as WAV at the rate it comes in and has no rate to set: the
+        # session's 16 kHz (worker.main.room_options), which is Whisper's own rate, so Groq's Whisper
+        # resamples nothing (8 kHz would be smaller, and resampled back to 16 kHz there)
+        made = _plugin("groq").STT(
+            model=choice.model,
+            language=LANGUAGE,
+            base_url=choice.base_url,
+            api_key=_key(settings, "groq"),
         )
     elif choice.provider in ("openai", "openai-compatible"):
         made = _plugin("openai").STT(
@@ -134,6 +167,28 @@ def make_tts(
             api_key=_key(settings, "deepgram"),
             base_url=f"{choice.base_url}/speak",
         )
+    elif choice.provider == "elevenlabs":
+        made = _plugin("elevenlabs").TTS(
+            voice_id=choice.voice,
+            model=choice.model,
+            api_key=_key(settings, "elevenlabs"),
+            base_url=choice.base_url,
+            # 8 kHz linear PCM, the phone's rate: nothing is resampled anywhere. ElevenLabs also offers
+            # ulaw_8000, but the plugin decodes only its mp3, opus and pcm formats
+            encoding="pcm_8000",
+            language=LANGUAGE,
+        )
+    elif choice.provider == "cartesia":
+        made = _plugin("cartesia").TTS(
+            model=choice.model,
+            voice=choice.voice,
+            api_key=_key(settings, "cartesia"),
+            base_url=choice.base_url,
+            language=LANGUAGE,
+            # raw 16-bit PCM at 8 kHz, the narrowest rate Cartesia makes and the phone's own. Its
+            # pcm_mulaw would be the phone's bytes, but the plugin reads every answer as 16-bit PCM
+            sample_rate=PHONE_RATE,
+        )
     elif choice.provider == "openai":
         # raw 24 kHz PCM: nothing to decode
         made = _plugin("openai").TTS(
@@ -155,6 +210,11 @@ def make_tts(
     else:
         raise ValueError(f"no TTS provider {choice.provider!r}")
     return made
+
+
+def _websocket_url(url: str) -> str:
+    """A provider's https:// base URL as its websocket (settings hold http(s) URLs only)."""
+    return "ws" + url.removeprefix("http") if url.startswith("http") else url
 
 
 def make_llm(choice: ProviderChoice, *, api_key: str | None, temperature: float | None) -> llm.LLM[Any]:

@@ -4,9 +4,11 @@ The worker calls four things, once per process or per call:
 
 - :func:`check` at start: settings whose mode cannot work (a missing key, a local model that is not
   installed) stop the worker with a ConfigError that names the variable to set.
-- :func:`build_stt` / :func:`build_tts` per call: the component, with its fallback when the mode is
-  ``hybrid``. Fallback is composition: livekit-agents' ``FallbackAdapter`` over the providers, each
-  with its own low retry count; the adapter moves to the next provider within the same turn.
+- :func:`build_stt` / :func:`build_tts` per call: the component, with its fallbacks: the API
+  providers after the first (``PHONEAGENT_*_FALLBACK_PROVIDERS``) and, in ``hybrid``, the local
+  side. Fallback is composition: livekit-agents' ``FallbackAdapter`` over the providers, each with
+  its own low retry count; the adapter moves to the next provider within the same turn. An agent
+  profile's own provider (:mod:`phoneagent.speech.profile_speech`) goes first on the API side.
 - :func:`session_conn_options` for the AgentSession: it adds no retries on top of the providers'.
 - :func:`describe` for the worker's start log line.
 
@@ -18,9 +20,10 @@ The shapes by mode, for STT (TTS alike)::
 
     local   WhisperSTT (in process)                or the faster-whisper server at WHISPER_LOCAL_URL
     api     FallbackAdapter([Deepgram])            one provider: resampled, retried once, watched
+    api     FallbackAdapter([AssemblyAI, Groq])    with PHONEAGENT_STT_FALLBACK_PROVIDERS=groq
     hybrid  FallbackAdapter([Deepgram, Whisper])   or [Whisper, Deepgram] with local_first
 
-When every STT in the chain is request/response (OpenAI, a Whisper server, Whisper in process), the
+When every STT in the chain is request/response (OpenAI, Groq, a Whisper server, Whisper in process), the
 adapter sits *inside* one StreamAdapter: the session's VAD cuts the utterance once and the adapter
 hands that same utterance to the next provider when one fails, so the caller never repeats a turn.
 """
@@ -38,9 +41,10 @@ from livekit.agents.types import APIConnectOptions
 from livekit.agents.vad import VAD
 from livekit.agents.voice.agent_session import SessionConnectOptions
 
-from phoneagent.config import Mode, Settings
+from phoneagent.config import KEY_VARS, Mode, Settings
 from phoneagent.errors import ConfigError
 from phoneagent.speech.audio import PHONE_RATE
+from phoneagent.speech.profile_speech import SpeechChoice
 from phoneagent.speech.speculative import SpeculativeStreamAdapter
 
 if TYPE_CHECKING:
@@ -61,14 +65,26 @@ IN_PROCESS_WHISPER = "tiny.en"
 DEFAULT_MODELS = {
     ("stt", "deepgram"): "nova-3",
     ("stt", "openai"): "gpt-4o-mini-transcribe",
+    ("stt", "assemblyai"): "universal-3-6-pro",
+    ("stt", "groq"): "whisper-large-v3-turbo",
     ("stt", "openai-compatible"): "whisper-1",
     ("stt", "local"): IN_PROCESS_WHISPER,
     ("tts", "deepgram"): "aura-2-andromeda-en",
     ("tts", "openai"): "gpt-4o-mini-tts",
+    # ElevenLabs' lowest-latency model (the plugin's default is turbo)
+    ("tts", "elevenlabs"): "eleven_flash_v2_5",
+    ("tts", "cartesia"): "sonic-3",
     ("tts", "openai-compatible"): "piper",
     ("tts", "local"): "piper",
 }
 DEFAULT_OPENAI_VOICE = "ash"
+# the plugins' own default voices (livekit-plugins-elevenlabs DEFAULT_VOICE_ID, -cartesia
+# TTSDefaultVoiceId), written out so that settings, profiles and the start line can name them
+DEFAULT_VOICES = {
+    "openai": DEFAULT_OPENAI_VOICE,
+    "elevenlabs": "hpp4J3VqNfWAUOO0d1Us",
+    "cartesia": "f786b574-daa5-4673-aa0c-cbe3e8534c02",
+}
 _LOCAL_EXTRA = "uv sync --extra local   (or: pip install 'phoneagent[local]')"
 
 
@@ -76,8 +92,9 @@ _LOCAL_EXTRA = "uv sync --extra local   (or: pip install 'phoneagent[local]')"
 class ProviderChoice:
     """One provider in a component's chain, as the settings ask for it (nothing is built yet).
 
-    ``provider`` is ``deepgram``, ``openai``, ``anthropic``, ``openai-compatible`` (a server at a URL,
-    spoken to with the OpenAI wire format) or ``local`` (in this process).
+    ``provider`` is an API provider (``deepgram``, ``openai``, ``assemblyai``, ``groq``,
+    ``elevenlabs``, ``cartesia``, ``anthropic``), ``openai-compatible`` (a server at a URL, spoken to
+    with the OpenAI wire format) or ``local`` (in this process).
     """
 
     component: Component
@@ -100,10 +117,30 @@ def mode_of(settings: Settings, component: Literal["stt", "tts"]) -> Mode:
     return settings.stt_effective_mode if component == "stt" else settings.tts_effective_mode
 
 
-def _api_stt(settings: Settings) -> ProviderChoice:
-    p = settings.stt_provider
-    base = settings.deepgram_base_url if p == "deepgram" else settings.openai_base_url
-    return ProviderChoice("stt", "api", p, settings.stt_model or DEFAULT_MODELS["stt", p], base)
+def _base_url(settings: Settings, provider: str) -> str:
+    url: str = getattr(settings, f"{provider}_base_url")
+    return url
+
+
+def _api_names(first: str, fallbacks: Sequence[str], profile_first: str) -> list[str]:
+    """The API providers in order: the profile's, the operator's, then the operator's fallbacks."""
+    return list(dict.fromkeys(p for p in (profile_first, first, *fallbacks) if p))
+
+
+def _api_stts(settings: Settings, profile: SpeechChoice | None) -> list[ProviderChoice]:
+    names = _api_names(
+        settings.stt_provider, settings.stt_fallback_providers, profile.stt_provider if profile else ""
+    )
+    return [
+        ProviderChoice(
+            "stt",
+            "api",
+            p,
+            (settings.stt_model if p == settings.stt_provider else "") or DEFAULT_MODELS["stt", p],
+            _base_url(settings, p),
+        )
+        for p in names
+    ]
 
 
 def _local_stt(settings: Settings) -> ProviderChoice:
@@ -113,13 +150,36 @@ def _local_stt(settings: Settings) -> ProviderChoice:
     return ProviderChoice("stt", "local", "local", settings.whisper_local_model or IN_PROCESS_WHISPER)
 
 
-def _api_tts(settings: Settings) -> ProviderChoice:
-    p = settings.tts_provider
-    model = settings.tts_model or DEFAULT_MODELS["tts", p]
-    if p == "deepgram":
-        return ProviderChoice("tts", "api", p, model, settings.deepgram_base_url)
-    voice = settings.tts_voice or DEFAULT_OPENAI_VOICE
-    return ProviderChoice("tts", "api", p, model, settings.openai_base_url, voice)
+def _settings_voice(settings: Settings, provider: str) -> str:
+    """The operator's voice for a provider (PHONEAGENT_TTS_VOICE is OpenAI's), else its default."""
+    own = {
+        "openai": settings.tts_voice,
+        "elevenlabs": settings.elevenlabs_voice,
+        "cartesia": settings.cartesia_voice,
+    }
+    return own.get(provider) or DEFAULT_VOICES.get(provider, "")
+
+
+def _api_tts(
+    settings: Settings, provider: str, *, first: bool, profile: SpeechChoice | None
+) -> ProviderChoice:
+    model = (settings.tts_model if provider == settings.tts_provider else "") or DEFAULT_MODELS[
+        "tts", provider
+    ]
+    voice = _settings_voice(settings, provider)
+    if first and profile is not None and profile.tts_voice:
+        if provider == "deepgram":
+            model = profile.tts_voice  # a Deepgram voice is its model
+        else:
+            voice = profile.tts_voice
+    return ProviderChoice("tts", "api", provider, model, _base_url(settings, provider), voice)
+
+
+def _api_ttss(settings: Settings, profile: SpeechChoice | None) -> list[ProviderChoice]:
+    names = _api_names(
+        settings.tts_provider, settings.tts_fallback_providers, profile.tts_provider if profile else ""
+    )
+    return [_api_tts(settings, p, first=i == 0, profile=profile) for i, p in enumerate(names)]
 
 
 def _local_tts(settings: Settings) -> ProviderChoice:
@@ -131,23 +191,24 @@ def _local_tts(settings: Settings) -> ProviderChoice:
 
 
 def ordered(
-    settings: Settings, mode: Mode, api: ProviderChoice, local: ProviderChoice
+    settings: Settings, mode: Mode, api: Sequence[ProviderChoice], local: ProviderChoice
 ) -> list[ProviderChoice]:
     if mode == "local":
         return [local]
     if mode == "api":
-        return [api]
-    return [api, local] if settings.fallback_order == "api_first" else [local, api]
+        return list(api)
+    return [*api, local] if settings.fallback_order == "api_first" else [local, *api]
 
 
-def stt_chain(settings: Settings) -> list[ProviderChoice]:
-    """The STT providers in the order they are tried."""
-    return ordered(settings, settings.stt_effective_mode, _api_stt(settings), _local_stt(settings))
+def stt_chain(settings: Settings, profile: SpeechChoice | None = None) -> list[ProviderChoice]:
+    """The STT providers in the order they are tried (``profile``: an agent profile's own choice,
+    already checked by :func:`phoneagent.speech.profile_speech.speech_choice`)."""
+    return ordered(settings, settings.stt_effective_mode, _api_stts(settings, profile), _local_stt(settings))
 
 
-def tts_chain(settings: Settings) -> list[ProviderChoice]:
-    """The TTS providers in the order they are tried."""
-    return ordered(settings, settings.tts_effective_mode, _api_tts(settings), _local_tts(settings))
+def tts_chain(settings: Settings, profile: SpeechChoice | None = None) -> list[ProviderChoice]:
+    """The TTS providers in the order they are tried (``profile`` as for :func:`stt_chain`)."""
+    return ordered(settings, settings.tts_effective_mode, _api_ttss(settings, profile), _local_tts(settings))
 
 
 def retries(settings: Settings, chain_length: int) -> int:
@@ -176,17 +237,19 @@ def _mode_var(settings: Settings, component: Literal["stt", "tts"]) -> str:
     return f"PHONEAGENT_{component.upper()}_MODE" if own else "AGENT_MODE"
 
 
-def _require_key(settings: Settings, choice: ProviderChoice, key_var: str, present: bool) -> None:
-    if present:
+def _require_key(settings: Settings, choice: ProviderChoice) -> None:
+    key_var = KEY_VARS[choice.provider]
+    if settings.provider_key(choice.provider) is not None:
         return
     comp = choice.component
     if comp == "llm":  # a wiring error: a profile's LLM keys are checked with the profile (brain.py)
         raise ValueError("the speech chains' keys only")
-    other = "openai" if choice.provider == "deepgram" else "deepgram"
     var = _mode_var(settings, comp)
+    name = comp.upper()
     raise ConfigError(
-        f"{var}={mode_of(settings, comp)} uses {choice.provider} for {comp.upper()} and needs {key_var}",
-        hint=f"set {key_var}, or PHONEAGENT_{comp.upper()}_PROVIDER={other}, or {var}=local",
+        f"{var}={mode_of(settings, comp)} uses {choice.provider} for {name} and needs {key_var}",
+        hint=f"set {key_var}, or choose another provider (PHONEAGENT_{name}_PROVIDER, "
+        f"PHONEAGENT_{name}_FALLBACK_PROVIDERS), or {var}=local",
     )
 
 
@@ -200,10 +263,8 @@ def check(settings: Settings) -> None:
     from phoneagent.speech.models import piper_voice_files
 
     for choice in [*stt_chain(settings), *tts_chain(settings)]:
-        if choice.provider == "deepgram":
-            _require_key(settings, choice, "DEEPGRAM_API_KEY", settings.deepgram_api_key is not None)
-        elif choice.provider == "openai":
-            _require_key(settings, choice, "OPENAI_API_KEY", settings.openai_api_key is not None)
+        if choice.provider in KEY_VARS:
+            _require_key(settings, choice)
         elif choice.provider == "local" and choice.component == "stt":
             if choice.model != IN_PROCESS_WHISPER:
                 raise ConfigError(
@@ -217,10 +278,12 @@ def check(settings: Settings) -> None:
         elif choice.provider == "local" and choice.component == "tts":
             _require_package("piper", "piper-tts (the local TTS)")
             piper_voice_files(choice.voice)  # names the voices there are when this one is not
-    if settings.tts_voice and any(c.provider == "deepgram" for c in tts_chain(settings)):
+    if settings.tts_voice and not any(c.provider == "openai" for c in tts_chain(settings)):
         raise ConfigError(
-            "PHONEAGENT_TTS_VOICE applies to OpenAI TTS; a Deepgram voice is its model",
-            hint="unset PHONEAGENT_TTS_VOICE and set PHONEAGENT_TTS_MODEL (e.g. aura-2-thalia-en)",
+            "PHONEAGENT_TTS_VOICE applies to OpenAI TTS, which this TTS chain does not use",
+            hint="unset PHONEAGENT_TTS_VOICE; a Deepgram voice is its model (PHONEAGENT_TTS_MODEL, e.g. "
+            "aura-2-thalia-en); ElevenLabs and Cartesia: PHONEAGENT_ELEVENLABS_VOICE, "
+            "PHONEAGENT_CARTESIA_VOICE",
         )
 
 
@@ -317,8 +380,10 @@ def build_stt(
     whisper_options: WhisperOptions | None = None,
     transcriber: Transcriber | None = None,
     whisper_prompt: Callable[[], str | None] | None = None,
+    profile: SpeechChoice | None = None,
 ) -> stt.STT[Any]:
-    """The call's STT: the local Whisper alone in local mode, else a FallbackAdapter over the chain.
+    """The call's STT: the local Whisper alone in local mode, else a FallbackAdapter over the chain
+    (with the agent profile's own provider first, when it chose one).
 
     The local Whisper is ``transcriber`` (the worker's shared models) or ``whisper_model`` (loaded by
     this process's prewarm); None of either when :func:`needs_local_whisper` is False. It asks
@@ -326,7 +391,7 @@ def build_stt(
     """
     from phoneagent.speech import plugins
 
-    chain = stt_chain(settings)
+    chain = stt_chain(settings, profile)
     instances = [
         plugins.make_stt(
             settings,
@@ -365,8 +430,10 @@ def build_tts(
     piper_voice: PiperVoice | None,
     speech_cache: SpeechCache | None = None,
     synthesizer: Synthesizer | None = None,
+    profile: SpeechChoice | None = None,
 ) -> tts.TTS[Any]:
-    """The call's TTS at the phone's 8 kHz: Piper alone in local mode, else a FallbackAdapter.
+    """The call's TTS at the phone's 8 kHz: Piper alone in local mode, else a FallbackAdapter (with
+    the agent profile's own provider and voice first, when it chose them).
 
     The adapter also resamples every provider's audio to 8 kHz once, so that the bridge does no more.
     Piper is ``synthesizer`` (the worker's shared models) or ``piper_voice`` (loaded by this process's
@@ -375,7 +442,7 @@ def build_tts(
     """
     from phoneagent.speech import plugins
 
-    chain = tts_chain(settings)
+    chain = tts_chain(settings, profile)
     instances = [
         plugins.make_tts(
             settings, c, piper_voice=piper_voice, speech_cache=speech_cache, synthesizer=synthesizer

@@ -94,8 +94,9 @@ def load_whisper(
     return model
 
 
-# what an agent profile's ``stt`` may say, and nothing else
-PROFILE_KEYS = ("model", "language", "beam_size", "no_speech_threshold", "vocabulary")
+# what an agent profile's ``stt`` may say, and nothing else (its API ``provider`` is read by
+# phoneagent.speech.profile_speech; the rest are the local Whisper's)
+PROFILE_KEYS = ("provider", "model", "language", "beam_size", "no_speech_threshold", "vocabulary")
 MAX_VOCABULARY = 40
 MAX_PROMPT_CHARS = 400  # Whisper keeps about 220 prompt tokens; longer prompts are cut from the front
 

@@ -26,6 +26,7 @@ from phoneagent.speech.audio import PHONE_RATE
 from phoneagent.speech.fallbacks import report_fallbacks
 from phoneagent.speech.piper_tts import PiperTTS, SpeechCache, load_piper_voice
 from phoneagent.speech.plugins import preload as preload_plugins
+from phoneagent.speech.profile_speech import SpeechChoice, stt_provider_of, tts_choice_of
 from phoneagent.speech.providers import (
     IN_PROCESS_WHISPER,
     build_stt,
@@ -183,6 +184,7 @@ async def entrypoint(ctx: JobContext) -> None:
     if shared is not None:
         ctx.add_shutdown_callback(shared.aclose)
     options, model = await whisper_for(ctx.proc, profile)
+    speech = speech_for(settings, profile)
     scripted = isinstance(brain, ScriptedLLM)
     stt = build_stt(
         settings,
@@ -192,12 +194,14 @@ async def entrypoint(ctx: JobContext) -> None:
         transcriber=shared,
         # recognition leans toward what the scripted flow listens for at each turn
         whisper_prompt=(lambda: turn_prompt(options.initial_prompt, flow.vocabulary())) if scripted else None,
+        profile=speech,
     )
     tts = build_tts(
         settings,
         piper_voice=ctx.proc.userdata["piper_voice"],
         speech_cache=ctx.proc.userdata["speech_cache"],
         synthesizer=shared,
+        profile=speech,
     )
     report_fallbacks(functools.partial(reporter.report, room), stt, tts, brain)
     for component in (stt, tts, brain):
@@ -420,6 +424,28 @@ async def whisper_for(proc: JobProcess, profile: Profile) -> tuple[WhisperOption
         log.info("loading another Whisper model for this profile", extra={"model": options.model})
         models[options.model] = await asyncio.to_thread(load_whisper, options.model)
     return options, models.get(options.model, proc.userdata.get("whisper"))
+
+
+def speech_for(settings: Settings, profile: Profile) -> SpeechChoice:
+    """The profile's own STT and TTS providers; a section this worker's settings cannot honour (the
+    control plane checked it against its own) leaves the operator's, and the log says why."""
+    try:
+        stt_provider = stt_provider_of(settings, profile.stt)
+    except ConfigError as exc:
+        log.warning(
+            "agent profile stt provider unusable here; the operator's",
+            extra={"agent_profile_id": profile.id, "error": exc.message},
+        )
+        stt_provider = ""
+    try:
+        tts_provider, tts_voice = tts_choice_of(settings, profile.tts)
+    except ConfigError as exc:
+        log.warning(
+            "agent profile tts provider unusable here; the operator's",
+            extra={"agent_profile_id": profile.id, "error": exc.message},
+        )
+        tts_provider, tts_voice = "", ""
+    return SpeechChoice(stt_provider, tts_provider, tts_voice)
 
 
 def load_script(profile: Profile) -> Script:

@@ -25,13 +25,14 @@ def test_vocabulary_is_tidied_and_deduplicated() -> None:
     opts = WhisperOptions.from_profile({"vocabulary": ["  Main   Street ", "Acme", "Acme"]})
     assert opts.initial_prompt == "Main Street, Acme."
     assert WhisperOptions.from_profile({"vocabulary": []}).initial_prompt is None
+    # the section's API provider is the profile's choice of STT (phoneagent.speech.profile_speech)
+    assert WhisperOptions.from_profile({"provider": "deepgram", "model": "base"}).model == "base"
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
         ({"modle": "base"}, "unknown stt setting"),
-        ({"provider": "deepgram", "model": "base"}, "'provider'"),
         ({"model": "large-v3"}, "not available"),
         ({"model": "tiny.en", "language": "de"}, "English only"),
         ({"model": "base", "language": "german"}, "not a language code"),
