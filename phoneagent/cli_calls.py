@@ -178,6 +178,29 @@ def _print_outcome(outcome: dict[str, Any] | None) -> None:
         print(_indent(table(("KIND", "NAME", "VALUE", "FROM"), rows)))
 
 
+def _print_transfer(c: dict[str, Any]) -> None:
+    """A warm transfer: the caller's call names its legs, a leg names the caller's call."""
+    if c.get("parent_call_id"):
+        print(f"\nconsultation leg of call {c['parent_call_id']}")
+    t = c.get("transfer")
+    if t:
+        print(
+            f"\nwarm transfer to {t.get('to')}: {t.get('result')}"
+            + (f" ({t['detail']})" if t.get("detail") else "")
+        )
+        for label, key in (
+            ("answered by", "answered_by"),
+            ("briefing", "briefing"),
+            ("their answer", "reply"),
+        ):
+            if t.get(key):
+                print(f"  {label}: {t[key]}")
+        if t.get("ended_by"):
+            print(f"  hung up first: the {t['ended_by']}")
+    for leg in c.get("legs") or []:
+        print(f"  leg: call {leg}")
+
+
 def _outcomes(client: ApiClient, args: argparse.Namespace) -> int:
     body = client.get("/calls/outcomes", {"since": args.since, "until": args.until})
     for title, key in (("per agent profile", "agent_profiles"), ("per campaign", "campaigns")):
@@ -220,6 +243,7 @@ def _show(client: ApiClient, args: argparse.Namespace) -> int:
         + (f" ({c['recording_location']})" if c["recording_location"] else "")
     )
     _print_outcome(c.get("outcome"))
+    _print_transfer(c)
     turns = c["transcript"]
     print("\ntranscript" if turns else "\nno transcript")
     for t in turns:

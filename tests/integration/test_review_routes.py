@@ -315,3 +315,39 @@ def test_events_after_a_cursor_are_the_tenants_own_in_arrival_order(review: Revi
     assert [(e["event_id"], e["summary"]) for e in new["items"]] == [("late", "n=1")]
     assert c.get("/calls/events", headers=h, params={"after": new["cursor"]}).json()["items"] == []
     assert c.get("/calls/events", params={"after": "0"}).status_code == 401
+
+
+def test_detail_shows_a_warm_transfer_and_links_its_leg_both_ways(review: ReviewClient) -> None:
+    c, d = review.client, review.data
+    _sign_in(c, d.token)
+    with app_state(c).sessions() as s:
+        parent = s.get(Call, d.call_id)
+        assert parent is not None
+        parent.transfer = {
+            "to": "tel:+14155550100",
+            "result": "connected",
+            "answered_by": "+14155550100",
+            "briefing": "A caller is holding about billing on friday.",
+            "reply": "key 1",
+            "ended_by": "caller",
+            "at": 1_800_000_000.0,
+        }
+        leg = Call(
+            tenant_id=d.tenant_id,
+            direction="outbound",
+            status="ended",
+            end_reason="agent_hangup",
+            to_number="+14155550100",
+            parent_call_id=d.call_id,
+        )
+        s.add(leg)
+        s.commit()
+        leg_id = leg.id
+    page = c.get(f"/review/calls/{d.call_id}").text
+    section = page[page.index('id="transfer"') : page.index('id="recording-title"')]
+    assert '<dd class="transfer-briefing">A caller is holding about billing on friday.</dd>' in section
+    assert '<dd class="transfer-result">connected</dd>' in section and "the caller" in section
+    assert f'<a href="/review/calls/{leg_id}">+14155550100</a>, ended, agent hangup' in section
+    leg_page = c.get(f"/review/calls/{leg_id}").text
+    assert f'<a href="/review/calls/{d.call_id}">the caller\'s call</a>' in leg_page
+    assert 'id="transfer"' not in c.get(f"/review/calls/{d.missed_id}").text

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from phoneagent.api.deps import CsrfCheckedDep, ReviewSessionDep, SessionDep, SettingsDep
@@ -209,6 +210,12 @@ def call_page(
         "latency_rows": rows,
         "latency_svg": charts.latency_svg(rows) if rows else None,
         "segments": charts.SEGMENTS,
+        # a warm transfer: the caller's call links its legs, a leg links the caller's call
+        "legs": session.scalars(
+            select(Call)
+            .where(Call.parent_call_id == call.id, Call.tenant_id == rs.tenant_id)
+            .order_by(Call.created_at)
+        ).all(),
     }
     return render(request, "call.html", ctx)
 
