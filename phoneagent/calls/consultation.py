@@ -12,6 +12,7 @@ SIP answer and LiveKit's webhooks. ``parent_call_id`` links it to the caller's c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -142,6 +143,24 @@ def open_leg(
     enqueue(session, leg, "call.queued")
     session.flush()
     return leg, spec
+
+
+def cancel_leg(session: Session, leg: Call) -> bool:
+    """The agent gave up on a leg nobody answered (the caller hung up, or it waited past the ring
+    timeout behind the tenant's caps): it ends as ``agent_hangup``, never dialed later. True when the
+    leg was still live (its room must be ended: ``Dialer.hang_up``). Flushes; the caller commits."""
+    if leg.status == "ended":
+        return False
+    live = leg.status != "queued"
+    own_event(
+        session,
+        leg,
+        "cancelled_by_agent",
+        lc.Fact(datetime.now(UTC), "ended", "agent_hangup", lc.DECLARED),
+        f"{leg.id}:cancel",
+    )
+    session.flush()
+    return live
 
 
 def apply_transfer(session: Session, call: Call) -> None:

@@ -175,6 +175,15 @@ class ConsultClient:
             raise TransferRefused(f"{resp.status_code}: {detail[:200]}")
         return dict(resp.json())
 
+    async def cancel(self, leg_id: str) -> None:
+        """Give the leg up (nobody answered it): the control plane ends it and never dials it later."""
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                resp = await client.post(f"{self._url}/{leg_id}/cancel", headers=self._headers)
+                resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            log.warning("could not cancel the consultation leg", extra={"error": type(exc).__name__})
+
     async def state(self, leg_id: str) -> dict[str, Any] | None:
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
@@ -321,6 +330,7 @@ class WarmTransfer:
         self._report = report
         self._end_call = delete_caller_room
         self._account: dict[str, Any] = {}
+        self._person_answered = False
 
     def _tell(self, **fields: Any) -> None:
         self._account.update({k: v for k, v in fields.items() if v is not None})
@@ -330,6 +340,7 @@ class WarmTransfer:
     async def run(self, to: str, tools: Tools) -> TransferResult:
         """Try the transfer; returns once it connected and the bridged call ended, or once it failed."""
         self._account = {"to": to}
+        self._person_answered = False
         try:
             leg = await self._client.open(room=self._room.name, scope=self._scope, to=to)
         except TransferRefused as exc:
@@ -357,6 +368,8 @@ class WarmTransfer:
             if not result.connected:
                 self._tell(result=result.result, detail=result.detail[:300] or None)
             await hold.close()
+            if not self._person_answered:
+                await self._client.cancel(leg["id"])
             await self._close_leg(consult, leg["room_name"])
             if not result.connected:
                 session.input.set_audio_enabled(True)
@@ -370,6 +383,7 @@ class WarmTransfer:
         person = await self._answered(consult, leg)
         if isinstance(person, TransferResult):
             return person
+        self._person_answered = True
         self._tell(result="briefing", answered_by=person.attributes.get("sip.phoneNumber") or to)
         result = await self._brief(consult, person, agent_line, tools)
         if result.connected:

@@ -231,3 +231,30 @@ def test_the_dialer_dials_a_leg_without_sending_an_agent(api: Api) -> None:
     assert leg["room_name"] in lk.rooms and leg["room_name"] not in lk.dispatched
     record = api.client.get(f"/calls/{leg['id']}", headers=api.h).json()
     assert record["status"] == "in_progress" and record["answered_at"] is not None, record
+
+
+def test_a_leg_the_agent_gives_up_ends_and_is_never_dialed(api: Api) -> None:
+    api.trunk(api.tenant, "only", [])
+    api.call(profile=api.profile())
+    leg = api.consult(to=DESK).json()
+    r = api.client.post(f"/webhooks/worker/consultations/{leg['id']}/cancel", headers=api.w)
+    assert r.status_code == 200 and (r.json()["status"], r.json()["end_reason"]) == ("ended", "agent_hangup")
+    again = api.client.post(f"/webhooks/worker/consultations/{leg['id']}/cancel", headers=api.w)
+    assert again.json()["end_reason"] == "agent_hangup"
+    clock = FakeClock()
+    lk = FakeCalls(clock)
+    dialer = Dialer(api.sessions, lk, agent_name="agent", max_calls_per_tenant=10, clock=clock)
+
+    async def dial() -> None:
+        with inline_threads(asyncio.get_running_loop()):
+            await dialer.step()
+
+    asyncio.run(dial())
+    assert not lk.rooms and not dialer.dialing
+    assert (
+        api.client.post("/webhooks/worker/consultations/call_nope/cancel", headers=api.w).status_code == 404
+    )
+    assert (
+        api.client.post(f"/webhooks/worker/consultations/{leg['id']}/cancel", headers=api.h).status_code
+        == 401
+    )

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from phoneagent.api.deps import SessionDep, Unauthorized
 from phoneagent.api.schemas import AgentProfileOut, Problem
-from phoneagent.calls.consultation import TRANSFER_EVENT, TransferData, open_leg
+from phoneagent.calls.consultation import TRANSFER_EVENT, TransferData, cancel_leg, open_leg
 from phoneagent.calls.ingest import ingest_livekit_event
 from phoneagent.calls.outcome import OutcomeData
 from phoneagent.calls.worker_events import ingest_worker_events
@@ -277,3 +277,29 @@ def worker_consultation_state(leg_id: str, session: SessionDep) -> Any:
     if leg is None or leg.parent_call_id is None:
         raise NotFound(f"no consultation leg with id {leg_id!r}")
     return _leg_out(leg)
+
+
+@router.post(
+    "/worker/consultations/{leg_id}/cancel",
+    response_model=ConsultationOut,
+    summary="Give up a consultation leg nobody answered (it is never dialed afterwards)",
+    dependencies=[WorkerAuth],
+)
+async def worker_consultation_cancel(leg_id: str, request: Request) -> Any:
+    sessions = request.app.state.sessions
+
+    def _cancel() -> tuple[bool, ConsultationOut]:
+        with sessions() as session:
+            leg = session.get(Call, leg_id)
+            if leg is None or leg.parent_call_id is None:
+                raise NotFound(f"no consultation leg with id {leg_id!r}")
+            live = cancel_leg(session, leg)
+            session.commit()
+            return live, _leg_out(leg)
+
+    live, leg = await run_in_threadpool(_cancel)
+    request.app.state.call_changes.notify(leg_id)
+    bg = getattr(request.app.state, "background", None)
+    if live and bg is not None:
+        await bg.dialer.hang_up(leg_id, leg.room_name)
+    return leg
