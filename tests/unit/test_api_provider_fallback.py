@@ -6,7 +6,6 @@ reaches the worker's ``report`` function as a fallback event."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.peers.openai_wire import FakeOpenAI
 from tests.peers.voices import caller_speech
 from tests.peers.wav import pcm_frames, silence
 from tests.unit.test_more_provider_wire_formats import AGENT, CALLER, assert_speaks, final_of, spoken
+from tests.unit.test_provider_fallback import Reports
 
 MakeSettings = Callable[..., Settings]
 
@@ -38,24 +38,6 @@ async def http_session() -> AsyncIterator[None]:
 @pytest.fixture(scope="module")
 def utterance(piper_voice: Any) -> Any:
     return caller_speech("I would like to book an appointment for Tuesday.", piper_voice)
-
-
-class Reports:
-    """Stands in for ``EventReporter.report`` bound to the call's room."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.changed = asyncio.Event()
-
-    def __call__(self, type_: str, data: dict[str, Any]) -> None:
-        self.calls.append((type_, data))
-        self.changed.set()
-
-    async def wait_for(self, data: dict[str, Any]) -> None:
-        async with asyncio.timeout(5.0):
-            while ("fallback", data) not in self.calls:
-                self.changed.clear()
-                await self.changed.wait()
 
 
 def down(component: str, provider: str, model: str) -> tuple[str, dict[str, Any]]:
