@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from phoneagent.calls import lifecycle as lc
@@ -149,9 +149,14 @@ def cancel_leg(session: Session, leg: Call) -> bool:
     """The agent gave up on a leg nobody answered (the caller hung up, or it waited past the ring
     timeout behind the tenant's caps): it ends as ``agent_hangup``, never dialed later. True when the
     leg was still live (its room must be ended: ``Dialer.hang_up``). Flushes; the caller commits."""
+    # a queued leg is taken from the dialer's queue in one step: a dialer pass cannot claim it after
+    queued = session.execute(
+        update(Call).where(Call.id == leg.id, Call.status == "queued").values(status="dialing")
+    )
+    session.refresh(leg)
     if leg.status == "ended":
         return False
-    live = leg.status != "queued"
+    live = bool(queued.rowcount != 1)  # type: ignore[attr-defined]
     own_event(
         session,
         leg,

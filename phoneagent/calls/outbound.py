@@ -342,6 +342,10 @@ class Dialer:
             }
             if job.consultation:
                 await self._calls.create_room(job.room)
+                if not await asyncio.to_thread(self._wanted, job.call_id):
+                    # the caller's agent gave the leg up while it was being claimed: never ring
+                    await self._calls.end_room(job.room)
+                    return
             else:
                 await self._calls.dispatch_agent(job.room, self._agent_name, meta)
             outcome = await self._calls.dial(
@@ -368,6 +372,11 @@ class Dialer:
                 await self._calls.end_room(job.room)  # the agent leaves the empty room at once
             except PhoneagentError as exc:  # the room empties itself (empty_timeout) in time
                 log.warning("could not end the room", extra={"call_id": job.call_id, "error": exc.message})
+
+    def _wanted(self, call_id: str) -> bool:
+        with self._sessions() as s:
+            call = s.get(Call, call_id)
+            return call is not None and call.status != "ended"
 
     async def _keep_trying(self, write: Callable[..., None], *args: Any) -> None:
         """A write the call's truth depends on (what the callee answered, known only here), retried

@@ -69,9 +69,10 @@ class CallControl:
         self._pending: set[asyncio.Task[Any]] = set()
         # a warm transfer (phoneagent.worker.warm_transfer), set once the call's session exists
         self.warm: Callable[[str], Coroutine[Any, Any, TransferResult]] | None = None
-        # the caller is holding for, or talking with, the person of a warm transfer: the agent's own
-        # timers (silence reprompt, maximum duration) leave the call alone
-        self.handed_over = False
+        # set while the agent has the call: cleared while the caller is holding for, or talking with,
+        # the person of a warm transfer (the agent's silence reprompt and time limit leave it alone)
+        self._with_agent = asyncio.Event()
+        self._with_agent.set()
 
     @property
     def room(self) -> rtc.Room | None:
@@ -100,6 +101,21 @@ class CallControl:
         task.add_done_callback(self._pending.discard)
         return await asyncio.shield(task)
 
+    @property
+    def handed_over(self) -> bool:
+        return not self._with_agent.is_set()
+
+    @handed_over.setter
+    def handed_over(self, value: bool) -> None:
+        if value:
+            self._with_agent.clear()
+        else:
+            self._with_agent.set()
+
+    async def with_agent(self) -> None:
+        """Return once the agent has the call (at once, unless a warm transfer holds it)."""
+        await self._with_agent.wait()
+
     async def warm_transfer(self, to: str) -> TransferResult:
         """Brief a person and connect the caller to them (see ``phoneagent.worker.warm_transfer``):
         returns once the connected call is over, or once the transfer failed (the caller is back)."""
@@ -118,16 +134,23 @@ class CallControl:
         try:
             result: TransferResult = await asyncio.shield(task)
         finally:
-            self.handed_over = task.done() and not task.cancelled() and task.result().connected
+            self.handed_over = (
+                task.done() and not task.cancelled() and task.exception() is None and task.result().connected
+            )
         self._report(
             "tool", {"name": "warm_transfer", "to": to, "ok": result.connected, "result": result.result}
         )
         return result
 
     async def settle(self, _reason: str = "") -> None:
-        """Let a transfer in flight finish and report (a job shutdown callback)."""
+        """Let a transfer in flight finish and report (a job shutdown callback); one still running
+        then is cancelled, so that it cleans up (a warm transfer gives its leg up) before the job ends."""
         if self._pending:
-            await asyncio.wait(set(self._pending), timeout=REFER_FOLLOW_S + 5)
+            _, running = await asyncio.wait(set(self._pending), timeout=REFER_FOLLOW_S + 5)
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running, timeout=5.0)
 
     async def _transfer(self, to: str) -> bool:
         try:
@@ -378,6 +401,7 @@ class PhoneAgent(Agent):
         if decision.transfer_to and not await self._control.transfer(decision.transfer_to):
             self.session.say("Sorry, I could not transfer your call. How else can I help?")
         if decision.warm_transfer_to:
+            self._silences = 0  # a reprompt pending from before is not answered by holding
             result = await self._control.warm_transfer(decision.warm_transfer_to)
             if not result.connected and result.result != "caller_left" and not self._control.ended:
                 self._back_from_transfer(result)
@@ -437,7 +461,12 @@ class PhoneAgent(Agent):
         # the session reports "away" once; the second silence is timed here, from the reprompt's end
         await self.session.say(self._flow.script.reprompt)
         await asyncio.sleep(self._silence_timeout_s)
-        if self._silences == 1 and self.session.user_state != "speaking" and not self._control.ended:
+        if (
+            self._silences == 1
+            and self.session.user_state != "speaking"
+            and not self._control.ended
+            and not self._control.handed_over
+        ):
             self._silences = 2
             self._control.event("silence", {"count": 2})
             await self._say_and_hang_up(self._flow.script.silence_goodbye, "silence_timeout")
@@ -451,8 +480,11 @@ class PhoneAgent(Agent):
 
     async def _end_at_max_duration(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-        if self._control.handed_over:
-            return  # the caller talks with a person now: the agent's time limit is not theirs
+        # while the caller holds for (or talks with) a warm transfer's person, the agent's time limit
+        # waits; a caller who comes back is held to it again
+        await self._control.with_agent()
+        if self._control.ended:
+            return
         self.session.interrupt()
         await self._say_and_hang_up(self._flow.script.max_duration_goodbye, "max_duration")
 

@@ -56,13 +56,22 @@ from phoneagent.worker.phone import (
 from phoneagent.worker.profiles import Profile, ProfileCache
 from phoneagent.worker.reporter import EventReporter
 from phoneagent.worker.runner import run_agent_server
-from phoneagent.worker.scripted import DEFAULT_SCRIPT_DATA, Script, ScriptedFlow, ScriptedLLM, ScriptError
+from phoneagent.worker.scripted import (
+    DEFAULT_SCRIPT_DATA,
+    MESSAGE_ASK,
+    MESSAGE_TAKEN,
+    Script,
+    ScriptedFlow,
+    ScriptedLLM,
+    ScriptError,
+)
 from phoneagent.worker.takeover import Handover, call_already_up, call_has_its_agent, mark_answered
 from phoneagent.worker.timing import OutputTap, TurnClock, TurnSeq, after_rejoin, report_turns
 from phoneagent.worker.turns import describe as describe_turns
 from phoneagent.worker.turns import load_turn_detector, turn_handling
 from phoneagent.worker.warm_transfer import EVENT as WARM_EVENT
 from phoneagent.worker.warm_transfer import (
+    WHY,
     ConsultClient,
     Tools,
     TransferResult,
@@ -309,10 +318,10 @@ def warm_transfer_for(
         )
 
     async def transfer(to: str) -> TransferResult:
-        tts, stt, vad = session.tts, session.stt, session.vad
-        if tts is None or stt is None or vad is None:
+        tts, stt = session.tts, session.stt
+        if tts is None or stt is None:
             return TransferResult("failed", "the call has no speech to brief with")
-        return await warm.run(to, Tools(session=session, tts=tts, stt=stt, vad=vad, brief=brief))
+        return await warm.run(to, Tools(session=session, tts=tts, stt=stt, brief=brief))
 
     return transfer
 
@@ -364,8 +373,11 @@ async def inbound_answer(
 
 
 def script_lines(script: Script) -> list[str]:
+    warm = any(i.action == "warm_transfer" for i in script.intents)
     return [
         *(i.reply for i in script.intents),
+        # what a warm transfer that nobody took says, at once (the caller has been holding)
+        *([TransferResult(r).told_caller() for r in WHY] + [MESSAGE_ASK, MESSAGE_TAKEN] if warm else []),
         *(i.confirm for i in script.intents if i.confirm),
         script.fallback,
         script.goodbye,

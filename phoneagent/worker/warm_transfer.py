@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import numpy as np
 from livekit import api, rtc
-from livekit.agents import AgentSession, llm, stt, tts, vad
+from livekit.agents import AgentSession, llm, stt, tts
 
 from phoneagent.speech.audio import PHONE_RATE
 from phoneagent.worker.brain_spec import BRIEFING_FIELD, WarmTransferSpec
@@ -175,14 +175,20 @@ class ConsultClient:
             raise TransferRefused(f"{resp.status_code}: {detail[:200]}")
         return dict(resp.json())
 
-    async def cancel(self, leg_id: str) -> None:
+    async def cancel(self, leg_id: str, *, attempts: int = 3) -> None:
         """Give the leg up (nobody answered it): the control plane ends it and never dials it later."""
-        try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
-                resp = await client.post(f"{self._url}/{leg_id}/cancel", headers=self._headers)
-                resp.raise_for_status()
-        except httpx.HTTPError as exc:
-            log.warning("could not cancel the consultation leg", extra={"error": type(exc).__name__})
+        for attempt in range(attempts):
+            try:
+                async with httpx.AsyncClient(timeout=5.0) as client:
+                    resp = await client.post(f"{self._url}/{leg_id}/cancel", headers=self._headers)
+                    resp.raise_for_status()
+                return
+            except httpx.HTTPError as exc:
+                log.warning(
+                    "could not cancel the consultation leg",
+                    extra={"error": type(exc).__name__, "attempt": attempt + 1},
+                )
+            await asyncio.sleep(0.5 * (attempt + 1))
 
     async def state(self, leg_id: str) -> dict[str, Any] | None:
         try:
@@ -208,6 +214,7 @@ class Line:
         self._track = rtc.LocalAudioTrack.create_audio_track(name, self.source)
         self._pub: rtc.LocalTrackPublication | None = None
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def publish(self) -> Line:
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE, dtx=False)
@@ -225,22 +232,20 @@ class Line:
                 chunk = pcm[at : at + step]
                 await self.source.capture_frame(rtc.AudioFrame(chunk.tobytes(), PHONE_RATE, 1, step))
 
-    def pipe(self, stream: rtc.AudioStream) -> None:
-        """Play what ``stream`` hears until :meth:`stop` (the other room's voice)."""
-        self._run(self._pipe(stream))
+    def pipe(self, participant: rtc.RemoteParticipant) -> None:
+        """Play what ``participant`` says (in another room) until :meth:`stop`."""
+        self._run(self._pipe(participant))
 
-    async def _pipe(self, stream: rtc.AudioStream) -> None:
+    async def _pipe(self, participant: rtc.RemoteParticipant) -> None:
+        stream = voice_of(participant)  # made in the task: a task cancelled early leaves none open
         frames, peak = 0, 0
         try:
             async for ev in stream:
                 frames += 1
                 peak = max(peak, int(np.abs(np.frombuffer(ev.frame.data, dtype=np.int16)).max(initial=0)))
                 await self.source.capture_frame(ev.frame)
-        except Exception:
-            log.exception("bridge pipe failed", extra={"line": self.name})
-            raise
         finally:
-            log.info("bridge pipe done", extra={"line": self.name, "frames": frames, "peak": peak})
+            log.info("bridge line done", extra={"line": self.name, "frames": frames, "peak": peak})
             await stream.aclose()
 
     async def say(self, synthesizer: tts.TTS[Any], text: str) -> None:
@@ -272,17 +277,35 @@ class Line:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
-        self.source.clear_queue()
+        if not self._closed:
+            self.source.clear_queue()
 
-    async def close(self) -> None:
+    async def close(self, *, unpublish: bool = True) -> None:
+        """Stop, unpublish and free the source; closing twice is harmless. Each step is bounded: a
+        room that lost its connection must not hold the transfer's cleanup. ``unpublish=False``: the
+        room is about to be deleted (unpublishing there was seen to hang until a timeout)."""
+        if self._closed:
+            return
         await self.stop()
-        if self._pub is not None:
-            with contextlib.suppress(Exception):
-                await self.room.local_participant.unpublish_track(self._pub.sid)
+        self._closed = True
+        if self._pub is not None and unpublish:
+            await _bounded(
+                f"unpublishing {self.name}", self.room.local_participant.unpublish_track(self._pub.sid)
+            )
             self._pub = None
+        await _bounded(f"closing {self.name}", self.source.aclose())
 
 
-def voice_of(room: rtc.Room, participant: rtc.RemoteParticipant, rate: int = PHONE_RATE) -> rtc.AudioStream:
+async def _bounded(what: str, step: Awaitable[Any], timeout_s: float = 2.0) -> None:
+    try:
+        await asyncio.wait_for(step, timeout_s)
+    except TimeoutError:
+        log.warning("audio line step timed out", extra={"step": what, "timeout_s": timeout_s})
+    except Exception as exc:  # noqa: BLE001 - the room is going away anyway
+        log.debug("audio line step failed", extra={"step": what, "error": type(exc).__name__})
+
+
+def voice_of(participant: rtc.RemoteParticipant, rate: int = PHONE_RATE) -> rtc.AudioStream:
     return rtc.AudioStream.from_participant(
         participant=participant,
         track_source=rtc.TrackSource.SOURCE_MICROPHONE,
@@ -294,6 +317,13 @@ def voice_of(room: rtc.Room, participant: rtc.RemoteParticipant, rate: int = PHO
 # ---- the transfer ---------------------------------------------------------------------------------
 
 
+async def _logged(what: str, step: Awaitable[Any]) -> None:
+    try:
+        await step
+    except Exception:  # noqa: BLE001 - a cleanup step failed: said, and the next one still runs
+        log.exception("warm transfer cleanup failed", extra={"step": what})
+
+
 @dataclass
 class Tools:
     """What the transfer uses of the call's agent: its session, speech and brain."""
@@ -301,7 +331,6 @@ class Tools:
     session: AgentSession[Any]
     tts: tts.TTS[Any]
     stt: stt.STT[Any]
-    vad: vad.VAD
     # the briefing (an LLM's summary or the scripted template), made when the person answers
     brief: Callable[[], Awaitable[str]]
 
@@ -331,46 +360,59 @@ class WarmTransfer:
         self._end_call = delete_caller_room
         self._account: dict[str, Any] = {}
         self._person_answered = False
+        self._bridged = False
 
     def _tell(self, **fields: Any) -> None:
-        self._account.update({k: v for k, v in fields.items() if v is not None})
+        limits = {"briefing": 4000, "reply": 500, "detail": 300}
+        for name, value in fields.items():
+            if value is not None:
+                self._account[name] = value[: limits[name]] if name in limits else value
         self._account["at"] = time.time()
         self._report(dict(self._account))
 
     async def run(self, to: str, tools: Tools) -> TransferResult:
         """Try the transfer; returns once it connected and the bridged call ended, or once it failed."""
         self._account = {"to": to}
-        self._person_answered = False
+        self._person_answered = self._bridged = False
+        caller = sip_participant(self._room)
+        if caller is None:
+            return TransferResult("caller_left", "the caller left before the transfer began")
         try:
             leg = await self._client.open(room=self._room.name, scope=self._scope, to=to)
         except TransferRefused as exc:
             log.warning("warm transfer refused", extra={"error": str(exc)})
-            self._tell(result="failed", detail=str(exc)[:300])
+            self._tell(result="failed", detail=str(exc))
             return TransferResult("failed", str(exc))
         self._tell(result="dialing", consultation_call_id=leg["id"])
         log.info("warm transfer dialing", extra={"consultation_call_id": leg["id"]})
         session = tools.session
-        session.interrupt()
-        session.input.set_audio_enabled(False)
-        session.output.set_audio_enabled(False)
-        hold = await Line(self._room, "hold").publish()
-        hold.loop(hold_pattern(self._spec.hold))
         consult = rtc.Room()
+        hold: Line | None = None
         result = TransferResult("failed", "not started")
         try:
-            result = await self._while_caller_holds(self._consult(consult, leg, to, hold, tools))
+            session.interrupt(force=True)
+            session.input.set_audio_enabled(False)
+            session.output.set_audio_enabled(False)
+            hold = await Line(self._room, "hold").publish()
+            hold.loop(hold_pattern(self._spec.hold))
+            result = await self._while_caller_holds(caller, self._consult(consult, leg, to, hold, tools))
             return result
+        except asyncio.CancelledError:  # the job is shutting down: the leg and its room still go
+            result = TransferResult("failed", "the agent's job shut down")
+            raise
         except Exception as exc:  # noqa: BLE001 - LiveKit or the audio failed: the caller is told, not dropped
             log.exception("warm transfer failed")
-            result = TransferResult("failed", f"{type(exc).__name__}: {exc}"[:300])
+            result = TransferResult("failed", f"{type(exc).__name__}: {exc}")
             return result
         finally:
             if not result.connected:
-                self._tell(result=result.result, detail=result.detail[:300] or None)
-            await hold.close()
+                self._tell(result=result.result, detail=result.detail or None)
+            # each step on its own: one that fails leaves the others to run
+            if hold is not None:
+                await _logged("closing the hold line", hold.close())
             if not self._person_answered:
-                await self._client.cancel(leg["id"])
-            await self._close_leg(consult, leg["room_name"])
+                await _logged("giving the leg up", self._client.cancel(leg["id"]))
+            await _logged("closing the leg", self._close_leg(consult, leg["room_name"]))
             if not result.connected:
                 session.input.set_audio_enabled(True)
                 session.output.set_audio_enabled(True)
@@ -380,34 +422,43 @@ class WarmTransfer:
     ) -> TransferResult:
         await consult.connect(self._url, self._token(leg["room_name"], leg["id"]))
         agent_line = await Line(consult, "agent").publish()
-        person = await self._answered(consult, leg)
-        if isinstance(person, TransferResult):
-            return person
-        self._person_answered = True
-        self._tell(result="briefing", answered_by=person.attributes.get("sip.phoneNumber") or to)
-        result = await self._brief(consult, person, agent_line, tools)
-        if result.connected:
-            await self._bridge(consult, person, hold, agent_line)
-        return result
+        try:
+            person = await self._answered(consult, leg)
+            if isinstance(person, TransferResult):
+                return person
+            self._person_answered = True
+            self._tell(result="briefing", answered_by=person.attributes.get("sip.phoneNumber") or to)
+            accepted, how = await self._brief(consult, person, agent_line, tools)
+            self._account["reply"] = how[:500]  # reported with the result, whichever it is
+            if not accepted:
+                return TransferResult("declined", how)
+            await agent_line.say(tools.tts, CONNECTING)
+            return await self._bridge(consult, person, hold, agent_line, how)
+        finally:
+            await agent_line.close(unpublish=False)  # the leg's room is deleted next
 
-    async def _while_caller_holds(self, work: Awaitable[TransferResult]) -> TransferResult:
-        """``work``'s result; ``caller_left`` as soon as the caller hangs up before they are connected
-        (once connected, the bridge itself ends the call when either side leaves)."""
-        caller = sip_participant(self._room)
+    async def _while_caller_holds(
+        self, caller: rtc.RemoteParticipant, work: Awaitable[TransferResult]
+    ) -> TransferResult:
+        """``work``'s result; ``caller_left`` as soon as the caller hangs up (or the agent loses the
+        caller's room) before the bridge is up; from then on the bridge ends the call itself."""
         gone = asyncio.Event()
 
         def left(p: rtc.RemoteParticipant) -> None:
-            if (
-                caller is not None
-                and p.identity == caller.identity
-                and self._account.get("result") != "connected"
-            ):
+            if p.identity == caller.identity and not self._bridged:
+                gone.set()
+
+        def lost(*_: Any) -> None:
+            if not self._bridged:
                 gone.set()
 
         self._room.on("participant_disconnected", left)
+        self._room.on("disconnected", lost)
         task: asyncio.Task[TransferResult] = asyncio.ensure_future(work)
         waiting = asyncio.create_task(gone.wait())
         try:
+            if caller.identity not in self._room.remote_participants:
+                gone.set()
             await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
             if task.done():
                 return task.result()
@@ -416,8 +467,11 @@ class WarmTransfer:
                 await task
             return TransferResult("caller_left", "the caller hung up while holding")
         finally:
+            if not task.done():
+                task.cancel()
             waiting.cancel()
             self._room.off("participant_disconnected", left)
+            self._room.off("disconnected", lost)
 
     def _token(self, room: str, leg_id: str) -> str:
         return (
@@ -451,13 +505,8 @@ class WarmTransfer:
 
     async def _brief(
         self, consult: rtc.Room, person: rtc.RemoteParticipant, line: Line, tools: Tools
-    ) -> TransferResult:
-        try:
-            briefing = await asyncio.wait_for(tools.brief(), SUMMARY_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - the LLM failed: the person still hears who is waiting
-            log.warning("briefing summary failed", extra={"error": type(exc).__name__})
-            briefing = "A caller is holding for you."
-        self._tell(briefing=briefing)
+    ) -> tuple[bool, str]:
+        """(accepted, how the person answered) once briefed."""
         replies: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
 
         def on_key(ev: rtc.SipDTMF) -> None:
@@ -471,107 +520,134 @@ class WarmTransfer:
                 replies.put_nowait(("gone", "hung up during the briefing"))
 
         consult.on("sip_dtmf_received", on_key)
-        consult.on("participant_disconnected", on_left)
-        listening = asyncio.create_task(self._listen(consult, person, tools, replies))
+        consult.on("participant_disconnected", on_left)  # from now: a hang-up while the briefing is made
+        listening: asyncio.Task[None] | None = None
         try:
-            await line.say(tools.tts, f"{briefing} {PROMPT}")
+            if person.identity not in consult.remote_participants:
+                return False, "hung up before the briefing"
             try:
-                answer, how = await asyncio.wait_for(replies.get(), self._spec.answer_timeout_s)
-            except TimeoutError:
-                answer, how = "decline", "no reply in time"
+                briefing = await asyncio.wait_for(tools.brief(), SUMMARY_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - the LLM failed: the person still hears who is waiting
+                log.warning("briefing summary failed", extra={"error": type(exc).__name__})
+                briefing = "A caller is holding for you."
+            self._tell(briefing=briefing)
+            if not replies.empty():
+                answer, how = replies.get_nowait()
+                return answer == "accept", how
+            listening = asyncio.create_task(self._listen(person, tools, replies))
+            speaking = asyncio.create_task(line.say(tools.tts, f"{briefing} {PROMPT}"))
+            replied = asyncio.create_task(replies.get())
+            # a reply (a key, a hang-up) may come while the briefing plays: it counts at once
+            done, _ = await asyncio.wait({speaking, replied}, return_when=asyncio.FIRST_COMPLETED)
+            if replied not in done:
+                try:
+                    await asyncio.wait_for(asyncio.shield(replied), self._spec.answer_timeout_s)
+                except TimeoutError:
+                    replied.cancel()
+            speaking.cancel()
+            answer, how = (
+                replied.result()
+                if replied.done() and not replied.cancelled()
+                else ("decline", "no reply in time")
+            )
         finally:
             consult.off("sip_dtmf_received", on_key)
             consult.off("participant_disconnected", on_left)
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listening
+            if listening is not None:
+                listening.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await listening
         log.info("warm transfer briefed", extra={"answer": answer, "how": how})
-        if answer != "accept":
-            return TransferResult("declined", how)
-        self._tell(result="connected", reply=how)
-        await line.say(tools.tts, CONNECTING)
-        return TransferResult("connected", how)
+        return answer == "accept", how
 
     @staticmethod
     async def _listen(
-        consult: rtc.Room,
-        person: rtc.RemoteParticipant,
-        tools: Tools,
-        replies: asyncio.Queue[tuple[str, str]],
+        person: rtc.RemoteParticipant, tools: Tools, replies: asyncio.Queue[tuple[str, str]]
     ) -> None:
-        """The person's spoken yes or no (their hello while the briefing starts means neither)."""
-        stream = voice_of(consult, person, VAD_RATE)
-        detector = tools.vad.stream()
+        """The person's spoken yes or no (their hello as the briefing starts means neither), through the
+        call's own STT as a stream: a streaming-only provider (AssemblyAI) has no one-shot recognize."""
+        audio = voice_of(person, VAD_RATE)
+        recognizer = tools.stt.stream()
+
+        async def feed() -> None:
+            async for ev in audio:
+                recognizer.push_frame(ev.frame)
+
+        feeding = asyncio.create_task(feed())
         try:
-
-            async def feed() -> None:
-                async for ev in stream:
-                    detector.push_frame(ev.frame)
-
-            feeding = asyncio.create_task(feed())
-            try:
-                async for ev in detector:
-                    if ev.type != vad.VADEventType.END_OF_SPEECH or not ev.frames:
-                        continue
-                    heard = await tools.stt.recognize(ev.frames)
-                    text = heard.alternatives[0].text if heard.alternatives else ""
-                    answer = reply_of(text)
-                    log.info("person answered the briefing", extra={"text": text, "answer": answer})
-                    if answer is not None:
-                        replies.put_nowait((answer, f"said {text.strip()[:200]!r}"))
-                        return
-            finally:
-                feeding.cancel()
+            async for ev in recognizer:
+                if ev.type != stt.SpeechEventType.FINAL_TRANSCRIPT or not ev.alternatives:
+                    continue
+                text = ev.alternatives[0].text
+                answer = reply_of(text)
+                log.info("person answered the briefing", extra={"text": text, "answer": answer})
+                if answer is not None:
+                    replies.put_nowait((answer, f"said {text.strip()[:200]!r}"))
+                    return
         finally:
-            await detector.aclose()
-            await stream.aclose()
+            feeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feeding
+            await recognizer.aclose()
+            await audio.aclose()
 
     async def _bridge(
-        self, consult: rtc.Room, person: rtc.RemoteParticipant, hold: Line, agent_line: Line
-    ) -> None:
-        """The caller and the person hear each other until either hangs up; then the call ends."""
+        self, consult: rtc.Room, person: rtc.RemoteParticipant, hold: Line, agent_line: Line, how: str
+    ) -> TransferResult:
+        """The caller and the person hear each other until either hangs up (or the agent loses a
+        room); then the call ends as ``transferred``."""
         caller = sip_participant(self._room)
         if caller is None:
-            return
+            return TransferResult("caller_left", "the caller hung up as the person accepted")
         ended_by: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        def end(who: str) -> None:
+            if not ended_by.done():
+                ended_by.set_result(who)
 
         def left(p: rtc.RemoteParticipant) -> None:
             who = {caller.identity: "caller", person.identity: "person"}.get(p.identity)
-            if who is not None and not ended_by.done():
-                ended_by.set_result(who)
+            if who is not None:
+                end(who)
 
-        def closed(*_: Any) -> None:
-            if not ended_by.done():
-                ended_by.set_result("person")
+        def caller_room_lost(*_: Any) -> None:
+            end("caller")
+
+        def person_room_lost(*_: Any) -> None:
+            end("person")
 
         self._room.on("participant_disconnected", left)
+        self._room.on("disconnected", caller_room_lost)
         consult.on("participant_disconnected", left)
-        consult.on("disconnected", closed)
+        consult.on("disconnected", person_room_lost)
         # the person's voice on a track of its own: a source whose hold loop was cancelled mid-frame
         # played nothing more to the caller (seen with livekit rtc 1.x)
         bridge = await Line(self._room, "bridge").publish()
         try:
             await hold.close()
-            bridge.pipe(voice_of(consult, person))
-            agent_line.pipe(voice_of(self._room, caller))
+            bridge.pipe(person)
+            agent_line.pipe(caller)
+            self._bridged = True
+            self._tell(result="connected", reply=how)
             log.info("warm transfer connected", extra={"room": self._room.name})
             if caller.identity not in self._room.remote_participants:
-                left(caller)
+                end("caller")
             elif person.identity not in consult.remote_participants:
-                left(person)
+                end("person")
             who = await ended_by
         finally:
             self._room.off("participant_disconnected", left)
+            self._room.off("disconnected", caller_room_lost)
             consult.off("participant_disconnected", left)
-            consult.off("disconnected", closed)
-            await agent_line.close()
+            consult.off("disconnected", person_room_lost)
             await bridge.close()
         log.info("warm transfer call over", extra={"ended_by": who})
         self._tell(ended_by=who)
         await self._end_call()
+        return TransferResult("connected", how)
 
     async def _close_leg(self, consult: rtc.Room, room_name: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._lk.room.delete_room(api.DeleteRoomRequest(room=room_name))
-        with contextlib.suppress(Exception):
-            await consult.disconnect()
+        await _bounded(
+            "deleting the leg's room", self._lk.room.delete_room(api.DeleteRoomRequest(room=room_name)), 5.0
+        )
+        await _bounded("leaving the leg's room", consult.disconnect(), 5.0)

@@ -169,7 +169,7 @@ def _call_and_ask_for_a_person(
     # "Thank you." for the day: a short reply after the caller's turn
     wait_until(
         lambda: (
-            speech_seconds(phone.received_audio()[heard:]) >= 0.4
+            speech_seconds(phone.received_audio()[heard:]) >= 0.2
             and trailing_silence_seconds(phone.received_audio()) >= 1.0
         ),
         timeout=60,
@@ -298,3 +298,48 @@ def test_warm_transfer_not_taken_comes_back_to_the_caller_and_takes_a_message(
     assert leg["answered_at"] is None, leg
     if scenario == "uas_busy":
         assert leg["sip_status_code"] == 486, leg
+
+
+def test_warm_transfer_declined_by_voice_brings_the_caller_back(
+    transfers: Transfers, worker: WorkerProcess, voice: object, whisper_tiny: object, tmp_path: Path
+) -> None:
+    t = transfers
+    port = _free_udp(t.host, 35600)
+    person = BaresipPhone(
+        tmp_path / "person",
+        rtp_ports=(46500, 46549),
+        listen_port=port,
+        auto_answer=True,
+        user=PERSON,
+        source=_said(tmp_path / "hello.wav", "Hello, front desk.", voice),
+    ).start()
+    line = t.line("warm-declined", "+15550164", f"{t.host}:{port}")
+    caller = BaresipPhone(tmp_path / "caller", rtp_ports=(46550, 46599)).start()
+    try:
+        _call_and_ask_for_a_person(t, caller, line.number, voice, tmp_path)
+        caller.send_dtmf("0")
+        person.wait_for(r"[Cc]all established", timeout=60)
+        person.wait_for_utterance(min_speech_s=4.0, then_silence_s=1.5, timeout=60)
+        before = len(caller.received_audio())
+        person.play(_said(tmp_path / "no.wav", "No, not now.", voice))
+        wait_until(
+            lambda: (
+                speech_seconds(caller.received_audio()[before:]) >= 4.0
+                and trailing_silence_seconds(caller.received_audio()) >= 3.0
+            ),
+            timeout=90,
+            what="the agent back on the line, then quiet",
+        )
+        heard = _heard(whisper_tiny, caller.received_audio()[before:], tmp_path / "back.wav")
+        caller.play(_said(tmp_path / "bye.wav", "No thanks, goodbye.", voice))
+        record = t.record(line.agent_id, until="declined")
+    finally:
+        caller.close()
+        person.close()
+    assert {"cannot", "message"} <= heard, heard
+    transfer = record["transfer"]
+    assert transfer["reply"].startswith("said ") and "no" in transfer["reply"].lower(), transfer
+    assert record["end_reason"] == "agent_hangup", record  # the agent said goodbye
+    leg = t.leg(transfer["consultation_call_id"])
+    # the person answered and was briefed; the agent closed their leg when they declined
+    assert leg["answered_at"] is not None and leg["end_reason"] == "agent_hangup", leg

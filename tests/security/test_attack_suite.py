@@ -86,6 +86,7 @@ def _seed(client: TestClient, h: dict[str, str]) -> dict[str, str]:
             "endpoint_id": endpoint.id,
             "campaign_id": campaign.id,
             "delivery_id": delivery.id,
+            "leg_id": call.id,  # the worker's consultation routes: a tenant's key never reaches them
         }
     by_prefix = {
         "/agents": agent,

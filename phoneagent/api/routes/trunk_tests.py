@@ -16,7 +16,7 @@ router = APIRouter(prefix="/trunks/outbound", tags=["outbound trunk"], responses
 
 
 @router.post(
-    "/{trunk_id}/test",
+    "/{item_id}/test",
     response_model=TrunkTestOut,
     summary="Place a short test call through the trunk",
     description="Dials `to`, and once answered sends a tone and DTMF digits for a few seconds, listens "
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/trunks/outbound", tags=["outbound trunk"], responses
     "what happened. The call is not a call record and sends no webhook.",
     responses={**RATE_LIMITED, 409: {"model": s.Problem, "description": "the trunk is not on LiveKit"}},
 )
-async def test_trunk(trunk_id: str, body: TrunkTestCreate, request: Request, tenant: TenantDep) -> Any:
+async def test_trunk(item_id: str, body: TrunkTestCreate, request: Request, tenant: TenantDep) -> Any:
     request.app.state.limits["call"].check(tenant, "call")
     settings = request.app.state.settings
 
@@ -35,7 +35,7 @@ async def test_trunk(trunk_id: str, body: TrunkTestCreate, request: Request, ten
                 session,
                 settings,
                 tenant,
-                trunk_id,
+                item_id,
                 to=body.to,
                 from_number=body.from_number,
                 ring_timeout_s=body.ring_timeout_s,
