@@ -15,7 +15,6 @@ class StackPorts(TypedDict):
     sip_port: int
     sip_rtp_start: int
     sip_rtp_end: int
-    sip_health_port: int
     worker_http_port: int
     worker_metrics_port: int
     api_port: int

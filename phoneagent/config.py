@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     bind_host: str = "127.0.0.1"
     redis_port: int = 6389
     livekit_port: int = 7880
+    # no longer a listening port (ICE over TCP is off: livekit-server would bind it on every interface);
+    # the address handed to clients as their STUN server, where nothing answers
     livekit_rtc_tcp_port: int = 7881
     livekit_rtc_udp_start: int = 50000
     livekit_rtc_udp_end: int = 50099
@@ -82,7 +84,6 @@ class Settings(BaseSettings):
     # each call holds one RTP port for its length plus livekit-sip's 30 s of draining afterwards (late
     # packets); a range that runs out makes livekit-sip v1.8 crash on the next call (nil media port)
     sip_rtp_end: int = 10499
-    sip_health_port: int = 8089
     # livekit-sip's load shedding: above this CPU share it refuses new outbound calls (see the template)
     sip_max_cpu_utilization: float = Field(default=1.0, gt=0.0, le=1.0)
     worker_http_port: int = 8081
@@ -379,7 +380,6 @@ class Settings(BaseSettings):
                 self.api_port,
                 self.worker_http_port,
                 self.worker_metrics_port,
-                self.sip_health_port,
             )
         }
         allowed = parse_networks(self.trunk_allowed_networks)

@@ -35,7 +35,6 @@ TEST_PORTS = {
         "sip_port": 15060,
         "sip_rtp_start": 13000,
         "sip_rtp_end": 13299,
-        "sip_health_port": 18089,
         "worker_http_port": 18081,
         "worker_metrics_port": 18082,
         "api_port": 18000,

@@ -51,7 +51,6 @@ PORTS: StackPorts = {
     "sip_port": 35070,
     "sip_rtp_start": 15000,
     "sip_rtp_end": 15499,
-    "sip_health_port": 38089,
     "worker_http_port": 38081,
     "worker_metrics_port": 38082,
     "api_port": 38000,

@@ -39,7 +39,6 @@ PORTS: StackPorts = {
     "sip_port": 45060,
     "sip_rtp_start": 14000,
     "sip_rtp_end": 14499,
-    "sip_health_port": 48089,
     "worker_http_port": 48081,
     "worker_metrics_port": 48082,
     "api_port": 48010,

@@ -21,10 +21,12 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,12 +99,38 @@ def _egress_tmpdir(scratch: Path) -> Path | None:
     return Path(tempfile.gettempdir()) / f"phoneagent-egress-{tag}"
 
 
-def _http_ok(url: str, *, also: tuple[int, ...] = ()) -> bool:
+def _http_ok(url: str) -> bool:
     try:
         status = httpx.get(url, timeout=2, trust_env=False).status_code
     except httpx.HTTPError:
         return False
-    return status == 200 or status in also
+    return status == 200
+
+
+def sip_options_ok(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """Whether a SIP server answers an OPTIONS on ``host:port`` (UDP) with 200 OK: livekit-sip's
+    health, asked on its own signalling port (its HTTP health server would bind every interface)."""
+    tag = uuid.uuid4().hex
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(timeout_s)
+            sock.connect((host, port))
+            local_host, local_port = sock.getsockname()[:2]
+            request = (
+                f"OPTIONS sip:health@{host}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {local_host}:{local_port};branch=z9hG4bK{tag[:16]};rport\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:stack@{local_host}>;tag={tag[16:24]}\r\n"
+                f"To: <sip:health@{host}:{port}>\r\n"
+                f"Call-ID: {tag}@phoneagent\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n"
+            )
+            sock.send(request.encode())
+            answer = sock.recv(4096)
+    except OSError:  # nothing listening (ICMP refused), or no answer in time
+        return False
+    return answer.startswith(b"SIP/2.0 200") and tag.encode() in answer
 
 
 def _redis(host: str, port: int, password: str) -> redis.Redis:
@@ -223,15 +251,14 @@ class Stack:
                 name="livekit-server",
                 argv=[str(lk_bin), "--config", str(lk_conf)],
                 health=lambda: _http_ok(f"http://{host}:{s.livekit_port}/"),
-                tcp_ports=[s.livekit_port, s.livekit_rtc_tcp_port],
+                tcp_ports=[s.livekit_port],
                 udp_ports=list(range(s.livekit_rtc_udp_start, s.livekit_rtc_udp_end + 1)),
             ),
             Service(
                 name="livekit-sip",
                 argv=[str(sip_bin), "--config", str(sip_conf)],
-                # 429 is "up, but the machine's CPU is busy" (livekit-sip's own load report)
-                health=lambda: _http_ok(f"http://{host}:{s.sip_health_port}/", also=(429,)),
-                tcp_ports=[s.sip_port, s.sip_health_port],
+                health=lambda: sip_options_ok(host, s.sip_port),
+                tcp_ports=[s.sip_port],
                 udp_ports=[s.sip_port, *range(s.sip_rtp_start, s.sip_rtp_end + 1)],
             ),
             Service(

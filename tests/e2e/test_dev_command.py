@@ -31,7 +31,6 @@ PORTS = {
     # outside the suite stack's RTP range (13000-13299), which livekit-sip holds for 30 s after calls
     "sip_rtp_start": 13400,
     "sip_rtp_end": 13419,
-    "sip_health_port": 38089,
     "worker_http_port": 38081,
     "worker_metrics_port": 38082,
     "api_port": 38000,

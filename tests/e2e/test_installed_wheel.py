@@ -39,7 +39,6 @@ PORTS = {
         "sip_port": 21060,
         "sip_rtp_start": 13600,
         "sip_rtp_end": 13619,
-        "sip_health_port": 21089,
         "worker_http_port": 21081,
         "worker_metrics_port": 21082,
         "api_port": 21010,

@@ -5,6 +5,7 @@ Runs on its own ports so that it does not disturb the session stack of the e2e t
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from phoneagent.config import Settings
@@ -34,7 +36,6 @@ PORTS = {  # moved by PHONEAGENT_TEST_PORT_OFFSET like every test port
     "sip_port": 25060,
     "sip_rtp_start": 12000,
     "sip_rtp_end": 12019,
-    "sip_health_port": 28089,
 }
 PORTS = {name: port + PORT_OFFSET for name, port in PORTS.items()}
 
@@ -229,3 +230,20 @@ def test_sip_trunks_and_rules_survive_a_stack_restart_and_a_redis_killed_9(stack
     wait_until(
         lambda: {trunk, rule, later} <= _sip_ids(lk), timeout=30, what="every SIP object back on LiveKit"
     )
+
+
+def test_every_port_the_stack_listens_on_is_on_loopback(stack: Stack) -> None:
+    """The local stack is loopback-only: no process of it listens on another address (livekit-sip's
+    HTTP health server, which binds every interface, stays off; its health is a SIP OPTIONS)."""
+    stack.up(progress=lambda _m: None)
+    listening = []
+    for state in stack.status():
+        assert state.pid is not None, state
+        for proc in [psutil.Process(state.pid), *psutil.Process(state.pid).children(recursive=True)]:
+            for conn in proc.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN or (conn.type == socket.SOCK_DGRAM and not conn.raddr):
+                    listening.append((state.name, conn.laddr.ip, conn.laddr.port))
+    assert listening, "no listening sockets found: the check would prove nothing"
+    assert {name for name, _, _ in listening} >= {"redis", "livekit-server", "livekit-sip"}, listening
+    outside = [(n, ip, port) for n, ip, port in listening if not ipaddress.ip_address(ip).is_loopback]
+    assert not outside, outside
