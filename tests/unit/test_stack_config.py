@@ -29,10 +29,12 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
     assert sip["sip_port"] == 5070 and sip["rtp_port"] == "10000-10499"
     assert sip["redis"]["password"] == sec.redis_password
     assert (sip["api_key"], sip["api_secret"]) == (sec.livekit_api_key, sec.livekit_api_secret)
+    assert sip["health_port"] == 0  # v1.8.0 binds it on every interface; stack up asks the SIP port
 
     lk = yaml.safe_load((conf / "livekit.yaml").read_text())
     assert lk["rtc"]["use_external_ip"] is False and lk["rtc"]["node_ip"] == "127.0.0.1"
     assert lk["bind_addresses"] == ["127.0.0.1"]
+    assert lk["rtc"]["tcp_port"] == 0  # its ICE-over-TCP mux would listen on every interface
     assert lk["keys"] == {sec.livekit_api_key: sec.livekit_api_secret}
     # clients get a loopback STUN server, never livekit-server's default (Google's)
     assert all(u.startswith("127.0.0.1:") for u in lk["rtc"]["stun_servers"])
@@ -60,7 +62,7 @@ def test_services_check_every_port_they_use(tmp_path: Path) -> None:
     by_name = {svc.name: svc for svc in s.services()}
     assert 5070 in by_name["livekit-sip"].udp_ports and 5070 in by_name["livekit-sip"].tcp_ports
     assert len(by_name["livekit-sip"].udp_ports) == 1 + 500  # signalling + RTP range
-    assert by_name["livekit-server"].tcp_ports == [7880, 7881]
+    assert by_name["livekit-server"].tcp_ports == [7880]  # no ICE over TCP: it would bind every interface
     egress = by_name["egress"]
     assert egress.tcp_ports == egress.udp_ports == []  # it listens on nothing
     # its handlers are `egress run-handler` found on PATH, with scratch space inside the state dir
