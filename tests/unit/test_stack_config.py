@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import stat
+import threading
 from pathlib import Path
 
+import pytest
 import yaml
 
 from phoneagent.config import Settings
-from phoneagent.stack.services import Stack
+from phoneagent.stack.services import Stack, sip_options_ok
 from phoneagent.stack.versions import EGRESS
 
 
@@ -86,3 +89,44 @@ def test_egress_scratch_dir_deep_in_the_file_system_is_reached_through_a_short_l
     egress.prepare()
     assert tmpdir.is_symlink() and tmpdir.resolve() == (deep / "state" / "egress").resolve()
     tmpdir.unlink()
+
+
+def _sip_server(answer: bytes | None) -> tuple[socket.socket, threading.Thread]:
+    """A UDP socket on loopback that answers one request with ``answer`` (its Call-ID line copied in)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(3.0)
+
+    def serve() -> None:
+        try:
+            data, peer = sock.recvfrom(4096)
+        except OSError:
+            return
+        call_id = next(line for line in data.split(b"\r\n") if line.startswith(b"Call-ID:"))
+        if answer is not None:
+            sock.sendto(answer + b"\r\n" + call_id + b"\r\n\r\n", peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return sock, thread
+
+
+@pytest.mark.parametrize(
+    ("answer", "healthy"),
+    [(b"SIP/2.0 200 OK", True), (b"SIP/2.0 503 Service Unavailable", False), (None, False)],
+)
+def test_livekit_sips_health_is_an_options_answered_200(answer: bytes | None, healthy: bool) -> None:
+    sock, thread = _sip_server(answer)
+    try:
+        assert sip_options_ok("127.0.0.1", sock.getsockname()[1], timeout_s=0.5) is healthy
+    finally:
+        thread.join(5)
+        sock.close()
+
+
+def test_nothing_listening_is_not_healthy() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    assert sip_options_ok("127.0.0.1", port, timeout_s=0.5) is False
