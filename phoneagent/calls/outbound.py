@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -181,6 +181,8 @@ class _Job:
     consultation: bool = False
 
 
+# the PostgreSQL advisory lock dialer passes take turns on (any number no other lock of ours uses)
+DIALER_LOCK = 0x7068_6F6E_6531  # "phone1"
 # queued calls looked at per tenant in one dialer pass (the tenant and trunk caps decide how many go)
 CLAIM_PER_TENANT = 50
 
@@ -245,6 +247,11 @@ class Dialer:
     def _claim(self) -> list[_Job]:
         jobs: list[_Job] = []
         with self._sessions() as s:
+            # control-plane replicas on one PostgreSQL take turns: each counts the live calls against
+            # the caps and claims within one transaction, so two cannot both fill the last free place
+            # (the lock is the transaction's: it goes with the commit, or with a replica that dies)
+            if s.get_bind().dialect.name == "postgresql":
+                s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DIALER_LOCK})
             live_tenant = dict(
                 s.execute(
                     select(Call.tenant_id, func.count()).where(Call.status.in_(LIVE)).group_by(Call.tenant_id)
