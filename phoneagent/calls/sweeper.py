@@ -34,7 +34,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import lifecycle as lc
@@ -42,7 +42,8 @@ from phoneagent.calls.passes import run_passes
 from phoneagent.calls.recorder import Recorder
 from phoneagent.calls.records import own_event
 from phoneagent.clock import Clock, SystemClock
-from phoneagent.db.models import Call
+from phoneagent.db.base import UTCDateTime
+from phoneagent.db.models import Call, CallEvent
 from phoneagent.db.states import EndReason
 from phoneagent.errors import PhoneagentError
 from phoneagent.telephony.interface import CallControl, RoomPeople
@@ -92,10 +93,23 @@ class Sweeper:
         asyncio.get_running_loop().call_later(self._unserved_after, self.wake.set)
 
     def _live(self) -> list[tuple[str, str, str, str | None, datetime, int]]:
+        """The live calls, each with the time it began to be dialed (when a dialer claimed it; an
+        inbound call's arrival): a call that waited long in the queue is not stale the moment another
+        replica's dialer takes it."""
+        claimed = (
+            select(func.min(CallEvent.occurred_at))
+            .where(CallEvent.call_id == Call.id, CallEvent.source == "api", CallEvent.type == "dialing")
+            .scalar_subquery()
+        )
         with self._sessions() as s:
             rows = s.execute(
                 select(
-                    Call.id, Call.status, Call.direction, Call.room_name, Call.created_at, Call.ring_timeout_s
+                    Call.id,
+                    Call.status,
+                    Call.direction,
+                    Call.room_name,
+                    func.coalesce(claimed, Call.created_at, type_=UTCDateTime()),
+                    Call.ring_timeout_s,
                 ).where(Call.status.in_(("dialing", "ringing", "in_progress")))
             ).tuples()
             return list(rows)

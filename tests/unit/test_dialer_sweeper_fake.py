@@ -409,3 +409,26 @@ def test_a_room_that_outlives_its_ended_call_is_ended(sessions: sessionmaker[Ses
         assert w.call(call_id).end_reason == "customer_hangup"  # the record stays as it was
 
     scenario(sessions, body)
+
+
+def test_a_call_that_waited_in_the_queue_is_not_stale_when_another_replica_dials_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Two control planes: this one's sweeper sees a call the other's dialer is dialing. It queued long
+    ago (behind the caps), so its age is not the dial's: only the claim's age can make it stale."""
+
+    async def body(w: World) -> None:
+        w.lk.answers[OTHER] = no_answer(3600)
+        waited = w.place(OTHER)
+        w.clock.advance(600)  # ten minutes in the queue
+        other_replica = Dialer(w.sessions, w.lk, agent_name="agent", max_calls_per_tenant=10, clock=w.clock)
+        await other_replica.step()
+        await w.clock.run_until(lambda: w.call(waited).status == "ringing")
+        await w.sweeper.sweep()  # this replica's dialer dials nothing: the call is not in its own list
+        assert w.call(waited).status == "ringing"
+        await other_replica.aclose()  # that replica dies mid-dial: now the claim's age counts
+        w.clock.advance(30 + 61)
+        await w.sweeper.sweep()
+        assert (w.call(waited).status, w.call(waited).end_reason) == ("ended", "failed")
+
+    scenario(sessions, body)
