@@ -144,7 +144,8 @@ class Settings(BaseSettings):
     # set by the worker for its job processes: where its shared models answer
     speech_socket: Path | None = None
     # the control plane's background work: dialing queued calls, sending webhooks, the sweeper,
-    # campaigns. Run it in exactly one control-plane process per database.
+    # campaigns. Replicas on one PostgreSQL elect one to lead the work that must run once
+    # (phoneagent.calls.leader); false: this process serves the API alone.
     background: bool = True
     # outbound calls one tenant has dialing, ringing or in progress at once; more wait in the queue
     max_calls_per_tenant: int = Field(default=20, ge=1, le=10_000)

@@ -1,12 +1,18 @@
 """The control plane's background work, started and stopped with the app: the dialer, the webhook
 deliverer, the sweeper, the campaign runner, the recorder, the post-call extraction and the
-provisioning upkeep. Run it in one
-control-plane process per database (``PHONEAGENT_BACKGROUND=false`` on the others)."""
+provisioning upkeep.
+
+Every replica on one PostgreSQL may run it: the dialer, the sweeper, the campaign runner, the
+recorder and the provisioning upkeep run in the one replica that leads (``phoneagent.calls.leader``:
+another takes over within seconds when it dies); the webhook deliverer and the extraction, leased row
+by row, run in all. ``PHONEAGENT_BACKGROUND=false`` keeps a process to the API alone."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +20,7 @@ from phoneagent.calls import extraction
 from phoneagent.calls.campaigns import CampaignRunner
 from phoneagent.calls.changes import CallChanges
 from phoneagent.calls.extraction_llm import ChatCompletionsLLM, extraction_target
+from phoneagent.calls.leader import Leadership, while_leading
 from phoneagent.calls.outbound import Dialer
 from phoneagent.calls.outbox import Deliverer, RetryPolicy
 from phoneagent.calls.recorder import Recorder
@@ -81,22 +88,29 @@ class Background:
             agent_name=settings.agent_name,
             interval_s=settings.provisioning_check_interval_s,
         )
+        engine = sessions.kw["bind"]
+        self.leadership = Leadership(engine, name=f"{settings.bind_host}:{settings.api_port}")
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        for name, coro in (
-            ("dialer", self.dialer.run()),
-            ("webhooks", self.deliverer.run()),
-            ("sweeper", self.sweeper.run()),
-            ("campaigns", self.campaigns.run()),
-            ("recorder", self.recorder.run()),
-            ("extraction", self.extractor.run()),
-            ("provisioning", self.provisioning.run()),
-        ):
-            self._tasks.append(asyncio.create_task(coro, name=f"phoneagent-{name}"))
+        Work = Callable[[], Coroutine[Any, Any, None]]
+        everywhere: dict[str, Work] = {"webhooks": self.deliverer.run, "extraction": self.extractor.run}
+        leader_only: dict[str, Work] = {
+            "dialer": self.dialer.run,
+            "sweeper": self.sweeper.run,
+            "campaigns": self.campaigns.run,
+            "recorder": self.recorder.run,
+            "provisioning": self.provisioning.run,
+        }
+        self._tasks.append(asyncio.create_task(self.leadership.run(), name="phoneagent-leadership"))
+        for name, run in everywhere.items():
+            self._tasks.append(asyncio.create_task(run(), name=f"phoneagent-{name}"))
+        for name, run in leader_only.items():
+            coro = while_leading(self.leadership, name, run)
+            self._tasks.append(asyncio.create_task(coro, name=f"phoneagent-leading-{name}"))
         log.info(
-            "background work started: dialer, webhooks, sweeper, campaigns, recorder, extraction, "
-            "provisioning"
+            "background work started: webhooks and extraction here; dialer, sweeper, campaigns, "
+            "recorder and provisioning while this replica leads"
         )
 
     def poke(self) -> None:
