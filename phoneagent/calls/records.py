@@ -106,7 +106,14 @@ def fact_payload(fact: lc.Fact, **extra: Any) -> dict[str, Any]:
 
 
 def refresh(session: Session, call: Call) -> None:
-    """Re-derive the record from all its events; queue a webhook for each step it newly took."""
+    """Re-derive the record from all its events; queue a webhook for each step it newly took.
+
+    On PostgreSQL the call's row is locked first: two transactions adding events to one call (two
+    replicas, or a webhook and a worker event at once) fold one after the other, the second with the
+    first's event in view, instead of each folding a part and the last writer keeping its part."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Call.id).where(Call.id == call.id).with_for_update())
+        session.refresh(call)
     events = session.scalars(select(CallEvent).where(CallEvent.call_id == call.id)).all()
     facts = [f for ev in events for f in facts_of(call, ev)]
     state = lc.fold(facts)
