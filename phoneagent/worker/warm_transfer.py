@@ -67,6 +67,10 @@ SUMMARY_INSTRUCTIONS = (
     "short spoken sentences: who is calling and what they want. Plain words, no lists."
 )
 SUMMARY_TIMEOUT_S = 8.0
+# once the leg is answered, how long the agent may take to see the person in the leg's room
+JOIN_AFTER_ANSWER_S = 15.0
+# how long a join still under way when the leg is over may take to finish before it is cancelled
+JOIN_FINISH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -420,13 +424,16 @@ class WarmTransfer:
     async def _consult(
         self, consult: rtc.Room, leg: dict[str, Any], to: str, hold: Line, tools: Tools
     ) -> TransferResult:
-        await consult.connect(self._url, self._token(leg["room_name"], leg["id"]))
-        agent_line = await Line(consult, "agent").publish()
+        # joining the leg's room goes on while the phone rings: a slow WebRTC connection (it retries
+        # for many seconds on a loaded machine) never hides a busy or unanswered leg from the caller
+        joining = asyncio.create_task(consult.connect(self._url, self._token(leg["room_name"], leg["id"])))
+        agent_line: Line | None = None
         try:
-            person = await self._answered(consult, leg)
+            person = await self._answered(consult, leg, joining)
             if isinstance(person, TransferResult):
                 return person
             self._person_answered = True
+            agent_line = await Line(consult, "agent").publish()
             self._tell(result="briefing", answered_by=person.attributes.get("sip.phoneNumber") or to)
             accepted, how = await self._brief(consult, person, agent_line, tools)
             self._account["reply"] = how[:500]  # reported with the result, whichever it is
@@ -435,7 +442,16 @@ class WarmTransfer:
             await agent_line.say(tools.tts, CONNECTING)
             return await self._bridge(consult, person, hold, agent_line, how)
         finally:
-            await agent_line.close(unpublish=False)  # the leg's room is deleted next
+            # a connect cancelled half-way left the job's WebRTC engine broken (its data channels
+            # closed, the job process ended seconds later): it is let finish, then the room is left
+            if not joining.done():
+                await asyncio.wait({joining}, timeout=JOIN_FINISH_S)
+            if not joining.done():
+                joining.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await joining
+            if agent_line is not None:
+                await agent_line.close(unpublish=False)  # the leg's room is deleted next
 
     async def _while_caller_holds(
         self, caller: rtc.RemoteParticipant, work: Awaitable[TransferResult]
@@ -483,24 +499,38 @@ class WarmTransfer:
         )
 
     async def _answered(
-        self, consult: rtc.Room, leg: dict[str, Any]
+        self, consult: rtc.Room, leg: dict[str, Any], joining: asyncio.Task[None]
     ) -> rtc.RemoteParticipant | TransferResult:
-        """The person, once their phone is answered; else what the leg came to."""
+        """The person, once their phone is answered and the agent is in the leg's room; else what the
+        leg came to (the control plane's record of it, polled), or a failure to join the room."""
         deadline = time.monotonic() + float(leg["ring_timeout_s"]) + 30.0
         next_poll = 0.0
+        answered = False
         while time.monotonic() < deadline:
-            phone = sip_participant(consult)
-            if phone is not None and phone.attributes.get("sip.callStatus") == "active":
-                return phone
+            if joining.done():
+                if joining.cancelled() or joining.exception() is not None:
+                    why = "cancelled" if joining.cancelled() else type(joining.exception()).__name__
+                    return TransferResult("failed", f"could not join the consultation room: {why}")
+                phone = sip_participant(consult)
+                if phone is not None and phone.attributes.get("sip.callStatus") == "active":
+                    return phone
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + 1.0
                 state = await self._client.state(leg["id"])
-                if state is not None and state.get("status") == "ended":
+                status = state.get("status") if state is not None else None
+                if state is not None and status == "ended":
                     reason = str(state.get("end_reason") or "failed")
                     code = state.get("sip_status_code")
                     detail = f"{reason}" + (f" (SIP {code})" if code else "")
                     return TransferResult(_LEG_RESULT.get(reason, "failed"), detail)
+                if status == "in_progress" and not answered:
+                    answered = True  # the person picked up: the room has this long to show them
+                    deadline = min(deadline, time.monotonic() + JOIN_AFTER_ANSWER_S)
             await asyncio.sleep(0.2)
+        if answered:
+            return TransferResult(
+                "failed", "answered, but the agent could not reach the person's room in time"
+            )
         return TransferResult("no_answer", "the leg was neither answered nor ended in time")
 
     async def _brief(
