@@ -152,6 +152,22 @@ def _said(path: Path, text: str, voice: object, lead_s: float = 0.3) -> Path:
     return write_wav(path, np.concatenate([silence(lead_s), caller_speech(text, voice), silence(90)]), 8000)
 
 
+def _person(
+    t: Transfers, work: Path, voice: object, *, rtp_ports: tuple[int, int], from_port: int
+) -> tuple[BaresipPhone, int]:
+    """The person a warm transfer dials: a baresip that answers at once and says hello; its port."""
+    port = _free_udp(t.host, from_port)
+    person = BaresipPhone(
+        work / "person",
+        rtp_ports=rtp_ports,
+        listen_port=port,
+        auto_answer=True,
+        user=PERSON,
+        source=_said(work / "hello.wav", "Hello, front desk.", voice),
+    ).start()
+    return person, port
+
+
 def _call_and_ask_for_a_person(
     t: Transfers, phone: BaresipPhone, number: str, voice: object, work: Path
 ) -> None:
@@ -181,15 +197,7 @@ def test_warm_transfer_answered_briefs_the_person_then_connects_the_caller(
     transfers: Transfers, worker: WorkerProcess, voice: object, whisper_tiny: object, tmp_path: Path
 ) -> None:
     t = transfers
-    port = _free_udp(t.host, 35400)
-    person = BaresipPhone(
-        tmp_path / "person",
-        rtp_ports=(46300, 46349),
-        listen_port=port,
-        auto_answer=True,
-        user=PERSON,
-        source=_said(tmp_path / "hello.wav", "Hello, front desk.", voice),
-    ).start()
+    person, port = _person(t, tmp_path, voice, rtp_ports=(46300, 46349), from_port=35400)
     line = t.line("warm-answered", "+15550161", f"{t.host}:{port}")
     caller = BaresipPhone(tmp_path / "caller", rtp_ports=(46200, 46249)).start()
     try:
@@ -244,7 +252,8 @@ def test_warm_transfer_answered_briefs_the_person_then_connects_the_caller(
 @pytest.mark.parametrize(
     ("scenario", "result", "leg_reason", "told"),
     [
-        ("uas_no_answer", "no_answer", "no_answer", {"nobody", "answered"}),
+        # word stems: tiny.en at 8 kHz hears "nobody answered" as "nobody answer" at times
+        ("uas_no_answer", "no_answer", "no_answer", {"nobody", "answer"}),
         ("uas_busy", "busy", "busy", {"busy"}),
     ],
 )
@@ -289,7 +298,8 @@ def test_warm_transfer_not_taken_comes_back_to_the_caller_and_takes_a_message(
     finally:
         caller.close()
         callee.stop()
-    assert told <= heard and {"message"} <= heard, heard
+    assert all(any(w.startswith(stem) for w in heard) for stem in told), heard
+    assert {"message"} <= heard, heard
     assert record["end_reason"] == "agent_hangup", record  # the agent took the message and said goodbye
     message = record["outcome"]["slots"]["message"]["value"].lower()
     assert "call" in message and "back" in message, record["outcome"]
@@ -304,15 +314,7 @@ def test_warm_transfer_declined_by_voice_brings_the_caller_back(
     transfers: Transfers, worker: WorkerProcess, voice: object, whisper_tiny: object, tmp_path: Path
 ) -> None:
     t = transfers
-    port = _free_udp(t.host, 35600)
-    person = BaresipPhone(
-        tmp_path / "person",
-        rtp_ports=(46500, 46549),
-        listen_port=port,
-        auto_answer=True,
-        user=PERSON,
-        source=_said(tmp_path / "hello.wav", "Hello, front desk.", voice),
-    ).start()
+    person, port = _person(t, tmp_path, voice, rtp_ports=(46500, 46549), from_port=35600)
     line = t.line("warm-declined", "+15550164", f"{t.host}:{port}")
     caller = BaresipPhone(tmp_path / "caller", rtp_ports=(46550, 46599)).start()
     try:
