@@ -136,9 +136,41 @@ class ControlPlane:
 
     def new_tenant_key(self, tenant: str) -> dict[str, str]:
         """Headers with a key of another tenant (made by `phoneagent keys create`, as an operator would)."""
-        cmd = [sys.executable, "-m", "phoneagent.cli", "keys", "create", "--tenant", tenant]
-        token = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120, check=True)
-        return {"Authorization": f"Bearer {token.stdout.strip()}"}
+        return {"Authorization": f"Bearer {new_api_key(self.env, tenant)}"}
+
+
+def provision_test_number(url: str, headers: dict[str, str], settings: Settings) -> tuple[str, str, str]:
+    """The test number through a control plane's API: agent profile, inbound trunk (calls from
+    ``bind_host``), dispatch rule; returns their ids."""
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+        agent = c.post("/agents", json={"name": "e2e", "greeting": PROFILE_GREETING})
+        trunk = c.post(
+            "/trunks/inbound",
+            json={
+                "name": "e2e-in",
+                "numbers": [settings.dev_number],
+                "allowed_addresses": [settings.bind_host],
+            },
+        )
+        rule = c.post(
+            "/dispatch-rules",
+            json={
+                "name": "e2e",
+                "inbound_trunk_id": trunk.json()["id"],
+                "agent_profile_id": agent.json()["id"],
+            },
+        )
+        for r in (agent, trunk, rule):
+            assert r.status_code == 201, r.text
+    return agent.json()["id"], trunk.json()["id"], rule.json()["id"]
+
+
+def new_api_key(env: dict[str, str], tenant: str) -> str:
+    """`phoneagent keys create` on the database of ``env``, as an operator would."""
+    cmd = [sys.executable, "-m", "phoneagent.cli", "keys", "create", "--tenant", tenant]
+    return subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=120, check=True
+    ).stdout.strip()
 
 
 @contextlib.contextmanager
@@ -149,35 +181,15 @@ def running_control_plane(settings: Settings, work_dir: Path) -> Iterator[Contro
     env = settings_env(settings)
     env["PHONEAGENT_DATABASE_URL"] = f"sqlite:///{work_dir}/phoneagent.db"
     env.update(E2E_CONTROL_PLANE_ENV)
-    run = functools.partial(subprocess.run, env=env, capture_output=True, text=True, timeout=120, check=True)
-    run([sys.executable, "-m", "phoneagent.cli", "db", "upgrade"])
-    token = run([sys.executable, "-m", "phoneagent.cli", "keys", "create", "--tenant", "e2e"]).stdout.strip()
+    cmd = [sys.executable, "-m", "phoneagent.cli", "db", "upgrade"]
+    subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=True)
+    token = new_api_key(env, "e2e")
     proc = LoggedProcess.phoneagent("api", log_path=work_dir / "api.log", env=env)
     try:
         proc.wait_for(r"Uvicorn running", timeout=60)
         url = f"http://{settings.bind_host}:{settings.api_port}"
         h = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=url, headers=h, timeout=30) as c:
-            agent = c.post("/agents", json={"name": "e2e", "greeting": PROFILE_GREETING})
-            trunk = c.post(
-                "/trunks/inbound",
-                json={
-                    "name": "e2e-in",
-                    "numbers": [settings.dev_number],
-                    "allowed_addresses": [settings.bind_host],
-                },
-            )
-            rule = c.post(
-                "/dispatch-rules",
-                json={
-                    "name": "e2e",
-                    "inbound_trunk_id": trunk.json()["id"],
-                    "agent_profile_id": agent.json()["id"],
-                },
-            )
-            for r in (agent, trunk, rule):
-                assert r.status_code == 201, r.text
-        yield ControlPlane(url, h, agent.json()["id"], trunk.json()["id"], rule.json()["id"], env)
+        yield ControlPlane(url, h, *provision_test_number(url, h, settings), env)
     finally:
         proc.stop()
         assert_all_gone(proc.seen_pids)

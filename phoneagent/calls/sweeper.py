@@ -11,10 +11,14 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
   ``worker_lost_after`` seconds (its job process or its whole worker died): the call ends as
   ``worker_lost`` and its room is deleted, so the caller is not left listening to silence. A worker
   is lost at most ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
-- inbound, the phone ringing in the room, no agent there and none on its way (LiveKit assigned no
-  agent job for the room: every worker was full, or none was running) for ``unserved_after``
-  seconds: the call is refused at once, ``over_capacity``; deleting the room makes livekit-sip answer
-  the caller's INVITE with 486 Busy Here (a fast busy) instead of letting it ring until it gives up.
+- a call whose room has no agent and none on its way (LiveKit assigned no agent job for the room)
+  ``unserved_after`` seconds after it arrived or was dialed: its dispatch is offered to the workers
+  again, once (with several livekit-server nodes, a node can be handed a job for workers that filled
+  up a moment before, while another node's are free). Still none after another ``unserved_after``
+  seconds (every worker is full, or none is running): an inbound call is refused at once,
+  ``over_capacity``; deleting the room makes livekit-sip answer the caller's INVITE with 486 Busy
+  Here (a fast busy) instead of letting it ring until it gives up. An outbound one is left to the
+  lost-worker rule above once it is answered.
 - the room does not exist any more and no event said why (a webhook was lost): the call ends as
   ``failed`` with no evidence; any later event that knows better still wins (see lifecycle).
 - dialing for longer than its ring timeout plus a minute without a dial task in this process (the
@@ -53,6 +57,9 @@ log = logging.getLogger("phoneagent.calls")
 # a call's room outliving the call by this long is ended (the agent normally leaves at once; a
 # transfer waits up to 10 s for the phone to follow)
 ROOM_LINGER_S = 30.0
+# how many times a call's agent job that no worker took is offered to the workers again: once is enough
+# for a job lost to a stale claim between livekit-server nodes, and keeps a busy signal quick
+REOFFERS = 1
 
 
 class Sweeper:
@@ -81,6 +88,7 @@ class Sweeper:
         self._unserved_after = unserved_after_s
         self._arrived: dict[str, float] = {}  # inbound calls not yet seen served, since when
         self._served: set[str] = set()
+        self._reoffered: dict[str, int] = {}  # calls whose agent job was offered again, how often
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -138,6 +146,8 @@ class Sweeper:
             # an inbound call rings in its room until its agent answers: watched like one in progress
             ringing_in = direction == "inbound" and status == "ringing"
             if status != "in_progress" and not ringing_in:
+                if direction == "outbound":
+                    await self._offer_again(call_id, room, 0, now)
                 stale = self._clock.now() - created_at > timedelta(seconds=ring_timeout_s + 60)
                 if stale and call_id not in self._dialing():
                     await self._settle_stale_dial(call_id, room)
@@ -160,6 +170,8 @@ class Sweeper:
             if people.agents > 0 or not people.sip:
                 self._no_agent_since.pop(call_id, None)
                 continue
+            if direction == "outbound":
+                await self._offer_again(call_id, room, people.agents, now)
             since = self._no_agent_since.setdefault(call_id, now)
             if now - since >= self._lost_after:
                 log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
@@ -173,6 +185,8 @@ class Sweeper:
             del self._no_agent_since[gone]
         for gone in arrived_before - seen:
             self._arrived.pop(gone, None)
+        for gone in set(self._reoffered) - seen:
+            del self._reoffered[gone]
         await self._end_leftover_rooms()
         self._served &= seen
 
@@ -204,22 +218,49 @@ class Sweeper:
                 )
             )
 
-    async def _refused_unserved(self, call_id: str, room: str, people: RoomPeople, now: float) -> bool:
-        """Refuse an inbound call that no worker took (see the module's docstring); True if it was."""
+    async def _unserved(self, call_id: str, room: str, agents: int, now: float) -> bool:
+        """Whether no worker took the call's agent job ``unserved_after`` seconds after it arrived and
+        again after each offer made anew (``REOFFERS``): with several livekit-server nodes the room's
+        node gives a job to the node whose workers claimed the most free room a moment earlier; if they
+        filled up meanwhile, the job is refused and LiveKit does not try another node's workers."""
         if call_id in self._served:
             return False
-        if people.agents > 0:
+        if agents > 0:
             self._served.add(call_id)
             return False
         arrived = self._arrived.setdefault(call_id, now)
-        if not people.sip or now - arrived < self._unserved_after:
+        if now - arrived < self._unserved_after:
+            return False
+        jobs = await self._calls.agent_jobs(room)
+        if jobs is None:
+            return False  # the room just went: the next pass settles the call
+        if jobs > 0:
+            self._served.add(call_id)  # an agent is on its way; a worker lost later is worker_lost
+            return False
+        offers = self._reoffered.get(call_id, 0)
+        if offers < REOFFERS and await self._calls.redispatch(room):
+            log.warning("no worker took the call's agent job; offering it again", extra={"call_id": call_id})
+            self._reoffered[call_id] = offers + 1
+            self._arrived[call_id] = now
+            return False
+        return True
+
+    async def _offer_again(self, call_id: str, room: str, agents: int, now: float) -> None:
+        """An outbound call whose agent job no worker took is offered again (``_unserved``); one still
+        unserved after that is left to the lost-worker rule once it is answered."""
+        try:
+            if await self._unserved(call_id, room, agents, now):
+                self._served.add(call_id)
+        except PhoneagentError as exc:
+            extra = {"call_id": call_id, "error": exc.message}
+            log.warning("could not look at a call's agent job", extra=extra)
+
+    async def _refused_unserved(self, call_id: str, room: str, people: RoomPeople, now: float) -> bool:
+        """Refuse an inbound call that no worker took (see the module's docstring); True if it was."""
+        if not people.sip:
             return False
         try:
-            jobs = await self._calls.agent_jobs(room)
-            if jobs is None:
-                return False  # the room just went: the next pass settles the call
-            if jobs > 0:
-                self._served.add(call_id)  # an agent is on its way; a worker lost later is worker_lost
+            if not await self._unserved(call_id, room, people.agents, now):
                 return False
             log.warning("no worker took the call: every line is busy", extra={"call_id": call_id})
             await self._calls.end_room(room)  # first: if LiveKit cannot, the next pass tries again

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,9 +194,13 @@ def _end_strays(procs: list[psutil.Process], grace_s: float = 5.0) -> None:
 
 
 class Stack:
-    def __init__(self, settings: Settings) -> None:
+    """The stack on one machine. ``only`` names the services this instance runs (all by default): a
+    second node of a cluster runs livekit-server and livekit-sip against the first node's Redis."""
+
+    def __init__(self, settings: Settings, *, only: Collection[str] | None = None) -> None:
         self.settings = settings
         self.paths = StackPaths.from_settings(settings)
+        self.only = frozenset(only) if only is not None else None
 
     # ---- configuration -------------------------------------------------------------------------
 
@@ -240,7 +244,7 @@ class Stack:
         sip_conf = self._render("livekit-sip.yaml.tmpl", "livekit-sip.yaml", sec)
         egress_conf = self._render("egress.yaml.tmpl", "egress.yaml", sec)
         host = s.bind_host
-        return [
+        every = [
             Service(
                 name="redis",
                 argv=["/usr/bin/redis-server", str(redis_conf)],
@@ -276,6 +280,12 @@ class Stack:
                 after_stop=lambda: _drop_dir(egress_tmp, egress_link),
             ),
         ]
+        if self.only is None:
+            return every
+        unknown = self.only - {svc.name for svc in every}
+        if unknown:
+            raise ValueError(f"no stack service {', '.join(sorted(unknown))}")
+        return [svc for svc in every if svc.name in self.only]
 
     # ---- pid files -----------------------------------------------------------------------------
 

@@ -129,6 +129,34 @@ class LiveKitCalls(LiveKitClient):
             return None
         return sum(len(d.state.jobs) for d in dispatches)
 
+    async def redispatch(self, room: str) -> bool:
+        """Offer again each of the room's dispatches that no worker took. With several livekit-server
+        nodes, the room's node hands a job to the node whose workers claimed the most free room, and
+        that claim can be a moment old: when those workers have just filled up, the job is refused and
+        LiveKit does not try the other nodes' workers. A new dispatch is claimed afresh."""
+        lk = self._api()
+        with self._errors():
+            dispatches = await lk.agent_dispatch.list_dispatch(room)
+        offered = False
+        for d in dispatches:
+            # livekit-server gives every room a dispatch with no agent name (for workers registered
+            # without one): phoneagent's agents are always named, and that one is left alone
+            if d.state.jobs or not d.agent_name:
+                continue
+            with self._errors():
+                await lk.agent_dispatch.create_dispatch(
+                    api.CreateAgentDispatchRequest(agent_name=d.agent_name, room=room, metadata=d.metadata)
+                )
+            offered = True
+            # the unserved one goes: a job of it still being assigned is ended (livekit-server ends a
+            # deleted dispatch's jobs), and a room reloaded on another node does not launch it again
+            try:
+                with self._errors():
+                    await lk.agent_dispatch.delete_dispatch(d.id, room)
+            except (TelephonyError, LiveKitNotFound, LiveKitRefused) as exc:
+                log.info("could not delete an unserved dispatch", extra={"room": room, "error": str(exc)})
+        return offered
+
     async def end_room(self, room: str) -> None:
         """Hang up everyone in the room: the phone gets a BYE, or, while it rings, 486 Busy Here (an
         inbound call) or a CANCEL (an outbound one)."""

@@ -69,6 +69,11 @@ class CallControl(Protocol):
         """How many agent jobs were assigned to a worker in the room; None when the room is gone."""
         ...
 
+    async def redispatch(self, room: str) -> bool:
+        """Offer the room's agent dispatches that no worker took to the workers again (a new dispatch
+        with the same agent and metadata each, the old one deleted); whether any was offered."""
+        ...
+
     async def end_room(self, room: str) -> None:
         """Hang up everyone in the room; a room that is gone already is no error."""
         ...

@@ -107,6 +107,9 @@ class FakeCalls(CallControl):
     dispatched: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     jobs: dict[str, int] = field(default_factory=dict)  # agent jobs assigned, by room
+    # a dispatch offered again finds a worker (a job refused on one node, while another's were free)
+    reoffer_finds_worker: bool = False
+    reoffered: list[str] = field(default_factory=list)
     down: bool = False  # LiveKit unreachable: every call fails as the real adapter says it does
 
     def _reach(self) -> None:
@@ -165,6 +168,15 @@ class FakeCalls(CallControl):
     async def agent_jobs(self, room: str) -> int | None:
         self._reach()
         return self.jobs.get(room, 0) if room in self.rooms else None
+
+    async def redispatch(self, room: str) -> bool:
+        self._reach()
+        if room not in self.rooms or self.jobs.get(room, 0):
+            return False
+        self.reoffered.append(room)
+        if self.reoffer_finds_worker:
+            self.jobs[room] = 1
+        return True
 
     async def end_room(self, room: str) -> None:
         self._reach()

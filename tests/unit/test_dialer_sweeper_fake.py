@@ -286,6 +286,13 @@ def test_an_inbound_call_no_worker_took_is_refused_busy_as_over_capacity(
 
         w.clock.advance(0.5)
         await w.sweeper.sweep()
+        # its dispatch is offered to the workers again (on another livekit-server node one may be free)
+        assert w.lk.reoffered == [rooms["unserved"]]
+        assert w.call(ids["unserved"]).status == "ringing" and w.lk.ended == []
+
+        w.clock.advance(1.0)  # no worker took it this time either
+        await w.sweeper.sweep()
+        assert w.lk.reoffered == [rooms["unserved"]]  # once
         refused = w.call(ids["unserved"])
         assert (refused.status, refused.end_reason) == ("ended", "over_capacity")
         assert refused.answered_at is None and refused.duration_ms is None
@@ -300,6 +307,39 @@ def test_an_inbound_call_no_worker_took_is_refused_busy_as_over_capacity(
         assert (lost.status, lost.end_reason) == ("ended", "worker_lost")
         assert w.call(ids["answered"]).status == "ringing"
         assert w.lk.ended == [rooms["unserved"], rooms["coming"]]
+
+    scenario(sessions, body)
+
+
+def test_a_call_whose_agent_job_no_worker_took_is_offered_again_and_gets_its_agent(
+    sessions: sessionmaker[Session],
+) -> None:
+    """With several livekit-server nodes, a job can be refused by the workers of the node that claimed
+    it (they filled up a moment before) while another node's are free: offered again, it is taken."""
+
+    async def body(w: World) -> None:
+        w.lk.reoffer_finds_worker = True
+        with w.sessions() as s:
+            inbound = Call(tenant_id=w.tenant, direction="inbound", status="ringing", room_name="in-1")
+            outbound = Call(tenant_id=w.tenant, direction="outbound", status="in_progress", room_name="out-1")
+            s.add_all([inbound, outbound])
+            s.commit()
+            ids = {"in": inbound.id, "out": outbound.id}
+        w.lk.phone_rings("in-1", agent_job=False)
+        w.lk.rooms["out-1"] = RoomPeople(sip=[{"sip.callStatus": "active"}], agents=0)  # answered, no job
+        w.sweeper.call_arrived(ids["in"])
+        await w.sweeper.sweep()
+        assert w.lk.reoffered == []  # LiveKit may still be dispatching
+        w.clock.advance(1.0)
+        await w.sweeper.sweep()
+        assert sorted(w.lk.reoffered) == ["in-1", "out-1"]
+        w.lk.rooms["in-1"] = RoomPeople(sip=[{"sip.callStatus": "active"}], agents=1)  # its agent came
+        w.lk.rooms["out-1"] = RoomPeople(sip=[{"sip.callStatus": "active"}], agents=1)
+        w.clock.advance(LOST_AFTER_S)
+        await w.sweeper.sweep()
+        # neither refused nor lost
+        assert [w.call(i).status for i in ids.values()] == ["ringing", "in_progress"]
+        assert w.lk.ended == [] and sorted(w.lk.reoffered) == ["in-1", "out-1"]
 
     scenario(sessions, body)
 
