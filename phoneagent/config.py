@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     # an inbound call that no worker took (LiveKit assigned no agent job) this long after its phone
     # joined is refused with a busy signal as over_capacity
     unserved_after_s: float = Field(default=1.5, ge=0.2, le=60.0)
+    # ... after its agent dispatch was offered to the workers again this many times, each waiting
+    # unserved_after_s (also an outbound call's). With several livekit-server nodes a job can be refused
+    # by one node's workers while another's are free; a site with one node may set 0 (a quicker busy)
+    unserved_reoffers: int = Field(default=1, ge=0, le=3)
     # how often the background work re-creates SIP trunks and rules missing from LiveKit (and at start)
     provisioning_check_interval_s: float = Field(default=30.0, ge=1.0, le=3600.0)
     # outgoing webhooks: attempts before a delivery is dead, first retry delay (each next one 3x)

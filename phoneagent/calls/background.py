@@ -64,6 +64,7 @@ class Background:
             worker_lost_after_s=settings.worker_lost_after_s,
             interval_s=settings.sweep_interval_s,
             unserved_after_s=settings.unserved_after_s,
+            unserved_reoffers=settings.unserved_reoffers,
             dialing=lambda: self.dialer.dialing,
             recorder=self.recorder,
             on_change=self.changes.notify,

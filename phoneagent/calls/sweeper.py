@@ -13,12 +13,12 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
   is lost at most ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
 - a call whose room has no agent and none on its way (LiveKit assigned no agent job for the room)
   ``unserved_after`` seconds after it arrived or was dialed: its dispatch is offered to the workers
-  again, once (with several livekit-server nodes, a node can be handed a job for workers that filled
-  up a moment before, while another node's are free). Still none after another ``unserved_after``
-  seconds (every worker is full, or none is running): an inbound call is refused at once,
-  ``over_capacity``; deleting the room makes livekit-sip answer the caller's INVITE with 486 Busy
-  Here (a fast busy) instead of letting it ring until it gives up. An outbound one is left to the
-  lost-worker rule above once it is answered.
+  again, ``unserved_reoffers`` times, 1 by default (with several livekit-server nodes, a node can be
+  handed a job for workers that filled up a moment before, while another node's are free). Still
+  none after another ``unserved_after`` seconds (every worker is full, or none is running): an
+  inbound call is refused at once, ``over_capacity``; deleting the room makes livekit-sip answer the
+  caller's INVITE with 486 Busy Here (a fast busy) instead of letting it ring until it gives up. An
+  outbound one is left to the lost-worker rule above once it is answered.
 - the room does not exist any more and no event said why (a webhook was lost): the call ends as
   ``failed`` with no evidence; any later event that knows better still wins (see lifecycle).
 - dialing for longer than its ring timeout plus a minute without a dial task in this process (the
@@ -57,9 +57,6 @@ log = logging.getLogger("phoneagent.calls")
 # a call's room outliving the call by this long is ended (the agent normally leaves at once; a
 # transfer waits up to 10 s for the phone to follow)
 ROOM_LINGER_S = 30.0
-# how many times a call's agent job that no worker took is offered to the workers again: once is enough
-# for a job lost to a stale claim between livekit-server nodes, and keeps a busy signal quick
-REOFFERS = 1
 
 
 class Sweeper:
@@ -71,6 +68,7 @@ class Sweeper:
         worker_lost_after_s: float,
         interval_s: float,
         unserved_after_s: float = 1.5,
+        unserved_reoffers: int = 1,
         dialing: Callable[[], set[str]] = set,
         recorder: Recorder | None = None,
         clock: Clock | None = None,
@@ -86,6 +84,8 @@ class Sweeper:
         self._recorder = recorder
         self._no_agent_since: dict[str, float] = {}
         self._unserved_after = unserved_after_s
+        # once is enough for a job lost to a moment-old claim between nodes, and keeps a busy quick
+        self._reoffers = unserved_reoffers
         self._arrived: dict[str, float] = {}  # inbound calls not yet seen served, since when
         self._served: set[str] = set()
         self._reoffered: dict[str, int] = {}  # calls whose agent job was offered again, how often
@@ -220,9 +220,9 @@ class Sweeper:
 
     async def _unserved(self, call_id: str, room: str, agents: int, now: float) -> bool:
         """Whether no worker took the call's agent job ``unserved_after`` seconds after it arrived and
-        again after each offer made anew (``REOFFERS``): with several livekit-server nodes the room's
-        node gives a job to the node whose workers claimed the most free room a moment earlier; if they
-        filled up meanwhile, the job is refused and LiveKit does not try another node's workers."""
+        again after each offer made anew (``unserved_reoffers``): with several livekit-server nodes the
+        room's node gives a job to the node whose workers claimed the most free room a moment earlier;
+        if they filled up meanwhile, the job is refused and LiveKit does not try another node's."""
         if call_id in self._served:
             return False
         if agents > 0:
@@ -238,7 +238,7 @@ class Sweeper:
             self._served.add(call_id)  # an agent is on its way; a worker lost later is worker_lost
             return False
         offers = self._reoffered.get(call_id, 0)
-        if offers < REOFFERS and await self._calls.redispatch(room):
+        if offers < self._reoffers and await self._calls.redispatch(room):
             log.warning("no worker took the call's agent job; offering it again", extra={"call_id": call_id})
             self._reoffered[call_id] = offers + 1
             self._arrived[call_id] = now
