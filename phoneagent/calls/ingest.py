@@ -111,10 +111,14 @@ def ingest_livekit_event(session: Session, event: LiveKitEvent) -> tuple[bool, C
                     occurred_at=at,
                 )
             )
+        elif not record_event(
+            session, call, source="livekit", event_id=event.id, type_=event.type, payload=payload, at=at
+        ):
+            # the same event, stored by a concurrent request (LiveKit sends each event to every URL it
+            # has, e.g. a replica and the balancer in front of all): what this one opened goes too
+            session.rollback()
+            return False, None
         else:
-            record_event(
-                session, call, source="livekit", event_id=event.id, type_=event.type, payload=payload, at=at
-            )
             attach_waiting(session, call)
         if event.egress is not None:
             _apply_egress(session, event.egress)

@@ -13,14 +13,14 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from phoneagent.calls import extraction, recording_state
 from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.outbox import enqueue
-from phoneagent.db.models import Call, CallEvent
+from phoneagent.db.models import Call, CallEvent, CampaignContact
 from phoneagent.db.states import is_call_status, is_end_reason
 
 log = logging.getLogger("phoneagent.calls")
@@ -118,6 +118,7 @@ def refresh(session: Session, call: Call) -> None:
     facts = [f for ev in events for f in facts_of(call, ev)]
     state = lc.fold(facts)
     before = (call.status, call.ringing_at, call.answered_at)
+    reason_before = call.end_reason
     # a record never goes back (a state set directly, e.g. by an older version, has no event)
     call.status = max(call.status, state.status, key=lc.STATUSES.index)
     call.ringing_at, call.answered_at, call.ended_at = state.ringing_at, state.answered_at, state.ended_at
@@ -131,6 +132,13 @@ def refresh(session: Session, call: Call) -> None:
     if before[2] is None and call.answered_at is not None:
         enqueue(session, call, "call.answered")
         recording_state.begin(session, call)
+    if before[0] == "ended" and call.end_reason != reason_before and call.campaign_id:
+        # later, better evidence changed why the call ended: the campaign contact it settled says so too
+        session.execute(
+            update(CampaignContact)
+            .where(CampaignContact.last_call_id == call.id, CampaignContact.status.in_(("done", "failed")))
+            .values(last_end_reason=call.end_reason)
+        )
     if before[0] != "ended" and call.status == "ended":
         enqueue(session, call, "call.ended")
         recording_state.settle(session, call)

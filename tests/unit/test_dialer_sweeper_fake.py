@@ -207,6 +207,56 @@ def test_a_dial_lost_by_a_restart_is_settled_and_a_hangup_wins(sessions: session
     scenario(sessions, body)
 
 
+def test_a_settled_contact_follows_its_calls_end_reason_when_better_evidence_changes_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The sweeper saw no agent (worker_lost, observed); the caller's own hang-up was declared later
+    and wins on the record: the contact the call settled says so too."""
+
+    async def body(w: World) -> None:
+        t0 = w.clock.now()
+        with w.sessions() as s:
+            campaign = Campaign(
+                tenant_id=w.tenant,
+                name="c",
+                agent_profile_id=w.profile,
+                outbound_trunk_id=w.trunk,
+                window_start="00:00",
+                window_end="00:00",
+            )
+            s.add(campaign)
+            s.flush()
+            call = Call(
+                tenant_id=w.tenant, direction="outbound", status="in_progress", campaign_id=campaign.id
+            )
+            s.add(call)
+            s.flush()
+            contact = CampaignContact(
+                campaign_id=campaign.id, number=ANSWERS, status="calling", last_call_id=call.id
+            )
+            s.add(contact)
+            s.flush()
+            own_event(s, call, "lost", lc.Fact(t0, "ended", "worker_lost", lc.OBSERVED), f"{call.id}:lost")
+            s.commit()
+            contact_id = contact.id
+        CampaignRunner(w.sessions, wake_dialer=lambda: None).tick(w.clock.now())
+        with w.sessions() as s:
+            settled = s.get(CampaignContact, contact_id)
+            assert settled is not None and settled.last_end_reason == "worker_lost"
+            status = settled.status
+            c = s.get(Call, settled.last_call_id)
+            assert c is not None
+            fact = lc.Fact(t0, "ended", "customer_hangup", lc.DECLARED)
+            own_event(s, c, "hung_up", fact, f"{c.id}:hung-up")
+            s.commit()
+            assert c.end_reason == "customer_hangup"
+        with w.sessions() as s:
+            after = s.get(CampaignContact, contact_id)
+            assert after is not None and (after.status, after.last_end_reason) == (status, "customer_hangup")
+
+    scenario(sessions, body)
+
+
 def test_a_refused_attempt_costs_the_campaign_pass_nothing_else(sessions: sessionmaker[Session]) -> None:
     """place_call flushes inside the runner's transaction: an attempt it refuses (its idempotency key
     was used for another request) fails that contact only; the pass's other attempts are kept."""
