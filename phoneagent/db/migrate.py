@@ -11,6 +11,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from phoneagent.db.engine import make_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -25,3 +29,17 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
+
+
+def schema_revisions(url: str) -> tuple[str | None, str]:
+    """The database's Alembic revision (None: no schema yet) and the latest one the package ships."""
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no Alembic head in {MIGRATIONS}")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    return current, head

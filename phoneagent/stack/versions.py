@@ -69,7 +69,15 @@ MINIO = GoBinary(
     version="v0.0.0-20260212201848-7aac2a2c5b7c",
     package=".",
 )
-TEST_GO_BINARIES = (MINIO,)
+# The deployment checks only (tests/integration/test_deploy.py): `helm lint` and `helm template` of the
+# chart in deploy/helm/phoneagent.
+HELM = GoBinary(
+    name="helm",
+    module="helm.sh/helm/v3",
+    version="v3.22.0",
+    package="./cmd/helm",
+)
+TEST_GO_BINARIES = (MINIO, HELM)
 
 # Debian packages: what each is for, so a missing one gets an exact hint.
 APT_RUNTIME = {
