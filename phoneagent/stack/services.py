@@ -198,7 +198,6 @@ def loopback_values(settings: Settings) -> dict[str, str]:
     (:mod:`phoneagent.stack.deploy_render`): every address is ``bind_host``, no public-IP lookup."""
     host = settings.bind_host
     return {
-        "generated_by": "`phoneagent stack up`",
         "listen_host": host,  # where livekit-server, livekit-sip and Redis listen
         "advertise_host": host,  # the media address livekit-server and livekit-sip hand out
         "livekit_host": host,  # how livekit-sip and egress reach livekit-server
