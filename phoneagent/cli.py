@@ -92,15 +92,18 @@ def _api_cmd(args: argparse.Namespace) -> int:
 
 def _db_cmd(args: argparse.Namespace) -> int:
     from phoneagent.db.engine import database_url
-    from phoneagent.db.migrate import schema_revisions, upgrade
+    from phoneagent.db.migrate import schema_state, upgrade
 
     url = database_url(get_settings())
     if args.action == "check":
-        current, head = schema_revisions(url)
-        if current != head:
-            at = f"is at {current}" if current else "has no schema yet"
-            print(f"the database {at}; the latest is {head} (`phoneagent db upgrade`)")
+        state = schema_state(url)
+        if not state.usable:
+            at = f"is at {state.current}" if state.current else "has no schema yet"
+            print(f"the database {at}; the latest is {state.head} (`phoneagent db upgrade`)")
             return 3
+        if state.ahead:
+            print(f"the database is at {state.current}, newer than this version's {state.head}")
+            return 0
     else:
         upgrade(url)
     print("database is at the latest schema")

@@ -66,7 +66,7 @@ HELM = Target(
         "redis_host": '{{ include "phoneagent.redisHost" . }}',
         "redis_port": '{{ include "phoneagent.redisPort" . }}',
         # a pod has a network of its own (or, with hostNetwork, is meant to be reached on the node's)
-        "listen_host": "0.0.0.0",
+        "listen_host": "0.0.0.0",  # noqa: S104 (a config value for a pod, not a bind of this process)
         # NODE_IP: the values' external address, else the node's (status.hostIP)
         "advertise_host": "$(NODE_IP)",
         "livekit_rtc_udp_start": "{{ .Values.livekit.rtc.udpPortRangeStart }}",
@@ -180,9 +180,7 @@ def rendered(root: Path) -> dict[Path, str]:
 
 def stale(root: Path) -> list[Path]:
     """The generated files that differ from a fresh render (missing ones included)."""
-    return [
-        path for path, text in rendered(root).items() if not path.is_file() or path.read_text() != text
-    ]
+    return [path for path, text in rendered(root).items() if not path.is_file() or path.read_text() != text]
 
 
 def write(root: Path) -> list[Path]:
