@@ -79,7 +79,7 @@ def _api_cmd(args: argparse.Namespace) -> int:
     # access_log off: uvicorn would log query strings (numbers, searched words); AccessLog logs paths only
     uvicorn.run(
         create_app(settings),
-        host=settings.bind_host,
+        host=settings.listen_address,
         port=settings.api_port,
         log_level="info",
         access_log=False,
@@ -92,9 +92,20 @@ def _api_cmd(args: argparse.Namespace) -> int:
 
 def _db_cmd(args: argparse.Namespace) -> int:
     from phoneagent.db.engine import database_url
-    from phoneagent.db.migrate import upgrade
+    from phoneagent.db.migrate import schema_state, upgrade
 
-    upgrade(database_url(get_settings()))
+    url = database_url(get_settings())
+    if args.action == "check":
+        state = schema_state(url)
+        if not state.usable:
+            at = f"is at {state.current}" if state.current else "has no schema yet"
+            print(f"the database {at}; the latest is {state.head} (`phoneagent db upgrade`)")
+            return 3
+        if state.ahead:
+            print(f"the database is at {state.current}, newer than this version's {state.head}")
+            return 0
+    else:
+        upgrade(url)
     print("database is at the latest schema")
     return 0
 
@@ -223,8 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_calls.add_parser(sub)
     cli_trunks.add_parser(sub)
 
-    p = sub.add_parser("db", help="database schema")
-    p.add_argument("action", choices=["upgrade"])
+    p = sub.add_parser("db", help="database schema: upgrade it, or check it is the latest (exit 3: not)")
+    p.add_argument("action", choices=["upgrade", "check"])
     p.set_defaults(func=_db_cmd)
 
     p = sub.add_parser("tenants", help="what the operator sets per tenant")

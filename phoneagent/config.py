@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # the worker's Prometheus metrics (phoneagent.worker.metrics), on bind_host
     worker_metrics_port: int = 8082
     api_port: int = 8000
+    # where `phoneagent api` and the worker's health and metrics servers listen; empty: bind_host. In a
+    # container (deploy/helm, deploy/compose) 0.0.0.0: the pod's own network is the boundary there,
+    # and the kubelet's probes and Prometheus reach the pod's address, not its loopback
+    listen_host: str = ""
 
     health_timeout_s: float = 60.0
 
@@ -429,6 +433,13 @@ class Settings(BaseSettings):
             raise ValueError("the local stack binds to loopback only (127.0.0.0/8)")
         return v
 
+    @field_validator("listen_host")
+    @classmethod
+    def _an_address(cls, v: str) -> str:
+        if v:
+            ipaddress.ip_address(v)  # ValueError: not an IP address
+        return v
+
     @field_validator("session_secret")
     @classmethod
     def _strong_secret(cls, v: SecretStr) -> SecretStr:
@@ -481,6 +492,11 @@ class Settings(BaseSettings):
     @property
     def recordings_path(self) -> Path:
         return (self.recordings_dir or self.state_dir / "recordings").expanduser()
+
+    @property
+    def listen_address(self) -> str:
+        """The address the control plane and the worker's HTTP servers bind (``listen_host``)."""
+        return self.listen_host or self.bind_host
 
     @property
     def api_url(self) -> str:

@@ -10,6 +10,7 @@ placeholders; nothing else of the downloaded source is changed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from phoneagent.errors import BuildError, MissingToolError
 from phoneagent.stack.paths import StackPaths
-from phoneagent.stack.versions import MIN_GO, GoBinary
+from phoneagent.stack.versions import MIN_GO, GoBinary, GoModuleFile
 
 log = logging.getLogger("phoneagent.stack")
 
@@ -133,6 +134,57 @@ def _writable_copy(module_dir: Path, spec: GoBinary, into: Path) -> Path:
     return src
 
 
+def local_go_binary(name: str, source: Path, package: str = ".") -> GoBinary:
+    """A program whose Go module lives in this repository (its own go.mod and go.sum in ``source``),
+    cached like the others under a version named by a digest of its source: an edit builds anew."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return GoBinary(
+        name=name,
+        module=f"./{source.name}",
+        version="src-" + digest.hexdigest()[:16],
+        package=package,
+        source=str(source),
+    )
+
+
+def _download_module(module: str, version: str, env: Mapping[str, str]) -> tuple[Path, str]:
+    """``go mod download`` of one module version: its directory in the module cache, and go's output."""
+    dl = subprocess.run(
+        [_tool("go"), "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        check=False,
+    )
+    info = json.loads(dl.stdout) if dl.stdout.strip().startswith("{") else {}
+    if dl.returncode != 0 or "Dir" not in info:
+        reason = info.get("Error") or dl.stderr.strip() or "no module directory"
+        raise BuildError(
+            f"cannot download {module}@{version}: {reason}",
+            hint="check that the Go module proxy is reachable (GOPROXY)",
+        )
+    return Path(info["Dir"]), dl.stdout + dl.stderr
+
+
+def ensure_go_module_file(spec: GoModuleFile, paths: StackPaths) -> Path:
+    """Return the cached copy of one file of a Go module, downloading the module first if needed."""
+    target = paths.cache / "files" / spec.key / spec.path
+    if target.is_file():
+        return target
+    _require_go()
+    module_dir, _ = _download_module(spec.module, spec.version, os.environ)
+    found = module_dir / spec.path
+    if not found.is_file():
+        raise BuildError(f"{spec.module}@{spec.version} has no file {spec.path}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(found, tmp)
+    tmp.replace(target)
+    return target
+
+
 def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
     """Return the cached binary for ``spec``, building it first if it is not there."""
     target = paths.binary(spec)
@@ -149,26 +201,17 @@ def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
     env = {**os.environ, "CGO_ENABLED": "1" if spec.pkg_config else "0", **dict(spec.env)}
     started = time.monotonic()
     with build_log.open("w") as fh, tempfile.TemporaryDirectory(prefix="build-", dir=target.parent) as work:
-        dl = subprocess.run(
-            [_tool("go"), "mod", "download", "-json", f"{spec.module}@{spec.version}"],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        fh.write(dl.stdout + dl.stderr)
-        info = json.loads(dl.stdout) if dl.stdout.strip().startswith("{") else {}
-        if dl.returncode != 0 or "Dir" not in info:
-            reason = info.get("Error") or dl.stderr.strip() or "no module directory"
-            raise BuildError(
-                f"cannot download {spec.module}@{spec.version}: {reason}",
-                hint="check that the Go module proxy is reachable (GOPROXY)",
-            )
+        if spec.source:  # a module of this repository: built where it is, its go.sum checks the rest
+            module_dir = Path(spec.source)
+        else:
+            module_dir, output = _download_module(spec.module, spec.version, env)
+            fh.write(output)
         tmp = target.with_name(target.name + ".tmp")
-        src = _writable_copy(Path(info["Dir"]), spec, Path(work)) if spec.placeholders else Path(info["Dir"])
+        src = _writable_copy(module_dir, spec, Path(work)) if spec.placeholders else module_dir
         fh.flush()
         built = subprocess.run(
-            [_tool("go"), "build", "-trimpath", "-o", str(tmp), spec.package],
+            # -buildvcs=false: a module inside this repository's checkout is not stamped with its commit
+            [_tool("go"), "build", "-trimpath", "-buildvcs=false", "-o", str(tmp), spec.package],
             cwd=src,
             stdout=fh,
             stderr=subprocess.STDOUT,

@@ -193,6 +193,22 @@ def _end_strays(procs: list[psutil.Process], grace_s: float = 5.0) -> None:
             p.kill()
 
 
+def loopback_values(settings: Settings) -> dict[str, str]:
+    """The local stack's values for the template placeholders that a production render sets otherwise
+    (:mod:`phoneagent.stack.deploy_render`): every address is ``bind_host``, no public-IP lookup."""
+    host = settings.bind_host
+    return {
+        "listen_host": host,  # where livekit-server, livekit-sip and Redis listen
+        "advertise_host": host,  # the media address livekit-server and livekit-sip hand out
+        "livekit_host": host,  # how livekit-sip and egress reach livekit-server
+        "redis_host": host,
+        "livekit_use_external_ip": "false",
+        "livekit_loopback_candidate": "true",
+        "livekit_ice_network": f"{host}/32",
+        "livekit_stun_server": f"{host}:{settings.livekit_rtc_tcp_port}",
+    }
+
+
 class Stack:
     """The stack on one machine. ``only`` names the services this instance runs (all by default): a
     second node of a cluster runs livekit-server and livekit-sip against the first node's Redis."""
@@ -215,6 +231,7 @@ class Stack:
         values = {
             **{k: str(v) for k, v in self.settings.model_dump().items()},
             **secrets.__dict__,
+            **loopback_values(self.settings),
             "state_dir": str(self.paths.state),
             "webhook_urls": "\n".join(f"    - {u}" for u in urls),
         }

@@ -18,6 +18,8 @@ class GoBinary:
     placeholders: tuple[str, ...] = field(default=())
     # Debian packages whose headers the cgo build needs (named in the hint when pkg-config fails)
     apt_hint: str = ""
+    # a module in this repository (its directory) instead of one from the proxy: see `local_go_binary`
+    source: str = ""
 
     @property
     def key(self) -> str:
@@ -69,7 +71,37 @@ MINIO = GoBinary(
     version="v0.0.0-20260212201848-7aac2a2c5b7c",
     package=".",
 )
-TEST_GO_BINARIES = (MINIO,)
+# The deployment checks only (tests/integration/test_deploy.py): `helm lint` and `helm template` of the
+# chart in deploy/helm/phoneagent.
+HELM = GoBinary(
+    name="helm",
+    module="helm.sh/helm/v3",
+    version="v3.22.0",
+    package="./cmd/helm",
+)
+TEST_GO_BINARIES = (MINIO, HELM)
+
+
+@dataclass(frozen=True)
+class GoModuleFile:
+    """One file of a Go module, fetched through the Go module proxy (`go mod download`) and cached."""
+
+    module: str
+    version: str
+    path: str  # inside the module
+
+    @property
+    def key(self) -> str:
+        return f"{self.module.replace('/', '+')}-{self.version}"
+
+
+# The Compose specification's JSON schema, as compose-go (Docker Compose's loader) ships it; the
+# deployment tests validate deploy/compose/compose.yaml against it.
+COMPOSE_SPEC_SCHEMA = GoModuleFile(
+    module="github.com/compose-spec/compose-go/v2",
+    version="v2.16.2",
+    path="schema/compose-spec.json",
+)
 
 # Debian packages: what each is for, so a missing one gets an exact hint.
 APT_RUNTIME = {

@@ -508,7 +508,7 @@ def build_server(settings: Settings) -> AgentServer:
             ws_url=creds.url,
             api_key=creds.api_key,
             api_secret=creds.api_secret,
-            host=settings.bind_host,
+            host=settings.listen_address,
             port=settings.worker_http_port,
             # prewarm loads Piper, Whisper and Silero: allow for a loaded 2-core machine
             initialize_process_timeout=60.0,
