@@ -264,6 +264,10 @@ class Settings(BaseSettings):
     sip_tls_cert_file: Path | None = None
     sip_tls_key_file: Path | None = None
     sip_hostname: str = Field(default="", max_length=253)
+    # livekit-sip checks a TLS carrier's certificate chain (not its name: SIP addresses are mostly IP
+    # addresses) against the system's CAs; a PEM bundle here replaces the system's bundle file (its
+    # certificate directory still counts), e.g. for a carrier or a PBX with a private CA
+    sip_tls_ca_file: Path | None = None
     # SRTP (SDES) of a trunk created without media_encryption: disable, allow (when the far end
     # offers it) or require; the keys travel in the SDP, so require needs sip_tls
     sip_media_encryption: Literal["disable", "allow", "require"] = "disable"

@@ -98,6 +98,7 @@ def _check_tls(s: Settings) -> None:
                 ("PHONEAGENT_SIP_TLS_CERT_FILE", s.sip_tls_cert_file),
                 ("PHONEAGENT_SIP_TLS_KEY_FILE", s.sip_tls_key_file),
                 ("PHONEAGENT_SIP_HOSTNAME", s.sip_hostname),
+                ("PHONEAGENT_SIP_TLS_CA_FILE", s.sip_tls_ca_file),
             )
             if value
         ]

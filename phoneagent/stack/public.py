@@ -82,6 +82,12 @@ def render_values(s: Settings) -> dict[str, str]:
     }
 
 
+def sip_env(s: Settings) -> dict[str, str]:
+    """livekit-sip's environment: the CA bundle it checks TLS carriers against (Go reads
+    SSL_CERT_FILE in place of the system's bundle file)."""
+    return {"SSL_CERT_FILE": str(s.sip_tls_ca_file)} if s.sip_tls and s.sip_tls_ca_file else {}
+
+
 def sip_reach_host(s: Settings) -> str:
     """Where this host reaches livekit-sip (its health check, its ports' check)."""
     listen = s.sip_listen_ip
@@ -89,15 +95,17 @@ def sip_reach_host(s: Settings) -> str:
 
 
 def check_tls_files(s: Settings) -> None:
-    """ConfigError naming the setting when livekit-sip's certificate or key cannot be used: missing,
-    unreadable, not PEM, or a key that is not the certificate's."""
+    """ConfigError naming the setting when livekit-sip's certificate, key or CA bundle cannot be
+    used: missing, unreadable, not PEM, or a key that is not the certificate's."""
     if not s.sip_tls or s.sip_tls_cert_file is None or s.sip_tls_key_file is None:
         return
     for setting, path in (
         ("PHONEAGENT_SIP_TLS_CERT_FILE", s.sip_tls_cert_file),
         ("PHONEAGENT_SIP_TLS_KEY_FILE", s.sip_tls_key_file),
+        ("PHONEAGENT_SIP_TLS_CA_FILE", s.sip_tls_ca_file),
     ):
-        _readable(setting, path)
+        if path is not None:
+            _readable(setting, path)
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
             s.sip_tls_cert_file, s.sip_tls_key_file
@@ -108,6 +116,14 @@ def check_tls_files(s: Settings) -> None:
             f"load together ({exc.reason or exc})",
             hint="PEM files: the certificate (chain) and the private key that belongs to it",
         ) from None
+    if s.sip_tls_ca_file is not None:
+        try:
+            ssl.create_default_context(cafile=s.sip_tls_ca_file)
+        except ssl.SSLError:
+            raise ConfigError(
+                f"PHONEAGENT_SIP_TLS_CA_FILE: {s.sip_tls_ca_file} holds no PEM certificate",
+                hint="a bundle of CA certificates, PEM (-----BEGIN CERTIFICATE-----)",
+            ) from None
 
 
 def _readable(setting: str, path: Path) -> None:

@@ -281,6 +281,7 @@ class Stack:
                 health=lambda: sip_options_ok(sip_host, s.sip_port),
                 tcp_ports=[s.sip_port, *([s.sip_tls_port] if s.sip_tls else [])],
                 udp_ports=[s.sip_port, *range(s.sip_rtp_start, s.sip_rtp_end + 1)],
+                env=public.sip_env(s),
                 host=sip_host,
             ),
             Service(

@@ -192,3 +192,31 @@ def test_the_tls_port_and_public_addresses_are_the_stacks_own_for_trunks(tmp_pat
     for address in ("203.0.113.10:5060", "203.0.113.10:5061", "127.0.0.1:5061"):
         with pytest.raises(ValueError, match="this stack's own service"):
             s.check_trunk_address(address)
+
+
+def test_livekit_sip_trusts_the_ca_bundle_given_for_tls_carriers(tmp_path: Path) -> None:
+    cert, key = _cert(tmp_path)
+    _, _, stack = _render(
+        tmp_path, sip_tls=True, sip_tls_cert_file=cert, sip_tls_key_file=key, sip_tls_ca_file=cert
+    )
+    services = {svc.name: svc for svc in stack.services()}
+    assert services["livekit-sip"].env == {"SSL_CERT_FILE": str(cert)}  # Go reads it for its roots
+    assert "SSL_CERT_FILE" not in services["livekit-server"].env
+    _, _, plain = _render(tmp_path, sip_tls=True, sip_tls_cert_file=cert, sip_tls_key_file=key)
+    assert {svc.name: svc for svc in plain.services()}["livekit-sip"].env == {}  # the system's CAs
+
+
+def test_a_ca_bundle_without_a_certificate_is_refused(tmp_path: Path) -> None:
+    cert, key = _cert(tmp_path)
+    (tmp_path / "not-a-bundle.pem").write_text("nothing here\n")
+    stack = Stack(
+        _settings(
+            tmp_path,
+            sip_tls=True,
+            sip_tls_cert_file=cert,
+            sip_tls_key_file=key,
+            sip_tls_ca_file=tmp_path / "not-a-bundle.pem",
+        )
+    )
+    with pytest.raises(ConfigError, match="PHONEAGENT_SIP_TLS_CA_FILE: .* holds no PEM certificate"):
+        stack.services()
