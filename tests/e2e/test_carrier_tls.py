@@ -295,7 +295,7 @@ def test_srtp_required_carries_the_conversation_both_ways(
 
 def _free_tcp_pair(host: str) -> int:
     """A port whose next one is free too, for UDP and TCP (baresip listens for TLS on port + 1)."""
-    for port in range(36100 + PORT_OFFSET % 2000, 36400 + PORT_OFFSET % 2000, 2):
+    for port in range(37500 + PORT_OFFSET % 2000, 37800 + PORT_OFFSET % 2000, 2):
         if all(ports.is_free(host, p, proto) for p in (port, port + 1) for proto in ("tcp", "udp")):
             return port
     raise AssertionError("no free port pair for the callee")
