@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from phoneagent.errors import ConfigError
 from phoneagent.netguard import AddressPolicy, check_sip_host, parse_networks
+from phoneagent.public_mode import check_public_mode
+from phoneagent.secret_files import read_secret_file
 from phoneagent.telephony.destinations import DENIED_BY_DEFAULT, TYPE_NAMES, NumberPolicy
 from phoneagent.urls import check_http_url
 
@@ -59,6 +61,12 @@ TURN_TIMING = {
     "vad": TurnTiming(vad_silence_s=0.45, min_delay_s=0.1, max_delay_s=1.5),
     "turn-detector": TurnTiming(vad_silence_s=0.45, min_delay_s=0.1, max_delay_s=1.5),
 }
+
+
+def _strong_session_secret(v: SecretStr) -> SecretStr:
+    if v.get_secret_value() and len(v.get_secret_value()) < 32:
+        raise ValueError("session_secret must be at least 32 characters (or empty: generated)")
+    return v
 
 
 class Settings(BaseSettings):
@@ -237,6 +245,52 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     log_level: str = "INFO"
 
+    # ---- public mode: carriers reach livekit-sip (deploy/public-mode.md) --------------------------
+    # Unset, the stack stays on bind_host (loopback) and renders exactly the dev configs.
+    # sip_listen_ip: where livekit-sip listens for SIP (UDP/TCP, and TLS) and RTP (an interface's
+    # address, or 0.0.0.0 for all); public_ip: the address carriers send SIP and RTP to, put into
+    # every Contact and SDP (livekit-sip's nat_1_to_1_ip), e.g. the 1:1 NAT address of a cloud host;
+    # use_external_ip: ask a public STUN server (Google's, fixed in livekit-sip) for that address at
+    # start instead; only when asked for, and never together with public_ip.
+    sip_listen_ip: str = ""
+    public_ip: str = ""
+    use_external_ip: bool = False
+    # livekit-server for workers, bridges and egress on other hosts: where its HTTP port (7880) and
+    # its ICE/UDP range listen, and the address it hands them for media (rtc.node_ip); carriers
+    # never talk to it. Unset: loopback, which is all one host needs.
+    livekit_listen_ip: str = ""
+    livekit_node_ip: str = ""
+    # SIP over TLS toward carriers: a TLS listener on sip_tls_port (announced in the Contact), with
+    # the certificate chain and key as PEM files (loaded at livekit-sip's start: a renewed
+    # certificate takes a restart); sip_hostname, the certificate's name, goes into TLS Contacts
+    sip_tls: bool = False
+    sip_tls_port: int = Field(default=5061, ge=1, le=65535)
+    sip_tls_cert_file: Path | None = None
+    sip_tls_key_file: Path | None = None
+    sip_hostname: str = Field(default="", max_length=253)
+    # livekit-sip checks a TLS carrier's certificate chain (not its name: SIP addresses are mostly IP
+    # addresses) against the system's CAs; a PEM bundle here replaces the system's bundle file (its
+    # certificate directory still counts), e.g. for a carrier or a PBX with a private CA
+    sip_tls_ca_file: Path | None = None
+    # SRTP (SDES) of a trunk created without media_encryption: disable, allow (when the far end
+    # offers it) or require; the keys travel in the SDP, so require needs sip_tls
+    sip_media_encryption: Literal["disable", "allow", "require"] = "disable"
+
+    # ---- secrets as files (Kubernetes and Docker secrets) -----------------------------------------
+    # PHONEAGENT_<NAME>_FILE names a file whose content (surrounding whitespace dropped) is <NAME>'s
+    # value, read once at start: a missing, unreadable or empty file stops the start, naming the
+    # setting. A value and its file at once are refused. LiveKit's key and secret from files win over
+    # LIVEKIT_API_KEY/LIVEKIT_API_SECRET and the stack's generated ones, and `stack up` renders them,
+    # and the Redis password from its file, into the stack's configs.
+    worker_secret_file: Path | None = None
+    session_secret_file: Path | None = None
+    database_url_file: Path | None = None
+    s3_secret_key_file: Path | None = None
+    livekit_api_key_file: Path | None = None
+    livekit_api_secret_file: Path | None = None
+    redis_password_file: Path | None = None
+    _file_secrets: dict[str, str] = PrivateAttr(default_factory=dict)
+
     # ---- speech and brain providers --------------------------------------------------------------
     # Unprefixed names follow the seed scheme (AGENT_MODE and the provider keys and local URLs);
     # the knobs it does not name carry the PHONEAGENT_ prefix. Whether a mode has what it needs (a
@@ -379,10 +433,19 @@ class Settings(BaseSettings):
 
     def check_trunk_address(self, address: str) -> None:
         """ValueError when a carrier trunk's address leads inside (see netguard.check_sip_host)."""
+        # the stack's own listeners, on loopback and on the addresses public mode gives it
+        hosts = {"127.0.0.1" if self.bind_host == "localhost" else self.bind_host}
+        hosts |= {
+            h
+            for h in (self.sip_listen_ip, self.public_ip, self.livekit_listen_ip, self.livekit_node_ip)
+            if h and not ipaddress.ip_address(h).is_unspecified
+        }
         own = {
-            (ipaddress.ip_address("127.0.0.1" if self.bind_host == "localhost" else self.bind_host), port)
+            (ipaddress.ip_address(host), port)
+            for host in hosts
             for port in (
                 self.sip_port,
+                *((self.sip_tls_port,) if self.sip_tls else ()),
                 self.livekit_port,
                 self.livekit_rtc_tcp_port,
                 self.redis_port,
@@ -443,9 +506,7 @@ class Settings(BaseSettings):
     @field_validator("session_secret")
     @classmethod
     def _strong_secret(cls, v: SecretStr) -> SecretStr:
-        if v.get_secret_value() and len(v.get_secret_value()) < 32:
-            raise ValueError("session_secret must be at least 32 characters (or empty: generated)")
-        return v
+        return _strong_session_secret(v)
 
     @model_validator(mode="after")
     def _s3_complete(self) -> Settings:
@@ -470,6 +531,40 @@ class Settings(BaseSettings):
             if self.openai_api_key is None:
                 raise ValueError("PHONEAGENT_OUTCOME_EXTRACTION=openai needs OPENAI_API_KEY")
         return self
+
+    @model_validator(mode="after")
+    def _public_mode(self) -> Settings:
+        check_public_mode(self)
+        return self
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> Settings:
+        for name in ("worker_secret", "session_secret", "s3_secret_key", "database_url"):
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            setting = f"PHONEAGENT_{name.upper()}"
+            current = getattr(self, name)
+            if current.get_secret_value() if isinstance(current, SecretStr) else current:
+                raise ValueError(f"{setting} and {setting}_FILE are both set: keep one")
+            value = read_secret_file(path, f"{setting}_FILE")
+            setattr(self, name, SecretStr(value) if isinstance(current, SecretStr) else value)
+        _strong_session_secret(self.session_secret)  # also one read from its file
+        for name in ("livekit_api_key", "livekit_api_secret", "redis_password"):
+            path = getattr(self, f"{name}_file")
+            if path is not None:
+                self._file_secrets[name] = read_secret_file(path, f"PHONEAGENT_{name.upper()}_FILE")
+        if (self.livekit_api_key_file is None) != (self.livekit_api_secret_file is None):
+            raise ValueError(
+                "PHONEAGENT_LIVEKIT_API_KEY_FILE and PHONEAGENT_LIVEKIT_API_SECRET_FILE go together: "
+                "a key without its secret (or the reverse) matches no LiveKit server"
+            )
+        return self
+
+    def file_secret(self, name: str) -> str | None:
+        """A secret read from its ``PHONEAGENT_<NAME>_FILE`` at start (``livekit_api_key``,
+        ``livekit_api_secret``, ``redis_password``); None when no file was given."""
+        return self._file_secrets.get(name)
 
     @model_validator(mode="after")
     def _ranges(self) -> Settings:
@@ -550,5 +645,15 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     try:
         return Settings()
+    except ValidationError as exc:
+        # each error's place and message, never its input: a model check's input holds every setting
+        # given, secrets and API keys too
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        raise ConfigError(
+            f"invalid settings: {problems}", hint="check PHONEAGENT_* variables and .env"
+        ) from None
     except ValueError as exc:
         raise ConfigError(f"invalid settings: {exc}", hint="check PHONEAGENT_* variables and .env") from None

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what phoneagent needs on a fresh Debian 12 machine, idempotently:
 # Debian packages (Redis, the C libraries livekit-sip links, GStreamer for egress and for merging
-# recordings, a SIP phone; for the tests sipp, PostgreSQL, Chromium, espeak-ng), uv, the locked Python environment (.venv), and the LiveKit
+# recordings, a SIP phone; for the tests sipp, PostgreSQL, Chromium, espeak-ng, openssl), uv, the locked Python environment (.venv), and the LiveKit
 # binaries (built once per pinned version into ~/.cache/phoneagent/bin). Usage: scripts/setup.sh [--tests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ packages=(redis-server gcc pkg-config libopus-dev libopusfile-dev libsoxr-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-tools baresip-core)  # baresip: the phone `phoneagent dev` tells you to call it with
 if [[ "${1:-}" == "--tests" ]]; then
-  packages+=(sip-tester postgresql chromium espeak-ng)
+  packages+=(sip-tester postgresql chromium espeak-ng openssl)
 fi
 
 say() { printf '[setup] %s\n' "$*"; }

@@ -53,6 +53,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env["PHONEAGENT_WEBHOOK_REQUIRE_HTTPS"] = str(settings.webhook_require_https).lower()
     env["PHONEAGENT_TRUNK_ALLOWED_NETWORKS"] = ",".join(settings.trunk_allowed_networks)
     env["PHONEAGENT_CALL_NUMBER_TYPES_DENIED"] = ",".join(settings.call_number_types_denied)
+    if settings.sip_tls:  # the control plane takes inbound trunks that require SRTP only with TLS on
+        env["PHONEAGENT_SIP_TLS"] = "true"
+        for key in ("sip_tls_port", "sip_tls_cert_file", "sip_tls_key_file", "sip_tls_ca_file"):
+            if getattr(settings, key) is not None:
+                env[f"PHONEAGENT_{key.upper()}"] = str(getattr(settings, key))
     return env
 
 

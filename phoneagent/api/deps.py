@@ -95,6 +95,8 @@ def get_provisioner(request: Request, session: SessionDep, tenant: TenantDep) ->
         settings.check_trunk_address,
         functools.partial(check_profile, settings),
         settings.max_resources_per_tenant,
+        default_media_encryption=settings.sip_media_encryption,
+        sip_tls=settings.sip_tls,
     )
 
 

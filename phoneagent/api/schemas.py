@@ -31,6 +31,13 @@ Name = Annotated[
 ]
 Provider = Literal["generic", "twilio", "telnyx", "plivo", "wavix"]
 Transport = Literal["udp", "tcp", "tls"]
+# SRTP toward the carrier (SDES keys in the SDP): LiveKit's SIPMediaEncryption
+MediaEncryption = Literal["disable", "allow", "require"]
+_MEDIA_ENCRYPTION_DOC = (
+    "SRTP toward the carrier: disable (plain RTP), allow (SRTP when the far end offers or accepts "
+    "it), require (SRTP or no call; needs SIP over TLS, since the keys travel in the SDP). Unset on "
+    "create: the operator's default (PHONEAGENT_SIP_MEDIA_ENCRYPTION)"
+)
 # outcome: an LLM brain records the call's outcome through its record_outcome tool
 Tool = Literal["end_call", "transfer", "warm_transfer", "dtmf", "voicemail", "outcome"]
 Secret = Annotated[str, Field(max_length=200, pattern=r"^[\x21-\x7e]*$")]
@@ -217,6 +224,7 @@ class InboundTrunkUpdate(BaseModel):
     allowed_addresses: list[Cidr] | None = Field(None, max_length=100)
     auth_username: SipUser | None = None
     auth_password: Secret | None = None
+    media_encryption: MediaEncryption | None = Field(None, description=_MEDIA_ENCRYPTION_DOC)
 
 
 class InboundTrunkCreate(InboundTrunkUpdate):
@@ -239,6 +247,7 @@ class InboundTrunkOut(_Out):
     allowed_addresses: list[str]
     auth_username: str
     has_password: bool
+    media_encryption: str
     livekit_id: str | None
     created_at: datetime
     updated_at: datetime
@@ -251,6 +260,7 @@ class OutboundTrunkUpdate(BaseModel):
     numbers: Numbers | None = None
     auth_username: SipUser | None = None
     auth_password: Secret | None = None
+    media_encryption: MediaEncryption | None = Field(None, description=_MEDIA_ENCRYPTION_DOC)
     max_concurrent_calls: int | None = Field(None, ge=1, le=1000, description="more wait in the queue")
 
 
@@ -284,6 +294,7 @@ class OutboundTrunkOut(_Out):
     numbers: list[str]
     auth_username: str
     has_password: bool
+    media_encryption: str
     max_concurrent_calls: int
     livekit_id: str | None
     created_at: datetime

@@ -99,6 +99,8 @@ class InboundTrunk(LinkedResource, Base):
     allowed_addresses: Mapped[list[str]] = mapped_column(default=list)
     auth_username: Mapped[str] = mapped_column(String(200), default="")
     auth_password: Mapped[str] = mapped_column(String(200), default="")  # never returned, never logged
+    # SRTP (SDES) toward the carrier: disable | allow | require (LiveKit's SIPMediaEncryption)
+    media_encryption: Mapped[str] = mapped_column(String(8), default="disable")
     livekit_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
 
     @property
@@ -118,6 +120,7 @@ class OutboundTrunk(LinkedResource, Base):
     numbers: Mapped[list[str]] = mapped_column(default=list)
     auth_username: Mapped[str] = mapped_column(String(200), default="")
     auth_password: Mapped[str] = mapped_column(String(200), default="")
+    media_encryption: Mapped[str] = mapped_column(String(8), default="disable")  # as the inbound trunk's
     livekit_id: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     # calls this trunk carries at once; more wait in the queue
     max_concurrent_calls: Mapped[int] = mapped_column(Integer, default=10)

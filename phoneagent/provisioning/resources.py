@@ -120,6 +120,7 @@ def _inbound_spec(session: Session, row: InboundTrunk, agent_name: str) -> Inbou
         allowed_addresses=list(row.allowed_addresses),
         auth_username=row.auth_username,
         auth_password=row.auth_password,
+        media_encryption=row.media_encryption,
     )
 
 
@@ -131,6 +132,7 @@ def _outbound_spec(session: Session, row: OutboundTrunk, agent_name: str) -> Out
         numbers=list(row.numbers),
         auth_username=row.auth_username,
         auth_password=row.auth_password,
+        media_encryption=row.media_encryption,
     )
 
 
@@ -186,6 +188,9 @@ class Provisioner:
         ]
         | None = None,
         max_per_kind: int | None = None,
+        *,
+        default_media_encryption: str = "disable",
+        sip_tls: bool = False,
     ) -> None:
         self.session = session
         self.lk = lk
@@ -196,6 +201,10 @@ class Provisioner:
         # what an agent profile's sections may say (provisioning.profiles.check_profile)
         self._check_profile = check_profile
         self._max_per_kind = max_per_kind  # how many of each kind of resource a tenant may have
+        # a new trunk's SRTP mode when none is given, and whether livekit-sip takes SIP over TLS
+        # (Settings.sip_media_encryption, Settings.sip_tls)
+        self._default_media_encryption = default_media_encryption
+        self._sip_tls = sip_tls
 
     def _tag(self, row: Any) -> str:
         return owner_tag(self.tenant_id, row.id)
@@ -203,6 +212,9 @@ class Provisioner:
     def create(self, row: M) -> M:
         what = _KIND_NAMES[type(row)]
         row.tenant_id = self.tenant_id
+        # None until the flush fills in the column's default: the operator's default instead
+        if isinstance(row, InboundTrunk | OutboundTrunk) and not row.media_encryption:
+            row.media_encryption = self._default_media_encryption
         check_quota(self.session, type(row), self.tenant_id, self._max_per_kind, f"{what}s")
         self._check_refs(row)
         self.session.add(row)
@@ -276,6 +288,8 @@ class Provisioner:
                 self._check_trunk_address(row.address)
             except ValueError as exc:
                 raise InvalidField("address", str(exc)) from None
+        if isinstance(row, InboundTrunk | OutboundTrunk):
+            self._check_media_encryption(row)
         refs: tuple[tuple[str, type[Resource]], ...] = (
             ("agent_profile_id", AgentProfile),
             ("inbound_trunk_id", InboundTrunk),
@@ -286,6 +300,23 @@ class Provisioner:
                 target = self.session.get(model, ref)
                 if target is None or target.tenant_id != self.tenant_id:
                     raise InvalidField(attr, f"no {_KIND_NAMES[model]} with id {ref!r}")
+
+    def _check_media_encryption(self, row: InboundTrunk | OutboundTrunk) -> None:
+        """SRTP required only where the keys (SDES, in the SDP) are not sent in clear text."""
+        if row.media_encryption != "require":
+            return
+        if isinstance(row, OutboundTrunk) and row.transport != "tls":
+            raise InvalidField(
+                "media_encryption",
+                f"require sends SRTP's keys in the SDP, in clear text over {row.transport}: "
+                "use transport tls (or allow)",
+            )
+        if isinstance(row, InboundTrunk) and not self._sip_tls:
+            raise InvalidField(
+                "media_encryption",
+                "require needs SIP over TLS, and this stack takes no TLS (PHONEAGENT_SIP_TLS is off): "
+                "SRTP's keys would travel in clear text",
+            )
 
     def _check_unreferenced(self, row: Any) -> None:
         users: list[tuple[type[Resource], str]] = []

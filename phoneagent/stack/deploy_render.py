@@ -30,6 +30,7 @@ from pathlib import Path
 
 from phoneagent.config import Settings
 from phoneagent.stack.paths import template
+from phoneagent.stack.services import EMPTY_LINE
 
 # deploy file name -> the stack template it comes from
 CONFIGS = {
@@ -67,13 +68,18 @@ HELM = Target(
         "redis_port": '{{ include "phoneagent.redisPort" . }}',
         # a pod has a network of its own (or, with hostNetwork, is meant to be reached on the node's)
         "listen_host": "0.0.0.0",  # noqa: S104 (a config value for a pod, not a bind of this process)
-        # NODE_IP: the values' external address, else the node's (status.hostIP)
-        "advertise_host": "$(NODE_IP)",
+        # NODE_IP (below): the values' external address, else the node's (status.hostIP)
         "livekit_rtc_udp_start": "{{ .Values.livekit.rtc.udpPortRangeStart }}",
         "livekit_rtc_udp_end": "{{ .Values.livekit.rtc.udpPortRangeEnd }}",
+        "livekit_bind_addresses": "0.0.0.0",  # noqa: S104 (a config value for a pod)
+        "livekit_node_address": "$(NODE_IP)",
         "livekit_use_external_ip": "{{ .Values.livekit.rtc.useExternalIP }}",
         "livekit_loopback_candidate": "false",
-        "livekit_ice_network": "{{ .Values.livekit.rtc.iceNetwork }}",
+        "livekit_ice_networks": "{{ .Values.livekit.rtc.iceNetwork }}",
+        "sip_advertised_address": "$(NODE_IP)",
+        # SIP over TLS and STUN lookups are public mode's (deploy/public-mode.md); the chart leaves them out
+        "sip_external_ip_line": "",
+        "sip_tls_block": "",
         "livekit_stun_server": "{{ .Values.livekit.rtc.stunServer }}",
         "webhook_urls": (
             '    - http://{{ include "phoneagent.fullname" . }}-api:{{ .Values.controlPlane.port }}'
@@ -86,7 +92,7 @@ HELM = Target(
         "sip_max_cpu_utilization": "{{ .Values.sip.maxCpuUtilization }}",
         "state_dir": "/data",
     },
-    per_config={"livekit-sip.yaml": {"listen_host": "{{ .Values.sip.listenIP }}"}},
+    per_config={"livekit-sip.yaml": {"sip_listen_address": "{{ .Values.sip.listenIP }}"}},
 )
 
 
@@ -108,16 +114,19 @@ COMPOSE = Target(
         # one host, host networking: livekit-server and Redis serve this host's processes only (the SIP
         # bridge, egress, the workers), on loopback, as in the dev stack
         "listen_host": "127.0.0.1",
-        "advertise_host": "127.0.0.1",
         "livekit_host": "127.0.0.1",
         "redis_host": "127.0.0.1",
         "livekit_port": _compose_setting("livekit_port"),
         "redis_port": _compose_setting("redis_port"),
         "livekit_rtc_udp_start": _compose_setting("livekit_rtc_udp_start"),
         "livekit_rtc_udp_end": _compose_setting("livekit_rtc_udp_end"),
+        "livekit_bind_addresses": "127.0.0.1",
+        "livekit_node_address": "127.0.0.1",
         "livekit_use_external_ip": "false",
         "livekit_loopback_candidate": "true",
-        "livekit_ice_network": "127.0.0.1/32",
+        "livekit_ice_networks": "127.0.0.1/32",
+        "sip_external_ip_line": "",
+        "sip_tls_block": "",
         "livekit_stun_server": f"127.0.0.1:{_compose_setting('livekit_rtc_tcp_port')}",
         "webhook_urls": f"    - http://127.0.0.1:{_compose_setting('api_port')}/webhooks/livekit",
         "sip_port": _compose_setting("sip_port"),
@@ -129,9 +138,9 @@ COMPOSE = Target(
     per_config={
         # the carrier's side: signalling and RTP on the host's public address
         "livekit-sip.yaml": {
-            "listen_host": "${PHONEAGENT_SIP_LISTEN_IP:-0.0.0.0}",
-            "advertise_host": _compose_required(
-                "PHONEAGENT_SIP_PUBLIC_IP", "the address carriers send SIP and RTP to"
+            "sip_listen_address": "${PHONEAGENT_SIP_LISTEN_IP:-0.0.0.0}",
+            "sip_advertised_address": _compose_required(
+                "PHONEAGENT_PUBLIC_IP", "the address carriers send SIP and RTP to"
             ),
         }
     },
@@ -144,8 +153,10 @@ class RenderError(Exception):
 
 def render(config: str, target: Target) -> str:
     """One deploy config: its template with ``target``'s values, without the template's comments."""
-    tmpl = string.Template(template(CONFIGS[config]).read_text())
     values = target.values(config)
+    # as the local stack does: a line holding only a placeholder left empty (an optional block) goes
+    source = EMPTY_LINE.sub(lambda m: "" if values.get(m[1]) == "" else m[0], template(CONFIGS[config]).read_text())
+    tmpl = string.Template(source)
     missing = [name for name in tmpl.get_identifiers() if name not in values]
     if missing:
         raise RenderError(

@@ -53,17 +53,34 @@ def write_phone_config(
     listen_port: int = 0,
     auto_answer: bool = False,
     rtp_timeout_s: int = 0,
+    tls: bool = False,
+    certificate: Path | None = None,
+    cafile: Path | None = None,
+    mediaenc: str = "",
 ) -> Path:
     """Write a baresip config dir. Without ``source``, the phone sends silence for ``max_call_s``.
 
     As a callee (``auto_answer``), it listens on ``listen_port`` and picks up every call at once. With
     ``rtp_timeout_s``, it hangs up a call that has received no RTP for that long (as carriers do; 0:
-    never)."""
+    never).
+
+    ``tls``: its account speaks SIP over TLS (a callee listens for TLS on ``listen_port`` + 1, with
+    ``certificate``: its certificate and key in one PEM file); ``cafile`` is what it trusts.
+    ``mediaenc``: SRTP with SDES keys, ``srtp`` (offered, RTP/AVP) or ``srtp-mand`` (RTP/SAVP only)."""
     workdir.mkdir(parents=True, exist_ok=True)
     rec = workdir / "rec"
     rec.mkdir(exist_ok=True)
     if source is None:
         source = _write_silence(workdir / "silence.wav", max_call_s)
+    extra = "".join(
+        f"{line}\n"
+        for line, wanted in (
+            (f"sip_certificate\t\t{certificate}", certificate is not None),
+            (f"sip_cafile\t\t{cafile}", cafile is not None),
+            ("module\t\t\tsrtp.so", bool(mediaenc)),
+        )
+        if wanted
+    )
     (workdir / "config").write_text(
         _CONFIG.format(
             host=host,
@@ -74,8 +91,11 @@ def write_phone_config(
             listen_port=listen_port,
             rtp_timeout=rtp_timeout_s,
         )
+        + extra
     )
     answer = ";answermode=auto" if auto_answer else ""
-    (workdir / "accounts").write_text(f"<sip:{user}@{host}>;regint=0;audio_codecs=PCMU{answer}\n")
+    uri = f"sip:{user}@{host};transport=tls" if tls else f"sip:{user}@{host}"
+    enc = f";mediaenc={mediaenc}" if mediaenc else ""
+    (workdir / "accounts").write_text(f"<{uri}>;regint=0;audio_codecs=PCMU{answer}{enc}\n")
     (workdir / "contacts").touch()
     return workdir

@@ -15,10 +15,12 @@ handler the service left behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -40,7 +42,7 @@ from redis.retry import Retry
 from phoneagent.config import Settings
 from phoneagent.errors import PortInUseError, ServiceStartError
 from phoneagent.private import private_dir
-from phoneagent.stack import install, ports
+from phoneagent.stack import install, ports, public
 from phoneagent.stack.paths import StackPaths, template
 from phoneagent.stack.secrets import StackSecrets, load_or_create
 from phoneagent.stack.versions import APT_BUILD, APT_RUNTIME, EGRESS, LIVEKIT_SERVER, LIVEKIT_SIP
@@ -61,6 +63,7 @@ class Service:
     stop_signal: int = signal.SIGTERM
     prepare: Callable[[], None] | None = None  # runs before each start (e.g. clear a scratch dir)
     after_stop: Callable[[], None] | None = None  # runs after it was stopped
+    host: str = ""  # where its ports are checked; empty: the stack's bind_host
 
 
 @dataclass
@@ -199,14 +202,15 @@ def loopback_values(settings: Settings) -> dict[str, str]:
     host = settings.bind_host
     return {
         "listen_host": host,  # where livekit-server, livekit-sip and Redis listen
-        "advertise_host": host,  # the media address livekit-server and livekit-sip hand out
         "livekit_host": host,  # how livekit-sip and egress reach livekit-server
         "redis_host": host,
         "livekit_use_external_ip": "false",
         "livekit_loopback_candidate": "true",
-        "livekit_ice_network": f"{host}/32",
         "livekit_stun_server": f"{host}:{settings.livekit_rtc_tcp_port}",
     }
+
+
+EMPTY_LINE = re.compile(r"^\$\{(\w+)\}\n", re.MULTILINE)
 
 
 class Stack:
@@ -221,7 +225,14 @@ class Stack:
     # ---- configuration -------------------------------------------------------------------------
 
     def secrets(self) -> StackSecrets:
-        return load_or_create(self.paths.secrets)
+        """The stack's generated secrets, each replaced by one read from its file (a secret store)."""
+        generated = load_or_create(self.paths.secrets)
+        given = {
+            name: value
+            for name in ("livekit_api_key", "livekit_api_secret", "redis_password")
+            if (value := self.settings.file_secret(name)) is not None
+        }
+        return dataclasses.replace(generated, **given)
 
     def _render(self, name: str, out_name: str, secrets: StackSecrets) -> Path:
         urls = [
@@ -234,8 +245,11 @@ class Stack:
             **loopback_values(self.settings),
             "state_dir": str(self.paths.state),
             "webhook_urls": "\n".join(f"    - {u}" for u in urls),
+            **public.render_values(self.settings),
         }
-        text = string.Template(template(name).read_text()).substitute(values)
+        # a line holding only a placeholder that is empty (an optional block left out) is dropped
+        source = EMPTY_LINE.sub(lambda m: "" if values.get(m[1]) == "" else m[0], template(name).read_text())
+        text = string.Template(source).substitute(values)
         out = self.paths.conf / out_name
         out.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # configs hold secrets
@@ -258,9 +272,10 @@ class Stack:
         egress_link = _egress_tmpdir(egress_tmp)
         redis_conf = self._render("redis.conf.tmpl", "redis.conf", sec)
         lk_conf = self._render("livekit.yaml.tmpl", "livekit.yaml", sec)
+        public.check_tls_files(s)
         sip_conf = self._render("livekit-sip.yaml.tmpl", "livekit-sip.yaml", sec)
         egress_conf = self._render("egress.yaml.tmpl", "egress.yaml", sec)
-        host = s.bind_host
+        host, sip_host = s.bind_host, public.sip_reach_host(s)
         every = [
             Service(
                 name="redis",
@@ -278,9 +293,11 @@ class Stack:
             Service(
                 name="livekit-sip",
                 argv=[str(sip_bin), "--config", str(sip_conf)],
-                health=lambda: sip_options_ok(host, s.sip_port),
-                tcp_ports=[s.sip_port],
+                health=lambda: sip_options_ok(sip_host, s.sip_port),
+                tcp_ports=[s.sip_port, *([s.sip_tls_port] if s.sip_tls else [])],
                 udp_ports=[s.sip_port, *range(s.sip_rtp_start, s.sip_rtp_end + 1)],
+                env=public.sip_env(s),
+                host=sip_host,
             ),
             Service(
                 name="egress",
@@ -330,7 +347,7 @@ class Stack:
     # ---- lifecycle -----------------------------------------------------------------------------
 
     def _check_ports(self, svc: Service) -> None:
-        host = self.settings.bind_host
+        host = svc.host or self.settings.bind_host
         for proto, port_list in (("tcp", svc.tcp_ports), ("udp", svc.udp_ports)):
             for port in port_list:
                 if not ports.is_free(host, port, proto):

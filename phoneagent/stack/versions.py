@@ -130,6 +130,7 @@ APT_TEST = {
     "postgresql": "PostgreSQL server: the test suite runs every database test on it as well as SQLite",
     "chromium": "the browser Playwright drives in the call log review page tests",
     "espeak-ng": "espeak-ng voices: callers unlike the agent's Piper voice for the speech benchmark",
+    "openssl": "makes the throwaway CA and certificates of the SIP-over-TLS tests",
 }
 
 MIN_GO = (1, 26)

@@ -14,6 +14,7 @@ from livekit import api
 from phoneagent.config import Settings
 from phoneagent.errors import (
     CallRejected,
+    ConfigError,
     EgressUnavailable,
     LiveKitNotFound,
     LiveKitRefused,
@@ -34,8 +35,17 @@ class LiveKitCredentials:
 
 
 def livekit_credentials(settings: Settings) -> LiveKitCredentials:
-    """LIVEKIT_URL/LIVEKIT_API_KEY/LIVEKIT_API_SECRET when set, else the local stack's own keys."""
-    key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
+    """The key and secret from their files (PHONEAGENT_LIVEKIT_API_KEY_FILE/_SECRET_FILE, a secret
+    store), else LIVEKIT_API_KEY/LIVEKIT_API_SECRET, else the local stack's own; LIVEKIT_URL when set."""
+    key, secret = settings.file_secret("livekit_api_key"), settings.file_secret("livekit_api_secret")
+    if key and (os.environ.get("LIVEKIT_API_KEY") or os.environ.get("LIVEKIT_API_SECRET")):
+        raise ConfigError(
+            "LIVEKIT_API_KEY/LIVEKIT_API_SECRET and PHONEAGENT_LIVEKIT_API_KEY_FILE/_SECRET_FILE are both "
+            "set: keep one",
+            hint="a secret store mounts files: unset the variables",
+        )
+    if not (key and secret):
+        key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
     if not (key and secret):
         stored = load_or_create(settings.state_dir.expanduser() / "secrets.json")
         key, secret = stored.livekit_api_key, stored.livekit_api_secret

@@ -21,6 +21,12 @@ from phoneagent.telephony.client import livekit_api
 
 T = TypeVar("T")
 
+MEDIA_ENCRYPTION = {
+    "disable": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_DISABLE,
+    "allow": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_ALLOW,
+    "require": api.SIPMediaEncryption.SIP_MEDIA_ENCRYPT_REQUIRE,
+}
+
 TRANSPORTS = {
     "udp": api.SIPTransport.SIP_TRANSPORT_UDP,
     "tcp": api.SIPTransport.SIP_TRANSPORT_TCP,
@@ -47,6 +53,7 @@ class InboundSpec:
     allowed_addresses: list[str] = field(default_factory=list)
     auth_username: str = ""
     auth_password: str = ""
+    media_encryption: str = "disable"  # a MEDIA_ENCRYPTION key
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class OutboundSpec:
     numbers: list[str]
     auth_username: str = ""
     auth_password: str = ""
+    media_encryption: str = "disable"
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ class LiveKitSip:
             allowed_addresses=spec.allowed_addresses,
             auth_username=spec.auth_username,
             auth_password=spec.auth_password,
+            media_encryption=MEDIA_ENCRYPTION[spec.media_encryption],
         )
 
     def create_inbound(self, spec: InboundSpec, tag: str) -> str:
@@ -122,6 +131,7 @@ class LiveKitSip:
             numbers=spec.numbers,
             auth_username=spec.auth_username,
             auth_password=spec.auth_password,
+            media_encryption=MEDIA_ENCRYPTION[spec.media_encryption],
         )
 
     def create_outbound(self, spec: OutboundSpec, tag: str) -> str:

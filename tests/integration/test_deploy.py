@@ -264,7 +264,7 @@ def test_compose_file_follows_the_compose_specification(compose_schema: ComposeS
     assert all(svc["network_mode"] == "host" for svc in doc["services"].values())
     # each generated config, its variables filled as Compose fills them, is a config of the dev
     # template's shape (the same keys as `phoneagent stack up` renders)
-    env = {"PHONEAGENT_SIP_PUBLIC_IP": "203.0.113.7", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s"}
+    env = {"PHONEAGENT_PUBLIC_IP": "203.0.113.7", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s"}
     env["REDIS_PASSWORD"] = "p"
     filled = {name: _interpolate(config["content"], env) for name, config in doc["configs"].items()}
     assert set(filled) == {"livekit.yaml", "livekit-sip.yaml", "egress.yaml", "redis.conf"}
@@ -275,8 +275,8 @@ def test_compose_file_follows_the_compose_specification(compose_schema: ComposeS
     assert sip["sip_port"] == 5060 and sip["rtp_port"] == "10000-10499"
     lk = yaml.safe_load(filled["livekit.yaml"])
     assert lk["bind_addresses"] == ["127.0.0.1"] and lk["keys"] == {"k": "s"}
-    with pytest.raises(KeyError, match="PHONEAGENT_SIP_PUBLIC_IP"):  # Compose refuses to start without it
-        _interpolate(doc["configs"]["livekit-sip.yaml"]["content"], {**env, "PHONEAGENT_SIP_PUBLIC_IP": ""})
+    with pytest.raises(KeyError, match="PHONEAGENT_PUBLIC_IP"):  # Compose refuses to start without it
+        _interpolate(doc["configs"]["livekit-sip.yaml"]["content"], {**env, "PHONEAGENT_PUBLIC_IP": ""})
 
 
 def _interpolate(text: str, env: dict[str, str]) -> str:

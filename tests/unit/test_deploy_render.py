@@ -59,7 +59,7 @@ def test_production_renders_hold_no_loopback_address_and_no_secret() -> None:
     assert "nat_1_to_1_ip: $(NODE_IP)" in sip and "listen_ip: {{ .Values.sip.listenIP }}" in sip
     assert "api_secret: $(LIVEKIT_API_SECRET)" in sip and "password: $(REDIS_PASSWORD)" in sip
     compose_sip = render("livekit-sip.yaml", COMPOSE)
-    assert "nat_1_to_1_ip: ${PHONEAGENT_SIP_PUBLIC_IP:?" in compose_sip
+    assert "nat_1_to_1_ip: ${PHONEAGENT_PUBLIC_IP:?" in compose_sip
     # Compose's defaults are phoneagent's own settings' defaults
     assert f"sip_port: ${{PHONEAGENT_SIP_PORT:-{Settings.model_fields['sip_port'].default}}}" in compose_sip
 

@@ -42,3 +42,24 @@ def test_trailing_silence_and_speech_meters() -> None:
     audio = np.concatenate([np.zeros(4000, np.int16), tone, np.zeros(12000, np.int16)])
     assert abs(speech_seconds(audio) - 1.0) < 0.05
     assert abs(trailing_silence_seconds(audio) - 1.5) < 0.05
+
+
+def test_phone_over_tls_with_srtp(tmp_path: Path) -> None:
+    d = write_phone_config(
+        tmp_path / "phone",
+        max_call_s=1,
+        tls=True,
+        certificate=tmp_path / "me.pem",
+        cafile=tmp_path / "ca.crt",
+        mediaenc="srtp-mand",
+    )
+    config = (d / "config").read_text()
+    assert (
+        f"sip_certificate\t\t{tmp_path / 'me.pem'}\n" in config
+        and f"sip_cafile\t\t{tmp_path / 'ca.crt'}\n" in config
+    )
+    assert "module\t\t\tsrtp.so\n" in config  # mediaenc names a module's encryption
+    account = (d / "accounts").read_text()
+    assert account.startswith("<sip:tester@127.0.0.1;transport=tls>;") and ";mediaenc=srtp-mand" in account
+    plain = (write_phone_config(tmp_path / "plain", max_call_s=1) / "config").read_text()
+    assert "sip_certificate\t" not in plain and "srtp.so" not in plain
