@@ -71,5 +71,7 @@ def test_one_sip_join_delivered_to_two_replicas_at_once_opens_one_call(postgres:
     assert result and result[0][0] is False  # seen already: no effect
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Call).where(Call.room_name == "dsp_race")) == 0
-        assert s.scalar(select(func.count()).select_from(CallEvent).where(CallEvent.event_id == "EV_twice")) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(CallEvent).where(CallEvent.event_id == "EV_twice")) == 1
+        )
     engine.dispose()
