@@ -37,6 +37,7 @@ TEST_PORTS = {
         "sip_rtp_end": 13299,
         "worker_http_port": 18081,
         "worker_metrics_port": 18082,
+        "livekit_prometheus_port": 16789,
         "api_port": 18000,
         # not the stack's: the S3-compatible server (MinIO) of the recording storage tests
         "minio_port": 19000,

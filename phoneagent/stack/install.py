@@ -133,6 +133,10 @@ def _writable_copy(module_dir: Path, spec: GoBinary, into: Path) -> Path:
     return src
 
 
+def _tags(spec: GoBinary) -> list[str]:
+    return ["-tags", ",".join(spec.tags)] if spec.tags else []
+
+
 def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
     """Return the cached binary for ``spec``, building it first if it is not there."""
     target = paths.binary(spec)
@@ -168,7 +172,7 @@ def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
         src = _writable_copy(Path(info["Dir"]), spec, Path(work)) if spec.placeholders else Path(info["Dir"])
         fh.flush()
         built = subprocess.run(
-            [_tool("go"), "build", "-trimpath", "-o", str(tmp), spec.package],
+            [_tool("go"), "build", "-trimpath", *_tags(spec), "-o", str(tmp), spec.package],
             cwd=src,
             stdout=fh,
             stderr=subprocess.STDOUT,

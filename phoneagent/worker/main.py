@@ -492,6 +492,7 @@ class CallSlots(AgentServer):
 
     async def _update_job_status(self, proc: JobExecutor) -> None:
         await super()._update_job_status(proc)
+        metrics.ACTIVE.set(len(self.active_jobs))
         # a call started or ended: tell LiveKit the load now, not at the next 2.5 s status tick (a
         # full worker would look full that long after a call ended, and a caller would get busy)
         self._worker_load = await self._invoke_load_fnc()
@@ -525,6 +526,7 @@ def build_server(settings: Settings) -> AgentServer:
     if not isinstance(server, CallSlots):  # from_server_options builds its own class
         raise TypeError(f"expected CallSlots, got {type(server).__name__}")
     server.capacity = settings.call_capacity
+    metrics.ACTIVE.set(0)  # the series is there before the first call
     return server
 
 

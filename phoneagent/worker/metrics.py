@@ -13,8 +13,9 @@ worker measures it), ``phoneagent_reply_stage_seconds{stage}`` (where that time 
 transcript, end_of_turn, brain, tts, playout), ``phoneagent_reply_component_seconds{component}``
 (stt, brain, tts as livekit-agents measures them), ``phoneagent_fallbacks_total{component}``
 (a provider given up for the next in its chain), ``phoneagent_worker_calls_total`` (calls answered),
-``phoneagent_event_spool_depth`` (call events on disk not yet taken by the control plane) and
-``phoneagent_worker_call_capacity``.
+``phoneagent_event_spool_depth`` (call events on disk not yet taken by the control plane),
+``phoneagent_worker_call_capacity`` and ``phoneagent_worker_active_calls`` (the worker's jobs now: its
+load is the one over the other, :class:`phoneagent.worker.main.CallSlots`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ SPOOL = Gauge(
 )
 CAPACITY = Gauge(
     "phoneagent_worker_call_capacity", "Calls the worker takes at once", multiprocess_mode="livemax"
+)
+ACTIVE = Gauge(
+    "phoneagent_worker_active_calls",
+    "Calls the worker runs now (its job processes with a job)",
+    multiprocess_mode="livemax",  # set by the worker's main process alone
 )
 
 
