@@ -41,6 +41,8 @@ TEST_PORTS = {
         "api_port": 18000,
         # not the stack's: the S3-compatible server (MinIO) of the recording storage tests
         "minio_port": 19000,
+        # nor this: the Prometheus server of the scrape test (tests/e2e/test_metrics_scrape.py)
+        "prometheus_port": 19090,
     }.items()
 }
 STACK_PORTS = {name: port for name, port in TEST_PORTS.items() if name in Settings.model_fields}

@@ -95,7 +95,7 @@ CALLER_AUDIO_WAIT_S = 8.0
 def prewarm(proc: JobProcess) -> None:
     mask_personal_in_handlers()  # livekit-agents' own JSON logs carry the caller's words
     settings = get_settings()
-    metrics.CAPACITY.set(settings.call_capacity)  # from the job processes: see worker.metrics
+    metrics.set_capacity(settings.call_capacity)  # from the job processes: see worker.metrics
     # only the local models this AGENT_MODE uses, and only when this worker has no shared models
     # (speech_host.py); a call's STT/TTS are built over them (providers.py)
     own = settings.speech_socket is None
@@ -150,6 +150,7 @@ def brain_for_call(settings: Settings, profile: Profile, flow: ScriptedFlow) -> 
 
 async def entrypoint(ctx: JobContext) -> None:
     mask_personal_in_handlers()
+    ctx.add_shutdown_callback(metrics.call_started())  # phoneagent_worker_active_calls, until the job ends
     settings = get_settings()
     await ctx.connect()
     room = ctx.room.name
@@ -492,7 +493,6 @@ class CallSlots(AgentServer):
 
     async def _update_job_status(self, proc: JobExecutor) -> None:
         await super()._update_job_status(proc)
-        metrics.ACTIVE.set(len(self.active_jobs))
         # a call started or ended: tell LiveKit the load now, not at the next 2.5 s status tick (a
         # full worker would look full that long after a call ended, and a caller would get busy)
         self._worker_load = await self._invoke_load_fnc()
@@ -526,7 +526,6 @@ def build_server(settings: Settings) -> AgentServer:
     if not isinstance(server, CallSlots):  # from_server_options builds its own class
         raise TypeError(f"expected CallSlots, got {type(server).__name__}")
     server.capacity = settings.call_capacity
-    metrics.ACTIVE.set(0)  # the series is there before the first call
     return server
 
 
