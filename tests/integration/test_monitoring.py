@@ -120,6 +120,7 @@ def test_the_dashboard_is_one_grafana_board_on_a_chosen_prometheus() -> None:
         "phoneagent_webhook_outbox_depth",
         "phoneagent_webhook_outbox_oldest_age_seconds",
         "phoneagent_livekit_webhook_lag_seconds_bucket",
+        "phoneagent_worker_event_lag_seconds_bucket",
         "phoneagent_reply_latency_seconds_bucket",
         "phoneagent_reply_stage_seconds_bucket",
         "phoneagent_reply_component_seconds_bucket",
