@@ -37,6 +37,7 @@ NOT_MADE_HERE = {"livekit_sip_calls_active", "livekit_sip_invite_error"}
 LIVE = 'max without(instance) (phoneagent_calls{status="in_progress"})'
 ENDED = "sum(max without(instance) (phoneagent_calls_ended_total))"
 REPLIES = "sum(phoneagent_reply_latency_seconds_count)"
+ACTIVE = "sum(phoneagent_worker_active_calls)"
 
 
 @pytest.fixture
@@ -65,15 +66,18 @@ def test_prometheus_sees_a_call_live_and_after_it_ends(
 ) -> None:
     s, prom = stack.settings, scraper
     prom.wait_for("count(up == 1)", lambda v: v == 3, timeout=30, what="the three targets scraped")
+    # relative to before the call: the session's control plane and worker may have served others
     ended_before = prom.value(ENDED) or 0.0
     replies_before = prom.value(REPLIES) or 0.0
+    live_before = prom.value(LIVE) or 0.0
+    active_before = prom.value(ACTIVE) or 0.0
     question = caller_wav(tmp_path / "q.wav", "What are your opening hours on Saturday?", voice)
     phone = BaresipPhone(tmp_path / "phone", rtp_ports=PHONE_RTP).start()
     try:
         phone.dial(f"sip:{s.dev_number}@{s.bind_host}:{s.sip_port}", timeout=30)
         # while the call lasts: the control plane's record, the worker's job, livekit-server's room
-        prom.wait_for(LIVE, lambda v: v >= 1, timeout=30, what="a call in progress")
-        prom.wait_for("sum(phoneagent_worker_active_calls)", lambda v: v >= 1, timeout=30, what="worker")
+        prom.wait_for(LIVE, lambda v: v >= live_before + 1, timeout=30, what="a call in progress")
+        prom.wait_for(ACTIVE, lambda v: v >= active_before + 1, timeout=30, what="the worker's call")
         prom.wait_for("sum(lk_agents_active_job_count)", lambda v: v >= 1, timeout=30, what="agent job")
         prom.wait_for("sum(livekit_room_total)", lambda v: v >= 1, timeout=30, what="a room on livekit")
         capacity = prom.value("sum(phoneagent_worker_call_capacity)")
@@ -96,8 +100,8 @@ def test_prometheus_sees_a_call_live_and_after_it_ends(
         phone.close()
 
     prom.wait_for(ENDED, lambda v: v > ended_before, timeout=30, what="the call counted as ended")
-    prom.wait_for(LIVE, lambda v: v == 0, timeout=30, what="no call in progress")
-    prom.wait_for("sum(phoneagent_worker_active_calls)", lambda v: v == 0, timeout=30, what="worker idle")
+    prom.wait_for(LIVE, lambda v: v == live_before, timeout=30, what="the call no longer in progress")
+    prom.wait_for(ACTIVE, lambda v: v == active_before, timeout=30, what="the worker's call over")
     p95 = prom.value(
         "histogram_quantile(0.95, sum by (le) (rate(phoneagent_reply_latency_seconds_bucket[5m])))"
     )

@@ -37,6 +37,12 @@ ALERTS = {
 QUIET = "a healthy hour fires nothing"
 
 
+def test_promtool_is_built_with_the_pinned_build_tag() -> None:
+    done = run_promtool("--version")
+    assert done.returncode == 0, done.stderr
+    assert "tags:             remove_all_sd" in done.stdout, done.stdout  # GoBinary.tags reached `go build`
+
+
 def test_the_rules_parse_and_name_every_alert() -> None:
     done = run_promtool("check", "rules", str(RULES))
     assert done.returncode == 0, done.stdout + done.stderr
