@@ -17,4 +17,5 @@ class StackPorts(TypedDict):
     sip_rtp_end: int
     worker_http_port: int
     worker_metrics_port: int
+    livekit_prometheus_port: int
     api_port: int

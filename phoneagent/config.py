@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     worker_http_port: int = 8081
     # the worker's Prometheus metrics (phoneagent.worker.metrics), on bind_host
     worker_metrics_port: int = 8082
+    # LiveKit's own Prometheus metrics (deploy/monitoring.md); 0: off. livekit-server serves them on
+    # bind_host like its API; livekit-sip v1.8.0 and egress v1.8.6 bind theirs on every interface
+    # (":port"), so the loopback stack leaves them off unless set
+    livekit_prometheus_port: int = Field(default=6789, ge=0, le=65535)
+    sip_prometheus_port: int = Field(default=0, ge=0, le=65535)
+    egress_prometheus_port: int = Field(default=0, ge=0, le=65535)
     api_port: int = 8000
     # where `phoneagent api` and the worker's health and metrics servers listen; empty: bind_host. In a
     # container (deploy/helm, deploy/compose) 0.0.0.0: the pod's own network is the boundary there,
@@ -431,6 +437,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"{net!r} is not a network (e.g. 10.0.0.0/8)") from exc
         return v
 
+    @property
+    def prometheus_ports(self) -> tuple[int, ...]:
+        """LiveKit's Prometheus ports that are on (livekit-server, livekit-sip, egress)."""
+        ports = (self.livekit_prometheus_port, self.sip_prometheus_port, self.egress_prometheus_port)
+        return tuple(p for p in ports if p)
+
     def check_trunk_address(self, address: str) -> None:
         """ValueError when a carrier trunk's address leads inside (see netguard.check_sip_host)."""
         # the stack's own listeners, on loopback and on the addresses public mode gives it
@@ -452,6 +464,7 @@ class Settings(BaseSettings):
                 self.api_port,
                 self.worker_http_port,
                 self.worker_metrics_port,
+                *self.prometheus_ports,
             )
         }
         allowed = parse_networks(self.trunk_allowed_networks)

@@ -86,7 +86,7 @@ def _check_binaries(report: Report, stack: Stack) -> None:
         )
     for spec in TEST_GO_BINARIES:
         path = stack.paths.binary(spec)
-        missing = "not built yet (the tests that use it build it: MinIO for recordings, Helm for deploy/)"
+        missing = "not built yet (the tests that use it build it: MinIO, Helm, promtool, Prometheus)"
         report.row(OK if path.is_file() else WARN, spec.key, str(path) if path.is_file() else missing)
 
 

@@ -37,9 +37,12 @@ TEST_PORTS = {
         "sip_rtp_end": 13299,
         "worker_http_port": 18081,
         "worker_metrics_port": 18082,
+        "livekit_prometheus_port": 16789,
         "api_port": 18000,
         # not the stack's: the S3-compatible server (MinIO) of the recording storage tests
         "minio_port": 19000,
+        # nor this: the Prometheus server of the scrape test (tests/e2e/test_metrics_scrape.py)
+        "prometheus_port": 19090,
     }.items()
 }
 STACK_PORTS = {name: port for name, port in TEST_PORTS.items() if name in Settings.model_fields}

@@ -53,6 +53,7 @@ PORTS: StackPorts = {
     "sip_rtp_end": 15499,
     "worker_http_port": 38081,
     "worker_metrics_port": 38082,
+    "livekit_prometheus_port": 36789,
     "api_port": 38000,
 }
 BARE_PORT, SIPP_PORT = 38010, 35160

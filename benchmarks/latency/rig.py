@@ -41,6 +41,7 @@ PORTS: StackPorts = {
     "sip_rtp_end": 14499,
     "worker_http_port": 48081,
     "worker_metrics_port": 48082,
+    "livekit_prometheus_port": 46789,
     "api_port": 48010,
 }
 # arm i: control plane on API_PORT + i, worker health on WORKER_PORT + i, worker metrics on

@@ -4,7 +4,8 @@ What the database holds is read when Prometheus scrapes, so every replica report
 and nothing is lost with a restart: calls not yet ended by status, ended calls by end reason (a
 counter: records are never deleted), the dialer's queue, the webhook outbox's depth and the age of
 its oldest pending delivery. What only this process sees is kept in this process: how late LiveKit's
-webhooks arrive (ingest lag), and the SIP trunks and rules the provisioning upkeep re-created. When the
+webhooks and the workers' call events arrive (ingest lag; a worker's events wait in its spool while the
+control plane is unreachable), and the SIP trunks and rules the provisioning upkeep re-created. When the
 database does not answer, ``phoneagent_database_up`` is 0 and the database's series are left out.
 
 Counts only, no phone numbers or tenants: the endpoint needs no key (keep it on the internal network).
@@ -110,6 +111,12 @@ class ControlPlaneMetrics:
             "phoneagent_livekit_webhook_lag_seconds",
             "From LiveKit creating a webhook event to the control plane storing it",
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        self.worker_event_lag = Histogram(
+            "phoneagent_worker_event_lag_seconds",
+            "From a worker's call event happening to the control plane storing it (spooled events late)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
             registry=self.registry,
         )
 

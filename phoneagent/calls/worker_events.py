@@ -77,10 +77,10 @@ def belongs(ev: CallEvent, call: Call) -> bool:
     return False
 
 
-def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> int:
-    """Store and apply a batch; returns how many were new. Commits once per event (a duplicate in a
-    batch does not undo the others)."""
-    new = 0
+def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> list[str]:
+    """Store and apply a batch; returns the ids of the events that were new. Commits once per event (a
+    duplicate in a batch does not undo the others)."""
+    new: list[str] = []
     for raw in events:
         room = str(raw["room"])
         key = {k: str(raw[k]) for k in ("tenant_id", "call_id") if raw.get(k)}
@@ -104,7 +104,7 @@ def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> int:
             _apply(session, call, ev)
             refresh(session, call)
         session.commit()
-        new += 1
+        new.append(ev.event_id)
     return new
 
 

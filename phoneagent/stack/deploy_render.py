@@ -90,6 +90,9 @@ HELM = Target(
         "sip_rtp_start": "{{ .Values.sip.rtpPortRangeStart }}",
         "sip_rtp_end": "{{ .Values.sip.rtpPortRangeEnd }}",
         "sip_max_cpu_utilization": "{{ .Values.sip.maxCpuUtilization }}",
+        "livekit_prometheus_port": "{{ .Values.livekit.prometheusPort }}",
+        "sip_prometheus_port": "{{ .Values.sip.prometheusPort }}",
+        "egress_prometheus_port": "{{ .Values.egress.prometheusPort }}",
         "state_dir": "/data",
     },
     per_config={"livekit-sip.yaml": {"sip_listen_address": "{{ .Values.sip.listenIP }}"}},
@@ -133,6 +136,9 @@ COMPOSE = Target(
         "sip_rtp_start": _compose_setting("sip_rtp_start"),
         "sip_rtp_end": _compose_setting("sip_rtp_end"),
         "sip_max_cpu_utilization": _compose_setting("sip_max_cpu_utilization"),
+        "livekit_prometheus_port": _compose_setting("livekit_prometheus_port"),
+        "sip_prometheus_port": _compose_setting("sip_prometheus_port"),
+        "egress_prometheus_port": _compose_setting("egress_prometheus_port"),
         "state_dir": "/data",
     },
     per_config={
@@ -155,7 +161,8 @@ def render(config: str, target: Target) -> str:
     """One deploy config: its template with ``target``'s values, without the template's comments."""
     values = target.values(config)
     # as the local stack does: a line holding only a placeholder left empty (an optional block) goes
-    source = EMPTY_LINE.sub(lambda m: "" if values.get(m[1]) == "" else m[0], template(CONFIGS[config]).read_text())
+    text = template(CONFIGS[config]).read_text()
+    source = EMPTY_LINE.sub(lambda m: "" if values.get(m[1]) == "" else m[0], text)
     tmpl = string.Template(source)
     missing = [name for name in tmpl.get_identifiers() if name not in values]
     if missing:

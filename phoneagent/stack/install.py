@@ -185,6 +185,10 @@ def ensure_go_module_file(spec: GoModuleFile, paths: StackPaths) -> Path:
     return target
 
 
+def _tags(spec: GoBinary) -> list[str]:
+    return ["-tags", ",".join(spec.tags)] if spec.tags else []
+
+
 def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
     """Return the cached binary for ``spec``, building it first if it is not there."""
     target = paths.binary(spec)
@@ -211,7 +215,8 @@ def ensure_go_binary(spec: GoBinary, paths: StackPaths) -> Path:
         fh.flush()
         built = subprocess.run(
             # -buildvcs=false: a module inside this repository's checkout is not stamped with its commit
-            [_tool("go"), "build", "-trimpath", "-buildvcs=false", "-o", str(tmp), spec.package],
+            [_tool("go"), "build", "-trimpath", "-buildvcs=false", *_tags(spec), "-o", str(tmp)]
+            + [spec.package],
             cwd=src,
             stdout=fh,
             stderr=subprocess.STDOUT,

@@ -213,6 +213,11 @@ def loopback_values(settings: Settings) -> dict[str, str]:
 EMPTY_LINE = re.compile(r"^\$\{(\w+)\}\n", re.MULTILINE)
 
 
+def _on(port: int) -> list[int]:
+    """An optional port (0: off) as a list of the ports to check before a start."""
+    return [port] if port else []
+
+
 class Stack:
     """The stack on one machine. ``only`` names the services this instance runs (all by default): a
     second node of a cluster runs livekit-server and livekit-sip against the first node's Redis."""
@@ -287,14 +292,14 @@ class Stack:
                 name="livekit-server",
                 argv=[str(lk_bin), "--config", str(lk_conf)],
                 health=lambda: _http_ok(f"http://{host}:{s.livekit_port}/"),
-                tcp_ports=[s.livekit_port],
+                tcp_ports=[s.livekit_port, *_on(s.livekit_prometheus_port)],
                 udp_ports=list(range(s.livekit_rtc_udp_start, s.livekit_rtc_udp_end + 1)),
             ),
             Service(
                 name="livekit-sip",
                 argv=[str(sip_bin), "--config", str(sip_conf)],
                 health=lambda: sip_options_ok(sip_host, s.sip_port),
-                tcp_ports=[s.sip_port, *([s.sip_tls_port] if s.sip_tls else [])],
+                tcp_ports=[s.sip_port, *([s.sip_tls_port] if s.sip_tls else []), *_on(s.sip_prometheus_port)],
                 udp_ports=[s.sip_port, *range(s.sip_rtp_start, s.sip_rtp_end + 1)],
                 env=public.sip_env(s),
                 host=sip_host,
@@ -309,6 +314,7 @@ class Stack:
                     "PATH": f"{egress_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}",
                     "TMPDIR": str(egress_link or egress_tmp),
                 },
+                tcp_ports=_on(s.egress_prometheus_port),
                 stop_signal=signal.SIGINT,
                 prepare=lambda: _fresh_dir(egress_tmp, egress_link),
                 after_stop=lambda: _drop_dir(egress_tmp, egress_link),

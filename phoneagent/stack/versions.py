@@ -20,6 +20,7 @@ class GoBinary:
     apt_hint: str = ""
     # a module in this repository (its directory) instead of one from the proxy: see `local_go_binary`
     source: str = ""
+    tags: tuple[str, ...] = field(default=())  # Go build tags (`go build -tags`)
 
     @property
     def key(self) -> str:
@@ -79,7 +80,6 @@ HELM = GoBinary(
     version="v3.22.0",
     package="./cmd/helm",
 )
-TEST_GO_BINARIES = (MINIO, HELM)
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,34 @@ COMPOSE_SPEC_SCHEMA = GoModuleFile(
     version="v2.16.2",
     path="schema/compose-spec.json",
 )
+
+# Prometheus for the monitoring tests only (tests/integration/test_monitoring.py,
+# tests/e2e/test_metrics_scrape.py): promtool checks and unit-tests deploy/prometheus/rules.yml and the
+# dashboard's queries, the server scrapes a live stack. Module v0.316.0 is Prometheus 3.16.0.
+# `remove_all_sd` leaves out the cloud service discoveries (AWS, Azure, GCE, Kubernetes, ...): static
+# targets are all the tests scrape, and their SDKs need not be downloaded and compiled. Without
+# `builtinassets` the server has no web UI, only its HTTP API. Both binaries come from one module: the
+# second build reuses the first's download and compiled packages (first builds on 2 busy cores, every
+# module downloaded: promtool 192 s, then prometheus 129 s). The module zip carries a go.work naming
+# modules it does not hold: GOWORK=off builds the module alone.
+PROMETHEUS_MODULE, PROMETHEUS_VERSION = "github.com/prometheus/prometheus", "v0.316.0"
+PROMTOOL = GoBinary(
+    name="promtool",
+    module=PROMETHEUS_MODULE,
+    version=PROMETHEUS_VERSION,
+    package="./cmd/promtool",
+    tags=("remove_all_sd",),
+    env=(("GOWORK", "off"),),
+)
+PROMETHEUS = GoBinary(
+    name="prometheus",
+    module=PROMETHEUS_MODULE,
+    version=PROMETHEUS_VERSION,
+    package="./cmd/prometheus",
+    tags=("remove_all_sd",),
+    env=(("GOWORK", "off"),),
+)
+TEST_GO_BINARIES = (MINIO, HELM, PROMTOOL, PROMETHEUS)
 
 # Debian packages: what each is for, so a missing one gets an exact hint.
 APT_RUNTIME = {

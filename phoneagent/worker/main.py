@@ -95,7 +95,7 @@ CALLER_AUDIO_WAIT_S = 8.0
 def prewarm(proc: JobProcess) -> None:
     mask_personal_in_handlers()  # livekit-agents' own JSON logs carry the caller's words
     settings = get_settings()
-    metrics.CAPACITY.set(settings.call_capacity)  # from the job processes: see worker.metrics
+    metrics.set_capacity(settings.call_capacity)  # from the job processes: see worker.metrics
     # only the local models this AGENT_MODE uses, and only when this worker has no shared models
     # (speech_host.py); a call's STT/TTS are built over them (providers.py)
     own = settings.speech_socket is None
@@ -150,6 +150,7 @@ def brain_for_call(settings: Settings, profile: Profile, flow: ScriptedFlow) -> 
 
 async def entrypoint(ctx: JobContext) -> None:
     mask_personal_in_handlers()
+    ctx.add_shutdown_callback(metrics.call_started())  # phoneagent_worker_active_calls, until the job ends
     settings = get_settings()
     await ctx.connect()
     room = ctx.room.name

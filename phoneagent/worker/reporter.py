@@ -128,7 +128,7 @@ class EventReporter:
     async def _send_once(self) -> bool:
         """Send one batch; True when the spool is empty afterwards."""
         empty = await self._send_batch()
-        metrics.SPOOL.set(len(self.pending()))
+        metrics.set_spool_depth(len(self.pending()))
         return empty
 
     async def _send_batch(self) -> bool:
@@ -182,7 +182,7 @@ class EventReporter:
                 empty = await self._send_once()
             except (httpx.HTTPError, OSError, _TryLater) as exc:
                 self.failed_sends += 1
-                metrics.SPOOL.set(len(self.pending()))
+                metrics.set_spool_depth(len(self.pending()))
                 log.warning(
                     "control plane unreachable or not taking events now; events kept in the spool",
                     extra={"pending": len(self.pending()), "error": str(exc) or type(exc).__name__},

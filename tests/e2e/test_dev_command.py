@@ -33,6 +33,7 @@ PORTS = {
     "sip_rtp_end": 13419,
     "worker_http_port": 38081,
     "worker_metrics_port": 38082,
+    "livekit_prometheus_port": 36789,
     "api_port": 38000,
 }
 

@@ -41,6 +41,7 @@ PORTS = {
         "sip_rtp_end": 13619,
         "worker_http_port": 21081,
         "worker_metrics_port": 21082,
+        "livekit_prometheus_port": 21789,
         "api_port": 21010,
     }.items()
 }

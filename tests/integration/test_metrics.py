@@ -1,9 +1,10 @@
 """The control plane's Prometheus metrics, parsed by prometheus-client's own parser: live calls by
-status, ended calls by end reason, the dialer queue, the webhook outbox; and a database that does
-not answer (phoneagent_database_up 0, never a 500)."""
+status, ended calls by end reason, the dialer queue, the webhook outbox, the workers' events' ingest
+lag; and a database that does not answer (phoneagent_database_up 0, never a 500)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from phoneagent.api.app import create_app
 from phoneagent.db.models import Call, Tenant, WebhookDelivery, WebhookEndpoint
 from phoneagent.stack.services import Stack
+from phoneagent.telephony.client import worker_token
 from tests.db_fixtures import api_settings, app_state
 
 
@@ -75,3 +77,22 @@ def test_a_database_that_does_not_answer_is_reported_not_raised(stack: Stack, tm
         ready = c.get("/health/ready")
         assert ready.status_code == 503 and "database is unavailable" in ready.json()["error"], ready.text
     app.state.engine.dispose()
+
+
+def test_a_worker_events_lag_is_measured_once_when_it_is_stored(client: TestClient, stack: Stack) -> None:
+    """An event a worker kept in its spool for two minutes arrives two minutes late; its resend (the
+    worker never saw the answer) is not measured again, nor an event that carries no time."""
+    w = {"Authorization": f"Bearer {worker_token(stack.settings)}"}
+    lag = "phoneagent_worker_event_lag_seconds"
+    before = _samples(client)
+    spooled = {"event_id": "lag-1", "room": "call-lag", "type": "answered", "at": time.time() - 120}
+    untimed = {"event_id": "lag-2", "room": "call-lag", "type": "answered"}
+    for _ in range(2):
+        r = client.post("/webhooks/worker", json={"events": [spooled, untimed]}, headers=w)
+        assert r.status_code == 200 and r.json()["accepted"] == ["lag-1", "lag-2"], r.text
+    assert r.json()["new"] == 0  # the second time, both were stored already
+    after = _samples(client)
+    assert after[(f"{lag}_count", ())] == before[(f"{lag}_count", ())] + 1
+    assert 120 <= after[(f"{lag}_sum", ())] - before[(f"{lag}_sum", ())] < 180
+    assert after[(f"{lag}_bucket", (("le", "60.0"),))] == before[(f"{lag}_bucket", (("le", "60.0"),))]
+    assert after[(f"{lag}_bucket", (("le", "300.0"),))] == before[(f"{lag}_bucket", (("le", "300.0"),))] + 1

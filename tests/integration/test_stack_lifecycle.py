@@ -36,6 +36,7 @@ PORTS = {  # moved by PHONEAGENT_TEST_PORT_OFFSET like every test port
     "sip_port": 25060,
     "sip_rtp_start": 12000,
     "sip_rtp_end": 12019,
+    "livekit_prometheus_port": 26789,
 }
 PORTS = {name: port + PORT_OFFSET for name, port in PORTS.items()}
 

@@ -33,6 +33,7 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
     assert sip["redis"]["password"] == sec.redis_password
     assert (sip["api_key"], sip["api_secret"]) == (sec.livekit_api_key, sec.livekit_api_secret)
     assert sip["health_port"] == 0  # v1.8.0 binds it on every interface; stack up asks the SIP port
+    assert sip["prometheus_port"] == 0  # the same: off unless PHONEAGENT_SIP_PROMETHEUS_PORT is set
 
     lk = yaml.safe_load((conf / "livekit.yaml").read_text())
     assert lk["rtc"]["use_external_ip"] is False and lk["rtc"]["node_ip"] == "127.0.0.1"
@@ -43,6 +44,8 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
     assert all(u.startswith("127.0.0.1:") for u in lk["rtc"]["stun_servers"])
     # a worker is offered jobs until it reports full (load 1.0), not only under livekit's default 0.7
     assert lk["agents"]["target_load"] == 1.0
+    # its Prometheus server listens on bind_addresses (loopback here), like its API
+    assert lk["prometheus"] == {"port": 6789}
 
     eg = yaml.safe_load((conf / "egress.yaml").read_text())
     assert eg["ws_url"] == "ws://127.0.0.1:7880" and eg["redis"]["address"] == "127.0.0.1:6389"
@@ -65,7 +68,8 @@ def test_services_check_every_port_they_use(tmp_path: Path) -> None:
     by_name = {svc.name: svc for svc in s.services()}
     assert 5070 in by_name["livekit-sip"].udp_ports and 5070 in by_name["livekit-sip"].tcp_ports
     assert len(by_name["livekit-sip"].udp_ports) == 1 + 500  # signalling + RTP range
-    assert by_name["livekit-server"].tcp_ports == [7880]  # no ICE over TCP: it would bind every interface
+    # API and Prometheus; no ICE over TCP: it would bind every interface
+    assert by_name["livekit-server"].tcp_ports == [7880, 6789]
     egress = by_name["egress"]
     assert egress.tcp_ports == egress.udp_ports == []  # it listens on nothing
     # its handlers are `egress run-handler` found on PATH, with scratch space inside the state dir
@@ -130,3 +134,25 @@ def test_nothing_listening_is_not_healthy() -> None:
     port = sock.getsockname()[1]
     sock.close()
     assert sip_options_ok("127.0.0.1", port, timeout_s=0.5) is False
+
+
+def test_livekits_prometheus_ports_follow_the_settings(tmp_path: Path) -> None:
+    """Each of LiveKit's Prometheus servers is on where its setting names a port, off (0) where not,
+    and a port that is on is checked before the start like the service's others."""
+    stack = Stack(
+        Settings(
+            state_dir=tmp_path / "state",
+            cache_dir=tmp_path / "cache",
+            livekit_prometheus_port=0,
+            sip_prometheus_port=9101,
+            egress_prometheus_port=9102,
+        )
+    )
+    by_name = {svc.name: svc for svc in stack.services()}
+    conf = stack.paths.conf
+    assert yaml.safe_load((conf / "livekit.yaml").read_text())["prometheus"] == {"port": 0}
+    assert yaml.safe_load((conf / "livekit-sip.yaml").read_text())["prometheus_port"] == 9101
+    assert yaml.safe_load((conf / "egress.yaml").read_text())["prometheus_port"] == 9102
+    assert by_name["livekit-server"].tcp_ports == [7880]
+    assert 9101 in by_name["livekit-sip"].tcp_ports and by_name["egress"].tcp_ports == [9102]
+    assert stack.settings.prometheus_ports == (9101, 9102)

@@ -46,3 +46,25 @@ def test_replies_stages_fallbacks_and_answers_are_counted() -> None:
     assert _value("phoneagent_reply_component_seconds_count", component="brain") == 0
     assert _value("phoneagent_fallbacks_total", component="stt") == before["fallback"] + 1
     assert _value("phoneagent_worker_calls_total") == before["calls"] + 1
+
+
+async def test_a_call_counts_as_active_until_its_job_shuts_down() -> None:
+    before = _value("phoneagent_worker_active_calls")
+    first, second = metrics.call_started(), metrics.call_started()
+    assert _value("phoneagent_worker_active_calls") == before + 2
+    await first()
+    assert _value("phoneagent_worker_active_calls") == before + 1
+    await second()
+    assert _value("phoneagent_worker_active_calls") == before
+
+
+def test_every_known_label_is_there_at_zero_before_its_first_observation() -> None:
+    """A series PromQL first sees with its first observation shows no increase: the stages, the
+    components and the fallbacks are all there (at 0 until used) once the worker reports its capacity."""
+    metrics.set_capacity(3)
+    assert REGISTRY.get_sample_value("phoneagent_worker_call_capacity") == 3
+    for stage in ("vad", "transcript", "end_of_turn", "brain", "tts", "playout"):
+        assert REGISTRY.get_sample_value("phoneagent_reply_stage_seconds_count", {"stage": stage}) is not None
+    for component in ("stt", "tts", "llm"):
+        assert REGISTRY.get_sample_value("phoneagent_fallbacks_total", {"component": component}) is not None
+    assert REGISTRY.get_sample_value("phoneagent_worker_active_calls") is not None

@@ -181,8 +181,12 @@ def worker_events(batch: WorkerBatch, session: SessionDep, request: Request) -> 
                 }
             )
     root = request.app.state.settings.recordings_path
-    new = ingest_worker_events(session, [_kept(root, e) for e in good])
-    return {"accepted": [e.event_id for e in good], "new": new, "rejected": rejected}
+    new = set(ingest_worker_events(session, [_kept(root, e) for e in good]))
+    now = time.time()
+    for e in good:
+        if e.event_id in new and e.at is not None:
+            request.app.state.metrics.worker_event_lag.observe(max(0.0, now - e.at))
+    return {"accepted": [e.event_id for e in good], "new": len(new), "rejected": rejected}
 
 
 @router.get(
