@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -225,22 +225,28 @@ def registered_receiver(cp: ControlPlane, events: list[str] | None = None) -> It
             c.delete(f"/webhook-endpoints/{r.json()['id']}")
 
 
-class WorkerProcess:
-    """`phoneagent worker` for the e2e session; a test may kill it (a crash) and start it again."""
+class PhoneagentProcess:
+    """A `phoneagent` command (``worker``, ``api``) that a test may kill (a crash) and start again; each
+    start logs to its own file in ``log_dir`` and is ready once its log says ``ready``."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    command = "worker"
+    ready = r"registered worker"
+    ready_timeout_s = 120.0
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str = "") -> None:
         self.env, self.log_dir = env, log_dir
+        self.name = name or self.command
         self.proc: LoggedProcess | None = None
         self.starts = 0
         self.seen_pids: set[int] = set()
 
-    def start(self) -> WorkerProcess:
+    def start(self) -> Self:
         """Start it; one that still runs (a test failed before its kill) is stopped first."""
         self.stop()
         self.starts += 1
-        log_path = self.log_dir / f"worker-{self.starts}.log"
-        self.proc = LoggedProcess.phoneagent("worker", log_path=log_path, env=self.env)
-        self.proc.wait_for(r"registered worker", timeout=120)
+        log_path = self.log_dir / f"{self.name}-{self.starts}.log"
+        self.proc = LoggedProcess.phoneagent(self.command, log_path=log_path, env=self.env)
+        self.proc.wait_for(self.ready, timeout=self.ready_timeout_s)
         self.seen_pids |= self.proc.seen_pids
         return self
 
@@ -255,7 +261,20 @@ class WorkerProcess:
             self.seen_pids |= self.proc.seen_pids
 
     def text(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log")))
+        logs = sorted(self.log_dir.glob(f"{self.name}-*.log"))
+        return "\n".join(p.read_text(errors="replace") for p in logs)
+
+
+class WorkerProcess(PhoneagentProcess):
+    """`phoneagent worker` for the e2e session."""
+
+
+class ApiReplica(PhoneagentProcess):
+    """`phoneagent api`, one control-plane replica."""
+
+    command = "api"
+    ready = r"Uvicorn running"
+    ready_timeout_s = 60.0
 
 
 @contextlib.contextmanager

@@ -105,14 +105,24 @@ def fact_payload(fact: lc.Fact, **extra: Any) -> dict[str, Any]:
     return {"fact": body, **extra}
 
 
+def lock(session: Session, call: Call) -> bool:
+    """Lock the call's row until the transaction ends (PostgreSQL; SQLite writes one at a time).
+    Taken before a transaction adds an event: inserting the event takes a shared key lock on the
+    row (its foreign key), and two transactions that each held one and then asked for this lock
+    deadlocked (two replicas given the same call's events at once, as the cluster test does)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    session.execute(select(Call.id).where(Call.id == call.id).with_for_update())
+    return True
+
+
 def refresh(session: Session, call: Call) -> None:
     """Re-derive the record from all its events; queue a webhook for each step it newly took.
 
     On PostgreSQL the call's row is locked first: two transactions adding events to one call (two
     replicas, or a webhook and a worker event at once) fold one after the other, the second with the
     first's event in view, instead of each folding a part and the last writer keeping its part."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Call.id).where(Call.id == call.id).with_for_update())
+    if lock(session, call):
         session.refresh(call)
     events = session.scalars(select(CallEvent).where(CallEvent.call_id == call.id)).all()
     facts = [f for ev in events for f in facts_of(call, ev)]
@@ -165,6 +175,7 @@ def record_event(
         payload=payload,
         occurred_at=at or datetime.now(UTC),
     )
+    lock(session, call)  # before the insert: see lock
     try:
         with session.begin_nested():
             session.add(ev)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from phoneagent.calls.consultation import TRANSFER_EVENT, apply_transfer
 from phoneagent.calls.outcome import apply_outcome
 from phoneagent.calls.query import index_transcript
-from phoneagent.calls.records import refresh
+from phoneagent.calls.records import lock, refresh
 from phoneagent.db.models import Call, CallEvent, CallTurn
 
 log = logging.getLogger("phoneagent.calls")
@@ -100,6 +100,7 @@ def ingest_worker_events(session: Session, events: list[dict[str, Any]]) -> list
             continue
         call = session.scalar(select(Call).where(Call.room_name == room))
         if call is not None and belongs(ev, call):
+            lock(session, call)  # before the event names it (records.lock)
             ev.call_id = call.id
             _apply(session, call, ev)
             refresh(session, call)

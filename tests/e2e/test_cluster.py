@@ -37,7 +37,6 @@ import sqlalchemy as sa
 from phoneagent.config import Settings
 from phoneagent.db.engine import make_engine
 from phoneagent.stack import ports
-from phoneagent.stack.processes import LoggedProcess
 from phoneagent.stack.secrets import load_or_create
 from phoneagent.stack.services import Stack
 from tests.peers.balancer import Balancer
@@ -50,6 +49,7 @@ from tests.stack_fixtures import (
     E2E_CONTROL_PLANE_ENV,
     PORT_OFFSET,
     STACK_PORTS,
+    ApiReplica,
     ControlPlane,
     WorkerProcess,
     new_api_key,
@@ -68,39 +68,8 @@ pytestmark = pytest.mark.cluster
 SHIFT_A, SHIFT_B = 1300, 1700
 # room for a campaign's 6 calls and the job processes of calls just ended on one worker alone
 CALLS_PER_WORKER = 12
+WORKER_LOST_AFTER_S = 12
 CONTACTS, CONCURRENCY = 10, 3
-
-
-class Replica:
-    """`phoneagent api`, one control-plane replica; a test may kill it (a crash) and start it again."""
-
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str) -> None:
-        self.env, self.log_dir, self.name = env, log_dir, name
-        self.proc: LoggedProcess | None = None
-        self.starts = 0
-        self.seen_pids: set[int] = set()
-
-    def start(self) -> Replica:
-        self.starts += 1
-        self.proc = LoggedProcess.phoneagent(
-            "api", log_path=self.log_dir / f"api-{self.name}-{self.starts}.log", env=self.env
-        )
-        self.proc.wait_for(r"Uvicorn running", timeout=60)
-        return self
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.seen_pids |= self.proc.seen_pids
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-            self.seen_pids |= self.proc.seen_pids
-
-    def text(self) -> str:
-        logs = sorted(self.log_dir.glob(f"api-{self.name}-*.log"))
-        return "\n".join(p.read_text(errors="replace") for p in logs)
 
 
 @dataclass
@@ -112,7 +81,7 @@ class Node:
     settings: Settings
     stack: Stack
     env: dict[str, str]
-    api: Replica
+    api: ApiReplica
     worker: WorkerProcess
 
     @property
@@ -146,6 +115,9 @@ def _node_env(settings: Settings, shared: dict[str, str]) -> dict[str, str]:
         **E2E_CONTROL_PLANE_ENV,
         **shared,
         "PHONEAGENT_MAX_CONCURRENT_CALLS": str(CALLS_PER_WORKER),
+        # a worker started again takes a job before it has a process ready for it: on this 2-core
+        # machine under a campaign its agent joined 8 s later, past the suite's usual 6 s
+        "PHONEAGENT_WORKER_LOST_AFTER_S": str(WORKER_LOST_AFTER_S),
     }
 
 
@@ -159,8 +131,8 @@ def _share_secrets(a: Settings, b: Settings) -> None:
 
 
 @contextlib.contextmanager
-def _replica(env: dict[str, str], log_dir: Path, name: str) -> Iterator[Replica]:
-    proc = Replica(env, log_dir, name).start()
+def _replica(env: dict[str, str], log_dir: Path, name: str) -> Iterator[ApiReplica]:
+    proc = ApiReplica(env, log_dir, f"api-{name}").start()
     try:
         yield proc
     finally:
@@ -430,9 +402,8 @@ def test_calls_spread_over_both_nodes_bridges_and_workers_and_background_work_ru
 
 FAULT_CONTACTS, FAULT_CONCURRENCY = 30, 6
 # how long each callee stays on the line: under livekit-sip's media timeout (the sipp callee sends no
-# RTP, and livekit-sip hangs up a call without media after 30 s); a call on the killed worker ends
-# worker_lost if LiveKit notices its agent gone (ICE fails 15-20 s after the last packet) and the
-# sweeper's worker_lost_after passes before the callee hangs up, customer_hangup otherwise
+# RTP, and livekit-sip hangs up a call without media after 30 s), and over the time a call on a killed
+# worker takes to end worker_lost (WORKER_LOST_AFTER_S after its agent's last heartbeat)
 WORKER_KILL_HOLD_MS = 25_000
 REPLICA_KILL_HOLD_MS = 8_000
 
@@ -504,6 +475,13 @@ def _contacts(db_url: str, campaign: str) -> list[Any]:
         engine.dispose()
 
 
+def _callee(tmp_path: Path, host: str, port_from: int, hold_ms: int) -> SippCallee:
+    """A sipp callee that answers every call and hangs up after ``hold_ms``."""
+    port = _free_udp(host, port_from)
+    workdir = tmp_path / "callee"
+    return SippCallee("uas_answer_then_hangup", workdir=workdir, port=port, host=host, hold_ms=hold_ms)
+
+
 def _start_campaign(c: Cluster, callee: SippCallee, name: str, prefix: str) -> str:
     with c.api() as api:
         out = {"name": name, "address": callee.address, "numbers": ["+15550100"], "max_concurrent_calls": 50}
@@ -566,13 +544,7 @@ def test_a_worker_killed_mid_campaign_its_calls_end_worker_lost_and_the_rest_go_
 ) -> None:
     c = cluster
     host = c.a.settings.bind_host
-    with SippCallee(
-        "uas_answer_then_hangup",
-        workdir=tmp_path / "callee",
-        port=_free_udp(host, 36500 + PORT_OFFSET),
-        host=host,
-        hold_ms=WORKER_KILL_HOLD_MS,
-    ) as callee:
+    with _callee(tmp_path, host, 36500 + PORT_OFFSET, WORKER_KILL_HOLD_MS) as callee:
         campaign = _start_campaign(c, callee, "worker-kill", "+1628555")
 
         def live_on_b() -> list[CallRow]:
@@ -605,12 +577,9 @@ def test_a_worker_killed_mid_campaign_its_calls_end_worker_lost_and_the_rest_go_
         expected = {"caller": "worker_lost", "callee": "customer_hangup"}[hung_up_by[x.to]]
         assert x.end_reason == expected, (x, hung_up_by[x.to])
     noticed = [(e - killed_at).total_seconds() for v in victims if (e := by_id[v].ended_at)]
-    lost = [v for v in victims if by_id[v].end_reason == "worker_lost"]
-    print(
-        f"[worker kill] {len(lost)} of its {len(victims)} calls ended worker_lost before their callee hung "
-        f"up; they ended {min(noticed):.1f}-{max(noticed):.1f} s after the kill"
-    )
-    assert {by_id[v].end_reason for v in victims} <= {"worker_lost", "customer_hangup"}
+    print(f"[worker kill] its calls ended {min(noticed):.1f}-{max(noticed):.1f} s after the kill")
+    # noticed by the agents' heartbeat stopping, long before LiveKit drops them and the callee hangs up
+    assert {by_id[v].end_reason for v in victims} == {"worker_lost"}, [by_id[v] for v in victims]
     # the calls placed after the kill went to the worker that lives, and were talked to the end
     later = [x for x in calls if x.dialed_at and x.dialed_at > killed_at + timedelta(seconds=1)]
     print(f"[worker kill] {len(later)} calls dialed after the kill, on worker A: ", end="")
@@ -632,13 +601,7 @@ def test_the_leading_control_plane_killed_mid_campaign_the_other_takes_over_and_
     c = cluster
     host = c.a.settings.bind_host
     leader, follower = (c.a, c.b) if "leads the background work" in c.a.api.text() else (c.b, c.a)
-    with SippCallee(
-        "uas_answer_then_hangup",
-        workdir=tmp_path / "callee",
-        port=_free_udp(host, 36700 + PORT_OFFSET),
-        host=host,
-        hold_ms=REPLICA_KILL_HOLD_MS,
-    ) as callee:
+    with _callee(tmp_path, host, 36700 + PORT_OFFSET, REPLICA_KILL_HOLD_MS) as callee:
         campaign = _start_campaign(c, callee, "replica-kill", "+1628556")
         wait_until(
             lambda: len(_campaign_calls(c.db_url, campaign)) >= 8, timeout=120, what="8 calls of the campaign"

@@ -4,11 +4,16 @@ last writer."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from sqlalchemy.orm import Session
+
 from phoneagent.calls import lifecycle as lc
+from phoneagent.calls import records
 from phoneagent.calls.records import own_event
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import Call, Tenant
@@ -70,5 +75,66 @@ def test_concurrent_events_on_one_call_both_count(postgres: TempPostgres) -> Non
             assert c is not None
             # what the API declared beats a SIP answer, whichever transaction wrote last
             assert (c.status, c.end_reason) == ("ended", "api_hangup"), (c.end_reason, c.sip_status_code)
+    finally:
+        engine.dispose()
+
+
+def test_two_events_added_to_one_call_at_the_same_instant_do_not_deadlock(
+    postgres: TempPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas each given an event of one call at the same instant (LiveKit sends each event to
+    every URL, workers' events come through the balancer). Inserting an event takes a shared key lock
+    on its call's row; when both transactions held one and then asked for the row lock the fold
+    takes, PostgreSQL broke the deadlock by failing one (the cluster test saw DeadlockDetected). The
+    row lock is now taken before the insert: the second waits for the first and both events count."""
+    engine = make_engine(postgres.create_database(f"fold{next(_names)}", template="phoneagent_template"))
+    sessions = session_factory(engine)
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
+    with sessions() as s:
+        tenant = Tenant(name="t")
+        s.add(tenant)
+        s.flush()
+        call = Call(tenant_id=tenant.id, direction="outbound", status="dialing", room_name="r")
+        s.add(call)
+        s.commit()
+        call_id = call.id
+    both_inserted = threading.Barrier(2, timeout=2)
+    fold = records.refresh
+
+    def refresh_when_both_inserted(session: Session, c: Call) -> None:
+        with contextlib.suppress(threading.BrokenBarrierError):  # the other one waits on the row lock
+            both_inserted.wait()
+        fold(session, c)
+
+    monkeypatch.setattr(records, "refresh", refresh_when_both_inserted)
+    errors: list[BaseException] = []
+
+    def add(kind: str, fact: lc.Fact) -> None:
+        try:
+            with sessions() as s:
+                c = s.get(Call, call_id)
+                assert c is not None
+                own_event(s, c, kind, fact, f"{call_id}:{kind}")
+                s.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    answered = lc.Fact(t0 + timedelta(seconds=2), "in_progress", None, lc.SIP_FINAL)
+    hung_up = lc.Fact(t0 + timedelta(seconds=9), "ended", "api_hangup", lc.DECLARED)
+    threads = [
+        threading.Thread(target=add, args=("answered", answered)),
+        threading.Thread(target=add, args=("hung_up", hung_up)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert not errors, errors
+        with sessions() as s:
+            c = s.get(Call, call_id)
+            assert c is not None
+            assert (c.status, c.end_reason) == ("ended", "api_hangup")
+            assert c.answered_at is not None
     finally:
         engine.dispose()
