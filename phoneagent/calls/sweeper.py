@@ -9,9 +9,7 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
   no agent ends it as ``worker_lost``.
 - in progress (or inbound and ringing), the phone still in the room, but no agent there for
   ``worker_lost_after`` seconds (its job process or its whole worker died): the call ends as
-  ``worker_lost`` and its room is deleted, so the caller is not left listening to silence. An agent
-  LiveKit still lists whose heartbeat stopped ``AGENT_STALE_AFTER_S`` ago counts as gone from its last
-  beat (LiveKit keeps a dead worker's agent until its WebRTC connection fails, about 20 s). A worker
+  ``worker_lost`` and its room is deleted, so the caller is not left listening to silence. A worker
   is lost at most ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
 - a call whose room has no agent and none on its way (LiveKit assigned no agent job for the room)
   ``unserved_after`` seconds after it arrived or was dialed: its dispatch is offered to the workers
@@ -59,10 +57,6 @@ log = logging.getLogger("phoneagent.calls")
 # a call's room outliving the call by this long is ended (the agent normally leaves at once; a
 # transfer waits up to 10 s for the phone to follow)
 ROOM_LINGER_S = 30.0
-# an agent whose heartbeat counter has not moved for this long is gone (it beats every 2 s:
-# phoneagent.worker.heartbeat); the call then ends worker_lost once worker_lost_after has passed
-# since its last beat
-AGENT_STALE_AFTER_S = 8.0
 
 
 class Sweeper:
@@ -95,8 +89,6 @@ class Sweeper:
         self._arrived: dict[str, float] = {}  # inbound calls not yet seen served, since when
         self._served: set[str] = set()
         self._reoffered: dict[str, int] = {}  # calls whose agent job was offered again, how often
-        # each agent's heartbeat counter as last read, and when it last moved: (call, identity) -> ...
-        self._beats: dict[tuple[str, str], tuple[str, float]] = {}
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -175,16 +167,12 @@ class Sweeper:
                 await self._calls.end_room(room)
                 self._no_agent_since.pop(call_id, None)
                 continue
-            alive, silent_since = self._alive_agents(call_id, people, now)
-            if alive > 0 or not people.sip:
+            if people.agents > 0 or not people.sip:
                 self._no_agent_since.pop(call_id, None)
                 continue
             if direction == "outbound":
                 await self._offer_again(call_id, room, people.agents, now)
-            # agents still listed whose heartbeat stopped count as gone from their last beat
-            since = self._no_agent_since.setdefault(
-                call_id, silent_since if silent_since is not None else now
-            )
+            since = self._no_agent_since.setdefault(call_id, now)
             if now - since >= self._lost_after:
                 log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
                 # hanging up a ringing caller makes livekit-sip mark its phone hangup as it leaves: what
@@ -195,8 +183,6 @@ class Sweeper:
                 self._no_agent_since.pop(call_id, None)
         for gone in set(self._no_agent_since) - seen:
             del self._no_agent_since[gone]
-        for key in [k for k in self._beats if k[0] not in seen]:
-            del self._beats[key]
         for gone in arrived_before - seen:
             self._arrived.pop(gone, None)
         for gone in set(self._reoffered) - seen:
@@ -231,23 +217,6 @@ class Sweeper:
                     )
                 )
             )
-
-    def _alive_agents(self, call_id: str, people: RoomPeople, now: float) -> tuple[int, float | None]:
-        """The agents in the room that are alive: their heartbeat counter moved within
-        ``AGENT_STALE_AFTER_S``, or they send none. With none alive but some listed, also when the last
-        of them beat: LiveKit lists an agent whose worker died until its WebRTC connection fails."""
-        alive, silent_since = 0, None
-        for identity, value in people.agent_beats.items():
-            key = (call_id, identity)
-            seen = self._beats.get(key)
-            if seen is None or seen[0] != value:
-                self._beats[key] = seen = (value, now)
-            if not value or now - seen[1] < AGENT_STALE_AFTER_S:
-                alive += 1
-            else:
-                silent_since = seen[1] if silent_since is None else max(silent_since, seen[1])
-        alive += max(0, people.agents - len(people.agent_beats))  # listed without their attributes
-        return alive, silent_since
 
     async def _unserved(self, call_id: str, room: str, agents: int, now: float) -> bool:
         """Whether no worker took the call's agent job ``unserved_after`` seconds after it arrived and

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.duration_pb2 import Duration
@@ -36,16 +36,10 @@ class DialOutcome:
     detail: str = ""
 
 
-# the agent's heartbeat counter in its participant attributes (phoneagent.worker.heartbeat)
-AGENT_BEAT = "phoneagent.beat"
-
-
 @dataclass(frozen=True)
 class RoomPeople:
     sip: list[dict[str, str]]  # attributes of each SIP participant
     agents: int
-    # each agent's heartbeat counter by its identity ("" from an agent that sends none)
-    agent_beats: dict[str, str] = field(default_factory=dict)
 
 
 class LiveKitCalls(LiveKitClient):
@@ -116,10 +110,8 @@ class LiveKitCalls(LiveKitClient):
         if rooms is not None and not rooms.rooms:
             return None
         sip = [dict(p.attributes) for p in res.participants if p.kind == SIP_KIND]
-        beats = {
-            p.identity: p.attributes.get(AGENT_BEAT, "") for p in res.participants if p.kind == AGENT_KIND
-        }
-        return RoomPeople(sip=sip, agents=len(beats), agent_beats=beats)
+        agents = sum(1 for p in res.participants if p.kind == AGENT_KIND)
+        return RoomPeople(sip=sip, agents=agents)
 
     async def room_names(self) -> list[str]:
         """The names of the rooms LiveKit holds."""

@@ -40,7 +40,7 @@ from phoneagent.speech.providers import describe as describe_providers
 from phoneagent.speech.shared import SharedModels
 from phoneagent.speech.whisper_stt import WHISPER_RATE, WhisperOptions, load_whisper, turn_prompt
 from phoneagent.telephony.client import livekit_credentials, worker_token
-from phoneagent.worker import heartbeat, metrics, speech_host
+from phoneagent.worker import metrics, speech_host
 from phoneagent.worker.agent import CallControl, PhoneAgent
 from phoneagent.worker.brain import build_llm, describe_brain, instructions_for, transfer_policy
 from phoneagent.worker.brain_spec import DEFAULT_INSTRUCTIONS, WarmTransferSpec, parse_brain
@@ -160,7 +160,6 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.shutdown(reason="call already over")
         return
     log.info("agent joined the call", extra={"room": room})
-    ctx.add_shutdown_callback(cancel_on_exit(asyncio.create_task(heartbeat.beat(ctx.room))))
     meta = job_metadata(ctx.job.metadata)
     reporter = EventReporter(
         url=settings.events_url,
@@ -506,7 +505,6 @@ def build_server(settings: Settings) -> AgentServer:
         WorkerOptions(
             entrypoint_fnc=entrypoint,
             prewarm_fnc=prewarm,
-            request_fnc=heartbeat.accept,
             agent_name=settings.agent_name,
             ws_url=creds.url,
             api_key=creds.api_key,

@@ -18,7 +18,7 @@ from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.campaigns import CampaignRunner
 from phoneagent.calls.outbound import CallRequest, Dialer, place_call, request_hangup
 from phoneagent.calls.records import own_event, record_event
-from phoneagent.calls.sweeper import AGENT_STALE_AFTER_S, ROOM_LINGER_S, Sweeper
+from phoneagent.calls.sweeper import ROOM_LINGER_S, Sweeper
 from phoneagent.db.base import Base
 from phoneagent.db.engine import make_engine, session_factory
 from phoneagent.db.models import AgentProfile, Call, Campaign, CampaignContact, OutboundTrunk, Tenant
@@ -395,44 +395,6 @@ def test_a_call_whose_agent_job_no_worker_took_is_offered_again_and_gets_its_age
         # neither refused nor lost
         assert [w.call(i).status for i in ids.values()] == ["ringing", "in_progress"]
         assert w.lk.ended == [] and sorted(w.lk.reoffered) == ["in-1", "out-1"]
-
-    scenario(sessions, body)
-
-
-def test_an_agent_whose_heartbeat_stopped_is_lost_though_livekit_still_lists_it(
-    sessions: sessionmaker[Session],
-) -> None:
-    """A worker killed with -9: LiveKit lists its agent until the agent's WebRTC connection fails
-    (about 20 s); its heartbeat counter stops at once, and the call ends worker_lost
-    max(AGENT_STALE_AFTER_S, worker_lost_after) after the last beat. An agent that beats, and one
-    that sends no heartbeat (an older worker), are left alone."""
-
-    async def body(w: World) -> None:
-        rooms = {"dead": "r-dead", "beating": "r-beating", "quiet": "r-quiet"}
-        ids = w.live_calls(rooms, "outbound", "in_progress")
-        phone = [{"sip.callStatus": "active"}]
-
-        def beats(dead: str, beating: str) -> None:
-            w.lk.rooms["r-dead"] = RoomPeople(sip=phone, agents=1, agent_beats={"agent-1": dead})
-            w.lk.rooms["r-beating"] = RoomPeople(sip=phone, agents=1, agent_beats={"agent-2": beating})
-            w.lk.rooms["r-quiet"] = RoomPeople(sip=phone, agents=1, agent_beats={"agent-3": ""})
-
-        w.lk.jobs.update({room: 1 for room in rooms.values()})
-        beats("0", "0")  # each agent joins with its counter at 0
-        await w.sweeper.sweep()
-        last_beat = w.clock.monotonic()
-        for n in range(1, 40):  # the dead agent's worker died before its first beat
-            w.clock.advance(1.0)
-            beats("0", str(n))
-            await w.sweeper.sweep()
-            if w.call(ids["dead"]).status == "ended":
-                break
-        lost = w.call(ids["dead"])
-        assert (lost.status, lost.end_reason) == ("ended", "worker_lost")
-        assert w.clock.monotonic() - last_beat == max(AGENT_STALE_AFTER_S, LOST_AFTER_S)
-        assert w.lk.ended == ["r-dead"]
-        assert w.call(ids["beating"]).status == "in_progress"
-        assert w.call(ids["quiet"]).status == "in_progress"
 
     scenario(sessions, body)
 
