@@ -109,15 +109,20 @@ class Transfers:
         self.made += [f"/dispatch-rules/{rule.json()['id']}", f"/trunks/inbound/{inbound.json()['id']}"]
         return Line(number, agent.json()["id"], trunk.json()["id"])
 
-    def record(self, agent_id: str, *, until: str) -> dict[str, Any]:
-        """The agent's latest call, once it has ended and its transfer reached ``until``."""
+    def record(self, agent_id: str, *, until: str, ended_by: str = "") -> dict[str, Any]:
+        """The agent's latest call, once it has ended and its transfer reached ``until`` (and, with
+        ``ended_by``, once the worker told who ended the bridged call: the caller's BYE can end the
+        record before the worker's own account of the transfer's end has come in)."""
 
         def find() -> dict[str, Any] | None:
             items = self.c.get("/calls", params={"agent_id": agent_id, "limit": 1}).json()["items"]
             if not items or items[0]["status"] != "ended":
                 return None
             record = dict(self.c.get(f"/calls/{items[0]['id']}").json())
-            return record if re.fullmatch(until, (record.get("transfer") or {}).get("result", "")) else None
+            transfer = record.get("transfer") or {}
+            if ended_by and transfer.get("ended_by") != ended_by:
+                return None
+            return record if re.fullmatch(until, transfer.get("result", "")) else None
 
         wait_until(lambda: find() is not None, timeout=60, what=f"the call ended, its transfer {until}")
         record = find()
@@ -229,10 +234,19 @@ def test_warm_transfer_answered_briefs_the_person_then_connects_the_caller(
         )
         mark = caller.hangup()
         caller.bye_confirmed(since=mark)
-        record = t.record(line.agent_id, until="connected")
+        record = t.record(line.agent_id, until="connected", ended_by="caller")
     finally:
         caller.close()
         person.close()
+
+    # the caller's BYE ends the record first (customer_hangup, observed); the worker's hang-up, declared
+    # right after it told who ended the bridged call, makes it transferred once it comes in
+    def settled() -> bool:
+        nonlocal record
+        record = dict(t.c.get(f"/calls/{record['id']}").json())
+        return bool(record["end_reason"] == "transferred")
+
+    wait_until(settled, timeout=30, what="the record to end transferred, as the worker declared")
     assert {"press", "take", "call"} <= briefing_heard, briefing_heard
     assert {"invoice"} <= heard_by_caller or {"help", "that"} <= heard_by_caller, heard_by_caller
     assert {"invoice"} <= heard_by_person or {"friday", "wrong"} <= heard_by_person, heard_by_person
