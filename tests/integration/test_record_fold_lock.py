@@ -10,7 +10,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls import lifecycle as lc
 from phoneagent.calls import records
@@ -22,10 +23,10 @@ from tests.peers.postgres import TempPostgres
 _names = itertools.count()
 
 
-def test_concurrent_events_on_one_call_both_count(postgres: TempPostgres) -> None:
+def _one_call(postgres: TempPostgres) -> tuple[Engine, sessionmaker[Session], str]:
+    """A database of its own holding one outbound call being dialed."""
     engine = make_engine(postgres.create_database(f"fold{next(_names)}", template="phoneagent_template"))
     sessions = session_factory(engine)
-    t0 = datetime.now(UTC) - timedelta(minutes=1)
     with sessions() as s:
         tenant = Tenant(name="t")
         s.add(tenant)
@@ -33,7 +34,12 @@ def test_concurrent_events_on_one_call_both_count(postgres: TempPostgres) -> Non
         call = Call(tenant_id=tenant.id, direction="outbound", status="dialing", room_name="r")
         s.add(call)
         s.commit()
-        call_id = call.id
+        return engine, sessions, call.id
+
+
+def test_concurrent_events_on_one_call_both_count(postgres: TempPostgres) -> None:
+    engine, sessions, call_id = _one_call(postgres)
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
     first_folded = threading.Event()
     errors: list[BaseException] = []
 
@@ -87,17 +93,8 @@ def test_two_events_added_to_one_call_at_the_same_instant_do_not_deadlock(
     on its call's row; when both transactions held one and then asked for the row lock the fold
     takes, PostgreSQL broke the deadlock by failing one (the cluster test saw DeadlockDetected). The
     row lock is now taken before the insert: the second waits for the first and both events count."""
-    engine = make_engine(postgres.create_database(f"fold{next(_names)}", template="phoneagent_template"))
-    sessions = session_factory(engine)
+    engine, sessions, call_id = _one_call(postgres)
     t0 = datetime.now(UTC) - timedelta(minutes=1)
-    with sessions() as s:
-        tenant = Tenant(name="t")
-        s.add(tenant)
-        s.flush()
-        call = Call(tenant_id=tenant.id, direction="outbound", status="dialing", room_name="r")
-        s.add(call)
-        s.commit()
-        call_id = call.id
     both_inserted = threading.Barrier(2, timeout=2)
     fold = records.refresh
 
