@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 import pytest
@@ -277,15 +277,23 @@ class ApiReplica(PhoneagentProcess):
     ready_timeout_s = 60.0
 
 
+P = TypeVar("P", bound=PhoneagentProcess)
+
+
 @contextlib.contextmanager
-def running_worker(settings: Settings, log_dir: Path) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(settings_env(settings), log_dir).start()
+def running(proc: P) -> Iterator[P]:
+    """``proc`` started, then stopped: every process it ran is gone afterwards."""
+    proc.start()
     try:
         yield proc
     finally:
         proc.stop()
-        print(f"[worker] logs: {log_dir}")
+        print(f"[{proc.name}] logs: {proc.log_dir}")
         assert_all_gone(proc.seen_pids)
+
+
+def running_worker(settings: Settings, log_dir: Path) -> contextlib.AbstractContextManager[WorkerProcess]:
+    return running(WorkerProcess(settings_env(settings), log_dir))
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,6 @@ Its own ports (the suite's moved by ``SHIFT_A``/``SHIFT_B``), state dirs and dat
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import re
@@ -55,6 +54,7 @@ from tests.stack_fixtures import (
     new_api_key,
     provision_test_number,
     registered_receiver,
+    running,
     running_stack,
     settings_env,
     suite_stack_settings,
@@ -130,27 +130,6 @@ def _share_secrets(a: Settings, b: Settings) -> None:
         fh.write(src.read_text())
 
 
-@contextlib.contextmanager
-def _replica(env: dict[str, str], log_dir: Path, name: str) -> Iterator[ApiReplica]:
-    proc = ApiReplica(env, log_dir, f"api-{name}").start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        assert_all_gone(proc.seen_pids)
-
-
-@contextlib.contextmanager
-def _worker(env: dict[str, str], log_dir: Path) -> Iterator[WorkerProcess]:
-    proc = WorkerProcess(env, log_dir).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-        print(f"[worker] logs: {log_dir}")
-        assert_all_gone(proc.seen_pids)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, postgres: TempPostgres) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
@@ -184,10 +163,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres: TempPostgres) ->
             b_pids = {s.pid for s in b_only.status() if s.pid}
             try:
                 with (
-                    _replica(env_a, root, "a") as api_a,
-                    _replica(env_b, root, "b") as api_b,
-                    _worker(env_a, root / "worker-a") as worker_a,
-                    _worker(env_b, root / "worker-b") as worker_b,
+                    running(ApiReplica(env_a, root, "api-a")) as api_a,
+                    running(ApiReplica(env_b, root, "api-b")) as api_b,
+                    running(WorkerProcess(env_a, root / "worker-a")) as worker_a,
+                    running(WorkerProcess(env_b, root / "worker-b")) as worker_b,
                 ):
                     a = Node("A", settings_a, stack_a, env_a, api_a, worker_a)
                     b = Node("B", settings_b, b_only, env_b, api_b, worker_b)

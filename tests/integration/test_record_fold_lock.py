@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,6 +36,15 @@ def _one_call(postgres: TempPostgres) -> tuple[Engine, sessionmaker[Session], st
         s.add(call)
         s.commit()
         return engine, sessions, call.id
+
+
+def _at_once(*transactions: Callable[[], None]) -> None:
+    """Each in a thread of its own, all started together; returns when all are done (30 s each)."""
+    threads = [threading.Thread(target=run) for run in transactions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
 
 
 def test_concurrent_events_on_one_call_both_count(postgres: TempPostgres) -> None:
@@ -69,11 +79,7 @@ def test_concurrent_events_on_one_call_both_count(postgres: TempPostgres) -> Non
         except BaseException as exc:  # noqa: BLE001 - reported by the test below
             errors.append(exc)
 
-    threads = [threading.Thread(target=hung_up), threading.Thread(target=busy)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _at_once(hung_up, busy)
     try:
         assert not errors, errors
         with sessions() as s:
@@ -118,14 +124,7 @@ def test_two_events_added_to_one_call_at_the_same_instant_do_not_deadlock(
 
     answered = lc.Fact(t0 + timedelta(seconds=2), "in_progress", None, lc.SIP_FINAL)
     hung_up = lc.Fact(t0 + timedelta(seconds=9), "ended", "api_hangup", lc.DECLARED)
-    threads = [
-        threading.Thread(target=add, args=("answered", answered)),
-        threading.Thread(target=add, args=("hung_up", hung_up)),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _at_once(lambda: add("answered", answered), lambda: add("hung_up", hung_up))
     try:
         assert not errors, errors
         with sessions() as s:
