@@ -126,6 +126,10 @@ class Settings(BaseSettings):
 
     # where workers send call events; empty: this machine's control plane
     control_plane_url: str = ""
+    # where livekit-sip, egress, the workers and the control plane reach LiveKit (ws:// or wss://);
+    # empty: this node's own port. With several livekit-server nodes, a balancer in front of them: a
+    # client that reached a node that dies reconnects through it to one that lives
+    livekit_front_url: str = ""
     # calls one worker takes at once; its load (active calls / this) is what LiveKit dispatch sees, so
     # unrelated CPU use on the machine does not make the worker refuse calls; a call beyond it gets a
     # busy signal (486). Unset: from benchmarks/latency (BENCHMARKS.md, "Latency"): with shared speech
@@ -170,6 +174,10 @@ class Settings(BaseSettings):
     # an in-progress call with no agent in its room for this long ends as worker_lost
     worker_lost_after_s: float = Field(default=15.0, ge=1.0, le=600.0)
     sweep_interval_s: float = Field(default=2.0, ge=0.2, le=60.0)
+    # a live call whose room no livekit-server node answers for (its node died and no participant
+    # brought the room back on another node) this long ends as media_node_lost. Clients notice a dead
+    # node and rejoin through the front in about 15 s (the cluster test), which restores the room
+    media_node_lost_after_s: float = Field(default=30.0, ge=5.0, le=600.0)
     # an inbound call that no worker took (LiveKit assigned no agent job) this long after its phone
     # joined is refused with a busy signal as over_capacity
     unserved_after_s: float = Field(default=1.5, ge=0.2, le=60.0)
@@ -589,9 +597,18 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name}: port range {lo}-{hi} is not within 1024-65535 or is reversed")
         return self
 
+    @field_validator("livekit_front_url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and not (v.startswith(("ws://", "wss://")) and len(v.split("://", 1)[1]) > 0):
+            raise ValueError(f"livekit_front_url {v!r}: give a ws:// or wss:// URL")
+        return v
+
     @property
     def livekit_url(self) -> str:
-        return f"ws://{self.bind_host}:{self.livekit_port}"
+        """Where LiveKit's clients reach it (``livekit_front_url``, else this node's port)."""
+        return self.livekit_front_url or f"ws://{self.bind_host}:{self.livekit_port}"
 
     @property
     def events_url(self) -> str:

@@ -11,6 +11,12 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
   ``worker_lost_after`` seconds (its job process or its whole worker died): the call ends as
   ``worker_lost`` and its room is deleted, so the caller is not left listening to silence. A worker
   is lost at most ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
+- in progress (or inbound and ringing), and no livekit-server node answers for its room (the node
+  hosting it died; LiveKit's store still lists the room) for ``media_node_lost_after`` seconds: the
+  call ends as ``media_node_lost`` and its room is deleted. Clients of a dead node rejoin through the
+  front and bring the room back on a node that lives (about 15 s in the cluster test), so only a call
+  whose phone and agent both never came back ends so. LiveKit not answering at all (it or its Redis
+  down) proves nothing about a call: the pass stops and tries again.
 - a call whose room has no agent and none on its way (LiveKit assigned no agent job for the room)
   ``unserved_after`` seconds after it arrived or was dialed: its dispatch is offered to the workers
   again, ``unserved_reoffers`` times, 1 by default (with several livekit-server nodes, a node can be
@@ -49,7 +55,7 @@ from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.base import UTCDateTime
 from phoneagent.db.models import Call, CallEvent
 from phoneagent.db.states import EndReason
-from phoneagent.errors import PhoneagentError
+from phoneagent.errors import PhoneagentError, TelephonyError
 from phoneagent.telephony.interface import CallControl, RoomPeople
 
 log = logging.getLogger("phoneagent.calls")
@@ -67,6 +73,7 @@ class Sweeper:
         *,
         worker_lost_after_s: float,
         interval_s: float,
+        media_node_lost_after_s: float = 30.0,
         unserved_after_s: float = 1.5,
         unserved_reoffers: int = 1,
         dialing: Callable[[], set[str]] = set,
@@ -83,6 +90,8 @@ class Sweeper:
         self._dialing = dialing  # calls this process is dialing right now
         self._recorder = recorder
         self._no_agent_since: dict[str, float] = {}
+        self._node_lost_after = media_node_lost_after_s
+        self._unanswered_since: dict[str, float] = {}  # calls whose room no node answered for, since
         self._unserved_after = unserved_after_s
         # once is enough for a job lost to a moment-old claim between nodes, and keeps a busy quick
         self._reoffers = unserved_reoffers
@@ -143,52 +152,99 @@ class Sweeper:
             seen.add(call_id)
             if not room:
                 continue
-            # an inbound call rings in its room until its agent answers: watched like one in progress
-            ringing_in = direction == "inbound" and status == "ringing"
-            if status != "in_progress" and not ringing_in:
-                if direction == "outbound":
-                    await self._offer_again(call_id, room, 0, now)
-                stale = self._clock.now() - created_at > timedelta(seconds=ring_timeout_s + 60)
-                if stale and call_id not in self._dialing():
-                    await self._settle_stale_dial(call_id, room)
-                continue
-            people = await self._calls.people(room)
-            if people is None:
-                await self._ended(call_id, "failed", lc.NO_EVIDENCE, "room_gone")
-                continue
-            if direction == "inbound" and await self._refused_unserved(call_id, room, people, now):
-                continue
-            if people.sip and all(p.get("sip.callStatus") == "hangup" for p in people.sip):
-                # livekit-sip v1.8.0 leaves a phone's participant in the room after some BYEs (about
-                # 1 in 100); its own status on it says the phone hung up, and nobody is on the line
-                log.info("the phone hung up; its participant was left behind", extra={"call_id": call_id})
-                reason: EndReason = "abandoned" if ringing_in else "customer_hangup"
-                await self._ended(call_id, reason, lc.OBSERVED, "sip_hangup_seen")
-                await self._calls.end_room(room)
-                self._no_agent_since.pop(call_id, None)
-                continue
-            if people.agents > 0 or not people.sip:
-                self._no_agent_since.pop(call_id, None)
-                continue
-            if direction == "outbound":
-                await self._offer_again(call_id, room, people.agents, now)
-            since = self._no_agent_since.setdefault(call_id, now)
-            if now - since >= self._lost_after:
-                log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
-                # hanging up a ringing caller makes livekit-sip mark its phone hangup as it leaves: what
-                # the sweeper declares it did must beat that (lifecycle.inbound_phone_left)
-                strength = lc.DECLARED if ringing_in else lc.OBSERVED
-                await self._ended(call_id, "worker_lost", strength, "worker_lost")
-                await self._calls.end_room(room)
-                self._no_agent_since.pop(call_id, None)
+            try:
+                await self._sweep_call(call_id, status, direction, room, created_at, ring_timeout_s, now)
+            except TelephonyError as exc:
+                if exc.code == "unreachable":
+                    raise  # LiveKit is away: it proves nothing about any call; the next pass tries again
+                extra = {"call_id": call_id, "error": exc.message}
+                log.warning("could not look at a call's room", extra=extra)
+            except PhoneagentError as exc:  # one room LiveKit cannot answer for holds up no other
+                log.warning(
+                    "could not look at a call's room", extra={"call_id": call_id, "error": exc.message}
+                )
         for gone in set(self._no_agent_since) - seen:
             del self._no_agent_since[gone]
+        for gone in set(self._unanswered_since) - seen:
+            del self._unanswered_since[gone]
         for gone in arrived_before - seen:
             self._arrived.pop(gone, None)
         for gone in set(self._reoffered) - seen:
             del self._reoffered[gone]
         await self._end_leftover_rooms()
         self._served &= seen
+
+    async def _sweep_call(
+        self,
+        call_id: str,
+        status: str,
+        direction: str,
+        room: str,
+        created_at: datetime,
+        ring_timeout_s: int,
+        now: float,
+    ) -> None:
+        # an inbound call rings in its room until its agent answers: watched like one in progress
+        ringing_in = direction == "inbound" and status == "ringing"
+        if status != "in_progress" and not ringing_in:
+            if direction == "outbound":
+                await self._offer_again(call_id, room, 0, now)
+            stale = self._clock.now() - created_at > timedelta(seconds=ring_timeout_s + 60)
+            if stale and call_id not in self._dialing():
+                await self._settle_stale_dial(call_id, room)
+            return
+        try:
+            people = await self._calls.people(room)
+        except TelephonyError as exc:
+            if not exc.no_response:
+                raise
+            await self._room_unanswered(call_id, room, now)
+            return
+        self._unanswered_since.pop(call_id, None)
+        if people is None:
+            await self._ended(call_id, "failed", lc.NO_EVIDENCE, "room_gone")
+            return
+        if direction == "inbound" and await self._refused_unserved(call_id, room, people, now):
+            return
+        if people.sip and all(p.get("sip.callStatus") == "hangup" for p in people.sip):
+            # livekit-sip v1.8.0 leaves a phone's participant in the room after some BYEs (about
+            # 1 in 100); its own status on it says the phone hung up, and nobody is on the line
+            log.info("the phone hung up; its participant was left behind", extra={"call_id": call_id})
+            reason: EndReason = "abandoned" if ringing_in else "customer_hangup"
+            await self._ended(call_id, reason, lc.OBSERVED, "sip_hangup_seen")
+            await self._calls.end_room(room)
+            self._no_agent_since.pop(call_id, None)
+            return
+        if people.agents > 0 or not people.sip:
+            self._no_agent_since.pop(call_id, None)
+            return
+        if direction == "outbound":
+            await self._offer_again(call_id, room, people.agents, now)
+        since = self._no_agent_since.setdefault(call_id, now)
+        if now - since >= self._lost_after:
+            log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
+            # hanging up a ringing caller makes livekit-sip mark its phone hangup as it leaves: what
+            # the sweeper declares it did must beat that (lifecycle.inbound_phone_left)
+            strength = lc.DECLARED if ringing_in else lc.OBSERVED
+            await self._ended(call_id, "worker_lost", strength, "worker_lost")
+            await self._calls.end_room(room)
+            self._no_agent_since.pop(call_id, None)
+
+    async def _room_unanswered(self, call_id: str, room: str, now: float) -> None:
+        """No livekit-server node answered for the call's room (see the module's docstring)."""
+        if call_id not in self._unanswered_since:
+            log.warning("no LiveKit node answers for the call's room", extra={"call_id": call_id})
+        since = self._unanswered_since.setdefault(call_id, now)
+        if now - since < self._node_lost_after:
+            return
+        # LiveKit answers for its rooms as a whole (raises if it does not): the room is still listed,
+        # and no node has served it for the whole time
+        if room not in await self._calls.room_names():
+            return  # the room just went: the next pass settles the call
+        log.warning("the call's media node was lost: no node took its room back", extra={"call_id": call_id})
+        await self._ended(call_id, "media_node_lost", lc.OBSERVED, "media_node_lost")
+        self._unanswered_since.pop(call_id, None)
+        await self._calls.end_room(room)
 
     async def _end_leftover_rooms(self) -> None:
         """A room still in LiveKit ``ROOM_LINGER_S`` after its call ended (an agent that missed the

@@ -31,6 +31,7 @@ EndReason = Literal[
     "worker_lost",  # the agent's worker vanished mid-call
     "over_capacity",  # no worker could take the inbound call (all lines busy): refused with 486
     "sip_bridge_lost",  # livekit-sip, which carried the phone's call, vanished mid-call
+    "media_node_lost",  # the livekit-server node hosting the call's room died and the room never came back
 ]
 
 # a call's recording as a whole; where its file is lives beside it

@@ -36,6 +36,10 @@ END_REASONS: dict[str, tuple[str, str]] = {
         "nobody (the SIP bridge was lost)",
         "The SIP bridge carrying the phone call was lost during the call.",
     ),
+    "media_node_lost": (
+        "nobody (the media server was lost)",
+        "The LiveKit node carrying the call's audio was lost during the call.",
+    ),
 }
 
 FILTER_FIELDS = (

@@ -63,7 +63,7 @@ HELM = Target(
         "livekit_api_secret": "$(LIVEKIT_API_SECRET)",
         "redis_password": "$(REDIS_PASSWORD)",
         "livekit_port": "{{ .Values.livekit.port }}",
-        "livekit_host": '{{ include "phoneagent.fullname" . }}-livekit',
+        "livekit_ws_url": 'ws://{{ include "phoneagent.fullname" . }}-livekit:{{ .Values.livekit.port }}',
         "redis_host": '{{ include "phoneagent.redisHost" . }}',
         "redis_port": '{{ include "phoneagent.redisPort" . }}',
         # a pod has a network of its own (or, with hostNetwork, is meant to be reached on the node's)
@@ -117,7 +117,7 @@ COMPOSE = Target(
         # one host, host networking: livekit-server and Redis serve this host's processes only (the SIP
         # bridge, egress, the workers), on loopback, as in the dev stack
         "listen_host": "127.0.0.1",
-        "livekit_host": "127.0.0.1",
+        "livekit_ws_url": f"ws://127.0.0.1:{_compose_setting('livekit_port')}",
         "redis_host": "127.0.0.1",
         "livekit_port": _compose_setting("livekit_port"),
         "redis_port": _compose_setting("redis_port"),

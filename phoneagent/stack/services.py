@@ -202,7 +202,7 @@ def loopback_values(settings: Settings) -> dict[str, str]:
     host = settings.bind_host
     return {
         "listen_host": host,  # where livekit-server, livekit-sip and Redis listen
-        "livekit_host": host,  # how livekit-sip and egress reach livekit-server
+        "livekit_ws_url": settings.livekit_url,  # how livekit-sip and egress reach livekit-server
         "redis_host": host,
         "livekit_use_external_ip": "false",
         "livekit_loopback_candidate": "true",

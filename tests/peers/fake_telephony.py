@@ -111,6 +111,8 @@ class FakeCalls(CallControl):
     reoffer_finds_worker: bool = False
     reoffered: list[str] = field(default_factory=list)
     down: bool = False  # LiveKit unreachable: every call fails as the real adapter says it does
+    # rooms whose livekit-server node died: LiveKit still lists them, and no node answers for them
+    unhosted: set[str] = field(default_factory=set)
 
     def _reach(self) -> None:
         if self.down:
@@ -159,6 +161,13 @@ class FakeCalls(CallControl):
 
     async def people(self, room: str) -> RoomPeople | None:
         self._reach()
+        if room in self.unhosted:  # what livekit-server answers when the room's node is gone
+            raise TelephonyError(
+                "LiveKit API: unavailable: twirp error unknown: no response from servers",
+                code="unavailable",
+                retryable=True,
+                no_response=True,
+            )
         return self.rooms.get(room)
 
     async def room_names(self) -> list[str]:

@@ -43,9 +43,9 @@ def test_check_fails_when_a_generated_file_was_edited(
 
 
 def test_a_placeholder_without_a_production_value_stops_the_render() -> None:
-    partial = Target(common={k: v for k, v in HELM.common.items() if k != "livekit_host"}, per_config={})
+    partial = Target(common={k: v for k, v in HELM.common.items() if k != "livekit_ws_url"}, per_config={})
     with pytest.raises(
-        RenderError, match="egress.yaml.tmpl has placeholders without a production value: livekit_host"
+        RenderError, match="egress.yaml.tmpl has placeholders without a production value: livekit_ws_url"
     ):
         render("egress.yaml", partial)
 

@@ -29,7 +29,8 @@ from tests.peers.fake_telephony import BUSY, FakeCalls, FakeClock, inline_thread
 pytestmark = pytest.mark.unit
 
 ANSWERS, BUSY_NO, SILENT, OTHER = "+15550100001", "+15550100002", "+15550100003", "+15550100004"
-LOST_AFTER_S = 20.0
+LOST_AFTER_S = 40.0
+MEDIA_NODE_LOST_AFTER_S = 30.0
 
 
 @pytest.fixture
@@ -58,6 +59,7 @@ class World:
             sessions,
             self.lk,
             worker_lost_after_s=LOST_AFTER_S,
+            media_node_lost_after_s=MEDIA_NODE_LOST_AFTER_S,
             interval_s=2.0,
             unserved_after_s=1.0,
             dialing=lambda: self.dialer.dialing,
@@ -193,6 +195,44 @@ def test_the_sweeper_ends_calls_whose_room_changed_with_a_truthful_reason(
         o = w.call(orphaned)
         assert (o.status, o.end_reason) == ("ended", "worker_lost")
         assert w.room(orphaned) not in w.lk.rooms  # the caller is not left listening to silence
+
+    scenario(sessions, body)
+
+
+def test_a_call_whose_room_no_node_takes_back_ends_media_node_lost_and_holds_up_no_other_call(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The livekit-server node hosting two calls' rooms died. One call's phone and agent rejoin
+    through the front and bring its room back on a node that lives; the other's never do. A third
+    call, elsewhere, loses its worker meanwhile: the rooms nobody answers for do not stop the sweep
+    from ending it in time."""
+
+    async def body(w: World) -> None:
+        back, gone, elsewhere = w.place(ANSWERS), w.place(ANSWERS), w.place(ANSWERS)
+        await w.dial_all()
+        w.lk.unhosted |= {w.room(back), w.room(gone)}
+        w.lk.agent_left(w.room(elsewhere))
+        await w.sweeper.sweep()
+        w.clock.advance(MEDIA_NODE_LOST_AFTER_S - 1)
+        await w.sweeper.sweep()
+        assert [w.call(c).status for c in (back, gone, elsewhere)] == ["in_progress"] * 3
+        w.lk.unhosted.discard(w.room(back))  # its clients rejoined on another node
+        w.clock.advance(1)
+        await w.sweeper.sweep()
+        assert w.call(back).status == "in_progress"
+        g = w.call(gone)
+        assert (g.status, g.end_reason) == ("ended", "media_node_lost")
+        assert w.room(gone) in w.lk.ended  # the phone, if its bridge still holds it, is hung up
+        # LOST_AFTER_S after the agent left, each pass meanwhile having looked past the dead rooms
+        w.clock.advance(LOST_AFTER_S - MEDIA_NODE_LOST_AFTER_S)
+        await w.sweeper.sweep()
+        assert (w.call(elsewhere).status, w.call(elsewhere).end_reason) == ("ended", "worker_lost")
+        # the room that came back and went unanswered again starts its own count afresh
+        w.lk.unhosted.add(w.room(back))
+        await w.sweeper.sweep()
+        w.clock.advance(MEDIA_NODE_LOST_AFTER_S - 1)
+        await w.sweeper.sweep()
+        assert w.call(back).status == "in_progress"
 
     scenario(sessions, body)
 

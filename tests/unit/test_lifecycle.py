@@ -134,6 +134,17 @@ SCENARIOS: dict[str, tuple[list[Fact | None], str, str | None, bool, int | None]
         True,
         20_000,
     ),
+    "the room's media node died and no node took the room back: observed, then the room deleted": (
+        [
+            Fact(t(0), "in_progress"),
+            Fact(t(35), "ended", "media_node_lost", OBSERVED),
+            sip_participant_left(t(36), "ROOM_DELETED"),
+        ],
+        "ended",
+        "media_node_lost",
+        True,
+        35_000,
+    ),
     "hung up through the API while in progress": (
         [
             Fact(t(0), "queued"),
