@@ -11,6 +11,10 @@ after ``max_attempts`` the row is dead and waits for a replay through the API.
 Delivery is at least once, with a stable event id in ``Phoneagent-Event-Id``: a receiver sees a
 second copy only if this process dies between the receiver's 2xx and the commit of "delivered".
 The signature scheme and the receiver's check are in ``phoneagent.webhooks``.
+
+``call.ended`` is rendered at its first attempt, from the record as it is then. Better evidence can
+change the record's end reason after that (``phoneagent.calls.records``): ``correct_end_reason`` then
+queues a ``call.updated`` for each endpoint that was sent the old one.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import itertools
 import json
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
@@ -37,12 +41,14 @@ from phoneagent.webhooks import sign
 
 log = logging.getLogger("phoneagent.webhooks")
 
-# call.outcome: the post-call extraction finished (done or failed), later than call.ended is rendered
+# call.outcome: the post-call extraction finished (done or failed), later than call.ended is rendered;
+# call.updated: the record changed after call.ended was rendered (see correct_end_reason)
 EventType = Literal[
     "call.queued",
     "call.ringing",
     "call.answered",
     "call.ended",
+    "call.updated",
     "call.outcome",
     "recording.ready",
     "recording.failed",
@@ -113,24 +119,71 @@ def call_payload(session: Session, call: Call, *, with_transcript: bool = False)
 
 def enqueue(session: Session, call: Call, event_type: str, *, policy: RetryPolicy | None = None) -> int:
     """Queue ``event_type`` about ``call`` for each subscribed endpoint; repeated calls add nothing."""
-    endpoints = session.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.tenant_id == call.tenant_id, WebhookEndpoint.enabled.is_(True)
-        )
-    ).all()
-    endpoints = [e for e in endpoints if not e.events or event_type in e.events]
+    endpoints = _subscribed(session, call, (event_type,))
     if not endpoints:
         return 0
     now = datetime.now(UTC)
     lazy = event_type == "call.ended"
     due = now + timedelta(seconds=(policy or RetryPolicy()).ended_grace_s) if lazy else now
     payload = None if lazy else call_payload(session, call)
+    event_id = f"evt_{call.id}_{event_type.replace('.', '_')}"
+    return _add(session, call, endpoints, event_type, event_id, payload, due)
+
+
+# a subscriber of call.ended learns that what it was sent is no longer true, whether or not it asked
+# for call.updated by name: a correction that only explicit subscribers got would leave it wrong
+_CORRECTION_FOR: tuple[EventType, ...] = ("call.ended", "call.updated")
+
+
+def correct_end_reason(session: Session, call: Call, before: str | None) -> int:
+    """The ended call's end reason changed from ``before`` (later, better evidence): queue
+    ``call.updated`` for each endpoint whose ``call.ended`` was rendered with the old one.
+
+    An endpoint whose ``call.ended`` is not rendered yet gets none: it will render the record as it is
+    then. One that takes neither ``call.ended`` nor ``call.updated`` any more (nor every event) gets
+    none either. The payload is the call as now, as ``call.ended`` renders it, with what changed. The
+    event id names the change, so two replicas folding the same change queue it once."""
+    told = session.scalars(
+        select(WebhookDelivery).where(
+            WebhookDelivery.call_id == call.id, WebhookDelivery.event_type == "call.ended"
+        )
+    ).all()
+    rendered = {row.endpoint_id for row in told if row.payload is not None}
+    endpoints = [e for e in _subscribed(session, call, _CORRECTION_FOR) if e.id in rendered]
+    if not endpoints:
+        return 0
+    changed = {"end_reason": {"from": before, "to": call.end_reason}}
+    payload = {**call_payload(session, call, with_transcript=True), "changed": changed}
+    event_id = f"evt_{call.id}_call_updated_end_reason_{before or 'none'}_to_{call.end_reason or 'none'}"
+    return _add(session, call, endpoints, "call.updated", event_id, payload, datetime.now(UTC))
+
+
+def _subscribed(session: Session, call: Call, event_types: Collection[str]) -> list[WebhookEndpoint]:
+    """The call's tenant's enabled endpoints that take any of ``event_types`` (an empty list: all)."""
+    endpoints = session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.tenant_id == call.tenant_id, WebhookEndpoint.enabled.is_(True)
+        )
+    ).all()
+    return [e for e in endpoints if not e.events or any(t in e.events for t in event_types)]
+
+
+def _add(
+    session: Session,
+    call: Call,
+    endpoints: Sequence[WebhookEndpoint],
+    event_type: str,
+    event_id: str,
+    payload: dict[str, Any] | None,
+    due: datetime,
+) -> int:
+    """One delivery row per endpoint, none for an endpoint that has this event id queued already."""
     added = 0
     for ep in endpoints:
         row = WebhookDelivery(
             tenant_id=call.tenant_id,
             endpoint_id=ep.id,
-            event_id=f"evt_{call.id}_{event_type.replace('.', '_')}",
+            event_id=event_id,
             event_type=event_type,
             call_id=call.id,
             payload=payload,
@@ -261,7 +314,7 @@ class Deliverer:
             if row is None or endpoint is None or row.status != "pending":
                 return None
             if row.payload is None:  # rendered at its first attempt, then fixed for every retry
-                call = s.get(Call, row.call_id) if row.call_id else None
+                call = _held_call(s, row)
                 row.payload = call_payload(s, call, with_transcript=True) if call else {}
                 s.commit()
             body = json.dumps(envelope(row), separators=(",", ":")).encode()
@@ -323,6 +376,25 @@ class Deliverer:
             else:
                 row.next_attempt_at = now + self.policy.backoff(row.attempts)
             s.commit()
+
+
+def _held_call(session: Session, row: WebhookDelivery) -> Call | None:
+    """The delivery's call as last committed, held until its rendered payload is: a fold that changes
+    the call meanwhile (``records.refresh``) either commits first and is rendered, or comes after and
+    finds the payload rendered, and corrects it (``correct_end_reason``). Without this, a fold between
+    the read and the commit was lost to both. On PostgreSQL the call's row is locked, as the fold locks
+    it; SQLite has no row locks but one writer at a time, so a write comes first: it waits for a fold
+    in progress, and what is read after it is what that fold committed."""
+    if row.call_id is None:
+        return None
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == row.id)
+            .values(attempts=WebhookDelivery.attempts)  # changes nothing; takes the write lock
+            .execution_options(synchronize_session=False)
+        )
+    return session.scalars(select(Call).where(Call.id == row.call_id).with_for_update()).one_or_none()
 
 
 def replay(session: Session, row: WebhookDelivery) -> None:

@@ -2,9 +2,9 @@
 
 ``record_event`` stores one event (once per ``(source, event_id)``) and refreshes the record;
 ``refresh`` re-derives status, timings, end reason and evidence from *all* the call's events (see
-``phoneagent.calls.lifecycle``) and queues the outgoing webhooks of each step the record took. Nothing
-here commits: the caller owns the transaction, so the event, the record and its webhooks are written
-together or not at all.
+``phoneagent.calls.lifecycle``) and queues the outgoing webhooks of each step the record took (and
+``call.updated`` when an ended call's end reason changed). Nothing here commits: the caller owns the
+transaction, so the event, the record and its webhooks are written together or not at all.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from phoneagent.calls import extraction, recording_state
 from phoneagent.calls import lifecycle as lc
-from phoneagent.calls.outbox import enqueue
+from phoneagent.calls.outbox import correct_end_reason, enqueue
 from phoneagent.db.models import Call, CallEvent, CampaignContact
 from phoneagent.db.states import is_call_status, is_end_reason
 
@@ -142,17 +142,25 @@ def refresh(session: Session, call: Call) -> None:
     if before[2] is None and call.answered_at is not None:
         enqueue(session, call, "call.answered")
         recording_state.begin(session, call)
-    if before[0] == "ended" and call.end_reason != reason_before and call.campaign_id:
-        # later, better evidence changed why the call ended: the campaign contact it settled says so too
+    if before[0] == "ended" and call.end_reason != reason_before:
+        _end_reason_changed(session, call, reason_before)
+    if before[0] != "ended" and call.status == "ended":
+        enqueue(session, call, "call.ended")
+        recording_state.settle(session, call)
+        extraction.queue(session, call)
+
+
+def _end_reason_changed(session: Session, call: Call, before: str | None) -> None:
+    """Later, better evidence changed why the ended call ended (in a warm transfer the caller's BYE
+    ends the record as customer_hangup, the worker's declared transferred comes a moment later): the
+    campaign contact it settled says so too, and so does each webhook endpoint told the old reason."""
+    correct_end_reason(session, call, before)
+    if call.campaign_id:
         session.execute(
             update(CampaignContact)
             .where(CampaignContact.last_call_id == call.id, CampaignContact.status.in_(("done", "failed")))
             .values(last_end_reason=call.end_reason)
         )
-    if before[0] != "ended" and call.status == "ended":
-        enqueue(session, call, "call.ended")
-        recording_state.settle(session, call)
-        extraction.queue(session, call)
 
 
 def record_event(
