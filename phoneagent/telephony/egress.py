@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from livekit import api
 
 from phoneagent.errors import LiveKitNotFound, LiveKitRefused, TelephonyError
-from phoneagent.telephony.client import LiveKitClient
+from phoneagent.telephony.client import LiveKitClient, livekit_errors
 
 log = logging.getLogger("phoneagent.telephony")
 
@@ -98,7 +98,9 @@ class LiveKitEgress(LiveKitClient):
     async def tracks(self, room: str) -> CallTracks | None:
         """The phone's and the agent's audio tracks in ``room``; None when the room is gone."""
         try:
-            with self._errors():
+            # a room request, not an egress one: a room whose node does not answer (it died) is not
+            # egress missing, and must not fail the recording as "egress is not running"
+            with livekit_errors():
                 res = await self._api().room.list_participants(api.ListParticipantsRequest(room=room))
         except LiveKitNotFound:
             return None

@@ -1,15 +1,18 @@
 """Two of everything on one machine, as a site runs phoneagent on several hosts: two livekit-server
 nodes on one Redis, two livekit-sip bridges, one egress, two workers, and two control-plane replicas on
-one PostgreSQL, all with the configs `phoneagent stack up` renders. Each half talks to its own node:
-bridge 1, worker 1 and control plane 1 to node A; bridge 2, worker 2 and control plane 2 to node B (in
-production a load balancer or a Kubernetes Service stands in front of the nodes). livekit-server's
-selector puts each room on a node, and a node that does not host a room relays its signalling to the
-one that does.
+one PostgreSQL, all with the configs `phoneagent stack up` renders. The bridges, egress, the workers and
+the replicas reach LiveKit through one front address (``PHONEAGENT_LIVEKIT_FRONT_URL``), a loopback TCP
+balancer in front of both nodes, as a load balancer or a Kubernetes Service is in production; the
+workers and LiveKit's webhooks reach the control plane through another in front of both replicas.
+livekit-server's selector puts each room on a node, and a node that does not host a room relays its
+signalling to the one that does.
 
-The test checks that calls spread (inbound callers on both bridges, outbound calls through the bridges,
+The tests check that calls spread (inbound callers on both bridges, outbound calls through the bridges,
 rooms on both nodes, jobs on both workers) and that the background work still happens exactly once with
 both replicas live: each campaign contact called once with one outcome, each call one record and one
-end reason, each webhook delivered once. It prints the spread it saw.
+end reason, each webhook delivered once. Then, each during a campaign of 30 calls at concurrency 6, a
+worker, the leading replica and a livekit-server node are killed with SIGKILL. Each test prints what it
+saw and how long each kill took to be noticed.
 
 Its own ports (the suite's moved by ``SHIFT_A``/``SHIFT_B``), state dirs and database."""
 
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -74,8 +78,8 @@ CONTACTS, CONCURRENCY = 10, 3
 
 @dataclass
 class Node:
-    """One half of the cluster: a livekit-server node, its livekit-sip bridge, a worker and a
-    control-plane replica that reach LiveKit through that node."""
+    """One half of the cluster: a livekit-server node, a livekit-sip bridge, a worker and a
+    control-plane replica (the last three reach whichever node the front hands them)."""
 
     name: str
     settings: Settings
@@ -137,12 +141,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres: TempPostgres) ->
     ports_b = {name: port + SHIFT_B for name, port in STACK_PORTS.items()}
     ports_b["redis_port"] = ports_a["redis_port"]  # one Redis: the bus of both nodes and both bridges
     host = "127.0.0.1"
-    with Balancer([(host, ports_a["api_port"]), (host, ports_b["api_port"])]) as front:
+    with (
+        Balancer([(host, ports_a["api_port"]), (host, ports_b["api_port"])]) as front,
+        Balancer([(host, ports_a["livekit_port"]), (host, ports_b["livekit_port"])]) as lk_front,
+    ):
         # each node sends LiveKit's webhooks to its own replica and through the balancer: either copy
         # is enough (the control plane keeps one of each event), so a dead replica loses none
         hooks_url = [f"{front.url}/webhooks/livekit"]
-        settings_a = suite_stack_settings(root / "node-a", ports_a, extra_webhook_urls=hooks_url)
-        settings_b = suite_stack_settings(root / "node-b", ports_b, extra_webhook_urls=hooks_url)
+        # the bridges, egress, the workers and the replicas reach LiveKit through the nodes' balancer
+        lk_url = f"ws://{lk_front.host}:{lk_front.port}"
+        both = {"extra_webhook_urls": hooks_url, "livekit_front_url": lk_url}
+        settings_a = suite_stack_settings(root / "node-a", ports_a, **both)
+        settings_b = suite_stack_settings(root / "node-b", ports_b, **both)
         db_url = postgres.create_database("cluster")
         with running_stack(settings_a, "node-a") as stack_a:
             _share_secrets(settings_a, settings_b)
@@ -153,6 +163,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres: TempPostgres) ->
                 "LIVEKIT_API_SECRET": secrets.livekit_api_secret,
                 "PHONEAGENT_WORKER_SECRET": "cluster-worker-secret",
                 "PHONEAGENT_CONTROL_PLANE_URL": front.url,  # workers reach whichever replica lives
+                "PHONEAGENT_LIVEKIT_FRONT_URL": lk_url,
             }
             env_a, env_b = _node_env(settings_a, shared), _node_env(settings_b, shared)
             cmd = [sys.executable, "-m", "phoneagent.cli", "db", "upgrade"]
@@ -626,3 +637,108 @@ def test_the_leading_control_plane_killed_mid_campaign_the_other_takes_over_and_
             assert seen[r.event_id] < delivered_at_kill, f"{r.event_id} delivered twice after the kill"
         else:
             seen[r.event_id] = i
+
+
+# the callee stays 25 s (see WORKER_KILL_HOLD_MS): a call killed a few seconds after its agent joined
+# has time left after its clients rejoin the room on node A (about 15 s after the kill)
+NODE_KILL_HOLD_MS = 25_000
+
+
+def _lk_times(livekit_log: str, room: str, what: str) -> list[datetime]:
+    """When livekit-server logged ``what`` (e.g. "starting RTC session") for ``room``."""
+    out = []
+    for line in livekit_log.splitlines():
+        if what in line and f'"room": "{room}"' in line:
+            out.append(datetime.fromisoformat(line.split("\t", 1)[0].replace("Z", "+00:00")))
+    return out
+
+
+def _api_log_times(c: Cluster, message: str, call_id: str) -> list[str]:
+    """The clock times (HH:MM:SS) at which a replica logged ``message`` about a call."""
+    return sorted(
+        line.split(" ", 1)[0]
+        for n in c.nodes
+        for line in n.api.text().splitlines()
+        if message in line and call_id in line
+    )
+
+
+def test_a_livekit_server_node_killed_mid_campaign_its_calls_are_accounted_for_and_the_rest_go_on(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    c = cluster
+    host = c.a.settings.bind_host
+    node_a, node_b = _node_id(c.a.log("livekit-server")), _node_id(c.b.log("livekit-server"))
+    with _callee(tmp_path, host, 36900 + PORT_OFFSET, NODE_KILL_HOLD_MS) as callee:
+        campaign = _start_campaign(c, callee, "node-kill", "+1628557")
+
+        def talking_on_b() -> list[CallRow]:
+            """Calls in progress in a room node B hosts, their agent joined, answered in the last 8 s."""
+            hosted = _rooms_hosted(c.b.log("livekit-server"), node_b)
+            joined = _joined(c.a.worker) | _joined(c.b.worker)
+            fresh = datetime.now(UTC) - timedelta(seconds=8)
+            return [
+                x
+                for x in _campaign_calls(c.db_url, campaign)
+                if x.status == "in_progress"
+                and x.room in hosted & joined
+                and x.answered_at
+                and x.answered_at > fresh
+            ]
+
+        wait_until(lambda: len(talking_on_b()) >= 2, timeout=150, what="calls talking on node B")
+        victims = {x.id for x in talking_on_b()}
+        on_b = _rooms_hosted(c.b.log("livekit-server"), node_b)
+        live_at_kill = {x.id for x in _campaign_calls(c.db_url, campaign) if x.status != "ended"}
+        pid = next(s.pid for s in c.b.stack.status() if s.name == "livekit-server")
+        assert pid is not None
+        proc = psutil.Process(pid)
+        killed_at = datetime.now(UTC)
+        proc.kill()
+        proc.wait(30)
+        try:
+            print(f"\n[node kill] killed node B's livekit-server with {len(victims)} calls talking on it")
+            _wait_completed(c, campaign, timeout=420)
+            hung_up_by = _bye_senders(callee.trace())
+        finally:
+            c.b.stack.up(progress=lambda msg: print(f"[node-b] {msg}"))
+    calls = _campaign_calls(c.db_url, campaign)
+    by_id = {x.id: x for x in calls}
+    lk_a = c.a.log("livekit-server")
+    for x in calls:
+        if x.id not in live_at_kill or x.room not in on_b:
+            continue
+        back = [t for t in _lk_times(lk_a, x.room, "starting RTC session") if t > killed_at]
+        back_s = f"{(min(back) - killed_at).total_seconds():.1f} s" if back else "never"
+        ended = f"{(x.ended_at - killed_at).total_seconds():.1f} s" if x.ended_at else "-"
+        noticed = _api_log_times(c, "no LiveKit node answers for the call's room", x.id)
+        print(
+            f"[node kill] {'talking' if x.id in victims else 'on node B'} {x.to}: room back on node A "
+            f"after {back_s}, sweeper first found no node at {noticed[:1]}, ended {x.end_reason} "
+            f"{ended} after the kill, BYE by {hung_up_by.get(x.to)}"
+        )
+    reasons = collections.Counter(x.end_reason for x in calls)
+    print(f"[node kill] end reasons: {dict(reasons)}")
+    _check_every_outcome(c, campaign, calls)
+    # each record says who ended the call as the callee saw it: the callee's own BYE, or the control
+    # plane's for a call on node B whose room no node took back; every call talking on node B went on
+    # (its room back on node A) unless it ended so
+    for x in calls:
+        if x.to not in hung_up_by:
+            continue
+        lost = x.id in live_at_kill and x.room in on_b
+        expected = {
+            "caller": "media_node_lost" if lost else "agent or control plane",
+            "callee": "customer_hangup",
+        }
+        assert x.end_reason == expected[hung_up_by[x.to]], (x, hung_up_by[x.to])
+    for v in victims:
+        back = [t for t in _lk_times(lk_a, by_id[v].room, "starting RTC session") if t > killed_at]
+        assert back or by_id[v].end_reason == "media_node_lost", by_id[v]
+    later = [x for x in calls if x.dialed_at and x.dialed_at > killed_at + timedelta(seconds=6)]
+    hosted_b = _rooms_hosted(c.b.log("livekit-server"), node_b)
+    hosted_a = _rooms_hosted(lk_a, node_a)
+    on_a = sum(x.room in hosted_a for x in later)
+    print(f"[node kill] {len(later)} calls dialed after the kill, {on_a} of them hosted on node A")
+    assert later and {x.end_reason for x in later} == {"customer_hangup"}, later
+    assert not [x for x in later if x.room in hosted_b], later

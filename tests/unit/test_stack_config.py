@@ -46,7 +46,10 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
     assert lk["agents"]["target_load"] == 1.0
     # its Prometheus server listens on bind_addresses (loopback here), like its API
     assert lk["prometheus"] == {"port": 6789}
+    # who is in a room is asked of the room's node: Redis keeps a dead node's participants
+    assert lk["api"] == {"enable_psrpc_for_get_list_participants": True}
 
+    assert sip["ws_url"] == "ws://127.0.0.1:7880"
     eg = yaml.safe_load((conf / "egress.yaml").read_text())
     assert eg["ws_url"] == "ws://127.0.0.1:7880" and eg["redis"]["address"] == "127.0.0.1:6389"
     assert (eg["api_key"], eg["api_secret"]) == (sec.livekit_api_key, sec.livekit_api_secret)
@@ -156,3 +159,24 @@ def test_livekits_prometheus_ports_follow_the_settings(tmp_path: Path) -> None:
     assert by_name["livekit-server"].tcp_ports == [7880]
     assert 9101 in by_name["livekit-sip"].tcp_ports and by_name["egress"].tcp_ports == [9102]
     assert stack.settings.prometheus_ports == (9101, 9102)
+
+
+def test_the_bridge_and_egress_reach_livekit_through_the_front_url_when_one_is_set(tmp_path: Path) -> None:
+    """With several livekit-server nodes the bridge and egress join rooms through the balancer in
+    front of them (a client of a node that dies rejoins through it); the node still listens on its own
+    port. A front URL that is not a WebSocket URL is refused, naming the setting."""
+    front = "ws://lk.internal:7880"
+    settings = Settings(
+        state_dir=tmp_path / "state", cache_dir=tmp_path / "cache", livekit_front_url=front + "/"
+    )
+    stack = Stack(settings)
+    by_name = {svc.name: svc for svc in stack.services()}
+    conf = stack.paths.conf
+    assert settings.livekit_url == front
+    assert yaml.safe_load((conf / "livekit-sip.yaml").read_text())["ws_url"] == front
+    assert yaml.safe_load((conf / "egress.yaml").read_text())["ws_url"] == front
+    assert yaml.safe_load((conf / "livekit.yaml").read_text())["port"] == 7880
+    assert 7880 in by_name["livekit-server"].tcp_ports
+    for bad in ("http://lk.internal:7880", "lk.internal:7880", "ws://"):
+        with pytest.raises(ValueError, match="livekit_front_url"):
+            Settings(state_dir=tmp_path / "state", livekit_front_url=bad)
