@@ -12,9 +12,13 @@ Delivery is at least once, with a stable event id in ``Phoneagent-Event-Id``: a 
 second copy only if this process dies between the receiver's 2xx and the commit of "delivered".
 The signature scheme and the receiver's check are in ``phoneagent.webhooks``.
 
-``call.ended`` is rendered at its first attempt, from the record as it is then. Better evidence can
-change the record's end reason after that (``phoneagent.calls.records``): ``correct_end_reason`` then
-queues a ``call.updated`` for each endpoint that was sent the old one.
+``call.ended`` is rendered at its first attempt, from the record as it is then, and the ``Deliverer``
+makes no attempt before its policy's ``ended_grace_s`` has passed since the end was recorded (the row
+was queued): the worker's last transcript turns and outcome arrive a moment after the end. The row is
+queued due at once and the grace is the deliverer's to apply: the grace is a setting, and the fold
+that queues the row (``records.refresh``) has no settings. Better evidence can change the record's end
+reason after the first attempt (``phoneagent.calls.records``): ``correct_end_reason`` then queues a
+``call.updated`` for each endpoint that was sent the old one.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.passes import run_passes
+from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.models import Call, CallTurn, WebhookDelivery, WebhookEndpoint
 from phoneagent.netguard import AddressPolicy, failure_class, guarded_client
 from phoneagent.webhooks import sign
@@ -63,7 +68,8 @@ class RetryPolicy:
     factor: float = 3.0
     cap_s: float = 6 * 3600.0
     jitter: float = 0.2  # +- this share of each delay
-    ended_grace_s: float = 3.0  # call.ended waits this long for the last transcript turns
+    # call.ended's first attempt waits this long after the end was recorded, for the last transcript turns
+    ended_grace_s: float = 3.0
 
     def backoff(self, attempt: int, rnd: Callable[[], float] = random.random) -> timedelta:
         """Delay after failed attempt number ``attempt`` (1-based)."""
@@ -117,17 +123,16 @@ def call_payload(session: Session, call: Call, *, with_transcript: bool = False)
     return body
 
 
-def enqueue(session: Session, call: Call, event_type: str, *, policy: RetryPolicy | None = None) -> int:
-    """Queue ``event_type`` about ``call`` for each subscribed endpoint; repeated calls add nothing."""
+def enqueue(session: Session, call: Call, event_type: str) -> int:
+    """Queue ``event_type`` about ``call`` for each subscribed endpoint; repeated calls add nothing.
+
+    ``call.ended`` is queued unrendered, due at once: the deliverer holds it for its grace."""
     endpoints = _subscribed(session, call, (event_type,))
     if not endpoints:
         return 0
-    now = datetime.now(UTC)
-    lazy = event_type == "call.ended"
-    due = now + timedelta(seconds=(policy or RetryPolicy()).ended_grace_s) if lazy else now
-    payload = None if lazy else call_payload(session, call)
+    payload = None if event_type == "call.ended" else call_payload(session, call)
     event_id = f"evt_{call.id}_{event_type.replace('.', '_')}"
-    return _add(session, call, endpoints, event_type, event_id, payload, due)
+    return _add(session, call, endpoints, event_type, event_id, payload, datetime.now(UTC))
 
 
 # a subscriber of call.ended learns that what it was sent is no longer true, whether or not it asked
@@ -213,7 +218,11 @@ class Deliverer:
     Fair between tenants: at most ``per_tenant`` of one tenant's deliveries are in flight at once,
     and each pass takes due rows from every tenant in turn, so one tenant's slow or dead endpoints
     (each attempt may hang for the timeout) hold up no one else's. ``run`` does not wait for a pass's
-    sends before it looks for more."""
+    sends before it looks for more.
+
+    A ``call.ended`` found due within its grace (``policy.ended_grace_s`` after it was queued) is not
+    leased: the pass moves it to the end of its grace instead, so it takes none of its tenant's room,
+    counts no attempt, and is not looked at again before then."""
 
     TIMEOUT_S = 10.0  # per request
     # a leased row is not picked again before this, even if the process that leased it died mid-send
@@ -228,9 +237,11 @@ class Deliverer:
         batch: int = 50,
         concurrency: int = 8,
         per_tenant: int = 2,
+        clock: Clock | None = None,
     ) -> None:
         self._sessions = sessions
         self.policy = policy or RetryPolicy()
+        self._clock = clock or SystemClock()
         # tenants' URLs: public addresses only, checked on the address connected to (see netguard)
         self._client = guarded_client(addresses or AddressPolicy(), timeout=self.TIMEOUT_S)
         self._batch = batch
@@ -278,18 +289,35 @@ class Deliverer:
 
     def _lease_due(self, room: dict[str, int]) -> list[tuple[str, str]]:
         """Lease due rows, taken from every tenant in turn (oldest first within each), at most as many
-        of a tenant's as it has room for; (row id, tenant id) each."""
-        now = datetime.now(UTC)
+        of a tenant's as it has room for; (row id, tenant id) each. A ``call.ended`` within its grace
+        is moved to the grace's end instead (see the class)."""
+        now = self._clock.now()
+        grace = timedelta(seconds=self.policy.ended_grace_s)
         with self._sessions() as s:
             due = s.execute(
-                select(WebhookDelivery.id, WebhookDelivery.tenant_id, WebhookDelivery.next_attempt_at)
+                select(
+                    WebhookDelivery.id,
+                    WebhookDelivery.tenant_id,
+                    WebhookDelivery.next_attempt_at,
+                    WebhookDelivery.event_type,
+                    WebhookDelivery.attempts,
+                    WebhookDelivery.created_at,
+                )
                 .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now)
                 .order_by(WebhookDelivery.next_attempt_at)
                 .limit(self._batch * 4)
             ).all()
             per_tenant: dict[str, list[tuple[str, datetime]]] = {}
-            for row_id, tenant, at in due:
-                if len(per_tenant.setdefault(tenant, [])) < room.get(tenant, self._per_tenant):
+            for row_id, tenant, at, event_type, attempts, queued_at in due:
+                if event_type == "call.ended" and attempts == 0 and queued_at + grace > now:
+                    # its first attempt only (a retry waits for its backoff alone); moved on the same
+                    # condition as a lease: a replica that leased or moved it meanwhile wins
+                    s.execute(
+                        update(WebhookDelivery)
+                        .where(WebhookDelivery.id == row_id, WebhookDelivery.next_attempt_at == at)
+                        .values(next_attempt_at=queued_at + grace)
+                    )
+                elif len(per_tenant.setdefault(tenant, [])) < room.get(tenant, self._per_tenant):
                     per_tenant[tenant].append((row_id, at))
             queues = [[(row_id, tenant, at) for row_id, at in rows] for tenant, rows in per_tenant.items()]
             turns = itertools.zip_longest(*queues)
@@ -357,7 +385,7 @@ class Deliverer:
             await asyncio.to_thread(self._record, row_id, code, error)
 
     def _record(self, row_id: str, code: int | None, error: str | None) -> None:
-        now = datetime.now(UTC)
+        now = self._clock.now()
         with self._sessions() as s:
             row = s.get(WebhookDelivery, row_id)
             if row is None:

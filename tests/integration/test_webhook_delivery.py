@@ -1,6 +1,7 @@
 """Outgoing webhooks end to end against a real HTTP receiver on loopback: signed, retried with
-backoff until accepted, dead after the last attempt and replayable; nothing lost or doubled when the
-control plane is killed while deliveries are pending."""
+backoff until accepted, dead after the last attempt and replayable; call.ended held for the configured
+grace after the end, for the worker's last turns; nothing lost or doubled when the control plane is
+killed while deliveries are pending."""
 
 from __future__ import annotations
 
@@ -8,19 +9,30 @@ import asyncio
 import socket
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from phoneagent.calls.outbound import CallRequest, place_call
 from phoneagent.calls.outbox import Deliverer, RetryPolicy
+from phoneagent.calls.worker_events import ingest_worker_events
 from phoneagent.db.engine import make_engine, session_factory
-from phoneagent.db.models import AgentProfile, OutboundTrunk, Tenant, WebhookDelivery, WebhookEndpoint
+from phoneagent.db.models import (
+    AgentProfile,
+    Call,
+    OutboundTrunk,
+    Tenant,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from phoneagent.netguard import AddressPolicy, parse_networks
 from phoneagent.stack.services import Stack
+from tests.integration.recording_helpers import end_call
+from tests.peers.fake_telephony import FakeClock
 from tests.peers.receiver import WebhookReceiver
 from tests.peers.sip_phone import wait_until
 from tests.stack_fixtures import ApiProcess
@@ -150,6 +162,83 @@ async def test_a_tenants_hanging_endpoint_holds_up_no_one_else(db: Session, db_u
                 await deliverer.aclose()
         hanging.close()
     assert rx.accepted()[0].signature_ok
+
+
+def _ended(sessions: sessionmaker[Session], tenant: str) -> tuple[str, WebhookDelivery]:
+    """An inbound call on the line ends (the caller's BYE): its id, and its call.ended as queued."""
+    with sessions() as s:
+        call = Call(tenant_id=tenant, direction="inbound", status="in_progress", room_name="call-grace")
+        s.add(call)
+        s.commit()
+        call_id = call.id
+    end_call(sessions, call_id)
+    with sessions() as s:
+        (row,) = s.query(WebhookDelivery).filter_by(call_id=call_id, event_type="call.ended").all()
+        return call_id, row
+
+
+def _of_type(db: Session, event_type: str) -> WebhookDelivery:
+    db.expire_all()
+    return db.query(WebhookDelivery).filter_by(event_type=event_type).one()
+
+
+GOODBYE = "Thank you for calling Acme, goodbye."
+
+
+@pytest.mark.parametrize("grace_s", [8.0, RetryPolicy().ended_grace_s])
+async def test_call_ended_waits_out_the_configured_grace_for_the_last_turns(
+    db: Session, db_url: str, grace_s: float
+) -> None:
+    """PHONEAGENT_WEBHOOK_ENDED_GRACE_S (here 8 s, and the default 3 s) after the end was recorded,
+    not before, call.ended is rendered and sent, with the agent's goodbye that the worker reported a
+    moment after the end. Held within its grace, it takes none of its tenant's room: with room for one
+    delivery, the tenant's next webhook goes out meanwhile, and so does call.ended after."""
+    with WebhookReceiver(secret="whsec_t") as rx:
+        tenant, agent, trunk = _world(db, rx.url, "whsec_t")
+        sessions = session_factory(make_engine(db_url))
+        call_id, ended = _ended(sessions, tenant)
+        place_call(
+            db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent, outbound_trunk_id=trunk)
+        )
+        db.commit()  # place_call flushes; the caller owns the transaction
+        clock = FakeClock(ended.created_at)
+        policy = replace(FAST, ended_grace_s=grace_s)
+        deliverer = Deliverer(sessions, policy=policy, addresses=LOOPBACK, per_tenant=1, clock=clock)
+        try:
+            clock.advance(1.0)  # a pass soon after the end
+            assert await deliverer.deliver_due() == 1
+            assert [r.event_type for r in rx.accepted()] == ["call.queued"]
+            row = _of_type(db, "call.ended")
+            held = (row.status, row.attempts, row.payload, row.next_attempt_at)
+            assert held == ("pending", 0, None, ended.created_at + timedelta(seconds=grace_s))
+            assert await deliverer.deliver_due() == 0  # not due again before then: nothing to spin on
+            turn = {"seq": 3, "speaker": "agent", "text": GOODBYE}
+            ingest_worker_events(db, [{"event_id": "t3", "room": "call-grace", "type": "turn", "data": turn}])
+            clock.advance(grace_s - 1.1)  # a tenth of a second short of the grace
+            assert await deliverer.deliver_due() == 0
+            clock.advance(0.2)
+            assert await deliverer.deliver_due() == 1
+        finally:
+            await deliverer.aclose()
+    (got,) = rx.of_type("call.ended")  # once: holding it back sent nothing early, nor twice
+    assert got.signature_ok and got.body["data"]["id"] == call_id
+    assert [t["text"] for t in got.body["data"]["transcript"]] == [GOODBYE]
+    row = _of_type(db, "call.ended")
+    assert (row.status, row.attempts) == ("delivered", 1)
+
+
+async def test_with_no_grace_call_ended_goes_out_on_the_first_pass(db: Session, db_url: str) -> None:
+    with WebhookReceiver(secret="whsec_t") as rx:
+        tenant, _agent, _trunk = _world(db, rx.url, "whsec_t")
+        sessions = session_factory(make_engine(db_url))
+        call_id, _row = _ended(sessions, tenant)
+        deliverer = Deliverer(sessions, policy=FAST, addresses=LOOPBACK)  # its ended_grace_s is 0
+        try:
+            assert await deliverer.deliver_due() == 1
+        finally:
+            await deliverer.aclose()
+    (got,) = rx.accepted()
+    assert got.event_type == "call.ended" and got.body["data"]["id"] == call_id
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
