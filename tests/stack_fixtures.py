@@ -122,7 +122,8 @@ E2E_CONTROL_PLANE_ENV = {
     "PHONEAGENT_WORKER_LOST_AFTER_S": "6",
     "PHONEAGENT_SWEEP_INTERVAL_S": "1",
     "PHONEAGENT_WEBHOOK_RETRY_BASE_S": "0.5",
-    "PHONEAGENT_WEBHOOK_ENDED_GRACE_S": "1",
+    # call.ended keeps the default grace (3 s) for the worker's last turns: the value 1 here had no
+    # effect until the setting was wired to the deliverer, so the e2e tests were written against 3 s
     # a dead egress is noticed within seconds, and a track egress outliving its call is stopped soon
     "PHONEAGENT_RECORDING_PROBE_INTERVAL_S": "2",
     "PHONEAGENT_RECORDING_STOP_AFTER_S": "2",
