@@ -246,6 +246,7 @@ class Deliverer:
         self._client = guarded_client(addresses or AddressPolicy(), timeout=self.TIMEOUT_S)
         self._batch = batch
         self._sem = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._per_tenant = per_tenant
         self._in_flight: dict[str, int] = {}  # tenant -> its deliveries leased and not yet recorded
         self._sending: set[asyncio.Task[None]] = set()
@@ -281,16 +282,22 @@ class Deliverer:
         self.wake.set()
 
     async def _lease(self) -> list[tuple[str, str]]:
+        # no more rows than there are send slots free: a leased row that waited for a slot behind
+        # hanging attempts (each up to TIMEOUT_S) would outlive its LEASE, and another replica would
+        # lease it and send it a second time
+        free = self._concurrency - sum(self._in_flight.values())
+        if free <= 0:
+            return []
         room = {t: self._per_tenant - n for t, n in self._in_flight.items()}
-        leased = await asyncio.to_thread(self._lease_due, room)
+        leased = await asyncio.to_thread(self._lease_due, room, min(free, self._batch))
         for _row, tenant in leased:
             self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
         return leased
 
-    def _lease_due(self, room: dict[str, int]) -> list[tuple[str, str]]:
-        """Lease due rows, taken from every tenant in turn (oldest first within each), at most as many
-        of a tenant's as it has room for; (row id, tenant id) each. A ``call.ended`` within its grace
-        is moved to the grace's end instead (see the class)."""
+    def _lease_due(self, room: dict[str, int], limit: int) -> list[tuple[str, str]]:
+        """Lease up to ``limit`` due rows, taken from every tenant in turn (oldest first within each),
+        at most as many of a tenant's as it has room for; (row id, tenant id) each. A ``call.ended``
+        within its grace is moved to the grace's end instead (see the class)."""
         now = self._clock.now()
         grace = timedelta(seconds=self.policy.ended_grace_s)
         with self._sessions() as s:
@@ -323,7 +330,7 @@ class Deliverer:
             turns = itertools.zip_longest(*queues)
             leased: list[tuple[str, str]] = []
             for row_id, tenant, at in (x for turn in turns for x in turn if x is not None):
-                if len(leased) >= self._batch:
+                if len(leased) >= limit:
                     break
                 got = s.execute(
                     update(WebhookDelivery)

@@ -164,6 +164,35 @@ async def test_a_tenants_hanging_endpoint_holds_up_no_one_else(db: Session, db_u
     assert rx.accepted()[0].signature_ok
 
 
+async def test_a_pass_leases_no_more_rows_than_it_has_free_send_slots(db: Session, db_url: str) -> None:
+    """Five tenants' endpoints hang (each attempt waits for the 10 s timeout). A row leased while every
+    send slot is taken would wait for one behind those attempts and could outlive its lease, and
+    another replica would lease and send it again: a pass leases only as many rows as it can send at
+    once, and none while every slot is taken."""
+    hanging = socket.socket()
+    hanging.bind(("127.0.0.1", 0))
+    hanging.listen(64)  # the kernel completes the handshakes; nobody ever reads or answers
+    url = f"http://127.0.0.1:{hanging.getsockname()[1]}/hook"
+    for t in range(5):
+        tenant, agent, trunk = _world(db, url, f"whsec_{t}", name=f"slow-{t}")
+        for i in range(2):
+            req = CallRequest(to=f"+141555501{t}{i}", agent_profile_id=agent, outbound_trunk_id=trunk)
+            place_call(db, tenant, req)
+            db.commit()  # place_call flushes; the caller owns the transaction
+    deliverer = Deliverer(
+        session_factory(make_engine(db_url)), policy=FAST, addresses=LOOPBACK, concurrency=4
+    )
+    try:
+        first = await deliverer._start_due()
+        second = await deliverer._start_due()
+        db.expire_all()
+        leased = db.query(WebhookDelivery).filter(WebhookDelivery.next_attempt_at > datetime.now(UTC)).count()
+        assert (first, second, leased) == (4, 0, 4)
+    finally:
+        await deliverer.aclose()
+        hanging.close()
+
+
 def _ended(sessions: sessionmaker[Session], tenant: str) -> tuple[str, WebhookDelivery]:
     """An inbound call on the line ends (the caller's BYE): its id, and its call.ended as queued."""
     with sessions() as s:
