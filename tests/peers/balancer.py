@@ -1,7 +1,8 @@
 """A TCP load balancer on loopback for the cluster tests: what a Kubernetes Service or an HTTP load
 balancer is in front of several control-plane replicas. Each connection goes to the next backend in
 turn that accepts it; a backend that refuses (its process is dead) is skipped, so clients reach a
-replica that lives. Bytes are copied both ways until either side closes."""
+replica that lives. Bytes are copied both ways; each side's end (a clean close or a reset) is passed
+on to the other as it came."""
 
 from __future__ import annotations
 
@@ -57,22 +58,36 @@ class Balancer:
                 upstream.close()
                 return
             self._open |= {client, upstream}
-        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-        self._pipe(client, upstream)
+        ends = threading.Semaphore(0)  # one release per direction that ended
+        threading.Thread(target=self._pipe, args=(upstream, client, ends), daemon=True).start()
+        self._pipe(client, upstream, ends)
+        ends.acquire()
+        ends.acquire()
+        self._drop(client, upstream)
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, ends: threading.Semaphore) -> None:
+        """Copy one direction. Its end is passed on as the peer ended it: a clean end (FIN) closes only
+        that direction, so what the other side still sends arrives (a WebSocket's last frames, e.g. a
+        client's leave); a reset (a process killed) resets both sides at once, as a dead peer does.
+        Closing a socket whose peer's bytes were still unread would reset the connection and drop
+        what was written last."""
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
         except OSError:
-            pass
-        finally:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                s.close()
-            with self._lock:
-                self._open -= {src, dst}
+        finally:
+            ends.release()
+
+    def _drop(self, *socks: socket.socket) -> None:
+        for s in socks:
+            s.close()
+        with self._lock:
+            self._open -= set(socks)
 
     def close(self) -> None:
         with self._lock:
