@@ -176,7 +176,7 @@ class Settings(BaseSettings):
     sweep_interval_s: float = Field(default=2.0, ge=0.2, le=60.0)
     # a live call whose room no livekit-server node answers for (its node died and no participant
     # brought the room back on another node) this long ends as media_node_lost. Clients notice a dead
-    # node and rejoin through the front in about 15 s (the cluster test), which restores the room
+    # node and rejoin through the front in 4-9 s (the cluster test's runs), which restores the room
     media_node_lost_after_s: float = Field(default=30.0, ge=5.0, le=600.0)
     # an inbound call that no worker took (LiveKit assigned no agent job) this long after its phone
     # joined is refused with a busy signal as over_capacity
