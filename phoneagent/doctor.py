@@ -121,9 +121,11 @@ def _check_stack(report: Report, settings: Settings, stack: Stack) -> None:
             report.row(WARN, st.name, "stopped (`phoneagent stack up`)")
     pids = {st.name: st.pid for st in states}
     for svc in stack.services():
-        for proto, plist in (("tcp", svc.tcp_ports), ("udp", svc.udp_ports[:1])):
+        for proto, plist in (("tcp", svc.tcp_ports), ("udp", svc.udp_ports)):
             for port in plist:
                 _check_port(report, settings, svc.name, pids[svc.name], proto, port)
+        for pool in svc.udp_pools:
+            _check_pool(report, settings, svc.name, pool)
 
 
 def _check_port(
@@ -139,6 +141,15 @@ def _check_port(
         f"{proto}/{port}",
         f"in use by {holder}" + ("" if ours else f": {service} cannot start"),
     )
+
+
+def _check_pool(report: Report, settings: Settings, service: str, pool: range) -> None:
+    """A per-call UDP range: held ports are calls of the service or other processes' sockets; it
+    cannot take a call only when every one is held."""
+    held = sum(not ports.is_free(settings.bind_host, port, "udp") for port in pool)
+    level = BAD if held == len(pool) else OK
+    span = f"udp/{pool.start}-{pool.stop - 1}"
+    report.row(level, span, f"{len(pool) - held} of {len(pool)} free ({service})")
 
 
 def _check_host(report: Report) -> None:

@@ -59,6 +59,9 @@ class Service:
     health: Callable[[], bool]
     tcp_ports: list[int] = field(default_factory=list)
     udp_ports: list[int] = field(default_factory=list)
+    # UDP ranges it takes a port from per call (WebRTC, RTP), trying the next one when a port is
+    # held: it cannot start only when another process holds every port of one
+    udp_pools: list[range] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # added to the environment it starts with
     stop_signal: int = signal.SIGTERM
     prepare: Callable[[], None] | None = None  # runs before each start (e.g. clear a scratch dir)
@@ -293,14 +296,15 @@ class Stack:
                 argv=[str(lk_bin), "--config", str(lk_conf)],
                 health=lambda: _http_ok(f"http://{host}:{s.livekit_port}/"),
                 tcp_ports=[s.livekit_port, *_on(s.livekit_prometheus_port)],
-                udp_ports=list(range(s.livekit_rtc_udp_start, s.livekit_rtc_udp_end + 1)),
+                udp_pools=[range(s.livekit_rtc_udp_start, s.livekit_rtc_udp_end + 1)],
             ),
             Service(
                 name="livekit-sip",
                 argv=[str(sip_bin), "--config", str(sip_conf)],
                 health=lambda: sip_options_ok(sip_host, s.sip_port),
                 tcp_ports=[s.sip_port, *([s.sip_tls_port] if s.sip_tls else []), *_on(s.sip_prometheus_port)],
-                udp_ports=[s.sip_port, *range(s.sip_rtp_start, s.sip_rtp_end + 1)],
+                udp_ports=[s.sip_port],
+                udp_pools=[range(s.sip_rtp_start, s.sip_rtp_end + 1)],
                 env=public.sip_env(s),
                 host=sip_host,
             ),
@@ -352,7 +356,7 @@ class Stack:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    def _check_ports(self, svc: Service) -> None:
+    def _check_ports(self, svc: Service, progress: Progress) -> None:
         host = svc.host or self.settings.bind_host
         for proto, port_list in (("tcp", svc.tcp_ports), ("udp", svc.udp_ports)):
             for port in port_list:
@@ -361,9 +365,23 @@ class Stack:
                         f"{svc.name} needs {proto.upper()} port {port}, held by {ports.owner(port, proto)}",
                         hint=f"stop that process, or give {svc.name} another port (PHONEAGENT_* settings)",
                     )
+        for pool in svc.udp_pools:
+            held = [port for port in pool if not ports.is_free(host, port, "udp")]
+            if not held:
+                continue
+            span = f"UDP ports {pool.start}-{pool.stop - 1}"
+            # the range is inside Linux's ephemeral ports (32768-60999 by default): any process's
+            # outgoing UDP socket may sit on one of them for a while
+            owners = ", ".join(sorted({ports.owner(port, "udp") for port in held[:5]}))
+            if len(held) == len(pool):
+                raise PortInUseError(
+                    f"{svc.name} needs one of its {span}, every one is held (by {owners})",
+                    hint=f"stop that process, or give {svc.name} another port range (PHONEAGENT_* settings)",
+                )
+            progress(f"{svc.name}: {len(held)} of its {span} held by {owners}; it uses the others")
 
     def _start(self, svc: Service, progress: Progress) -> None:
-        self._check_ports(svc)
+        self._check_ports(svc, progress)
         logfile = self.paths.logfile(svc.name)
         logfile.parent.mkdir(parents=True, exist_ok=True)
         self.paths.run.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import stat
 import threading
@@ -11,7 +12,9 @@ import pytest
 import yaml
 
 from phoneagent.config import Settings
-from phoneagent.stack.services import Stack, sip_options_ok
+from phoneagent.errors import PortInUseError
+from phoneagent.stack import ports
+from phoneagent.stack.services import Service, Stack, sip_options_ok
 from phoneagent.stack.versions import EGRESS
 
 
@@ -69,8 +72,10 @@ def test_configs_render_for_every_service(tmp_path: Path) -> None:
 def test_services_check_every_port_they_use(tmp_path: Path) -> None:
     s = _stack(tmp_path)
     by_name = {svc.name: svc for svc in s.services()}
-    assert 5070 in by_name["livekit-sip"].udp_ports and 5070 in by_name["livekit-sip"].tcp_ports
-    assert len(by_name["livekit-sip"].udp_ports) == 1 + 500  # signalling + RTP range
+    assert by_name["livekit-sip"].udp_ports == [5070] and 5070 in by_name["livekit-sip"].tcp_ports
+    assert by_name["livekit-sip"].udp_pools == [range(10000, 10500)]  # RTP, a port per call
+    assert by_name["livekit-server"].udp_ports == []
+    assert by_name["livekit-server"].udp_pools == [range(50000, 50100)]  # WebRTC, per participant
     # API and Prometheus; no ICE over TCP: it would bind every interface
     assert by_name["livekit-server"].tcp_ports == [7880, 6789]
     egress = by_name["egress"]
@@ -180,3 +185,43 @@ def test_the_bridge_and_egress_reach_livekit_through_the_front_url_when_one_is_s
     for bad in ("http://lk.internal:7880", "lk.internal:7880", "ws://"):
         with pytest.raises(ValueError, match="livekit_front_url"):
             Settings(state_dir=tmp_path / "state", livekit_front_url=bad)
+
+
+def _free_udp_range(size: int) -> range:
+    """``size`` consecutive UDP ports on loopback that are free now."""
+    for start in range(47000, 48000, size):
+        pool = range(start, start + size)
+        if all(ports.is_free("127.0.0.1", port, "udp") for port in pool):
+            return pool
+    raise AssertionError("no free UDP ports for the test")
+
+
+def test_a_per_call_port_range_with_some_ports_held_still_lets_the_service_start(tmp_path: Path) -> None:
+    """livekit-server and livekit-sip take a port of their range per call and try the next one when
+    one is held: a port of the range that another process sits on (any outgoing UDP socket may get one
+    of Linux's ephemeral ports) is reported, not fatal; a range held in full is."""
+    stack = _stack(tmp_path)
+    pool = _free_udp_range(4)
+    svc = Service(name="media", argv=["true"], health=lambda: True, udp_pools=[pool])
+    said: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as one:
+        one.bind(("127.0.0.1", pool.start + 1))
+        stack._check_ports(svc, said.append)
+    span = f"UDP ports {pool.start}-{pool.stop - 1}"
+    assert len(said) == 1 and said[0].startswith(f"media: 1 of its {span} held by pid "), said
+    assert said[0].endswith("; it uses the others"), said
+
+    held = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in pool]
+    try:
+        for s, port in zip(held, pool, strict=True):
+            s.bind(("127.0.0.1", port))
+        with pytest.raises(PortInUseError) as err:
+            stack._check_ports(svc, said.append)
+    finally:
+        for s in held:
+            s.close()
+    assert f"every one is held (by pid {os.getpid()} (" in err.value.message
+
+    said.clear()
+    stack._check_ports(svc, said.append)  # all free: nothing to say
+    assert said == []
