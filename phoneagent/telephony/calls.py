@@ -96,22 +96,32 @@ class LiveKitCalls(LiveKitClient):
         return DialOutcome("answered")
 
     async def people(self, room: str) -> RoomPeople | None:
-        """Who is in the room; None when the room does not exist."""
+        """Who is in the room; None when the room does not exist. Raises ``TelephonyError`` with
+        ``no_response`` when LiveKit lists the room but no node answers for it (its node died).
+
+        LiveKit asks the room's own node for its participants (``api.enable_psrpc_for_get_list_
+        participants`` in the rendered config): "no response from servers" is also its answer for a
+        room that does not exist at all, which its store tells apart."""
         try:
             with self._errors():
                 res = await self._api().room.list_participants(api.ListParticipantsRequest(room=room))
-                rooms = (
-                    None
-                    if res.participants
-                    else await self._api().room.list_rooms(api.ListRoomsRequest(names=[room]))
-                )
         except LiveKitNotFound:
             return None
-        if rooms is not None and not rooms.rooms:
+        except TelephonyError as exc:
+            if exc.no_response and not await self._listed(room):
+                return None
+            raise
+        if not res.participants and not await self._listed(room):
             return None
         sip = [dict(p.attributes) for p in res.participants if p.kind == SIP_KIND]
         agents = sum(1 for p in res.participants if p.kind == AGENT_KIND)
         return RoomPeople(sip=sip, agents=agents)
+
+    async def _listed(self, room: str) -> bool:
+        """Whether LiveKit's store holds the room (whether or not a node hosts it)."""
+        with self._errors():
+            res = await self._api().room.list_rooms(api.ListRoomsRequest(names=[room]))
+        return bool(res.rooms)
 
     async def room_names(self) -> list[str]:
         """The names of the rooms LiveKit holds."""
@@ -159,16 +169,31 @@ class LiveKitCalls(LiveKitClient):
 
     async def end_room(self, room: str) -> None:
         """Hang up everyone in the room: the phone gets a BYE, or, while it rings, 486 Busy Here (an
-        inbound call) or a CANCEL (an outbound one)."""
+        inbound call) or a CANCEL (an outbound one).
+
+        A room whose node died (killed; nobody rejoined to bring it back on another node) stays in
+        LiveKit's store for ever, and ``DeleteRoom`` asks that dead node ("could not find object", or
+        no node answers). ``CreateRoom`` on such a room places it, with its own id, on a node that
+        lives, which then deletes it."""
+        try:
+            await self._delete_room(room)
+        except TelephonyError as exc:
+            if exc.code in ("timeout", "unreachable"):  # LiveKit itself did not answer
+                log.warning("could not delete the room", extra={"room": room, "error": exc.message})
+                return
+            if not await self._listed(room):
+                return
+            log.info("the room's node does not answer; placing it on one that does", extra={"room": room})
+            with self._errors():
+                await self._api().room.create_room(api.CreateRoomRequest(name=room))
+            await self._delete_room(room)
+
+    async def _delete_room(self, room: str) -> None:
         try:
             with self._errors():
                 await self._api().room.delete_room(api.DeleteRoomRequest(room=room))
         except LiveKitNotFound:
             pass
-        except TelephonyError as exc:
-            if exc.code not in ("timeout", "unreachable"):
-                raise
-            log.warning("could not delete the room", extra={"room": room, "error": exc.message})
 
 
 def outcome_of_failed_dial(exc: TelephonyError | LiveKitRefused, ring_timeout_s: int) -> DialOutcome:
