@@ -212,6 +212,16 @@ def envelope(row: WebhookDelivery) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Lease:
+    """A delivery row leased for one attempt: ``until`` is the row's ``next_attempt_at`` the lease
+    set, and names it (a later lease of the row sets another)."""
+
+    row_id: str
+    tenant: str
+    until: datetime
+
+
 class Deliverer:
     """Sends due outbox rows; ``run`` loops until cancelled, ``deliver_due`` is one pass.
 
@@ -266,13 +276,13 @@ class Deliverer:
     async def deliver_due(self) -> int:
         """One pass, waiting for its sends (tests, and a control plane that is stopping)."""
         leased = await self._lease()
-        await asyncio.gather(*(self._send(row_id, tenant) for row_id, tenant in leased))
+        await asyncio.gather(*(self._send(lease) for lease in leased))
         return len(leased)
 
     async def _start_due(self) -> int:
         leased = await self._lease()
-        for row_id, tenant in leased:
-            task = asyncio.create_task(self._send(row_id, tenant), name=f"webhook-{row_id}")
+        for lease in leased:
+            task = asyncio.create_task(self._send(lease), name=f"webhook-{lease.row_id}")
             self._sending.add(task)
             task.add_done_callback(self._sent)
         return len(leased)
@@ -281,7 +291,7 @@ class Deliverer:
         self._sending.discard(task)
         self.wake.set()
 
-    async def _lease(self) -> list[tuple[str, str]]:
+    async def _lease(self) -> list[Lease]:
         # no more rows than there are send slots free: a leased row that waited for a slot behind
         # hanging attempts (each up to TIMEOUT_S) would outlive its LEASE, and another replica would
         # lease it and send it a second time
@@ -290,13 +300,13 @@ class Deliverer:
             return []
         room = {t: self._per_tenant - n for t, n in self._in_flight.items()}
         leased = await asyncio.to_thread(self._lease_due, room, min(free, self._batch))
-        for _row, tenant in leased:
-            self._in_flight[tenant] = self._in_flight.get(tenant, 0) + 1
+        for lease in leased:
+            self._in_flight[lease.tenant] = self._in_flight.get(lease.tenant, 0) + 1
         return leased
 
-    def _lease_due(self, room: dict[str, int], limit: int) -> list[tuple[str, str]]:
+    def _lease_due(self, room: dict[str, int], limit: int) -> list[Lease]:
         """Lease up to ``limit`` due rows, taken from every tenant in turn (oldest first within each),
-        at most as many of a tenant's as it has room for; (row id, tenant id) each. A ``call.ended``
+        at most as many of a tenant's as it has room for. A ``call.ended``
         within its grace is moved to the grace's end instead (see the class)."""
         now = self._clock.now()
         grace = timedelta(seconds=self.policy.ended_grace_s)
@@ -328,17 +338,18 @@ class Deliverer:
                     per_tenant[tenant].append((row_id, at))
             queues = [[(row_id, tenant, at) for row_id, at in rows] for tenant, rows in per_tenant.items()]
             turns = itertools.zip_longest(*queues)
-            leased: list[tuple[str, str]] = []
+            leased: list[Lease] = []
             for row_id, tenant, at in (x for turn in turns for x in turn if x is not None):
                 if len(leased) >= limit:
                     break
+                until = now + self.LEASE
                 got = s.execute(
                     update(WebhookDelivery)
                     .where(WebhookDelivery.id == row_id, WebhookDelivery.next_attempt_at == at)
-                    .values(next_attempt_at=now + self.LEASE)
+                    .values(next_attempt_at=until)
                 )
                 if got.rowcount == 1:  # type: ignore[attr-defined]
-                    leased.append((row_id, tenant))
+                    leased.append(Lease(row_id, tenant, until))
             s.commit()
         return leased
 
@@ -362,16 +373,17 @@ class Deliverer:
             }
             return endpoint.url, headers, body
 
-    async def _send(self, row_id: str, tenant: str) -> None:
+    async def _send(self, lease: Lease) -> None:
         try:
             async with self._sem:
-                await self._attempt(row_id)
+                await self._attempt(lease)
         finally:
-            self._in_flight[tenant] -= 1
-            if not self._in_flight[tenant]:
-                del self._in_flight[tenant]
+            self._in_flight[lease.tenant] -= 1
+            if not self._in_flight[lease.tenant]:
+                del self._in_flight[lease.tenant]
 
-    async def _attempt(self, row_id: str) -> None:
+    async def _attempt(self, lease: Lease) -> None:
+        row_id = lease.row_id
         prepared = await asyncio.to_thread(self._prepare, row_id)
         if prepared is not None:
             url, headers, body = prepared
@@ -389,13 +401,26 @@ class Deliverer:
                     "webhook delivery failed",
                     extra={"delivery": row_id, "error": f"{type(exc).__name__}: {exc}"[:500]},
                 )
-            await asyncio.to_thread(self._record, row_id, code, error)
+            await asyncio.to_thread(self._record, lease, code, error)
 
-    def _record(self, row_id: str, code: int | None, error: str | None) -> None:
+    def _record(self, lease: Lease, code: int | None, error: str | None) -> None:
+        """The attempt's result, if its lease still holds the row. A send that outlived its lease
+        (another replica may have leased and sent the row meanwhile) records only a success: the
+        receiver has the event; a late failure would undo the other attempt's lease or result."""
         now = self._clock.now()
         with self._sessions() as s:
-            row = s.get(WebhookDelivery, row_id)
+            row = s.get(WebhookDelivery, lease.row_id, with_for_update=True)
             if row is None:
+                return
+            held = row.status == "pending" and row.next_attempt_at == lease.until
+            if not held:
+                log.info(
+                    "a webhook send outlived its lease",
+                    extra={"delivery": row.id, "error": error or "", "status": row.status},
+                )
+                if error is None and row.status != "delivered":
+                    row.status, row.delivered_at, row.last_status_code = "delivered", now, code
+                    s.commit()
                 return
             row.attempts += 1
             row.last_attempt_at, row.last_status_code, row.last_error = now, code, error

@@ -326,3 +326,35 @@ def test_killing_the_control_plane_loses_and_doubles_nothing(
     assert all(r.signature_ok for r in rx.received)
     types = Counter(r.event_type for r in rx.accepted())
     assert (types["call.queued"], types["call.ended"]) == (5, 5), types
+
+
+async def test_a_send_that_outlived_its_lease_records_only_a_success(db: Session, db_url: str) -> None:
+    """Replica A's send hangs past its lease and replica B leases the row again. A's late failure
+    changes nothing (B's lease and count stay), A's late success marks it delivered (the receiver has
+    it), and B's failure after that does not undo it."""
+    tenant, agent, trunk = _world(db, "http://127.0.0.1:9/hook", "whsec_t")
+    place_call(db, tenant, CallRequest(to="+14155550123", agent_profile_id=agent, outbound_trunk_id=trunk))
+    db.commit()  # place_call flushes; the caller owns the transaction
+    sessions = session_factory(make_engine(db_url))
+    clock = FakeClock(datetime.now(UTC))
+    a = Deliverer(sessions, policy=FAST, addresses=LOOPBACK, clock=clock)
+    b = Deliverer(sessions, policy=FAST, addresses=LOOPBACK, clock=clock)
+    try:
+        (first,) = a._lease_due({}, 1)
+        clock.advance(Deliverer.LEASE.total_seconds() + 1)  # A's send still hangs
+        (second,) = b._lease_due({}, 1)
+        assert second.row_id == first.row_id and second.until > first.until
+
+        a._record(first, None, "timeout")
+        row = _delivery(db)
+        assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 0, second.until)
+
+        a._record(first, 200, None)
+        row = _delivery(db)
+        assert (row.status, row.last_status_code) == ("delivered", 200)
+        b._record(second, 503, "HTTP 503")
+        assert _delivery(db).status == "delivered"
+        assert a._lease_due({}, 1) == []  # delivered: never due again
+    finally:
+        await a.aclose()
+        await b.aclose()
