@@ -16,8 +16,9 @@ import pytest
 
 from phoneagent.errors import SharedModelsError
 from phoneagent.speech.shared import ModelHost, SharedModels, read_frame, send_frame
-from phoneagent.speech.whisper_stt import WhisperOptions
+from phoneagent.speech.whisper_stt import WhisperOptions, hypotheses_blocking
 from tests.peers.voices import caller_speech
+from tests.peers.wer import score
 
 pytestmark = pytest.mark.unit
 
@@ -45,13 +46,18 @@ async def test_two_calls_get_their_words_and_speech(
 ) -> None:
     models, path = host
     a, b = SharedModels(path), SharedModels(path)
+    said = ["What are your opening hours?", "I would like to book an appointment."]
+    # the caller's voice varies from one synthesis to the next (Piper's noise): tiny.en misheard
+    # "appointment" in about 1 of 40 of them, so the words are checked against the model's own
+    audio = [_utterance(text, piper_voice) for text in said]
     try:
-        hours, book = await asyncio.gather(
-            a.transcribe(_utterance("What are your opening hours?", piper_voice), WhisperOptions()),
-            b.transcribe(_utterance("I would like to book an appointment.", piper_voice), WhisperOptions()),
+        heard = await asyncio.gather(
+            a.transcribe(audio[0], WhisperOptions()), b.transcribe(audio[1], WhisperOptions())
         )
-        assert "hours" in hours[0].lower()
-        assert "appointment" in book[0].lower()
+        model = await models._whisper_model(WhisperOptions().model)  # the host's model, in this process
+        assert list(heard) == [hypotheses_blocking(model, x, WhisperOptions()) for x in audio]  # none swapped
+        for text, texts in zip(said, heard, strict=True):
+            assert score(text, texts[0]).wer <= 0.5, (text, texts)
         first = b"".join([pcm async for pcm in a.stream("Thank you for calling.")])
         again = b"".join([pcm async for pcm in b.stream("Thank you for calling.")])
         assert len(first) > 8000 * 2 // 2 and again == first  # over half a second of 8 kHz speech
