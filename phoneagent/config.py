@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     max_calls_per_tenant: int = Field(default=20, ge=1, le=10_000)
     # an in-progress call with no agent in its room for this long ends as worker_lost
     worker_lost_after_s: float = Field(default=15.0, ge=1.0, le=600.0)
+    # ... unless its agent never joined and a worker holds its job (its process is starting): this
+    # long, counted the same way (never less than worker_lost_after_s)
+    agent_arrival_after_s: float = Field(default=30.0, ge=1.0, le=600.0)
     sweep_interval_s: float = Field(default=2.0, ge=0.2, le=60.0)
     # a live call whose room no livekit-server node answers for (its node died and no participant
     # brought the room back on another node) this long ends as media_node_lost. Clients notice a dead

@@ -63,6 +63,7 @@ class Background:
             self.calls,
             worker_lost_after_s=settings.worker_lost_after_s,
             media_node_lost_after_s=settings.media_node_lost_after_s,
+            agent_arrival_after_s=settings.agent_arrival_after_s,
             interval_s=settings.sweep_interval_s,
             unserved_after_s=settings.unserved_after_s,
             unserved_reoffers=settings.unserved_reoffers,

@@ -11,6 +11,10 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
   ``worker_lost_after`` seconds (its job process or its whole worker died): the call ends as
   ``worker_lost`` and its room is deleted, so the caller is not left listening to silence. A worker
   is lost at most ``worker_lost_after + interval`` seconds after LiveKit noticed its agent leave.
+  A call whose agent never joined while LiveKit has its agent job assigned to a worker gets up to
+  ``agent_arrival_after`` seconds instead: its agent is on its way. A worker that took over a dead
+  peer's calls on a loaded host started job processes in up to 18 s (the cluster test), and counting
+  that as a lost worker ended live calls with a false reason.
 - in progress (or inbound and ringing), and no livekit-server node answers for its room (the node
   hosting it died; LiveKit's store still lists the room) for ``media_node_lost_after`` seconds: the
   call ends as ``media_node_lost`` and its room is deleted. Clients of a dead node rejoin through the
@@ -50,7 +54,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from phoneagent.calls import lifecycle as lc
 from phoneagent.calls.passes import run_passes
 from phoneagent.calls.recorder import Recorder
-from phoneagent.calls.records import own_event
+from phoneagent.calls.records import AGENT_KIND, own_event
 from phoneagent.clock import Clock, SystemClock
 from phoneagent.db.base import UTCDateTime
 from phoneagent.db.models import Call, CallEvent
@@ -74,6 +78,7 @@ class Sweeper:
         worker_lost_after_s: float,
         interval_s: float,
         media_node_lost_after_s: float = 30.0,
+        agent_arrival_after_s: float = 30.0,
         unserved_after_s: float = 1.5,
         unserved_reoffers: int = 1,
         dialing: Callable[[], set[str]] = set,
@@ -86,6 +91,7 @@ class Sweeper:
         self._clock = clock or SystemClock()
         self._calls = calls
         self._lost_after = worker_lost_after_s
+        self._arrival_after = max(agent_arrival_after_s, worker_lost_after_s)
         self._interval = interval_s
         self._dialing = dialing  # calls this process is dialing right now
         self._recorder = recorder
@@ -217,7 +223,7 @@ class Sweeper:
         if direction == "outbound":
             await self._offer_again(call_id, room, people.agents, now)
         since = self._no_agent_since.setdefault(call_id, now)
-        if now - since >= self._lost_after:
+        if now - since >= self._lost_after and not await self._on_its_way(call_id, room, now - since):
             log.warning("worker lost: no agent in the call's room", extra={"call_id": call_id})
             # hanging up a ringing caller makes livekit-sip mark its phone hangup as it leaves: what
             # the sweeper declares it did must beat that (lifecycle.inbound_phone_left)
@@ -225,6 +231,31 @@ class Sweeper:
             await self._ended(call_id, "worker_lost", strength, "worker_lost")
             await self._calls.end_room(room)
             self._no_agent_since.pop(call_id, None)
+
+    async def _on_its_way(self, call_id: str, room: str, waited: float) -> bool:
+        """Whether the call's agent may still come: it never joined the room, a worker holds its job,
+        and ``agent_arrival_after`` has not passed."""
+        if waited >= self._arrival_after:
+            return False
+        if await asyncio.to_thread(self._agent_joined, call_id):
+            return False
+        jobs = await self._calls.agent_jobs(room)
+        if jobs:
+            log.info("the call's agent has not joined yet; its job is assigned", extra={"call_id": call_id})
+        return bool(jobs)
+
+    def _agent_joined(self, call_id: str) -> bool:
+        """An agent was in the call's room: LiveKit said one joined, or the worker reported on it."""
+        with self._sessions() as s:
+            of_call = select(CallEvent.source, CallEvent.type, CallEvent.payload)
+            events = s.execute(of_call.where(CallEvent.call_id == call_id)).all()
+        for source, type_, payload in events:
+            if source == "worker":
+                return True
+            who = (payload or {}).get("participant") or {}
+            if source == "livekit" and type_ == "participant_joined" and who.get("kind") == AGENT_KIND:
+                return True
+        return False
 
     async def _room_unanswered(self, call_id: str, room: str, now: float) -> None:
         """No livekit-server node answered for the call's room (see the module's docstring)."""

@@ -567,3 +567,49 @@ def test_a_call_that_waited_in_the_queue_is_not_stale_when_another_replica_dials
         assert (w.call(waited).status, w.call(waited).end_reason) == ("ended", "failed")
 
     scenario(sessions, body)
+
+
+ARRIVAL_AFTER_S = 70.0
+
+
+def test_an_agent_still_on_its_way_is_waited_for_longer_than_a_lost_one(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Three answered calls with no agent in their rooms, each with its agent job assigned. Two agents
+    never joined (a loaded worker is starting their job processes): not lost at LOST_AFTER_S; one of
+    them comes, the other is lost at ARRIVAL_AFTER_S. The third call's agent had joined (the worker
+    reported on the call) and left: lost at LOST_AFTER_S, as before."""
+
+    async def body(w: World) -> None:
+        w.sweeper = Sweeper(
+            w.sessions,
+            w.lk,
+            worker_lost_after_s=LOST_AFTER_S,
+            agent_arrival_after_s=ARRIVAL_AFTER_S,
+            interval_s=2.0,
+            clock=w.clock,
+        )
+        slow, never, left = w.place(ANSWERS), w.place(ANSWERS), w.place(ANSWERS)
+        await w.dial_all()
+        for call_id in (slow, never, left):
+            w.lk.agent_left(w.room(call_id))
+            assert w.lk.jobs[w.room(call_id)] == 1
+        with w.sessions() as s:
+            call = s.get(Call, left)
+            assert call is not None
+            record_event(s, call, source="worker", event_id="EV_answered", type_="answered", payload={})
+            s.commit()
+        await w.sweeper.sweep()
+        w.clock.advance(LOST_AFTER_S)
+        await w.sweeper.sweep()
+        assert (w.call(left).status, w.call(left).end_reason) == ("ended", "worker_lost")
+        assert [w.call(c).status for c in (slow, never)] == ["in_progress"] * 2
+
+        w.lk.rooms[w.room(slow)] = RoomPeople(sip=w.lk.rooms[w.room(slow)].sip, agents=1)  # it came
+        w.clock.advance(ARRIVAL_AFTER_S - LOST_AFTER_S)
+        await w.sweeper.sweep()
+        assert w.call(slow).status == "in_progress"
+        assert (w.call(never).status, w.call(never).end_reason) == ("ended", "worker_lost")
+        assert w.room(never) in w.lk.ended and w.room(slow) not in w.lk.ended
+
+    scenario(sessions, body)
