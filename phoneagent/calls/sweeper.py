@@ -28,7 +28,8 @@ Every ``interval`` it looks at live calls (dialing, ringing, in progress) agains
   none after another ``unserved_after`` seconds (every worker is full, or none is running): an
   inbound call is refused at once, ``over_capacity``; deleting the room makes livekit-sip answer the
   caller's INVITE with 486 Busy Here (a fast busy) instead of letting it ring until it gives up. An
-  outbound one is left to the lost-worker rule above once it is answered.
+  outbound one is offered again every ``unserved_after`` seconds (up to ``OUTBOUND_REOFFERS``
+  times) and left to the lost-worker rule above once it is answered.
 - the room does not exist any more and no event said why (a webhook was lost): the call ends as
   ``failed`` with no evidence; any later event that knows better still wins (see lifecycle).
 - dialing for longer than its ring timeout plus a minute without a dial task in this process (the
@@ -67,6 +68,9 @@ log = logging.getLogger("phoneagent.calls")
 # a call's room outliving the call by this long is ended (the agent normally leaves at once; a
 # transfer waits up to 10 s for the phone to follow)
 ROOM_LINGER_S = 30.0
+# an answered outbound call's job is offered again this often at most (the lost-worker rule ends it
+# first, at the defaults: 15 s lost after / 1.5 s between offers)
+OUTBOUND_REOFFERS = 20
 
 
 class Sweeper:
@@ -301,11 +305,14 @@ class Sweeper:
                 )
             )
 
-    async def _unserved(self, call_id: str, room: str, agents: int, now: float) -> bool:
+    async def _unserved(
+        self, call_id: str, room: str, agents: int, now: float, *, reoffers: int | None = None
+    ) -> bool:
         """Whether no worker took the call's agent job ``unserved_after`` seconds after it arrived and
-        again after each offer made anew (``unserved_reoffers``): with several livekit-server nodes the
-        room's node gives a job to the node whose workers claimed the most free room a moment earlier;
-        if they filled up meanwhile, the job is refused and LiveKit does not try another node's."""
+        again after each offer made anew (``reoffers``, by default ``unserved_reoffers``): with several
+        livekit-server nodes the room's node gives a job to the node whose workers claimed the most
+        free room a moment earlier; if they filled up meanwhile, the job is refused and LiveKit does not
+        try another node's."""
         if call_id in self._served:
             return False
         if agents > 0:
@@ -321,7 +328,8 @@ class Sweeper:
             self._served.add(call_id)  # an agent is on its way; a worker lost later is worker_lost
             return False
         offers = self._reoffered.get(call_id, 0)
-        if offers < self._reoffers and await self._calls.redispatch(room):
+        limit = self._reoffers if reoffers is None else reoffers
+        if offers < limit and await self._calls.redispatch(room):
             log.warning("no worker took the call's agent job; offering it again", extra={"call_id": call_id})
             self._reoffered[call_id] = offers + 1
             self._arrived[call_id] = now
@@ -329,10 +337,12 @@ class Sweeper:
         return True
 
     async def _offer_again(self, call_id: str, room: str, agents: int, now: float) -> None:
-        """An outbound call whose agent job no worker took is offered again (``_unserved``); one still
-        unserved after that is left to the lost-worker rule once it is answered."""
+        """An outbound call whose agent job no worker took is offered again (``_unserved``), every
+        ``unserved_after`` seconds until a worker takes it or the lost-worker rule ends the call once
+        it is answered: the callee is on the line, and refusing is no longer possible. Right after a
+        worker died, LiveKit found no worker for a new job for a few seconds (the cluster test)."""
         try:
-            if await self._unserved(call_id, room, agents, now):
+            if await self._unserved(call_id, room, agents, now, reoffers=OUTBOUND_REOFFERS):
                 self._served.add(call_id)
         except PhoneagentError as exc:
             extra = {"call_id": call_id, "error": exc.message}

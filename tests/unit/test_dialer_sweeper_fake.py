@@ -613,3 +613,30 @@ def test_an_agent_still_on_its_way_is_waited_for_longer_than_a_lost_one(
         assert w.room(never) in w.lk.ended and w.room(slow) not in w.lk.ended
 
     scenario(sessions, body)
+
+
+def test_an_answered_outbound_call_whose_job_no_worker_took_is_offered_again_until_one_does(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Right after a worker died, LiveKit found no worker for a new job for a few seconds: the answered
+    callee cannot be refused, so its job is offered again each time, and the fourth offer is taken."""
+
+    async def body(w: World) -> None:
+        call_id = w.place(ANSWERS)
+        await w.dial_all()
+        room = w.room(call_id)
+        w.lk.agent_left(room)
+        w.lk.jobs[room] = 0  # no worker took its job
+        for _ in range(4):
+            await w.sweeper.sweep()
+            w.clock.advance(1.0)  # the world's unserved_after
+        assert w.lk.reoffered == [room] * 3 and w.call(call_id).status == "in_progress"
+        w.lk.reoffer_finds_worker = True
+        await w.sweeper.sweep()
+        assert w.lk.reoffered == [room] * 4 and w.lk.jobs[room] == 1
+        w.lk.rooms[room] = RoomPeople(sip=w.lk.rooms[room].sip, agents=1)  # its agent came
+        w.clock.advance(LOST_AFTER_S)
+        await w.sweeper.sweep()
+        assert w.call(call_id).status == "in_progress" and room not in w.lk.ended
+
+    scenario(sessions, body)
