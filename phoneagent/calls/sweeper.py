@@ -250,16 +250,13 @@ class Sweeper:
 
     def _agent_joined(self, call_id: str) -> bool:
         """An agent was in the call's room: LiveKit said one joined, or the worker reported on it."""
+        of_call = CallEvent.call_id == call_id
+        joins = (CallEvent.source == "livekit") & (CallEvent.type == "participant_joined")
         with self._sessions() as s:
-            of_call = select(CallEvent.source, CallEvent.type, CallEvent.payload)
-            events = s.execute(of_call.where(CallEvent.call_id == call_id)).all()
-        for source, type_, payload in events:
-            if source == "worker":
+            if s.scalar(select(CallEvent.id).where(of_call, CallEvent.source == "worker").limit(1)):
                 return True
-            who = (payload or {}).get("participant") or {}
-            if source == "livekit" and type_ == "participant_joined" and who.get("kind") == AGENT_KIND:
-                return True
-        return False
+            payloads = s.scalars(select(CallEvent.payload).where(of_call, joins)).all()
+        return any(((p or {}).get("participant") or {}).get("kind") == AGENT_KIND for p in payloads)
 
     async def _room_unanswered(self, call_id: str, room: str, now: float) -> None:
         """No livekit-server node answered for the call's room (see the module's docstring)."""

@@ -575,10 +575,10 @@ ARRIVAL_AFTER_S = 70.0
 def test_an_agent_still_on_its_way_is_waited_for_longer_than_a_lost_one(
     sessions: sessionmaker[Session],
 ) -> None:
-    """Three answered calls with no agent in their rooms, each with its agent job assigned. Two agents
+    """Four answered calls with no agent in their rooms, each with its agent job assigned. Two agents
     never joined (a loaded worker is starting their job processes): not lost at LOST_AFTER_S; one of
-    them comes, the other is lost at ARRIVAL_AFTER_S. The third call's agent had joined (the worker
-    reported on the call) and left: lost at LOST_AFTER_S, as before."""
+    them comes, the other is lost at ARRIVAL_AFTER_S. The other two calls' agents had joined (the
+    worker reported on the call, or LiveKit said an agent joined) and left: lost at LOST_AFTER_S."""
 
     async def body(w: World) -> None:
         w.sweeper = Sweeper(
@@ -589,20 +589,25 @@ def test_an_agent_still_on_its_way_is_waited_for_longer_than_a_lost_one(
             interval_s=2.0,
             clock=w.clock,
         )
-        slow, never, left = w.place(ANSWERS), w.place(ANSWERS), w.place(ANSWERS)
+        slow, never, left, seen = (w.place(ANSWERS) for _ in range(4))
         await w.dial_all()
-        for call_id in (slow, never, left):
+        for call_id in (slow, never, left, seen):
             w.lk.agent_left(w.room(call_id))
             assert w.lk.jobs[w.room(call_id)] == 1
         with w.sessions() as s:
-            call = s.get(Call, left)
-            assert call is not None
+            call, other = s.get(Call, left), s.get(Call, seen)
+            assert call is not None and other is not None
             record_event(s, call, source="worker", event_id="EV_answered", type_="answered", payload={})
+            # only LiveKit's word that an agent joined (its worker's events never arrived)
+            agent = {"participant": {"kind": "AGENT", "identity": "agent-1"}}
+            joined = "participant_joined"
+            record_event(s, other, source="livekit", event_id="EV_agent", type_=joined, payload=agent)
             s.commit()
         await w.sweeper.sweep()
         w.clock.advance(LOST_AFTER_S)
         await w.sweeper.sweep()
-        assert (w.call(left).status, w.call(left).end_reason) == ("ended", "worker_lost")
+        for gone in (left, seen):
+            assert (w.call(gone).status, w.call(gone).end_reason) == ("ended", "worker_lost")
         assert [w.call(c).status for c in (slow, never)] == ["in_progress"] * 2
 
         w.lk.rooms[w.room(slow)] = RoomPeople(sip=w.lk.rooms[w.room(slow)].sip, agents=1)  # it came
