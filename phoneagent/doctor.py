@@ -146,7 +146,7 @@ def _check_port(
 def _check_pool(report: Report, settings: Settings, service: str, pool: range) -> None:
     """A per-call UDP range: held ports are calls of the service or other processes' sockets; it
     cannot take a call only when every one is held."""
-    held = sum(not ports.is_free(settings.bind_host, port, "udp") for port in pool)
+    held = len(ports.held(settings.bind_host, pool))
     level = BAD if held == len(pool) else OK
     span = f"udp/{pool.start}-{pool.stop - 1}"
     report.row(level, span, f"{len(pool) - held} of {len(pool)} free ({service})")

@@ -21,6 +21,11 @@ def is_free(host: str, port: int, proto: str = "tcp") -> bool:
     return True
 
 
+def held(host: str, pool: range, proto: str = "udp") -> list[int]:
+    """The ports of ``pool`` that some process holds now."""
+    return [port for port in pool if not is_free(host, port, proto)]
+
+
 def _owner_inodes(port: int, proto: str) -> set[str]:
     inodes: set[str] = set()
     for name in _PROTO_FILES[proto]:

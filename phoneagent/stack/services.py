@@ -366,7 +366,7 @@ class Stack:
                         hint=f"stop that process, or give {svc.name} another port (PHONEAGENT_* settings)",
                     )
         for pool in svc.udp_pools:
-            held = [port for port in pool if not ports.is_free(host, port, "udp")]
+            held = ports.held(host, pool)
             if not held:
                 continue
             span = f"UDP ports {pool.start}-{pool.stop - 1}"
