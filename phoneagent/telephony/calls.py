@@ -184,8 +184,7 @@ class LiveKitCalls(LiveKitClient):
             if not await self._listed(room):
                 return
             log.info("the room's node does not answer; placing it on one that does", extra={"room": room})
-            with self._errors():
-                await self._api().room.create_room(api.CreateRoomRequest(name=room))
+            await self.create_room(room)
             await self._delete_room(room)
 
     async def _delete_room(self, room: str) -> None:
